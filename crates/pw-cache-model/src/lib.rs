@@ -1,0 +1,39 @@
+//! # pw-cache-model
+//!
+//! The lowest layer of pw-cache: the types every other crate shares, and nothing that does
+//! I/O. It is what proxywhirl 0.3.3's `proxywhirl.cache.models` is, as Rust.
+//!
+//! - [`CacheEntry`]: one cached proxy, its 21 fields in the reference's order; its JSON form
+//!   is the reference's export line, byte for byte ([`pyjson`]).
+//! - [`Secret`]: credentials and keys; zeroized on drop, `***` in `Debug`, `Display` and serde.
+//! - [`CacheConfig`] / [`CacheTierConfig`]: every field, default and bound of the reference,
+//!   validated on construction and on deserialization alike ([`ConfigError`] names the field).
+//! - [`TierStatistics`] / [`CacheStatistics`]: counters and the reference's formulas.
+//! - [`timestamp`]: Python `isoformat()` text, both directions, microsecond precision.
+//! - [`generate_cache_key`]: the reference's key of a proxy URL.
+//!
+//! ## Non-goals
+//! No on-disk format lives here except the shared JSON conventions: the JSONL shard line (with
+//! encrypted credentials) belongs to the JSONL tier, the SQLite rows to the SQLite tiers, and
+//! tokens to `pw-cache-crypto`. This crate never encrypts, never touches a file.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod entry;
+pub mod enums;
+pub mod key;
+pub mod pyjson;
+pub mod secret;
+pub mod stats;
+pub mod timestamp;
+
+pub use config::{CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, MAX_TTL_SECONDS};
+pub use entry::{CacheEntry, EntryError};
+pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, ParseEnumError};
+pub use key::{CACHE_KEY_LEN, generate_cache_key};
+pub use secret::Secret;
+pub use stats::{CacheStatistics, METRIC_NAMES, TierStatistics};
+/// The date-time type of every timestamp in the model (re-exported from `time`).
+pub use time::OffsetDateTime;
+pub use timestamp::TimestampError;
