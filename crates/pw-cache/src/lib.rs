@@ -1,0 +1,17 @@
+#![doc = include_str!("../../../README.md")]
+#![forbid(unsafe_code)]
+
+/// The model layer ([`pw_cache_model`]): entries, configuration, statistics, timestamps.
+pub use pw_cache_model as model;
+
+/// The crypto layer ([`pw_cache_crypto`]): keys and tokens.
+pub use pw_cache_crypto as crypto;
+
+/// The storage layer ([`pw_cache_tiers`]): the four backends.
+pub use pw_cache_tiers as tiers;
+
+pub use pw_cache_model::{
+    CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType, ConfigError,
+    EntryError, EvictionPolicy, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES, OffsetDateTime,
+    ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
+};
