@@ -1,0 +1,297 @@
+//! [`KeyRing`]: one current key and any number of previous keys; encrypt, decrypt, rotate.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pw_cache_model::Secret;
+use zeroize::Zeroize;
+
+use crate::error::{CryptoError, KeySource};
+use crate::key::FernetKey;
+use crate::token::Token;
+
+/// How far in the future a token may be stamped for [`KeyRing::decrypt_with_ttl`] (the spec's
+/// and Python's 60 s).
+pub const MAX_CLOCK_SKEW_SECONDS: u64 = 60;
+
+/// Where the ring's current key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// Keys handed to [`KeyRing::new`] or [`KeyRing::from_secrets`].
+    Explicit,
+    /// `CacheConfig::encryption_key`.
+    Config,
+    /// The environment variable [`crate::ENV_CURRENT_KEY`].
+    Environment,
+    /// The key file, because no key was configured.
+    KeyFile {
+        /// The file.
+        path: PathBuf,
+        /// Whether this open created it.
+        created: bool,
+    },
+}
+
+/// The keys of a cache: the current key encrypts, every key decrypts (the current first), as
+/// Python's `MultiFernet([current, *previous])`.
+///
+/// Cheap to share: it is `Send + Sync`; wrap it in an `Arc` to hand it to several tiers. Every
+/// key is zeroized when the ring is dropped; `Debug` shows how many keys, not which.
+#[derive(Clone)]
+pub struct KeyRing {
+    /// `keys[0]` is the current key; no two are equal.
+    keys: Vec<FernetKey>,
+    origin: KeyOrigin,
+}
+
+impl KeyRing {
+    /// A ring of `current` and `previous` (duplicates of an earlier key are dropped).
+    pub fn new(current: FernetKey, previous: impl IntoIterator<Item = FernetKey>) -> Self {
+        let mut ring = Self {
+            keys: vec![current],
+            origin: KeyOrigin::Explicit,
+        };
+        ring.add_previous(previous);
+        ring
+    }
+
+    /// Parses the keys (url-safe base64); an invalid one is an error naming its position.
+    pub fn from_secrets(current: &Secret, previous: &[Secret]) -> Result<Self, CryptoError> {
+        let current = FernetKey::parse(current.expose_secret(), KeySource::Explicit { index: 0 })?;
+        let previous = previous
+            .iter()
+            .enumerate()
+            .map(|(i, k)| FernetKey::parse(k.expose_secret(), KeySource::Explicit { index: i + 1 }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(current, previous))
+    }
+
+    pub(crate) fn with_origin(mut self, origin: KeyOrigin) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    pub(crate) fn add_previous(&mut self, previous: impl IntoIterator<Item = FernetKey>) {
+        for key in previous {
+            if !self.keys.contains(&key) {
+                self.keys.push(key);
+            }
+        }
+    }
+
+    /// Where the current key came from.
+    pub fn origin(&self) -> &KeyOrigin {
+        &self.origin
+    }
+
+    /// The key that encrypts.
+    pub fn current(&self) -> &FernetKey {
+        &self.keys[0]
+    }
+
+    /// How many keys (current + previous).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always false: a ring has a current key.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Encrypts `plaintext` with the current key, stamped now.
+    pub fn encrypt(&self, plaintext: &Secret) -> Token {
+        self.encrypt_at(plaintext, unix_now())
+    }
+
+    /// Encrypts `plaintext` with the current key, stamped `unix_seconds`.
+    pub fn encrypt_at(&self, plaintext: &Secret, unix_seconds: u64) -> Token {
+        let text = self
+            .current()
+            .fernet
+            .encrypt_at_time(plaintext.expose_secret().as_bytes(), unix_seconds);
+        Token::from_fernet_output(text, unix_seconds)
+    }
+
+    /// Decrypts with the first key of the ring that authenticates the token.
+    ///
+    /// Unlike the `fernet` crate, and like Python's `cryptography` (with no TTL), a token
+    /// stamped in the future is accepted: a writer's clock ahead of ours must not make its
+    /// credentials unreadable.
+    pub fn decrypt(&self, token: &Token) -> Result<Secret, CryptoError> {
+        let (_, plaintext) = self.open(token)?;
+        plaintext_to_secret(plaintext)
+    }
+
+    /// Decrypts as the Fernet specification verifies: the token must also be at most
+    /// `ttl_seconds` old and at most 60 s in the future at `now_unix`. The cache itself does not
+    /// use token age (entries expire by `expires_at`); this is for callers that want the
+    /// spec's full check.
+    pub fn decrypt_with_ttl(&self, token: &Token, ttl_seconds: u64, now_unix: u64) -> Result<Secret, CryptoError> {
+        let issued = token.timestamp();
+        if issued.saturating_add(ttl_seconds) < now_unix {
+            return Err(CryptoError::TokenExpired { issued, ttl_seconds });
+        }
+        if issued > now_unix.saturating_add(MAX_CLOCK_SKEW_SECONDS) {
+            return Err(CryptoError::TokenFromTheFuture { issued });
+        }
+        self.decrypt(token)
+    }
+
+    /// Checks the shape of stored bytes ([`Token::from_bytes`]) and decrypts them.
+    pub fn decrypt_bytes(&self, bytes: &[u8]) -> Result<Secret, CryptoError> {
+        self.decrypt(&Token::from_bytes(bytes)?)
+    }
+
+    /// Which key of the ring opens the token: `Some(0)` for the current key, `Some(i)` for
+    /// the i-th previous key, `None` for none.
+    pub fn key_index(&self, token: &Token) -> Option<usize> {
+        self.open(token).ok().map(|(i, mut plaintext)| {
+            plaintext.zeroize();
+            i
+        })
+    }
+
+    /// Re-encrypts a token readable by any key of the ring under the current key, keeping its
+    /// original timestamp (Python's `MultiFernet.rotate`).
+    pub fn rotate(&self, token: &Token) -> Result<Token, CryptoError> {
+        let (_, mut plaintext) = self.open(token)?;
+        let text = self.current().fernet.encrypt_at_time(&plaintext, token.timestamp());
+        plaintext.zeroize();
+        Ok(Token::from_fernet_output(text, token.timestamp()))
+    }
+
+    fn open(&self, token: &Token) -> Result<(usize, Vec<u8>), CryptoError> {
+        // "Now" = the token's own stamp: no TTL and no clock-skew check, as Python without ttl.
+        for (i, key) in self.keys.iter().enumerate() {
+            if let Ok(plaintext) = key.fernet.decrypt_at_time(token.as_str(), None, token.timestamp()) {
+                return Ok((i, plaintext));
+            }
+        }
+        Err(CryptoError::TokenRejected)
+    }
+}
+
+fn plaintext_to_secret(plaintext: Vec<u8>) -> Result<Secret, CryptoError> {
+    match String::from_utf8(plaintext) {
+        Ok(text) => Ok(Secret::new(text)),
+        Err(err) => {
+            err.into_bytes().zeroize();
+            Err(CryptoError::NotUtf8)
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("keys", &self.keys.len())
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> (KeyRing, FernetKey, FernetKey) {
+        let (current, previous) = (FernetKey::generate(), FernetKey::generate());
+        (KeyRing::new(current.clone(), [previous.clone()]), current, previous)
+    }
+
+    #[test]
+    fn round_trip_and_key_index() {
+        let (ring, _, previous) = ring();
+        let token = ring.encrypt(&Secret::new("p@ss"));
+        assert_eq!(ring.decrypt(&token).unwrap().expose_secret(), "p@ss");
+        assert_eq!(ring.key_index(&token), Some(0));
+        let old = KeyRing::new(previous, []).encrypt(&Secret::new("old"));
+        assert_eq!(ring.key_index(&old), Some(1));
+        assert_eq!(ring.decrypt(&old).unwrap().expose_secret(), "old");
+    }
+
+    #[test]
+    fn rotate_moves_to_the_current_key_and_keeps_the_timestamp() {
+        let (ring, current, previous) = ring();
+        let old = KeyRing::new(previous, []).encrypt_at(&Secret::new("s"), 1_000_000_000);
+        let rotated = ring.rotate(&old).unwrap();
+        assert_eq!(rotated.timestamp(), 1_000_000_000);
+        let only_new = KeyRing::new(current, []);
+        assert_eq!(only_new.decrypt(&rotated).unwrap().expose_secret(), "s");
+        assert!(matches!(only_new.decrypt(&old), Err(CryptoError::TokenRejected)));
+    }
+
+    #[test]
+    fn unknown_key_and_tampering_are_rejected() {
+        let (ring, _, _) = ring();
+        let stranger = KeyRing::new(FernetKey::generate(), []).encrypt(&Secret::new("x"));
+        assert!(matches!(ring.decrypt(&stranger), Err(CryptoError::TokenRejected)));
+        let mut bytes = ring.encrypt(&Secret::new("x")).into_bytes();
+        let mid = bytes.len() / 2;
+        bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+        let err = ring.decrypt_bytes(&bytes).unwrap_err();
+        assert!(err.is_corrupt_token(), "{err}");
+    }
+
+    #[test]
+    fn future_tokens_are_accepted() {
+        let (ring, _, _) = ring();
+        let token = ring.encrypt_at(&Secret::new("later"), unix_now() + 3600);
+        assert_eq!(ring.decrypt(&token).unwrap().expose_secret(), "later");
+    }
+
+    #[test]
+    fn ttl_verification_checks_age_and_skew() {
+        let (ring, _, _) = ring();
+        let token = ring.encrypt_at(&Secret::new("t"), 1000);
+        assert!(ring.decrypt_with_ttl(&token, 60, 1060).is_ok());
+        assert!(matches!(
+            ring.decrypt_with_ttl(&token, 60, 1061),
+            Err(CryptoError::TokenExpired { issued: 1000, .. })
+        ));
+        assert!(ring.decrypt_with_ttl(&token, 60, 940).is_ok());
+        assert!(matches!(
+            ring.decrypt_with_ttl(&token, 60, 939),
+            Err(CryptoError::TokenFromTheFuture { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_utf8_round_trips(text in "\\PC{0,64}|[\\x00-\\x7f]{0,16}|.{4990,5000}") {
+            let (ring, _, _) = ring();
+            let token = ring.encrypt(&Secret::new(text.clone()));
+            let back = ring.decrypt(&token).unwrap();
+            proptest::prop_assert_eq!(back.expose_secret(), text.as_str());
+        }
+    }
+
+    #[test]
+    fn edge_plaintexts_round_trip() {
+        let (ring, _, _) = ring();
+        for text in [
+            String::new(),
+            "\0".to_owned(),
+            "\0a\0".to_owned(),
+            "é😀".repeat(1250),
+            "x".repeat(5000),
+        ] {
+            let token = ring.encrypt(&Secret::new(text.clone()));
+            assert_eq!(ring.decrypt(&token).unwrap().expose_secret(), text);
+        }
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_debug_hides_keys() {
+        let k = FernetKey::generate();
+        let ring = KeyRing::new(k.clone(), [k.clone(), k]);
+        assert_eq!(ring.len(), 1);
+        assert!(!format!("{ring:?}").contains(ring.current().to_base64().expose_secret()));
+    }
+}
