@@ -65,3 +65,88 @@ pub fn strings_in(value: &Value) -> Vec<&str> {
 pub fn export_lines() -> Vec<String> {
     read_fixture("export/export.jsonl").lines().map(str::to_owned).collect()
 }
+
+/// Decodes lowercase or uppercase hex (the JSONL tier's encoding of token bytes).
+pub fn hex_decode(hex: &str) -> Vec<u8> {
+    assert!(hex.len().is_multiple_of(2), "odd-length hex");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+/// The fixtures' keys: (current, previous), as url-safe base64 text.
+pub fn fixture_keys() -> (String, String) {
+    (
+        read_fixture("key_current.txt").trim().to_owned(),
+        read_fixture("key_previous.txt").trim().to_owned(),
+    )
+}
+
+/// The Fernet specification, implemented independently of the `fernet` crate (RustCrypto
+/// primitives, following <https://github.com/fernet/spec/blob/master/Spec.md>), so that tests
+/// can check the tokens pw-cache makes the way Python's `cryptography` would read them.
+pub mod fernet_reference {
+    use aes::Aes128;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE;
+    use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    /// What a token holds, once verified.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Opened {
+        /// Unix seconds.
+        pub timestamp: u64,
+        /// The 16-byte IV.
+        pub iv: [u8; 16],
+        /// The plaintext.
+        pub plaintext: Vec<u8>,
+    }
+
+    fn split_key(key_b64: &str) -> ([u8; 16], [u8; 16]) {
+        let key = URL_SAFE.decode(key_b64).expect("key is base64");
+        assert_eq!(key.len(), 32);
+        (key[..16].try_into().unwrap(), key[16..].try_into().unwrap())
+    }
+
+    /// The token the spec's "generate" makes from these inputs.
+    pub fn generate(key_b64: &str, timestamp: u64, iv: [u8; 16], plaintext: &[u8]) -> String {
+        let (signing, encryption) = split_key(key_b64);
+        let ciphertext =
+            cbc::Encryptor::<Aes128>::new(&encryption.into(), &iv.into()).encrypt_padded_vec_mut::<Pkcs7>(plaintext);
+        let mut token = vec![0x80];
+        token.extend_from_slice(&timestamp.to_be_bytes());
+        token.extend_from_slice(&iv);
+        token.extend_from_slice(&ciphertext);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&signing).unwrap();
+        mac.update(&token);
+        token.extend_from_slice(&mac.finalize().into_bytes());
+        URL_SAFE.encode(token)
+    }
+
+    /// The spec's "verify" without TTL, as Python's `Fernet.decrypt(token)`: `None` when the
+    /// token is malformed or its HMAC does not match.
+    pub fn open(key_b64: &str, token: &[u8]) -> Option<Opened> {
+        let (signing, encryption) = split_key(key_b64);
+        let data = URL_SAFE.decode(token).ok()?;
+        if data.len() < 73 || data[0] != 0x80 {
+            return None;
+        }
+        let (message, tag) = data.split_at(data.len() - 32);
+        let mut mac = Hmac::<Sha256>::new_from_slice(&signing).unwrap();
+        mac.update(message);
+        mac.verify_slice(tag).ok()?;
+        let timestamp = u64::from_be_bytes(message[1..9].try_into().unwrap());
+        let iv: [u8; 16] = message[9..25].try_into().unwrap();
+        let plaintext = cbc::Decryptor::<Aes128>::new(&encryption.into(), &iv.into())
+            .decrypt_padded_vec_mut::<Pkcs7>(&message[25..])
+            .ok()?;
+        Some(Opened {
+            timestamp,
+            iv,
+            plaintext,
+        })
+    }
+}
