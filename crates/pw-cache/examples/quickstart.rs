@@ -2,7 +2,7 @@
 //!
 //! Run with `cargo run -p pw-cache --example quickstart`. It writes nothing to disk.
 
-use pw_cache::{CacheConfig, CacheEntry, CacheStatistics, Secret, generate_cache_key};
+use pw_cache::{CacheConfig, CacheEntry, CacheStatistics, FernetKey, KeyRing, Secret, generate_cache_key};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = CacheConfig::default();
@@ -16,6 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("entry as the reference exports it (credentials masked):");
     println!("{}", entry.to_json_line());
     println!("expired now? {}  healthy? {}", entry.is_expired(), entry.is_healthy());
+
+    // At rest, credentials are Fernet tokens (here under a throwaway key: nothing is written).
+    let ring = KeyRing::new(FernetKey::generate(), []);
+    let token = ring.encrypt(entry.password.as_ref().ok_or("no password")?);
+    let back = ring.decrypt(&token)?;
+    println!(
+        "\npassword at rest: {token:?}; decrypts back: {}",
+        back == *entry.password.as_ref().ok_or("no password")?
+    );
 
     let stats = CacheStatistics::default();
     println!("\nmetrics of an empty cache:");

@@ -15,3 +15,8 @@ pub use pw_cache_model::{
     EntryError, EvictionPolicy, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES, OffsetDateTime,
     ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
 };
+
+pub use pw_cache_crypto::{
+    CryptoError, DEFAULT_KEY_FILE_NAME, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, EnvKeys, FernetKey, KeyOrigin, KeyRing,
+    KeySource, Token,
+};
