@@ -1,17 +1,24 @@
 //! # pw-cache-tiers
 //!
-//! The storage backends of pw-cache, each behind one tier contract, each in its own module:
+//! The storage backends of pw-cache, each behind one tier contract ([`CacheTier`]), each in its
+//! own module, each the one owner of its on-disk format:
 //! - L1 memory: bounded, with real LRU, LFU and FIFO policies;
 //! - L2 JSONL: proxywhirl's 16 sharded `shard_NN.jsonl` files, cross-process locked;
 //! - L2 SQLite: proxywhirl's `l2_cache.db` (`l2_cache` table);
 //! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`.
 //!
 //! ## Status
-//! This crate is the skeleton of the layer (issues 4 and 5 fill it): it builds, it depends
-//! only on [`pw_cache_model`] and [`pw_cache_crypto`], and it exports nothing yet.
+//! The tier contract, typed errors and degradation are here; the backends arrive with issues 4
+//! (memory, JSONL) and 5 (SQLite L2, L3).
 //!
 //! ## Non-goals
-//! A tier never moves entries between levels (promotion, demotion): the manager in `pw-cache`
-//! does.
+//! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
+//! statistics: the manager in `pw-cache` does both.
 
 #![forbid(unsafe_code)]
+
+mod error;
+mod tier;
+
+pub use error::TierError;
+pub use tier::{CacheTier, FAILURE_THRESHOLD, TierHealth};

@@ -1,0 +1,145 @@
+//! The tier contract ([`CacheTier`]) and graceful degradation ([`TierHealth`]).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use pw_cache_model::{CacheEntry, CacheTierType, OffsetDateTime};
+
+use crate::error::TierError;
+
+/// Consecutive failures after which a tier reports itself disabled (the reference's 3).
+pub const FAILURE_THRESHOLD: u32 = 3;
+
+/// One storage level. Every backend implements it; the manager composes them.
+///
+/// - Results are typed: `Ok(None)` from [`CacheTier::get`] is a miss; an error is either a
+///   failing tier ([`TierError::is_tier_failure`], counted by [`TierHealth`]) or one unreadable
+///   entry ([`TierError::is_corrupt_entry`]).
+/// - Tiers are `Send + Sync` and take `&self`: many threads use one tier at once.
+/// - A tier stores an entry under `entry.key`, always.
+/// - Expiry uses the model's one boundary: an entry is expired when `now >= expires_at`.
+pub trait CacheTier: Send + Sync {
+    /// Which level this tier is.
+    fn tier_type(&self) -> CacheTierType;
+
+    /// The entry under `key`, or `None`. Expired entries are returned as stored: the caller
+    /// decides (the manager deletes them everywhere and counts a TTL eviction).
+    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError>;
+
+    /// Stores `entry` under `entry.key`, replacing what was there.
+    fn put(&self, entry: &CacheEntry) -> Result<(), TierError>;
+
+    /// Removes `key`; whether it was there.
+    fn delete(&self, key: &str) -> Result<bool, TierError>;
+
+    /// Removes everything; how many entries there were.
+    fn clear(&self) -> Result<usize, TierError>;
+
+    /// How many entries the tier holds.
+    fn size(&self) -> Result<usize, TierError>;
+
+    /// Every key the tier holds (no order promised).
+    fn keys(&self) -> Result<Vec<String>, TierError>;
+
+    /// Whether `key` is held (expired or not).
+    fn contains(&self, key: &str) -> Result<bool, TierError>;
+
+    /// Removes every entry expired at `now` (`now >= expires_at`); how many.
+    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError>;
+
+    /// The tier's failure counter.
+    fn health(&self) -> &TierHealth;
+}
+
+/// Counts consecutive failures of a tier: at [`FAILURE_THRESHOLD`] the tier reports itself
+/// disabled; any success resets the count (so a tier comes back by itself).
+#[derive(Debug, Default)]
+pub struct TierHealth {
+    consecutive_failures: AtomicU32,
+}
+
+impl TierHealth {
+    /// A healthy counter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records the outcome of an operation and passes it through: an error that is a tier
+    /// failure counts one failure; success resets; other errors (a corrupt entry, bad input)
+    /// leave the count as it is.
+    pub fn observe<T>(&self, result: Result<T, TierError>) -> Result<T, TierError> {
+        match &result {
+            Ok(_) => self.record_success(),
+            Err(e) if e.is_tier_failure() => self.record_failure(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Records a success: the count goes back to zero.
+    pub fn record_success(&self) {
+        // Skip the write when already zero: successes are the hot path.
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failure.
+    pub fn record_failure(&self) {
+        let failures = self
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        if failures == FAILURE_THRESHOLD {
+            tracing::warn!(failures, "cache tier disabled after consecutive failures");
+        }
+    }
+
+    /// Consecutive failures so far.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tier has failed [`FAILURE_THRESHOLD`] times in a row.
+    pub fn is_disabled(&self) -> bool {
+        self.consecutive_failures() >= FAILURE_THRESHOLD
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_err() -> TierError {
+        TierError::Io {
+            op: "read",
+            path: "/x".into(),
+            source: std::io::Error::other("boom"),
+        }
+    }
+
+    #[test]
+    fn disabled_at_threshold_and_reset_by_success() {
+        let h = TierHealth::new();
+        for _ in 0..FAILURE_THRESHOLD - 1 {
+            let _ = h.observe::<()>(Err(io_err()));
+        }
+        assert!(!h.is_disabled());
+        let _ = h.observe::<()>(Err(io_err()));
+        assert!(h.is_disabled());
+        h.observe(Ok(())).unwrap();
+        assert!(!h.is_disabled());
+        assert_eq!(h.consecutive_failures(), 0);
+    }
+
+    #[test]
+    fn corrupt_entries_are_not_tier_failures() {
+        let h = TierHealth::new();
+        for _ in 0..10 {
+            let _ = h.observe::<()>(Err(TierError::Corrupt {
+                key: "k".into(),
+                reason: "r".into(),
+            }));
+        }
+        assert!(!h.is_disabled());
+    }
+}
