@@ -8,8 +8,8 @@
 //! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`.
 //!
 //! ## Status
-//! The tier contract, typed errors and degradation are here; the backends arrive with issues 4
-//! (memory, JSONL) and 5 (SQLite L2, L3).
+//! The tier contract, typed errors, degradation and the memory tier are here; the JSONL tier
+//! (issue 4) and the SQLite tiers (issue 5) are being written.
 //!
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
@@ -18,7 +18,9 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod memory;
 mod tier;
 
 pub use error::TierError;
+pub use memory::MemoryTier;
 pub use tier::{CacheTier, FAILURE_THRESHOLD, TierHealth};

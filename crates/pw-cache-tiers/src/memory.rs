@@ -1,0 +1,1206 @@
+//! L1: the memory tier ([`MemoryTier`]), bounded, with real LRU, LFU and FIFO eviction.
+//!
+//! # Design
+//!
+//! The tier is split into `N` *shards*; a key's shard is chosen by a hash of the key (a
+//! [`RandomState`] of its own, independent of the maps' hashers). Each shard is one [`Mutex`]
+//! around:
+//! - an index, `HashMap<String, slot>`, from key to a slot of
+//! - a slab (`Vec`) of slots, each holding an entry (behind an [`Arc`]) and the intrusive
+//!   `prev`/`next` indices of the list it sits in;
+//! - *frequency buckets*, the classic O(1) LFU structure (Shah, Mitra and Matani, 2010): a
+//!   chain of buckets in increasing access count, each bucket a list of the slots with that
+//!   count, least recently used first.
+//!
+//! The three policies share that structure and differ only in what an access does:
+//!
+//! | policy | new key | `get` | `put` of a held key | victim |
+//! |---|---|---|---|---|
+//! | [`EvictionPolicy::Lru`] | count 1, most recent | becomes most recent | becomes most recent | least recently used |
+//! | [`EvictionPolicy::Lfu`] | count 1, most recent | count + 1, most recent | count + 1, most recent | fewest accesses; among those, least recently used |
+//! | [`EvictionPolicy::Fifo`] | last in | no change | **keeps its place** (value replaced) | first in |
+//!
+//! (LRU and FIFO never leave the bucket of count 1: there the buckets are a single list.)
+//! The FIFO choice follows the usual definition of FIFO: the entry's age is the time it
+//! entered the tier; updating it in place does not make it younger.
+//!
+//! `get`, `put`, `delete` and `contains` are O(1) (one hash, one map lookup, a constant number
+//! of list operations under one shard lock); `keys`, `size`, `clear` and
+//! [`cleanup_expired`](CacheTier::cleanup_expired) visit every shard, the latter two in
+//! O(entries).
+//!
+//! A hit clones an [`Arc`] under the lock and the [`CacheEntry`] after releasing it: no
+//! decryption ever (credentials are [`Secret`](pw_cache_model::Secret)s already in memory) and
+//! no allocation while holding the lock. A `put` copies the entry before taking the lock;
+//! replaced, evicted, deleted, expired and cleared entries are dropped (or handed to the
+//! callback) after it is released.
+//!
+//! # Shards and the policy
+//!
+//! With one shard the policy is exact and global: the victim is the policy's victim among all
+//! entries of the tier. With `N > 1` shards, as in moka or quick_cache, the policy is applied
+//! **per shard**:
+//! - `max_entries` is split across the shards: shard `i` holds at most
+//!   `max_entries / N` entries, plus one for the first `max_entries % N` shards; the sum is
+//!   exactly `max_entries`, so [`size`](CacheTier::size) never exceeds it;
+//! - a `put` of a new key into a full shard evicts that shard's victim, even if the tier as a
+//!   whole holds fewer than `max_entries` entries (keys are not spread perfectly evenly);
+//! - the victim is the policy's victim *within the shard*, which is not always the global one.
+//!
+//! The default shard count ([`MemoryTier::default_shard_count`]) keeps at least
+//! [`MIN_ENTRIES_PER_SHARD`] entries per shard, so small tiers get one shard (exact policy) and
+//! only large ones are split, up to [`MAX_DEFAULT_SHARDS`] shards; an unbounded tier (nothing
+//! to evict, so nothing to approximate) gets [`MAX_DEFAULT_SHARDS`].
+//!
+//! # Eviction callback
+//!
+//! Only evictions by the policy (a `put` into a full shard) reach the callback given to
+//! [`MemoryTier::with_eviction_callback`] and the [`MemoryTier::evictions`] count: `delete`,
+//! `clear` and `cleanup_expired` do not. The callback runs on the thread that called `put`,
+//! after the shard lock is released, so it may call back into the tier.
+//!
+//! # Robustness
+//!
+//! No operation fails with an error except a `put` with an empty key
+//! ([`TierError::InvalidEntry`]). Should a thread ever panic while holding a shard lock (a bug:
+//! no user code runs under the lock), the next user of that shard
+//! empties it and carries on: losing cached entries is safe, a half-updated list is not.
+//!
+//! The tier ignores [`CacheTierConfig::enabled`]: whether to use a disabled tier is the
+//! manager's decision.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
+
+use crate::error::TierError;
+use crate::tier::{CacheTier, TierHealth};
+
+/// The default shard count keeps at least this many entries per shard (a tier of fewer than
+/// twice this many entries has a single shard, and an exact policy).
+pub const MIN_ENTRIES_PER_SHARD: u64 = 64;
+
+/// The most shards [`MemoryTier::default_shard_count`] chooses.
+pub const MAX_DEFAULT_SHARDS: usize = 16;
+
+/// The most shards a tier can have ([`MemoryTier::with_shards`] clamps to it).
+pub const MAX_SHARDS: usize = 1024;
+
+/// "No slot" / "no bucket" in the intrusive links.
+const NIL: usize = usize::MAX;
+
+/// What receives each entry the policy evicts.
+type EvictionCallback = Box<dyn Fn(String, CacheEntry) + Send + Sync>;
+
+/// The L1 tier: entries in memory, bounded by `max_entries`, evicted by the configured
+/// [`EvictionPolicy`]. See the [module documentation](self) for the design and the exact
+/// semantics with several shards.
+///
+/// ```
+/// use pw_cache_model::{CacheEntry, CacheTierConfig, EvictionPolicy};
+/// use pw_cache_tiers::CacheTier;
+/// use pw_cache_tiers::memory::MemoryTier;
+///
+/// let config = CacheTierConfig::bounded(2).with_policy(EvictionPolicy::Fifo);
+/// let tier = MemoryTier::new(&config).with_eviction_callback(|key, _entry| println!("demote {key}"));
+/// for key in ["a", "b", "c"] {
+///     tier.put(&CacheEntry::new("http://1.2.3.4:8080", "fetched", 60)?.with_key(key))?;
+/// }
+/// assert!(!tier.contains("a")?);
+/// assert_eq!(tier.evictions(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MemoryTier {
+    policy: EvictionPolicy,
+    max_entries: Option<u64>,
+    shards: Box<[Mutex<Shard>]>,
+    /// Picks a key's shard; independent of the shards' own map hashers, so that the keys of
+    /// one shard still spread over its map's buckets.
+    shard_hasher: RandomState,
+    on_evict: Option<EvictionCallback>,
+    evictions: AtomicU64,
+    health: TierHealth,
+}
+
+impl MemoryTier {
+    /// A tier for `config` (`max_entries`, `eviction_policy`) with
+    /// [`MemoryTier::default_shard_count`] shards and no eviction callback.
+    pub fn new(config: &CacheTierConfig) -> Self {
+        Self::with_shards(config, Self::default_shard_count(config.max_entries))
+    }
+
+    /// A tier for `config` with `shards` shards, clamped to `1..=`[`MAX_SHARDS`] and, when
+    /// bounded, to at most `max_entries` (every shard holds at least one entry). One shard
+    /// makes the policy exact and global. A `max_entries` of 0 (which config validation
+    /// rejects) is treated as 1.
+    pub fn with_shards(config: &CacheTierConfig, shards: usize) -> Self {
+        let mut count = shards.clamp(1, MAX_SHARDS);
+        if let Some(max) = config.max_entries {
+            count = count.min(usize::try_from(max.max(1)).unwrap_or(usize::MAX));
+        }
+        let shards = (0..count)
+            .map(|i| {
+                Mutex::new(Shard::new(
+                    config.eviction_policy,
+                    shard_capacity(config.max_entries, count, i),
+                ))
+            })
+            .collect();
+        Self {
+            policy: config.eviction_policy,
+            max_entries: config.max_entries,
+            shards,
+            shard_hasher: RandomState::new(),
+            on_evict: None,
+            evictions: AtomicU64::new(0),
+            health: TierHealth::new(),
+        }
+    }
+
+    /// The same tier, calling `on_evict(key, entry)` for each entry the policy evicts (so the
+    /// manager can demote it), in eviction order, after the shard lock is released.
+    pub fn with_eviction_callback(mut self, on_evict: impl Fn(String, CacheEntry) + Send + Sync + 'static) -> Self {
+        self.on_evict = Some(Box::new(on_evict));
+        self
+    }
+
+    /// The shard count [`MemoryTier::new`] uses: `max_entries / `[`MIN_ENTRIES_PER_SHARD`]
+    /// clamped to `1..=`[`MAX_DEFAULT_SHARDS`] (so 1 below 128 entries, 15 for the default L1
+    /// of 1,000), and [`MAX_DEFAULT_SHARDS`] when unbounded.
+    pub fn default_shard_count(max_entries: Option<u64>) -> usize {
+        match max_entries {
+            None => MAX_DEFAULT_SHARDS,
+            Some(max) => usize::try_from(max / MIN_ENTRIES_PER_SHARD)
+                .unwrap_or(usize::MAX)
+                .clamp(1, MAX_DEFAULT_SHARDS),
+        }
+    }
+
+    /// The eviction policy.
+    pub fn policy(&self) -> EvictionPolicy {
+        self.policy
+    }
+
+    /// The bound on the number of entries (`None`: unbounded).
+    pub fn max_entries(&self) -> Option<u64> {
+        self.max_entries
+    }
+
+    /// How many shards the tier has.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// How many entries the policy has evicted so far (not counting `delete`, `clear` or
+    /// `cleanup_expired`).
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    fn shard_for(&self, key: &str) -> &Mutex<Shard> {
+        let index = if self.shards.len() == 1 {
+            0
+        } else {
+            // The remainder is below the shard count, itself a usize: the cast is lossless.
+            (self.shard_hasher.hash_one(key) % self.shards.len() as u64) as usize
+        };
+        &self.shards[index]
+    }
+}
+
+impl fmt::Debug for MemoryTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTier")
+            .field("policy", &self.policy)
+            .field("max_entries", &self.max_entries)
+            .field("shards", &self.shards.len())
+            .field("evictions", &self.evictions())
+            .field("eviction_callback", &self.on_evict.is_some())
+            .field("health", &self.health)
+            .finish()
+    }
+}
+
+impl CacheTier for MemoryTier {
+    fn tier_type(&self) -> CacheTierType {
+        CacheTierType::L1
+    }
+
+    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let found = lock(self.shard_for(key)).get(key);
+        self.health.record_success();
+        Ok(found.map(|entry| CacheEntry::clone(&entry)))
+    }
+
+    fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        if entry.key.is_empty() {
+            return Err(TierError::InvalidEntry {
+                key: String::new(),
+                reason: "the key is empty".into(),
+            });
+        }
+        let stored = Arc::new(entry.clone());
+        let displaced = lock(self.shard_for(&entry.key)).put(stored);
+        // The lock is released: drop, count and report outside it.
+        self.health.record_success();
+        match displaced {
+            Displaced::Nothing => {}
+            Displaced::Replaced(previous) => drop(previous),
+            Displaced::Evicted(evicted) => {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                if let Some(on_evict) = &self.on_evict {
+                    let evicted = Arc::unwrap_or_clone(evicted);
+                    on_evict(evicted.key.clone(), evicted);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, TierError> {
+        let removed = lock(self.shard_for(key)).remove(key);
+        self.health.record_success();
+        Ok(removed.is_some())
+    }
+
+    fn clear(&self) -> Result<usize, TierError> {
+        let mut cleared = 0;
+        for shard in self.shards.iter() {
+            // The guard is dropped at the end of this statement, the entries after it.
+            let emptied = lock(shard).take_all();
+            cleared += emptied.len();
+        }
+        self.health.record_success();
+        Ok(cleared)
+    }
+
+    fn size(&self) -> Result<usize, TierError> {
+        let size = self.shards.iter().map(|shard| lock(shard).len()).sum();
+        self.health.record_success();
+        Ok(size)
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TierError> {
+        let mut keys = Vec::new();
+        for shard in self.shards.iter() {
+            keys.extend(lock(shard).index.keys().cloned());
+        }
+        self.health.record_success();
+        Ok(keys)
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, TierError> {
+        // Not an access: the policy's order does not change.
+        let held = lock(self.shard_for(key)).index.contains_key(key);
+        self.health.record_success();
+        Ok(held)
+    }
+
+    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let expired = lock(shard).remove_expired(now);
+            removed += expired.len();
+            // `expired` is dropped here, with the lock already released.
+        }
+        self.health.record_success();
+        Ok(removed)
+    }
+
+    fn health(&self) -> &TierHealth {
+        &self.health
+    }
+}
+
+/// The capacity of shard `index` of `shards` for a tier of `max_entries`.
+fn shard_capacity(max_entries: Option<u64>, shards: usize, index: usize) -> usize {
+    let Some(max) = max_entries else {
+        return usize::MAX;
+    };
+    let shards = shards as u64;
+    let extra = u64::from((index as u64) < max % shards);
+    usize::try_from(max / shards + extra).unwrap_or(usize::MAX).max(1)
+}
+
+/// Locks a shard. A shard poisoned by a panic may hold half-updated links: it is emptied
+/// (entries are only cached copies) and the poison cleared.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    match shard.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => {
+            let mut guard = poisoned.into_inner();
+            let dropped = guard.take_all().len();
+            shard.clear_poison();
+            tracing::warn!(
+                dropped,
+                "memory tier shard poisoned by a panic: its entries were dropped"
+            );
+            guard
+        }
+    }
+}
+
+/// What a [`Shard::put`] pushed out.
+enum Displaced {
+    /// Nothing: a new key in a shard with room.
+    Nothing,
+    /// The previous version of the same key.
+    Replaced(Arc<CacheEntry>),
+    /// Another entry, evicted by the policy to make room.
+    Evicted(Arc<CacheEntry>),
+}
+
+/// One slot of a shard's slab: an entry and its links in its bucket's list.
+#[derive(Debug)]
+struct Slot {
+    /// The entry; `None` when the slot is free.
+    entry: Option<Arc<CacheEntry>>,
+    /// The less recent neighbour in the bucket's list.
+    prev: usize,
+    /// The more recent neighbour in the bucket's list.
+    next: usize,
+    /// The bucket the slot is in.
+    bucket: usize,
+}
+
+/// The slots accessed `count` times, least recently used first, and the neighbouring buckets.
+#[derive(Debug)]
+struct Bucket {
+    /// How many accesses the slots of this bucket had (always 1 for LRU and FIFO).
+    count: u64,
+    /// Least recently used slot (the victim if this is the lowest bucket).
+    head: usize,
+    /// Most recently used slot.
+    tail: usize,
+    /// The bucket of the next lower count.
+    lower: usize,
+    /// The bucket of the next higher count.
+    higher: usize,
+}
+
+/// One shard: a key index, a slab of slots and the frequency buckets over them.
+#[derive(Debug)]
+struct Shard {
+    policy: EvictionPolicy,
+    /// At most this many entries (at least 1).
+    capacity: usize,
+    index: HashMap<String, usize>,
+    slots: Vec<Slot>,
+    free_slots: Vec<usize>,
+    buckets: Vec<Bucket>,
+    free_buckets: Vec<usize>,
+    /// The bucket of the lowest count (where victims come from), or [`NIL`] when empty.
+    lowest: usize,
+}
+
+impl Shard {
+    fn new(policy: EvictionPolicy, capacity: usize) -> Self {
+        Self {
+            policy,
+            capacity: capacity.max(1),
+            index: HashMap::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            buckets: Vec::new(),
+            free_buckets: Vec::new(),
+            lowest: NIL,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The entry under `key`, counted as an access.
+    fn get(&mut self, key: &str) -> Option<Arc<CacheEntry>> {
+        let slot = *self.index.get(key)?;
+        self.record_access(slot);
+        self.slots[slot].entry.clone()
+    }
+
+    /// Stores `entry` under its key: replaces (an access) or inserts, evicting the policy's
+    /// victim first if the shard is full.
+    fn put(&mut self, entry: Arc<CacheEntry>) -> Displaced {
+        if let Some(&slot) = self.index.get(&entry.key) {
+            let previous = self.slots[slot].entry.replace(entry);
+            self.record_access(slot);
+            return previous.map_or(Displaced::Nothing, Displaced::Replaced);
+        }
+        let evicted = if self.len() >= self.capacity {
+            self.evict_one()
+        } else {
+            None
+        };
+        let key = entry.key.clone();
+        let slot = self.allocate_slot(entry);
+        self.index.insert(key, slot);
+        let first_bucket = if self.lowest != NIL && self.buckets[self.lowest].count == 1 {
+            self.lowest
+        } else {
+            self.insert_bucket_after(NIL, 1)
+        };
+        self.append(first_bucket, slot);
+        evicted.map_or(Displaced::Nothing, Displaced::Evicted)
+    }
+
+    /// Removes `key`; its entry if it was there.
+    fn remove(&mut self, key: &str) -> Option<Arc<CacheEntry>> {
+        let slot = *self.index.get(key)?;
+        self.remove_slot(slot)
+    }
+
+    /// Removes the policy's victim: the least recently used slot of the lowest bucket.
+    fn evict_one(&mut self) -> Option<Arc<CacheEntry>> {
+        if self.lowest == NIL {
+            return None;
+        }
+        let victim = self.buckets[self.lowest].head;
+        self.remove_slot(victim)
+    }
+
+    /// Removes every entry expired at `now` (O(slots)); the removed entries.
+    fn remove_expired(&mut self, now: OffsetDateTime) -> Vec<Arc<CacheEntry>> {
+        let expired: Vec<usize> = (0..self.slots.len())
+            .filter(|&slot| self.slots[slot].entry.as_ref().is_some_and(|e| e.is_expired_at(now)))
+            .collect();
+        expired.into_iter().filter_map(|slot| self.remove_slot(slot)).collect()
+    }
+
+    /// Empties the shard; the entries it held (for the caller to drop).
+    fn take_all(&mut self) -> Vec<Arc<CacheEntry>> {
+        let emptied = std::mem::replace(self, Shard::new(self.policy, self.capacity));
+        emptied.slots.into_iter().filter_map(|slot| slot.entry).collect()
+    }
+
+    /// Applies the policy's effect of an access (a `get`, or a `put` of a held key).
+    fn record_access(&mut self, slot: usize) {
+        match self.policy {
+            EvictionPolicy::Fifo => {}
+            EvictionPolicy::Lru => self.move_to_most_recent(slot),
+            EvictionPolicy::Lfu => self.increment_count(slot),
+        }
+    }
+
+    /// Moves `slot` to the most recent end of its bucket.
+    fn move_to_most_recent(&mut self, slot: usize) {
+        let bucket = self.slots[slot].bucket;
+        if self.buckets[bucket].tail != slot {
+            self.unlink(bucket, slot);
+            self.append(bucket, slot);
+        }
+    }
+
+    /// Moves `slot` to the bucket of the next count, at its most recent end (O(1)).
+    fn increment_count(&mut self, slot: usize) {
+        let from = self.slots[slot].bucket;
+        let Some(count) = self.buckets[from].count.checked_add(1) else {
+            // u64::MAX accesses: the count saturates, recency still applies.
+            self.move_to_most_recent(slot);
+            return;
+        };
+        let higher = self.buckets[from].higher;
+        let to = if higher != NIL && self.buckets[higher].count == count {
+            higher
+        } else {
+            self.insert_bucket_after(from, count)
+        };
+        self.unlink(from, slot);
+        self.append(to, slot);
+        self.release_bucket_if_empty(from);
+    }
+
+    /// Unlinks and frees `slot`, and removes its key from the index; its entry.
+    fn remove_slot(&mut self, slot: usize) -> Option<Arc<CacheEntry>> {
+        let entry = self.slots[slot].entry.take()?;
+        let bucket = self.slots[slot].bucket;
+        self.unlink(bucket, slot);
+        self.release_bucket_if_empty(bucket);
+        self.free_slots.push(slot);
+        self.index.remove(&entry.key);
+        Some(entry)
+    }
+
+    fn allocate_slot(&mut self, entry: Arc<CacheEntry>) -> usize {
+        let slot = Slot {
+            entry: Some(entry),
+            prev: NIL,
+            next: NIL,
+            bucket: NIL,
+        };
+        match self.free_slots.pop() {
+            Some(free) => {
+                self.slots[free] = slot;
+                free
+            }
+            None => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// Appends `slot` at the most recent end of `bucket`'s list.
+    fn append(&mut self, bucket: usize, slot: usize) {
+        let tail = self.buckets[bucket].tail;
+        let links = &mut self.slots[slot];
+        links.bucket = bucket;
+        links.prev = tail;
+        links.next = NIL;
+        if tail == NIL {
+            self.buckets[bucket].head = slot;
+        } else {
+            self.slots[tail].next = slot;
+        }
+        self.buckets[bucket].tail = slot;
+    }
+
+    /// Takes `slot` out of `bucket`'s list (the bucket may be left empty).
+    fn unlink(&mut self, bucket: usize, slot: usize) {
+        let Slot { prev, next, .. } = self.slots[slot];
+        if prev == NIL {
+            self.buckets[bucket].head = next;
+        } else {
+            self.slots[prev].next = next;
+        }
+        if next == NIL {
+            self.buckets[bucket].tail = prev;
+        } else {
+            self.slots[next].prev = prev;
+        }
+        self.slots[slot].prev = NIL;
+        self.slots[slot].next = NIL;
+    }
+
+    /// A new empty bucket of `count`, chained just above `lower` ([`NIL`]: as the lowest).
+    fn insert_bucket_after(&mut self, lower: usize, count: u64) -> usize {
+        let higher = if lower == NIL {
+            self.lowest
+        } else {
+            self.buckets[lower].higher
+        };
+        let bucket = Bucket {
+            count,
+            head: NIL,
+            tail: NIL,
+            lower,
+            higher,
+        };
+        let index = match self.free_buckets.pop() {
+            Some(free) => {
+                self.buckets[free] = bucket;
+                free
+            }
+            None => {
+                self.buckets.push(bucket);
+                self.buckets.len() - 1
+            }
+        };
+        if lower == NIL {
+            self.lowest = index;
+        } else {
+            self.buckets[lower].higher = index;
+        }
+        if higher != NIL {
+            self.buckets[higher].lower = index;
+        }
+        index
+    }
+
+    /// Unchains and frees `bucket` if no slot is left in it.
+    fn release_bucket_if_empty(&mut self, bucket: usize) {
+        if self.buckets[bucket].head != NIL {
+            return;
+        }
+        let Bucket { lower, higher, .. } = self.buckets[bucket];
+        if lower == NIL {
+            self.lowest = higher;
+        } else {
+            self.buckets[lower].higher = higher;
+        }
+        if higher != NIL {
+            self.buckets[higher].lower = lower;
+        }
+        self.free_buckets.push(bucket);
+    }
+
+    /// Panics if any link, count or index is inconsistent (tests only).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut seen = 0;
+        let mut previous_count = 0;
+        let mut lower = NIL;
+        let mut bucket = self.lowest;
+        while bucket != NIL {
+            let b = &self.buckets[bucket];
+            assert_eq!(b.lower, lower, "bucket chain back link");
+            assert!(b.count > previous_count, "bucket counts strictly increase");
+            assert_ne!(b.head, NIL, "no empty bucket stays chained");
+            if self.policy != EvictionPolicy::Lfu {
+                assert_eq!(b.count, 1, "LRU and FIFO stay at count 1");
+            }
+            let mut prev = NIL;
+            let mut slot = b.head;
+            while slot != NIL {
+                let s = &self.slots[slot];
+                assert_eq!(s.prev, prev, "slot back link");
+                assert_eq!(s.bucket, bucket, "slot's bucket");
+                let entry = s.entry.as_ref().expect("a linked slot holds an entry");
+                assert_eq!(self.index.get(&entry.key), Some(&slot), "index points at the slot");
+                seen += 1;
+                prev = slot;
+                slot = s.next;
+            }
+            assert_eq!(b.tail, prev, "bucket tail");
+            previous_count = b.count;
+            lower = bucket;
+            bucket = b.higher;
+        }
+        assert_eq!(seen, self.index.len(), "every indexed key is linked once");
+        assert!(self.index.len() <= self.capacity, "capacity respected");
+        let occupied = self.slots.iter().filter(|s| s.entry.is_some()).count();
+        assert_eq!(occupied, self.index.len(), "no leaked slot");
+        assert_eq!(occupied + self.free_slots.len(), self.slots.len(), "free list complete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::Mutex as StdMutex;
+    use time::Duration;
+    use time::macros::datetime;
+
+    const BASE: OffsetDateTime = datetime!(2026-01-01 00:00:00 UTC);
+
+    /// An entry under `key` expiring `ttl` seconds after [`BASE`], tagged with `tag`
+    /// (in `failure_count`) to tell versions apart.
+    fn entry(key: &str, tag: u64, ttl: u64) -> CacheEntry {
+        let mut e = CacheEntry::new_at("http://10.0.0.1:3128", "test", ttl, BASE)
+            .unwrap()
+            .with_key(key);
+        e.failure_count = tag;
+        e
+    }
+
+    fn tier(policy: EvictionPolicy, max: u64) -> (MemoryTier, Arc<StdMutex<Vec<String>>>) {
+        let evicted = Arc::new(StdMutex::new(Vec::new()));
+        let sink = Arc::clone(&evicted);
+        let config = CacheTierConfig::bounded(max).with_policy(policy);
+        let tier = MemoryTier::with_shards(&config, 1).with_eviction_callback(move |key, entry| {
+            assert_eq!(key, entry.key, "callback gets the entry's own key");
+            sink.lock().unwrap().push(key);
+        });
+        (tier, evicted)
+    }
+
+    fn check(tier: &MemoryTier) {
+        for shard in tier.shards.iter() {
+            shard.lock().unwrap().check_invariants();
+        }
+    }
+
+    fn put_all(tier: &MemoryTier, keys: &[&str]) {
+        for k in keys {
+            tier.put(&entry(k, 0, 60)).unwrap();
+        }
+    }
+
+    fn sorted_keys(tier: &MemoryTier) -> Vec<String> {
+        let mut keys = tier.keys().unwrap();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn lru_evicts_least_recently_used() {
+        let (t, evicted) = tier(EvictionPolicy::Lru, 3);
+        put_all(&t, &["a", "b", "c"]);
+        t.get("a").unwrap(); // order: b c a
+        t.put(&entry("b", 1, 60)).unwrap(); // update refreshes: c a b
+        put_all(&t, &["d", "e"]);
+        assert_eq!(*evicted.lock().unwrap(), ["c", "a"]);
+        assert_eq!(sorted_keys(&t), ["b", "d", "e"]);
+        assert_eq!(t.get("b").unwrap().unwrap().failure_count, 1);
+        check(&t);
+    }
+
+    #[test]
+    fn contains_is_not_an_access() {
+        let (t, evicted) = tier(EvictionPolicy::Lru, 2);
+        put_all(&t, &["a", "b"]);
+        assert!(t.contains("a").unwrap());
+        put_all(&t, &["c"]);
+        assert_eq!(*evicted.lock().unwrap(), ["a"]);
+    }
+
+    #[test]
+    fn fifo_ignores_gets_and_updates() {
+        let (t, evicted) = tier(EvictionPolicy::Fifo, 3);
+        put_all(&t, &["a", "b", "c"]);
+        t.get("a").unwrap();
+        t.put(&entry("a", 7, 60)).unwrap(); // replaced in place, still the oldest
+        put_all(&t, &["d"]);
+        t.get("b").unwrap();
+        put_all(&t, &["e"]);
+        assert_eq!(*evicted.lock().unwrap(), ["a", "b"]);
+        assert_eq!(sorted_keys(&t), ["c", "d", "e"]);
+        check(&t);
+    }
+
+    #[test]
+    fn lfu_evicts_least_frequent_then_least_recent() {
+        let (t, evicted) = tier(EvictionPolicy::Lfu, 3);
+        put_all(&t, &["a", "b", "c"]); // a=1 b=1 c=1
+        t.get("a").unwrap(); // a=2
+        t.get("a").unwrap(); // a=3
+        t.put(&entry("b", 1, 60)).unwrap(); // b=2 (an update counts)
+        put_all(&t, &["d"]); // evicts c (1), d=1
+        t.get("d").unwrap(); // d=2, more recent than b=2
+        put_all(&t, &["e"]); // evicts b (2, least recent among the 2s)
+        put_all(&t, &["f"]); // evicts e (1)
+        assert_eq!(*evicted.lock().unwrap(), ["c", "b", "e"]);
+        assert_eq!(sorted_keys(&t), ["a", "d", "f"]);
+        assert_eq!(t.evictions(), 3);
+        check(&t);
+    }
+
+    #[test]
+    fn lfu_count_saturates_without_panic() {
+        let (t, _) = tier(EvictionPolicy::Lfu, 2);
+        put_all(&t, &["a"]);
+        {
+            let mut shard = t.shards[0].lock().unwrap();
+            let bucket = shard.lowest;
+            shard.buckets[bucket].count = u64::MAX;
+        }
+        t.get("a").unwrap();
+        t.get("a").unwrap();
+        check(&t);
+        assert!(t.contains("a").unwrap());
+    }
+
+    #[test]
+    fn capacity_is_respected_and_unbounded_keeps_everything() {
+        for policy in EvictionPolicy::ALL.iter().copied() {
+            let (t, evicted) = tier(policy, 5);
+            for i in 0..50 {
+                t.put(&entry(&format!("k{i}"), 0, 60)).unwrap();
+                assert!(t.size().unwrap() <= 5);
+            }
+            assert_eq!(t.size().unwrap(), 5);
+            assert_eq!(t.evictions(), 45);
+            assert_eq!(evicted.lock().unwrap().len(), 45);
+            check(&t);
+        }
+        let t = MemoryTier::new(&CacheTierConfig::unbounded());
+        for i in 0..1000 {
+            t.put(&entry(&format!("k{i}"), 0, 60)).unwrap();
+        }
+        assert_eq!(t.size().unwrap(), 1000);
+        assert_eq!(t.evictions(), 0);
+        check(&t);
+    }
+
+    #[test]
+    fn empty_key_is_rejected() {
+        let (t, _) = tier(EvictionPolicy::Lru, 2);
+        let err = t.put(&entry("", 0, 60)).unwrap_err();
+        assert!(matches!(err, TierError::InvalidEntry { .. }), "{err}");
+        assert_eq!(t.size().unwrap(), 0);
+        assert!(!t.health().is_disabled());
+    }
+
+    #[test]
+    fn get_delete_contains_and_clear() {
+        let (t, evicted) = tier(EvictionPolicy::Lru, 10);
+        assert_eq!(t.tier_type(), CacheTierType::L1);
+        assert_eq!(t.get("nope").unwrap(), None);
+        put_all(&t, &["a", "b", "c"]);
+        let got = t.get("a").unwrap().unwrap();
+        assert_eq!(got, entry("a", 0, 60));
+        assert!(t.delete("a").unwrap());
+        assert!(!t.delete("a").unwrap());
+        assert!(!t.contains("a").unwrap());
+        assert_eq!(t.clear().unwrap(), 2);
+        assert_eq!(t.size().unwrap(), 0);
+        assert_eq!(t.clear().unwrap(), 0);
+        put_all(&t, &["d"]);
+        assert_eq!(sorted_keys(&t), ["d"]);
+        assert!(evicted.lock().unwrap().is_empty(), "delete and clear are not evictions");
+        assert_eq!(t.evictions(), 0);
+        check(&t);
+    }
+
+    #[test]
+    fn clear_counts_across_shards() {
+        let t = MemoryTier::with_shards(&CacheTierConfig::unbounded(), 8);
+        for i in 0..100 {
+            t.put(&entry(&format!("k{i}"), 0, 60)).unwrap();
+        }
+        assert_eq!(t.clear().unwrap(), 100);
+        assert!(t.keys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn cleanup_expired_boundary_is_inclusive() {
+        let (t, evicted) = tier(EvictionPolicy::Lfu, 10);
+        t.put(&entry("short", 0, 10)).unwrap();
+        t.put(&entry("exact", 0, 20)).unwrap();
+        t.put(&entry("long", 0, 21)).unwrap();
+        let now = BASE + Duration::seconds(20);
+        // An expired entry is still returned by get: the manager decides.
+        assert!(t.get("short").unwrap().is_some());
+        assert_eq!(t.cleanup_expired(now).unwrap(), 2);
+        assert_eq!(sorted_keys(&t), ["long"]);
+        assert_eq!(t.cleanup_expired(now).unwrap(), 0);
+        assert!(evicted.lock().unwrap().is_empty(), "expiry is not a policy eviction");
+        check(&t);
+    }
+
+    #[test]
+    fn shard_counts_and_capacity_split() {
+        assert_eq!(MemoryTier::default_shard_count(None), MAX_DEFAULT_SHARDS);
+        assert_eq!(MemoryTier::default_shard_count(Some(1)), 1);
+        assert_eq!(MemoryTier::default_shard_count(Some(127)), 1);
+        assert_eq!(MemoryTier::default_shard_count(Some(128)), 2);
+        assert_eq!(MemoryTier::default_shard_count(Some(1000)), 15);
+        assert_eq!(MemoryTier::default_shard_count(Some(u64::MAX)), MAX_DEFAULT_SHARDS);
+        assert_eq!(
+            MemoryTier::with_shards(&CacheTierConfig::bounded(3), 8).shard_count(),
+            3
+        );
+        assert_eq!(
+            MemoryTier::with_shards(&CacheTierConfig::bounded(3), 0).shard_count(),
+            1
+        );
+        assert_eq!(
+            MemoryTier::with_shards(&CacheTierConfig::unbounded(), 1 << 20).shard_count(),
+            MAX_SHARDS
+        );
+        let t = MemoryTier::with_shards(&CacheTierConfig::bounded(10), 4);
+        let capacities: Vec<usize> = t.shards.iter().map(|s| s.lock().unwrap().capacity).collect();
+        assert_eq!(capacities, [3, 3, 2, 2]);
+    }
+
+    #[test]
+    fn sharded_tier_never_exceeds_max_entries() {
+        let config = CacheTierConfig::bounded(10).with_policy(EvictionPolicy::Lfu);
+        let t = MemoryTier::with_shards(&config, 4);
+        for i in 0..500 {
+            t.put(&entry(&format!("k{i}"), 0, 60)).unwrap();
+            assert!(t.size().unwrap() <= 10);
+        }
+        assert_eq!(t.size().unwrap() as u64 + t.evictions(), 500);
+        check(&t);
+    }
+
+    #[test]
+    fn callback_may_reenter_the_tier() {
+        let config = CacheTierConfig::bounded(1);
+        let t = Arc::new(StdMutex::new(None::<Arc<MemoryTier>>));
+        let slot = Arc::clone(&t);
+        let tier = Arc::new(MemoryTier::new(&config).with_eviction_callback(move |key, _| {
+            // The shard lock is released: using the tier here must not deadlock.
+            if let Some(tier) = slot.lock().unwrap().as_ref() {
+                assert!(!tier.contains(&key).unwrap());
+                assert_eq!(tier.size().unwrap(), 1);
+            }
+        }));
+        *t.lock().unwrap() = Some(Arc::clone(&tier));
+        put_all(&tier, &["a", "b", "c"]);
+        assert_eq!(tier.evictions(), 2);
+        t.lock().unwrap().take(); // break the cycle
+    }
+
+    #[test]
+    fn poisoned_shard_is_emptied_and_usable() {
+        let (t, _) = tier(EvictionPolicy::Lru, 4);
+        put_all(&t, &["a", "b"]);
+        let result = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _guard = t.shards[0].lock().unwrap();
+                panic!("poison the shard");
+            })
+            .join()
+        });
+        assert!(result.is_err());
+        assert_eq!(t.size().unwrap(), 0);
+        put_all(&t, &["c"]);
+        assert_eq!(sorted_keys(&t), ["c"]);
+        check(&t);
+    }
+
+    #[test]
+    fn concurrent_use_keeps_bound_and_loses_nothing() {
+        const THREADS: usize = 8;
+        const PER_THREAD: usize = 500;
+        for policy in EvictionPolicy::ALL.iter().copied() {
+            // Bounded below the number of keys: the bound holds under contention, and every
+            // key put is either held or was reported evicted exactly once.
+            let evicted = Arc::new(StdMutex::new(Vec::new()));
+            let sink = Arc::clone(&evicted);
+            let config = CacheTierConfig::bounded(200).with_policy(policy);
+            let t =
+                MemoryTier::with_shards(&config, 4).with_eviction_callback(move |k, _| sink.lock().unwrap().push(k));
+            std::thread::scope(|s| {
+                for thread in 0..THREADS {
+                    let t = &t;
+                    s.spawn(move || {
+                        for i in 0..PER_THREAD {
+                            let key = format!("t{thread}-{i}");
+                            t.put(&entry(&key, 0, 60)).unwrap();
+                            t.get(&format!("t{thread}-{}", i / 2)).unwrap();
+                            assert!(t.size().unwrap() <= 200);
+                        }
+                    });
+                }
+            });
+            check(&t);
+            let mut all: Vec<String> = t.keys().unwrap();
+            all.extend(evicted.lock().unwrap().iter().cloned());
+            all.sort();
+            let before_dedup = all.len();
+            all.dedup();
+            assert_eq!(before_dedup, all.len(), "{policy:?}: no key both held and evicted");
+            assert_eq!(all.len(), THREADS * PER_THREAD, "{policy:?}: no key lost");
+            assert_eq!(t.evictions() as usize + t.size().unwrap(), THREADS * PER_THREAD);
+
+            // Below capacity nothing is ever evicted, whatever the interleaving.
+            let t = MemoryTier::new(&CacheTierConfig::bounded(10_000).with_policy(policy));
+            std::thread::scope(|s| {
+                for thread in 0..THREADS {
+                    let t = &t;
+                    s.spawn(move || {
+                        for i in 0..PER_THREAD {
+                            t.put(&entry(&format!("t{thread}-{i}"), 0, 60)).unwrap();
+                            if i % 3 == 0 {
+                                t.put(&entry(&format!("t{thread}-{i}"), 1, 60)).unwrap();
+                            }
+                        }
+                    });
+                }
+            });
+            assert_eq!(t.size().unwrap(), THREADS * PER_THREAD);
+            assert_eq!(t.evictions(), 0);
+            for thread in 0..THREADS {
+                for i in 0..PER_THREAD {
+                    let got = t.get(&format!("t{thread}-{i}")).unwrap().expect("held");
+                    assert_eq!(got.failure_count, u64::from(i % 3 == 0));
+                }
+            }
+            check(&t);
+        }
+    }
+
+    // ---- model-based check of the O(1) structures ----
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Put { key: u8, tag: u64, ttl: u64 },
+        Get { key: u8 },
+        Delete { key: u8 },
+        Cleanup { at: u64 },
+        Clear,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u8..12, any::<u64>(), 1u64..100).prop_map(|(key, tag, ttl)| Op::Put { key, tag, ttl }),
+            5 => (0u8..12).prop_map(|key| Op::Get { key }),
+            1 => (0u8..12).prop_map(|key| Op::Delete { key }),
+            1 => (0u64..60).prop_map(|at| Op::Cleanup { at }),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    /// What the model remembers of one entry.
+    #[derive(Debug)]
+    struct Held {
+        key: String,
+        tag: u64,
+        ttl: u64,
+        accesses: u64,
+        last_access: u64,
+        inserted: u64,
+    }
+
+    /// The obvious O(n) implementation of the three policies.
+    struct Model {
+        policy: EvictionPolicy,
+        capacity: usize,
+        held: Vec<Held>,
+        clock: u64,
+    }
+
+    impl Model {
+        fn tick(&mut self) -> u64 {
+            self.clock += 1;
+            self.clock
+        }
+
+        fn access(&mut self, i: usize) {
+            let now = self.tick();
+            let h = &mut self.held[i];
+            h.accesses += 1;
+            h.last_access = now;
+        }
+
+        fn get(&mut self, key: &str) -> Option<u64> {
+            let i = self.held.iter().position(|h| h.key == key)?;
+            self.access(i);
+            Some(self.held[i].tag)
+        }
+
+        /// Returns the evicted key, if any.
+        fn put(&mut self, key: String, tag: u64, ttl: u64) -> Option<String> {
+            if let Some(i) = self.held.iter().position(|h| h.key == key) {
+                self.held[i].tag = tag;
+                self.held[i].ttl = ttl;
+                self.access(i);
+                return None;
+            }
+            let mut evicted = None;
+            if self.held.len() >= self.capacity {
+                let victim = (0..self.held.len()).min_by_key(|&i| {
+                    let h = &self.held[i];
+                    match self.policy {
+                        EvictionPolicy::Lru => (0, h.last_access),
+                        EvictionPolicy::Lfu => (h.accesses, h.last_access),
+                        EvictionPolicy::Fifo => (0, h.inserted),
+                    }
+                })?;
+                evicted = Some(self.held.remove(victim).key);
+            }
+            let now = self.tick();
+            self.held.push(Held {
+                key,
+                tag,
+                ttl,
+                accesses: 1,
+                last_access: now,
+                inserted: now,
+            });
+            evicted
+        }
+    }
+
+    fn run_against_model(policy: EvictionPolicy, capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
+        let (t, evicted) = tier(policy, capacity as u64);
+        let mut model = Model {
+            policy,
+            capacity,
+            held: Vec::new(),
+            clock: 0,
+        };
+        for op in ops {
+            match op {
+                Op::Put { key, tag, ttl } => {
+                    let key = format!("k{key}");
+                    t.put(&entry(&key, *tag, *ttl)).unwrap();
+                    let expected = model.put(key, *tag, *ttl);
+                    let got = evicted.lock().unwrap().pop();
+                    prop_assert_eq!(got, expected, "evicted by {:?}", op);
+                }
+                Op::Get { key } => {
+                    let key = format!("k{key}");
+                    let got = t.get(&key).unwrap().map(|e| e.failure_count);
+                    prop_assert_eq!(got, model.get(&key), "get {}", key);
+                }
+                Op::Delete { key } => {
+                    let key = format!("k{key}");
+                    let before = model.held.len();
+                    model.held.retain(|h| h.key != key);
+                    prop_assert_eq!(t.delete(&key).unwrap(), model.held.len() < before);
+                }
+                Op::Cleanup { at } => {
+                    let before = model.held.len();
+                    model.held.retain(|h| h.ttl > *at);
+                    let now = BASE + Duration::seconds(*at as i64);
+                    prop_assert_eq!(t.cleanup_expired(now).unwrap(), before - model.held.len());
+                }
+                Op::Clear => {
+                    prop_assert_eq!(t.clear().unwrap(), model.held.len());
+                    model.held.clear();
+                }
+            }
+            check(&t);
+            prop_assert_eq!(t.size().unwrap(), model.held.len());
+        }
+        let mut expected: Vec<String> = model.held.iter().map(|h| h.key.clone()).collect();
+        expected.sort();
+        prop_assert_eq!(sorted_keys(&t), expected);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn lru_matches_model(capacity in 1usize..8, ops in prop::collection::vec(op(), 0..200)) {
+            run_against_model(EvictionPolicy::Lru, capacity, &ops)?;
+        }
+
+        #[test]
+        fn lfu_matches_model(capacity in 1usize..8, ops in prop::collection::vec(op(), 0..200)) {
+            run_against_model(EvictionPolicy::Lfu, capacity, &ops)?;
+        }
+
+        #[test]
+        fn fifo_matches_model(capacity in 1usize..8, ops in prop::collection::vec(op(), 0..200)) {
+            run_against_model(EvictionPolicy::Fifo, capacity, &ops)?;
+        }
+
+        /// Several shards: the per-shard policy is not modelled, but every key put is held or
+        /// reported evicted, with its latest version, and the bound holds.
+        #[test]
+        fn sharded_tier_conserves_entries(
+            shards in 1usize..5,
+            capacity in 1u64..12,
+            policy in prop::sample::select(EvictionPolicy::ALL.to_vec()),
+            ops in prop::collection::vec(op(), 0..200),
+        ) {
+            let evicted = Arc::new(StdMutex::new(Vec::new()));
+            let sink = Arc::clone(&evicted);
+            let config = CacheTierConfig::bounded(capacity).with_policy(policy);
+            let t = MemoryTier::with_shards(&config, shards).with_eviction_callback(move |k, e: CacheEntry| {
+                sink.lock().unwrap().push((k, e.failure_count));
+            });
+            let mut live: HashMap<String, u64> = HashMap::new();
+            for op in &ops {
+                match op {
+                    Op::Put { key, tag, ttl } => {
+                        let key = format!("k{key}");
+                        t.put(&entry(&key, *tag, *ttl)).unwrap();
+                        live.insert(key, *tag);
+                        for (k, tag) in evicted.lock().unwrap().drain(..) {
+                            prop_assert_eq!(live.remove(&k), Some(tag), "evicted {} with its latest version", k);
+                        }
+                    }
+                    Op::Get { key } => {
+                        let key = format!("k{key}");
+                        prop_assert_eq!(t.get(&key).unwrap().map(|e| e.failure_count), live.get(&key).copied());
+                    }
+                    Op::Delete { key } => {
+                        let key = format!("k{key}");
+                        prop_assert_eq!(t.delete(&key).unwrap(), live.remove(&key).is_some());
+                    }
+                    Op::Cleanup { .. } | Op::Clear => {
+                        prop_assert_eq!(t.clear().unwrap(), live.len());
+                        live.clear();
+                    }
+                }
+                prop_assert!(t.size().unwrap() as u64 <= capacity);
+                check(&t);
+            }
+            let mut expected: Vec<String> = live.into_keys().collect();
+            expected.sort();
+            prop_assert_eq!(sorted_keys(&t), expected);
+        }
+    }
+}
