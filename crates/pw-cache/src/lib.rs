@@ -20,3 +20,5 @@ pub use pw_cache_crypto::{
     CryptoError, DEFAULT_KEY_FILE_NAME, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, EnvKeys, FernetKey, KeyOrigin, KeyRing,
     KeySource, Token,
 };
+
+pub use pw_cache_tiers::{CacheTier, FAILURE_THRESHOLD, MemoryTier, TierError, TierHealth};
