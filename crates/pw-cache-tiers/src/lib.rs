@@ -8,8 +8,8 @@
 //! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`.
 //!
 //! ## Status
-//! The tier contract, typed errors, degradation and the memory tier are here; the JSONL tier
-//! (issue 4) and the SQLite tiers (issue 5) are being written.
+//! The tier contract, typed errors, degradation, the memory tier and the JSONL tier are here;
+//! the SQLite tiers (issue 5) are being written. On-disk formats: `docs/formats.md`.
 //!
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
@@ -18,9 +18,11 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod jsonl;
 pub mod memory;
 mod tier;
 
 pub use error::TierError;
+pub use jsonl::{JsonlDamage, JsonlTier};
 pub use memory::MemoryTier;
 pub use tier::{CacheTier, FAILURE_THRESHOLD, TierHealth};

@@ -1,0 +1,580 @@
+//! L2: the JSONL tier, on-disk compatible both ways with proxywhirl 0.3.3's `JsonlCacheTier`.
+//!
+//! The format (specified in `docs/formats.md`): 16 files `shard_00.jsonl` ..
+//! `shard_15.jsonl`; key `k` lives in shard `int(md5(k), 16) % 16` ([`shard_of`]); one JSON
+//! object per line, written exactly as Python's `json.dumps` ([`encode_line`]); credentials as
+//! lowercase hex of their Fernet tokens; the last line of a key wins.
+//!
+//! # Design
+//!
+//! - **Index.** Each shard keeps in memory `key → (offset, length)` of the key's live line, plus
+//!   what eviction and expiry need (last use, use count, first insertion, `expires_at`). A get
+//!   reads that one line with a positioned read (`pread`) and parses it; it never re-reads a
+//!   shard. The index is built when the tier opens (one full read per shard).
+//! - **Writes append.** A put appends one line: proxywhirl's reader takes the last line of a
+//!   key, so an appended update is what it sees. The old line becomes dead; a shard whose dead
+//!   lines (superseded, blank, damaged) outnumber its live ones, with at least
+//!   [`MIN_DEAD_LINES`] of them, is compacted. A delete rewrites the shard without the key:
+//!   proxywhirl has no tombstone, so a rewrite is the only delete it sees.
+//! - **Rewrites are atomic.** Compaction, delete, eviction and expiry cleanup write
+//!   `shard_NN.jsonl.tmp`, fsync it, rename it over the shard and fsync the directory. A put is
+//!   not fsynced: when it returns, its line has been written (`write(2)` completed), so it
+//!   survives a crash of the process, not necessarily a power loss.
+//! - **Locks.** Every change to a shard file is made under an exclusive `flock` on the shard
+//!   file itself, every read of it (except a single indexed line) under a shared one: the locks
+//!   proxywhirl's `portalocker` takes, so a proxywhirl reader never sees half of our append.
+//!   After taking a lock, the holder checks that the locked file is still the one at the path
+//!   (same device and inode) and retries otherwise, since a rename may have replaced it while
+//!   it waited. In this process, each shard has its own mutex: different shards proceed in
+//!   parallel, and no lock is held across shards.
+//! - **Change detection.** Before each operation a shard `stat`s its file and compares device,
+//!   inode, length and mtime with what it indexed. Unchanged: nothing to do. Same inode, longer:
+//!   another process appended; only the tail is parsed. Anything else: the file was replaced
+//!   (a rewrite, proxywhirl's whole-shard write, a clear) and is indexed again. So processes
+//!   sharing a directory see each other's writes without reopening.
+//! - **Damage** never fails the tier: blank, undecodable and non-entry lines are skipped, an
+//!   object with a key but broken fields is served as a corrupt entry, a token no key opens is
+//!   a corrupt entry, and all of it is counted ([`JsonlTier::damage`]).
+//! - **Misplaced keys** (found in a shard other than their md5 shard) are served; the md5 shard
+//!   wins when both hold the key; a put or delete of the key removes the misplaced copies.
+//!   A misplaced key is found when the shard holding it is read (at open, or when that shard
+//!   is next used), not by a get that only looks at the key's own shard.
+//!
+//! # Eviction: an approximation
+//!
+//! With `max_entries` set, a put of a new key first evicts, across all shards, the entries that
+//! go first under the policy until there is room. Unreadable entries go first. The order uses
+//! what this process knows: **LRU** the later of the stored `last_accessed` and this process's
+//! last put or get hit; **LFU** the larger of the stored `access_count` and this process's
+//! count (each hit adds one), ties by recency; **FIFO** the stored `fetch_time` of entries
+//! found on disk, or the time this process first put the key. Gets made by other processes
+//! are not seen (they do not write). The bound always holds after a put; with several writing
+//! processes, each keeps it as it sees the directory.
+//!
+//! Evicting costs a rewrite of each shard holding a victim, so a put that needs room evicts a
+//! batch: the entries needed plus `max_entries / 64` more ([`EVICTION_BATCH_DIVISOR`]). The
+//! size never exceeds `max_entries`; right after a batch it is up to 1/64 below it.
+//! [`JsonlTier::evictions`] counts evicted entries.
+//!
+//! # Platform
+//!
+//! Unix: positioned reads, inode identity and `flock`.
+
+mod line;
+mod shard;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pw_cache_crypto::KeyRing;
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
+
+pub use line::{decode_line, encode_line};
+
+use crate::error::TierError;
+use crate::tier::{CacheTier, TierHealth};
+use line::Classified;
+use shard::{Found, Rank, Shard, micros};
+
+/// A put at capacity evicts `max_entries / EVICTION_BATCH_DIVISOR` entries beyond the ones it
+/// needs, so that shard rewrites are amortized over that many puts.
+pub const EVICTION_BATCH_DIVISOR: u64 = 64;
+
+/// A shard is compacted when its dead lines (older lines of updated keys, skipped lines) are
+/// more than its live ones and at least this many.
+pub const MIN_DEAD_LINES: u64 = 64;
+
+/// How many shard files a JSONL directory has (the reference's default `num_shards`).
+pub const NUM_SHARDS: usize = 16;
+
+/// The shard of `key`: `int(hashlib.md5(key.encode()).hexdigest(), 16) % 16`.
+pub fn shard_of(key: &str) -> usize {
+    let digest = u128::from_be_bytes(md5::compute(key.as_bytes()).0);
+    // The remainder is below 16: the cast cannot truncate.
+    (digest % NUM_SHARDS as u128) as usize
+}
+
+/// The file name of shard `shard`: `shard_07.jsonl`.
+pub fn shard_file_name(shard: usize) -> String {
+    format!("shard_{shard:02}.jsonl")
+}
+
+/// Damage found in the shard files, as last read, plus what the tier cleaned up.
+///
+/// Counts describe the files as this tier last read them (they go down when a rewrite drops
+/// damaged lines, or when a corrupt entry is replaced or deleted), except
+/// [`JsonlDamage::stray_temp_files`], which counts removals since the tier opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonlDamage {
+    /// Lines with nothing but whitespace (skipped, as the reference does).
+    pub blank_lines: u64,
+    /// Lines that are not JSON: cut short, garbage, not UTF-8 (skipped).
+    pub undecodable_lines: u64,
+    /// Lines that are JSON but not an object with a string `key` (`42`, `null`, `"x"`):
+    /// skipped (proxywhirl's constructor crashes on `42` and `null`).
+    pub non_entry_lines: u64,
+    /// Keys whose live line is an object with that key but not a valid entry (a missing field,
+    /// a bad timestamp): held, and reported as corrupt by a get.
+    pub invalid_entries: u64,
+    /// Keys found in a shard other than their md5 shard: served from there.
+    pub misplaced_keys: u64,
+    /// Keys whose credentials a get could not read (no key of the ring opens the token, or it
+    /// is not hex): reported as corrupt, until the key is written again or deleted, or its shard
+    /// is read again from scratch (counted when a get finds them, not when the tier opens).
+    pub corrupt_entries: u64,
+    /// `shard_NN.jsonl.tmp` files left by an interrupted rewrite, removed when the tier opened.
+    pub stray_temp_files: u64,
+}
+
+impl JsonlDamage {
+    /// Lines skipped: blank, undecodable and non-entry.
+    pub fn skipped_lines(&self) -> u64 {
+        self.blank_lines + self.undecodable_lines + self.non_entry_lines
+    }
+
+    /// Whether nothing was found damaged or out of place.
+    pub fn is_clean(&self) -> bool {
+        *self == JsonlDamage::default()
+    }
+}
+
+/// The JSONL tier (L2): see the module docs for the format and the design.
+#[derive(Debug)]
+pub struct JsonlTier {
+    dir: PathBuf,
+    max_entries: Option<u64>,
+    policy: EvictionPolicy,
+    ring: Arc<KeyRing>,
+    shards: Vec<Mutex<Shard>>,
+    /// Per shard, how many misplaced keys it held when last used (read without its mutex).
+    foreign: Vec<AtomicUsize>,
+    stray_temp_files: AtomicU64,
+    evictions: AtomicU64,
+    /// Last use stamp handed out (Unix µs, strictly increasing): orders this process's uses.
+    clock: AtomicI64,
+    health: TierHealth,
+}
+
+impl JsonlTier {
+    /// Opens (creating it if missing) the shard directory `dir` and indexes every shard.
+    /// Entries hold at most `config.max_entries` under `config.eviction_policy`; credentials are
+    /// encrypted with `ring`'s current key and decrypted with any of its keys. Stray
+    /// `shard_NN.jsonl.tmp` files of an interrupted rewrite are removed.
+    ///
+    /// Errors name the path: a directory that cannot be created or read, a shard file that
+    /// cannot be read.
+    pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        fs::read_dir(&dir).map_err(TierError::io("read cache directory", &dir))?;
+        let tier = Self {
+            shards: (0..NUM_SHARDS as u8)
+                .map(|id| Mutex::new(Shard::new(&dir, id)))
+                .collect(),
+            foreign: (0..NUM_SHARDS).map(|_| AtomicUsize::new(0)).collect(),
+            dir,
+            max_entries: config.max_entries,
+            policy: config.eviction_policy,
+            ring,
+            stray_temp_files: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            clock: AtomicI64::new(0),
+            health: TierHealth::new(),
+        };
+        for id in 0..NUM_SHARDS {
+            tier.with_shard(id, |sh| {
+                sh.sync()?;
+                if sh.tmp_path().exists() {
+                    // Under the shard's lock: no writer of ours is using the file now.
+                    let _guard = sh.lock_exclusive()?;
+                    match fs::remove_file(sh.tmp_path()) {
+                        Ok(()) => {
+                            tier.stray_temp_files.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(TierError::io("remove stray temporary file", sh.tmp_path())(e)),
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(tier)
+    }
+
+    /// The shard directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The path of shard `shard`'s file (`shard` below [`NUM_SHARDS`]).
+    pub fn shard_path(&self, shard: usize) -> PathBuf {
+        self.dir.join(shard_file_name(shard))
+    }
+
+    /// Damage seen in the shard files, as this tier last read them (see [`JsonlDamage`]).
+    pub fn damage(&self) -> JsonlDamage {
+        let mut d = JsonlDamage {
+            stray_temp_files: self.stray_temp_files.load(Ordering::Relaxed),
+            ..JsonlDamage::default()
+        };
+        for id in 0..NUM_SHARDS {
+            self.with_shard(id, |sh| sh.add_damage(&mut d));
+        }
+        d
+    }
+
+    /// Entries this tier evicted to stay within `max_entries`, since it opened.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Lines in the shard files, as last read, that are not the live line of a key (older
+    /// lines of updated keys, and skipped lines): what compaction removes.
+    pub fn dead_lines(&self) -> u64 {
+        (0..NUM_SHARDS)
+            .map(|id| self.with_shard(id, |sh| sh.dead_lines()))
+            .sum()
+    }
+
+    /// Rewrites every shard that has dead lines, keeping only live lines; how many shards were
+    /// rewritten. (Compaction also happens by itself as dead lines accumulate.)
+    pub fn compact(&self) -> Result<usize, TierError> {
+        let result = (|| {
+            let mut rewritten = 0;
+            for id in 0..NUM_SHARDS {
+                rewritten += self.with_shard(id, |sh| {
+                    sh.sync()?;
+                    if sh.dead_lines() == 0 {
+                        return Ok::<_, TierError>(0);
+                    }
+                    let guard = sh.lock_exclusive()?;
+                    sh.rewrite(&guard, |_, _| false)?;
+                    Ok(1)
+                })?;
+            }
+            Ok(rewritten)
+        })();
+        self.health.observe(result)
+    }
+
+    /// Runs `f` on shard `id` under its mutex, then publishes its misplaced-key count.
+    fn with_shard<R>(&self, id: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut guard = self.lock_shard(id);
+        let out = f(&mut guard);
+        self.foreign[id].store(guard.foreign(), Ordering::Relaxed);
+        out
+    }
+
+    fn lock_shard(&self, id: usize) -> MutexGuard<'_, Shard> {
+        match self.shards[id].lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A panic interrupted an operation: trust only a fresh read of the file.
+                self.shards[id].clear_poison();
+                let mut guard = poisoned.into_inner();
+                guard.invalidate();
+                guard
+            }
+        }
+    }
+
+    /// A use stamp: the wall clock in Unix µs, made strictly increasing so that two uses in a
+    /// row are ordered even within one microsecond.
+    fn tick(&self) -> i64 {
+        let now = now_micros();
+        let prev = self
+            .clock
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |prev| {
+                Some(now.max(prev.saturating_add(1)))
+            })
+            .unwrap_or(now);
+        now.max(prev.saturating_add(1))
+    }
+
+    /// Whether any shard held misplaced keys when last used.
+    fn any_misplaced(&self) -> bool {
+        self.foreign.iter().any(|n| n.load(Ordering::Relaxed) > 0)
+    }
+
+    /// Shards other than `home` that may hold `key` misplaced, highest first (the reference's
+    /// index keeps the highest shard that holds a key).
+    fn misplaced_candidates(&self, home: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..NUM_SHARDS)
+            .rev()
+            .filter(move |&id| id != home && self.foreign[id].load(Ordering::Relaxed) > 0)
+    }
+
+    fn get_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let home = shard_of(key);
+        // A second attempt only if the index pointed at a line that is not the key's.
+        for attempt in 0..2 {
+            let now = self.tick();
+            let mut found = None;
+            for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
+                if let Some(f) = self.with_shard(id, |sh| sh.sync().map(|()| sh.find(key, now)))? {
+                    found = Some((id, f));
+                    break;
+                }
+            }
+            let Some((id, found)) = found else {
+                return Ok(None);
+            };
+            let (file, offset, len) = match found {
+                Found::Invalid(reason) => {
+                    return Err(TierError::Corrupt {
+                        key: key.to_owned(),
+                        reason,
+                    });
+                }
+                Found::Line { file, offset, len } => (file, offset, len),
+            };
+            let mut buf = vec![0u8; len];
+            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
+                .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
+            let parsed = match line::classify(&buf) {
+                Classified::Entry(parsed) if parsed.key == key => parsed,
+                _ if attempt == 0 => {
+                    self.with_shard(id, |sh| sh.invalidate());
+                    continue;
+                }
+                _ => {
+                    return Err(TierError::Corrupt {
+                        key: key.to_owned(),
+                        reason: format!(
+                            "the indexed line of {} is not this key's",
+                            self.shard_path(id).display()
+                        ),
+                    });
+                }
+            };
+            return match line::into_entry(*parsed, &self.ring) {
+                Ok(entry) => Ok(Some(entry)),
+                Err(e) => {
+                    if e.is_corrupt_entry() {
+                        tracing::warn!(key, shard = id, error = %e, "unreadable entry in JSONL shard");
+                        self.with_shard(id, |sh| sh.mark_corrupt(key, offset));
+                    }
+                    Err(e)
+                }
+            };
+        }
+        Ok(None)
+    }
+
+    fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        if entry.key.is_empty() {
+            return Err(TierError::InvalidEntry {
+                key: String::new(),
+                reason: "the key is empty".to_owned(),
+            });
+        }
+        let line = encode_line(entry, &self.ring)?;
+        if let Some(max) = self.max_entries {
+            self.make_room(&entry.key, max)?;
+        }
+        let home = shard_of(&entry.key);
+        let now = self.tick();
+        let rank = Rank {
+            used: now,
+            hits: entry.access_count,
+            born: now,
+        };
+        let expires = micros(entry.expires_at);
+        self.with_shard(home, |sh| {
+            let guard = sh.lock_exclusive()?;
+            sh.append(&guard, &entry.key, line.as_bytes(), rank, expires)?;
+            if sh.needs_compaction()
+                && let Err(e) = sh.rewrite(&guard, |_, _| false)
+            {
+                // The put itself is done; the next write tries again.
+                tracing::warn!(shard = home, error = %e, "JSONL shard compaction failed");
+            }
+            Ok::<_, TierError>(())
+        })?;
+        for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
+            self.remove_from(id, &entry.key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `key` from shard `id` (a rewrite) if it is there.
+    fn remove_from(&self, id: usize, key: &str) -> Result<bool, TierError> {
+        self.with_shard(id, |sh| {
+            sh.sync()?;
+            if !sh.contains(key) {
+                return Ok(false);
+            }
+            let guard = sh.lock_exclusive()?;
+            if !sh.contains(key) {
+                return Ok(false);
+            }
+            sh.rewrite(&guard, |k, _| k == key)?;
+            Ok(true)
+        })
+    }
+
+    fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
+        let home = shard_of(key);
+        let mut removed = self.remove_from(home, key)?;
+        for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
+            removed |= self.remove_from(id, key)?;
+        }
+        Ok(removed)
+    }
+
+    fn contains_inner(&self, key: &str) -> Result<bool, TierError> {
+        let home = shard_of(key);
+        for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
+            if self.with_shard(id, |sh| sh.sync().map(|()| sh.contains(key)))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Brings every shard up to date.
+    fn sync_all(&self) -> Result<(), TierError> {
+        (0..NUM_SHARDS).try_for_each(|id| self.with_shard(id, |sh| sh.sync()))
+    }
+
+    /// Every key, each once.
+    fn keys_inner(&self) -> Result<Vec<String>, TierError> {
+        self.sync_all()?;
+        let mut keys = Vec::new();
+        for id in 0..NUM_SHARDS {
+            self.with_shard(id, |sh| keys.extend(sh.keys().cloned()));
+        }
+        if self.any_misplaced() {
+            let mut seen = HashSet::with_capacity(keys.len());
+            keys.retain(|k| seen.insert(k.clone()));
+        }
+        Ok(keys)
+    }
+
+    fn size_inner(&self) -> Result<usize, TierError> {
+        self.sync_all()?;
+        if self.any_misplaced() {
+            return self.keys_inner().map(|k| k.len());
+        }
+        Ok((0..NUM_SHARDS).map(|id| self.with_shard(id, |sh| sh.len())).sum())
+    }
+
+    /// Evicts what must go for a new `key` to fit under `max` entries.
+    fn make_room(&self, key: &str, max: u64) -> Result<(), TierError> {
+        if self.contains_inner(key)? {
+            return Ok(());
+        }
+        let total = self.size_inner()? as u64;
+        if total < max {
+            return Ok(());
+        }
+        // Evict a batch: each eviction rewrites the victims' shards, so making room for one
+        // entry at a time would rewrite shards on every put at capacity. A batch of 1/64 of the
+        // bound amortizes that to a rewrite per shard every `max / 64` puts.
+        let batch = max / EVICTION_BATCH_DIVISOR;
+        let need = usize::try_from((total - max + 1).saturating_add(batch).min(total)).unwrap_or(usize::MAX);
+        let mut candidates = Vec::new();
+        for id in 0..NUM_SHARDS {
+            let found = self.with_shard(id, |sh| sh.victims(self.policy, key, need));
+            candidates.extend(found.into_iter().map(|(p, k)| (p, k, id)));
+        }
+        candidates.sort_unstable();
+        candidates.truncate(need);
+        let mut by_shard: HashMap<usize, HashSet<String>> = HashMap::new();
+        for (_, victim, id) in candidates {
+            by_shard.entry(id).or_default().insert(victim);
+        }
+        for (id, victims) in by_shard {
+            let evicted = self.with_shard(id, |sh| {
+                let guard = sh.lock_exclusive()?;
+                sh.rewrite(&guard, |k, _| victims.contains(k))
+            })?;
+            self.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
+            tracing::debug!(shard = id, evicted = evicted.len(), "JSONL tier evicted entries");
+        }
+        Ok(())
+    }
+
+    fn clear_inner(&self) -> Result<usize, TierError> {
+        let mut removed: Vec<String> = Vec::new();
+        for id in 0..NUM_SHARDS {
+            removed.extend(self.with_shard(id, |sh| sh.remove_file())?);
+        }
+        shard::sync_dir(&self.dir)?;
+        let distinct: HashSet<&String> = removed.iter().collect();
+        Ok(distinct.len())
+    }
+
+    fn cleanup_inner(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+        let now = micros(now);
+        let mut removed = HashSet::new();
+        for id in 0..NUM_SHARDS {
+            let gone = self.with_shard(id, |sh| {
+                sh.sync()?;
+                if !sh.any_expired(now) {
+                    return Ok(Vec::new());
+                }
+                let guard = sh.lock_exclusive()?;
+                sh.rewrite(&guard, |_, slot| slot.expired_at(now))
+            })?;
+            removed.extend(gone);
+        }
+        Ok(removed.len())
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+impl CacheTier for JsonlTier {
+    fn tier_type(&self) -> CacheTierType {
+        CacheTierType::L2
+    }
+
+    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.health.observe(self.get_inner(key))
+    }
+
+    fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        self.health.observe(self.put_inner(entry))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, TierError> {
+        self.health.observe(self.delete_inner(key))
+    }
+
+    fn clear(&self) -> Result<usize, TierError> {
+        self.health.observe(self.clear_inner())
+    }
+
+    fn size(&self) -> Result<usize, TierError> {
+        self.health.observe(self.size_inner())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TierError> {
+        self.health.observe(self.keys_inner())
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, TierError> {
+        self.health.observe(self.contains_inner(key))
+    }
+
+    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+        self.health.observe(self.cleanup_inner(now))
+    }
+
+    fn health(&self) -> &TierHealth {
+        &self.health
+    }
+}
+
+#[cfg(test)]
+mod tests;
