@@ -21,4 +21,4 @@ pub use pw_cache_crypto::{
     KeySource, Token,
 };
 
-pub use pw_cache_tiers::{CacheTier, FAILURE_THRESHOLD, MemoryTier, TierError, TierHealth};
+pub use pw_cache_tiers::{CacheTier, FAILURE_THRESHOLD, JsonlDamage, JsonlTier, MemoryTier, TierError, TierHealth};
