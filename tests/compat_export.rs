@@ -2,32 +2,8 @@
 //! `CacheManager.export_to_file`) and the entries of `manifest.json`.
 
 use pw_cache::{CacheEntry, HealthStatus, Secret};
-use pw_cache_tests::{export_lines, manifest};
+use pw_cache_tests::{ENTRY_FIELDS, export_lines, manifest};
 use serde_json::Value;
-
-const FIELD_ORDER: [&str; 21] = [
-    "key",
-    "proxy_url",
-    "username",
-    "password",
-    "source",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "ttl_seconds",
-    "expires_at",
-    "health_status",
-    "failure_count",
-    "evicted_from_l1",
-    "last_health_check",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "next_check_time",
-    "last_health_error",
-    "total_health_checks",
-    "total_health_check_failures",
-];
 
 #[test]
 fn every_export_line_reads_as_an_entry() {
@@ -87,7 +63,7 @@ fn serializing_gives_the_reference_export_line_byte_for_byte() {
 fn field_names_and_order_are_the_references() {
     let entry = CacheEntry::new("http://1.2.3.4:8080", "fetched", 3600).unwrap();
     let line = entry.to_json_line();
-    let positions: Vec<usize> = FIELD_ORDER
+    let positions: Vec<usize> = ENTRY_FIELDS
         .iter()
         .map(|f| {
             line.find(&format!("\"{f}\": "))
@@ -96,7 +72,7 @@ fn field_names_and_order_are_the_references() {
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "fields out of order: {line}");
     let object: serde_json::Map<String, Value> = serde_json::from_str(&line).unwrap();
-    assert_eq!(object.len(), FIELD_ORDER.len());
+    assert_eq!(object.len(), ENTRY_FIELDS.len());
 }
 
 #[test]

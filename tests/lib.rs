@@ -7,6 +7,31 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// The 21 fields of a `CacheEntry`, in the reference's order (the order of its JSON form).
+pub const ENTRY_FIELDS: [&str; 21] = [
+    "key",
+    "proxy_url",
+    "username",
+    "password",
+    "source",
+    "fetch_time",
+    "last_accessed",
+    "access_count",
+    "ttl_seconds",
+    "expires_at",
+    "health_status",
+    "failure_count",
+    "evicted_from_l1",
+    "last_health_check",
+    "consecutive_health_failures",
+    "consecutive_health_successes",
+    "recovery_attempt",
+    "next_check_time",
+    "last_health_error",
+    "total_health_checks",
+    "total_health_check_failures",
+];
+
 /// The directory of the proxywhirl 0.3.3 fixtures.
 pub fn proxywhirl_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/proxywhirl-0.3.3")
