@@ -13,6 +13,12 @@
 //!   offsets. A **naive** timestamp (no offset) is read as UTC: proxywhirl only ever writes
 //!   UTC, and its SQLite tiers read back UTC, so UTC is the only reading that matches what the
 //!   writer meant (proxywhirl itself crashes comparing a naive value against an aware one).
+//! - **Unix seconds** ([`to_unix_seconds`], [`from_unix_seconds`]) are the SQLite tiers' REAL
+//!   columns, converted exactly as CPython 3.11 does: `datetime.timestamp()` one way (the
+//!   microseconds since the epoch divided by 10⁶, correctly rounded), and
+//!   `datetime.fromtimestamp(x, tz=timezone.utc)` the other (the fraction scaled to microseconds
+//!   and rounded half to even). So a value Python wrote reads back to the same microsecond
+//!   Python reads, and what we write Python reads back as we meant it.
 
 use std::fmt;
 
@@ -106,6 +112,88 @@ pub fn parse_isoformat(input: &str) -> Result<OffsetDateTime, TimestampError> {
         ));
     }
     Ok(truncate_to_micros(local.assume_offset(offset)))
+}
+
+/// Microseconds between 1970-01-01T00:00:00Z and `dt` (negative before), counting only whole
+/// microseconds of `dt` (what Python's `datetime` holds).
+fn unix_micros(dt: OffsetDateTime) -> i64 {
+    // Years -9999..=9999: about 3.2e17 µs at most, far inside an i64.
+    dt.unix_timestamp() * 1_000_000 + i64::from(dt.microsecond())
+}
+
+/// `dt` as Unix seconds, exactly as Python's `datetime.timestamp()` computes it for an aware
+/// datetime: the whole microseconds since the epoch divided by 10⁶, rounded once to the nearest
+/// `f64` (ties to even), the way Python divides two integers. Any offset; sub-microsecond digits
+/// are dropped first.
+pub fn to_unix_seconds(dt: OffsetDateTime) -> f64 {
+    let micros = unix_micros(dt);
+    // Below 2^53 the integer is exact as an f64 and IEEE division rounds once: Python's result.
+    if micros.unsigned_abs() <= 1 << 53 {
+        return micros as f64 / 1e6;
+    }
+    correctly_rounded_micros(micros)
+}
+
+/// `micros / 10⁶` rounded once to the nearest f64, ties to even, for |micros| > 2^53 (before
+/// 1685 or after 2255), where `micros as f64` already rounds: the quotient of the rounded value
+/// is within one ulp of the true one, so the answer is it or a neighbour, chosen by exact
+/// integer comparison.
+fn correctly_rounded_micros(micros: i64) -> f64 {
+    let m = i128::from(micros.unsigned_abs());
+    let approx = micros.unsigned_abs() as f64 / 1e6;
+    // |c - m/10⁶| scaled by 10⁶ · 2^s, with c = mantissa · 2^-s (s > 0 in this range).
+    let error = |c: f64| -> (i128, u32, bool) {
+        let bits = c.to_bits();
+        let mantissa = i128::from(bits & ((1 << 52) - 1) | 1 << 52);
+        let shift = 1075 - ((bits >> 52) & 0x7ff) as u32;
+        ((mantissa * 1_000_000 - (m << shift)).abs(), shift, mantissa % 2 == 0)
+    };
+    let mut best = approx;
+    let (mut best_err, mut best_shift, mut best_even) = error(approx);
+    for c in [approx.next_down(), approx.next_up()] {
+        let (err, shift, even) = error(c);
+        // Compare err / 2^shift with best_err / 2^best_shift without dividing.
+        let lhs = err << best_shift.saturating_sub(shift);
+        let rhs = best_err << shift.saturating_sub(best_shift);
+        if lhs < rhs || (lhs == rhs && even && !best_even) {
+            (best, best_err, best_shift, best_even) = (c, err, shift, even);
+        }
+    }
+    if micros < 0 { -best } else { best }
+}
+
+/// The UTC date-time of Unix seconds `seconds`, exactly as Python's
+/// `datetime.fromtimestamp(seconds, tz=timezone.utc)`: the fraction is scaled to microseconds
+/// and rounded half to even (`0.9999995` is the next second).
+///
+/// Errors, as Python raises: NaN or an infinity, or a time outside years 1..=9999.
+pub fn from_unix_seconds(seconds: f64) -> Result<OffsetDateTime, TimestampError> {
+    let input = || seconds.to_string();
+    if !seconds.is_finite() {
+        return Err(TimestampError::new(&input(), "not a finite number of seconds"));
+    }
+    // CPython's _PyTime_DoubleToDenominator: modf, scale, round half even, carry.
+    let mut whole = seconds.trunc();
+    let mut micros = ((seconds - whole) * 1e6).round_ties_even();
+    if micros >= 1e6 {
+        micros -= 1e6;
+        whole += 1.0;
+    } else if micros < 0.0 {
+        micros += 1e6;
+        whole -= 1.0;
+    }
+    // Years 1..=9999 lie within ±2.6e11 s: anything beyond cannot be a date (and the cast
+    // below is exact for every value that passes).
+    let out_of_range = || TimestampError::new(&input(), "outside years 1..=9999");
+    if whole.abs() > 1e12 {
+        return Err(out_of_range());
+    }
+    let dt = OffsetDateTime::from_unix_timestamp(whole as i64)
+        .ok()
+        .and_then(|dt| dt.replace_microsecond(micros as u32).ok())
+        .filter(|dt| (1..=9999).contains(&dt.year()))
+        .ok_or_else(out_of_range)?;
+    Ok(dt)
 }
 
 /// Serde helpers for a required timestamp field in isoformat.
@@ -225,5 +313,95 @@ mod tests {
     #[test]
     fn now_is_microsecond_precise() {
         assert_eq!(now_utc().nanosecond() % 1000, 0);
+    }
+
+    /// Python 3.11: `datetime(...).timestamp()` of each value, as `float.hex()`.
+    #[test]
+    fn unix_seconds_are_pythons_timestamp() {
+        for (dt, python) in [
+            (datetime!(2026-11-20 23:00:00.123456 UTC), "0x1.ac0343c07e6b4p+30"),
+            (datetime!(2099-11-12 08:01:02.091362 UTC), "0x1.e889b97c2ec70p+31"),
+            (datetime!(0001-01-01 00:00:00 UTC), "-0x1.cef23ee000000p+35"),
+            (datetime!(9999-12-31 23:59:59.999999 UTC), "0x1.d7ffa20c00000p+37"),
+            (datetime!(1969-12-31 23:59:59.5 UTC), "-0x1.0000000000000p-1"),
+            (datetime!(2300-01-01 00:00:00.000001 UTC), "0x1.365aed8000001p+33"),
+            (datetime!(5000-06-15 12:34:56.789013 UTC), "0x1.6441ac3f0c9fdp+36"),
+            (datetime!(1600-03-01 01:02:03.999999 UTC), "-0x1.5bd1f6ba00001p+33"),
+            (datetime!(2255-06-05 23:47:34.740993 UTC), "0x1.0c6f7a0b5ed8ep+33"),
+            (datetime!(2255-06-05 23:47:34.740995 UTC), "0x1.0c6f7a0b5ed8fp+33"),
+            // The offset does not change the instant.
+            (datetime!(2026-11-21 04:30:00.123456 +05:30), "0x1.ac0343c07e6b4p+30"),
+        ] {
+            assert_eq!(to_unix_seconds(dt), parse_hex_float(python), "{dt}");
+        }
+    }
+
+    /// Python 3.11: `datetime.fromtimestamp(x, tz=timezone.utc).isoformat()`.
+    #[test]
+    fn from_unix_seconds_is_pythons_fromtimestamp() {
+        for (x, python) in [
+            ("0x1.0c6f7a0b5ed8dp-21", "1970-01-01T00:00:00+00:00"),
+            ("0x1.92a737110e454p-20", "1970-01-01T00:00:00.000002+00:00"),
+            ("0x1.000008637bd06p+0", "1970-01-01T00:00:01.000001+00:00"),
+            ("-0x1.0c6f7a0b5ed8dp-21", "1970-01-01T00:00:00+00:00"),
+            ("0x1.98c567351faa8p+30", "2024-04-30T20:51:25.280924+00:00"),
+            ("0x1.e889b97c2ec70p+31", "2099-11-12T08:01:02.091362+00:00"),
+            ("0x1.954fc40000000p+30", "2023-11-14T22:13:20+00:00"),
+            ("0x1.ffffef39085f5p-1", "1970-01-01T00:00:01+00:00"),
+            ("0x1.ffffef8eee9adp-1", "1970-01-01T00:00:01+00:00"),
+            ("-0x1.421f5f40d8376p-23", "1970-01-01T00:00:00+00:00"),
+            ("0x1.ad7f29abcaf48p-24", "1970-01-01T00:00:00+00:00"),
+            ("0x1.e8951add69722p+31", "2099-11-16T15:36:14.705949+00:00"),
+            ("0x1.ac0349d520419p+30", "2026-11-20T23:06:29.281500+00:00"),
+            ("-0x1.cef23ee000000p+35", "0001-01-01T00:00:00+00:00"),
+            ("-0x1.0000000000000p-1", "1969-12-31T23:59:59.500000+00:00"),
+        ] {
+            let dt = from_unix_seconds(parse_hex_float(x)).unwrap();
+            assert_eq!(format_isoformat(dt), python, "{x}");
+            assert_eq!(dt.offset(), UtcOffset::UTC);
+        }
+    }
+
+    #[test]
+    fn from_unix_seconds_rejects_what_python_rejects() {
+        for x in [
+            253_402_300_800.0, // year 10000
+            -62_135_596_801.0, // year 0
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            1e20,
+            -1e300,
+        ] {
+            let err = from_unix_seconds(x).unwrap_err();
+            assert!(err.to_string().contains("invalid timestamp"), "{x}: {err}");
+        }
+    }
+
+    #[test]
+    fn unix_seconds_round_trip_to_the_microsecond() {
+        // Within ±2^33 s of the epoch (years 1697..2242) an f64 resolves better than half a
+        // microsecond, so every microsecond-precise time comes back unchanged, in Python as here;
+        // a spread of values is checked.
+        let limit: i64 = (1 << 33) * 1_000_000;
+        let mut micros = -limit + 1;
+        while micros < limit {
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap();
+            assert_eq!(from_unix_seconds(to_unix_seconds(dt)).unwrap(), dt, "{micros}");
+            micros += 7_777_777_777_777;
+        }
+    }
+
+    /// Reads Python's `float.hex()` text.
+    fn parse_hex_float(text: &str) -> f64 {
+        let (sign, rest) = match text.strip_prefix('-') {
+            Some(rest) => (-1.0, rest),
+            None => (1.0, text),
+        };
+        let rest = rest.strip_prefix("0x1.").unwrap();
+        let (mantissa, exponent) = rest.split_once('p').unwrap();
+        let fraction = u64::from_str_radix(mantissa, 16).unwrap();
+        let bits = (((exponent.parse::<i64>().unwrap() + 1023) as u64) << 52) | fraction;
+        sign * f64::from_bits(bits)
     }
 }
