@@ -47,6 +47,42 @@ pub enum TierError {
         /// Why it cannot be stored.
         reason: String,
     },
+    /// A SQLite operation failed: the database cannot be opened, read or written (busy past
+    /// the timeout, damaged file, read-only directory, full disk ...).
+    #[error("{op} {}: {source}", path.display())]
+    Sqlite {
+        /// What was being done (`open database`, `read entry`, `write entry` ...).
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error. It names the failing statement's problem, never a bound value.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// No connection to the database could be had from the pool in time.
+    #[error("no connection to {}: {source}", path.display())]
+    Pool {
+        /// The database file.
+        path: PathBuf,
+        /// The pool's error.
+        #[source]
+        source: r2d2::Error,
+    },
+    /// The database does not have the tables this tier needs, or was written by a newer
+    /// pw-cache (a schema version this one does not know).
+    #[error("database {} has an unusable schema: {reason}", path.display())]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The tier was closed ([`crate::SqliteL2Tier::close`], [`crate::SqliteL3Tier::close`]).
+    #[error("tier on {} is closed", path.display())]
+    Closed {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The tier disabled itself after repeated failures (see [`crate::TierHealth`]).
     #[error("tier disabled after {failures} consecutive failures")]
     Disabled {
@@ -56,10 +92,18 @@ pub enum TierError {
 }
 
 impl TierError {
-    /// Whether this error says the tier itself is failing (I/O), as opposed to one bad entry
-    /// or bad input. Only these count towards degradation.
+    /// Whether this error says the tier itself is failing (I/O, a database that cannot be
+    /// used, a closed tier), as opposed to one bad entry or bad input. Only these count towards
+    /// degradation. A SQLite constraint violation is bad input (e.g. a health check for a key
+    /// that has no entry), not a failing tier.
     pub fn is_tier_failure(&self) -> bool {
-        matches!(self, TierError::Io { .. })
+        match self {
+            TierError::Io { .. } | TierError::Pool { .. } | TierError::Schema { .. } | TierError::Closed { .. } => true,
+            TierError::Sqlite { source, .. } => {
+                source.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation)
+            }
+            _ => false,
+        }
     }
 
     /// Whether this error says one stored entry is unreadable (count it as corruption).

@@ -8,8 +8,9 @@
 //! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`.
 //!
 //! ## Status
-//! The tier contract, typed errors, degradation, the memory tier and the JSONL tier are here;
-//! the SQLite tiers (issue 5) are being written. On-disk formats: `docs/formats.md`.
+//! All four backends are here: the tier contract, typed errors, degradation, the memory tier,
+//! the JSONL tier and the two SQLite tiers (pooled connections, WAL, eviction policies, schema
+//! version, JSONL migration, health history). On-disk formats: `docs/formats.md`.
 //!
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
@@ -20,9 +21,14 @@
 mod error;
 pub mod jsonl;
 pub mod memory;
+pub mod sqlite;
+pub mod sqlite_l2;
+pub mod sqlite_l3;
 mod tier;
 
 pub use error::TierError;
 pub use jsonl::{JsonlDamage, JsonlTier};
 pub use memory::MemoryTier;
+pub use sqlite_l2::{MigrationReport, SqliteL2Tier};
+pub use sqlite_l3::{HealthCheck, HealthRecord, L3OpenReport, SqliteL3Tier};
 pub use tier::{CacheTier, FAILURE_THRESHOLD, TierHealth};

@@ -1,0 +1,494 @@
+//! Benchmarks of the SQLite tiers at 10,000 and 100,000 entries, beside a raw rusqlite
+//! baseline on the same schema (the database the tier creates), with the same pragmas
+//! (WAL, `synchronous = NORMAL`, `foreign_keys = ON`) and cached prepared statements, doing
+//! the same statements by hand: no pool, no row decoding, no encryption (its rows carry tokens
+//! made beforehand). The difference between a tier and its baseline is what the tier adds:
+//! the pool, typed decoding, and Fernet (two encryptions per put, two decryptions per get for
+//! entries with credentials: see `fernet_*`).
+//!
+//! The workload is `../shared/bench/bench_python.py`'s (the baseline of proxywhirl 0.3.3): entry
+//! `i` has `proxy_url = http://10.{i>>16&255}.{i>>8&255}.{i&255}:{8000 + i % 1000}`, its
+//! generated key, source `fetched/user/api/warmed`, TTL one day, and credentials (`user{i}`,
+//! `pass-{i}-secret`) on odd `i`; miss keys are the keys of `http://miss.example:{i}`.
+//!
+//! Phases (each sample runs all N operations; throughput is printed as items/s):
+//! - `put`: N puts into an empty database, one autocommit upsert each (unbounded tier);
+//! - `get_hit`: N gets of held keys, in order; `get_miss`: N gets of absent keys;
+//! - `put_bounded_half` (10,000 only): N puts into a tier bounded at N/2 (LRU), so half the
+//!   puts run at the bound (count, batched eviction).
+//!
+//! The full databases are filled once per size with one batched transaction. Files live under
+//! `/dev/shm` when it exists, so the numbers are the tiers', not the disk's.
+//!
+//! Run: `cargo bench -p pw-cache-tiers --bench sqlite_tiers`.
+
+// A benchmark that hits an error has nothing to measure: it stops there, as a test would.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use pw_cache_crypto::{FernetKey, KeyRing};
+use pw_cache_model::timestamp::{self, to_unix_seconds};
+use pw_cache_model::{CacheEntry, CacheTierConfig, Secret, generate_cache_key};
+use pw_cache_tiers::CacheTier;
+use pw_cache_tiers::sqlite_l2::{DB_FILE_NAME, SqliteL2Tier};
+use pw_cache_tiers::sqlite_l3::SqliteL3Tier;
+use rusqlite::{Connection, params};
+
+const SIZES: [usize; 2] = [10_000, 100_000];
+const MAX: usize = 100_000;
+const SOURCES: [&str; 4] = ["fetched", "user", "api", "warmed"];
+
+fn main() {
+    divan::main();
+    // Statics are not dropped: remove the shared directories here.
+    for full in FULL.lock().unwrap().drain(..) {
+        let _ = std::fs::remove_dir_all(full.dir.path());
+    }
+}
+
+fn bench_root() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() { shm } else { std::env::temp_dir() }
+}
+
+static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(|| Arc::new(KeyRing::new(FernetKey::generate(), [])));
+
+static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| {
+    let t0 = timestamp::now_utc();
+    (0..MAX)
+        .map(|i| {
+            let url = format!(
+                "http://10.{}.{}.{}:{}",
+                (i >> 16) & 255,
+                (i >> 8) & 255,
+                i & 255,
+                8000 + i % 1000
+            );
+            let e = CacheEntry::new_at(url, SOURCES[i % 4], 86_400, t0).unwrap();
+            if i % 2 == 1 {
+                e.with_credentials(
+                    Some(Secret::new(format!("user{i}"))),
+                    Some(Secret::new(format!("pass-{i}-secret"))),
+                )
+            } else {
+                e
+            }
+        })
+        .collect()
+});
+
+static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..MAX)
+        .map(|i| generate_cache_key(&format!("http://miss.example:{i}")))
+        .collect()
+});
+
+/// An entry's username and password tokens (the bytes stored), if set.
+type Tokens = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Each entry's credential tokens, made once (the baseline's rows).
+static TOKENS: LazyLock<Vec<Tokens>> = LazyLock::new(|| {
+    let seal = |s: &Option<Secret>| s.as_ref().map(|s| RING.encrypt(s).into_bytes());
+    ENTRIES.iter().map(|e| (seal(&e.username), seal(&e.password))).collect()
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    L2,
+    L3,
+}
+
+const L2_UPSERT: &str = "INSERT INTO l2_cache (key, proxy_url, username_encrypted, password_encrypted, source, \
+    fetch_time, last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(key) DO UPDATE SET \
+    proxy_url = excluded.proxy_url, username_encrypted = excluded.username_encrypted, \
+    password_encrypted = excluded.password_encrypted, source = excluded.source, fetch_time = excluded.fetch_time, \
+    last_accessed = excluded.last_accessed, access_count = excluded.access_count, \
+    ttl_seconds = excluded.ttl_seconds, expires_at = excluded.expires_at, health_status = excluded.health_status, \
+    failure_count = excluded.failure_count, evicted_from_l1 = excluded.evicted_from_l1";
+
+const L3_UPSERT: &str = "INSERT INTO cache_entries (key, proxy_url, username_encrypted, password_encrypted, source, \
+    fetch_time, last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1, \
+    last_health_check, consecutive_health_failures, consecutive_health_successes, recovery_attempt, \
+    next_check_time, last_health_error, total_health_checks, total_health_check_failures, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, 0, 0, 0, NULL, NULL, 0, 0, ?14, ?14) \
+    ON CONFLICT(key) DO UPDATE SET proxy_url = excluded.proxy_url, \
+    username_encrypted = excluded.username_encrypted, password_encrypted = excluded.password_encrypted, \
+    source = excluded.source, fetch_time = excluded.fetch_time, last_accessed = excluded.last_accessed, \
+    access_count = excluded.access_count, ttl_seconds = excluded.ttl_seconds, expires_at = excluded.expires_at, \
+    health_status = excluded.health_status, failure_count = excluded.failure_count, \
+    evicted_from_l1 = excluded.evicted_from_l1, updated_at = excluded.updated_at";
+
+const L2_SELECT: &str = "SELECT key, proxy_url, username_encrypted, password_encrypted, source, fetch_time, \
+    last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1 \
+    FROM l2_cache WHERE key = ?1";
+
+const L3_SELECT: &str = "SELECT key, proxy_url, username_encrypted, password_encrypted, source, fetch_time, \
+    last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1, \
+    last_health_check, consecutive_health_failures, consecutive_health_successes, recovery_attempt, \
+    next_check_time, last_health_error, total_health_checks, total_health_check_failures \
+    FROM cache_entries WHERE key = ?1";
+
+/// An empty database with the tier's schema, at `dir/l2_cache.db` or `dir/l3.db`.
+fn create(table: Table, dir: &Path) -> PathBuf {
+    match table {
+        Table::L2 => {
+            SqliteL2Tier::open(dir, &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap();
+            dir.join(DB_FILE_NAME)
+        }
+        Table::L3 => {
+            let path = dir.join("l3.db");
+            SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap();
+            path
+        }
+    }
+}
+
+/// The baseline's connection: the tiers' pragmas.
+fn raw_connection(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .unwrap();
+    conn.set_prepared_statement_cache_capacity(64);
+    conn
+}
+
+/// The baseline's put of entry `i`: one autocommit upsert, tokens made beforehand.
+fn raw_put(conn: &Connection, table: Table, i: usize) -> usize {
+    let e = &ENTRIES[i];
+    let (user, pass) = &TOKENS[i];
+    let fetch = to_unix_seconds(e.fetch_time);
+    let last = to_unix_seconds(e.last_accessed);
+    let expires = to_unix_seconds(e.expires_at);
+    let (count, ttl, failures) = (e.access_count as i64, e.ttl_seconds as i64, e.failure_count as i64);
+    let status = e.health_status.as_str();
+    let evicted = i64::from(e.evicted_from_l1);
+    match table {
+        Table::L2 => conn.prepare_cached(L2_UPSERT).unwrap().execute(params![
+            e.key,
+            e.proxy_url,
+            user,
+            pass,
+            e.source,
+            fetch,
+            last,
+            count,
+            ttl,
+            expires,
+            status,
+            failures,
+            evicted
+        ]),
+        Table::L3 => conn.prepare_cached(L3_UPSERT).unwrap().execute(params![
+            e.key,
+            e.proxy_url,
+            user,
+            pass,
+            e.source,
+            fetch,
+            last,
+            count,
+            ttl,
+            expires,
+            status,
+            failures,
+            evicted,
+            to_unix_seconds(timestamp::now_utc())
+        ]),
+    }
+    .unwrap()
+}
+
+/// The baseline's get: one indexed read, the row's values copied out (no decoding).
+fn raw_get(conn: &Connection, table: Table, key: &str) -> Option<Vec<rusqlite::types::Value>> {
+    let (sql, columns) = match table {
+        Table::L2 => (L2_SELECT, 13),
+        Table::L3 => (L3_SELECT, 21),
+    };
+    let mut stmt = conn.prepare_cached(sql).unwrap();
+    let mut rows = stmt.query([key]).unwrap();
+    rows.next()
+        .unwrap()
+        .map(|row| (0..columns).map(|i| row.get(i).unwrap()).collect())
+}
+
+/// A directory holding an L2 and an L3 database of the first `n` entries, for the tiers and
+/// for the baselines (four files, so that no bench reads another's).
+struct Full {
+    n: usize,
+    dir: tempfile::TempDir,
+}
+
+impl Full {
+    fn l2_dir(&self, raw: bool) -> PathBuf {
+        self.dir.path().join(if raw { "raw-l2" } else { "l2" })
+    }
+
+    fn l3_dir(&self, raw: bool) -> PathBuf {
+        self.dir.path().join(if raw { "raw-l3" } else { "l3" })
+    }
+
+    fn path(&self, table: Table, raw: bool) -> PathBuf {
+        match table {
+            Table::L2 => self.l2_dir(raw).join(DB_FILE_NAME),
+            Table::L3 => self.l3_dir(raw).join("l3.db"),
+        }
+    }
+}
+
+static FULL: Mutex<Vec<Arc<Full>>> = Mutex::new(Vec::new());
+
+/// The databases of `n` entries, filled on first use with one transaction each.
+fn full(n: usize) -> Arc<Full> {
+    let mut all = FULL.lock().unwrap();
+    if let Some(f) = all.iter().find(|f| f.n == n) {
+        return Arc::clone(f);
+    }
+    let full = Arc::new(Full {
+        n,
+        dir: tempfile::tempdir_in(bench_root()).unwrap(),
+    });
+    for (table, raw) in [
+        (Table::L2, false),
+        (Table::L2, true),
+        (Table::L3, false),
+        (Table::L3, true),
+    ] {
+        let dir = match table {
+            Table::L2 => full.l2_dir(raw),
+            Table::L3 => full.l3_dir(raw),
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = create(table, &dir);
+        let mut conn = raw_connection(&path);
+        let tx = conn.transaction().unwrap();
+        for i in 0..n {
+            raw_put(&tx, table, i);
+        }
+        tx.commit().unwrap();
+    }
+    all.push(Arc::clone(&full));
+    full
+}
+
+fn open_tier(table: Table, full: &Full) -> Box<dyn CacheTier> {
+    match table {
+        Table::L2 => {
+            Box::new(SqliteL2Tier::open(full.l2_dir(false), &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap())
+        }
+        Table::L3 => Box::new(
+            SqliteL3Tier::open(
+                full.path(Table::L3, false),
+                &CacheTierConfig::unbounded(),
+                Arc::clone(&RING),
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+fn empty_tier(table: Table, config: &CacheTierConfig) -> (tempfile::TempDir, Box<dyn CacheTier>) {
+    let dir = tempfile::tempdir_in(bench_root()).unwrap();
+    let tier: Box<dyn CacheTier> = match table {
+        Table::L2 => Box::new(SqliteL2Tier::open(dir.path(), config, Arc::clone(&RING)).unwrap()),
+        Table::L3 => Box::new(SqliteL3Tier::open(dir.path().join("l3.db"), config, Arc::clone(&RING)).unwrap()),
+    };
+    (dir, tier)
+}
+
+fn tier_put(bencher: Bencher, table: Table, n: usize) {
+    LazyLock::force(&ENTRIES);
+    bencher
+        .counter(ItemsCount::new(n))
+        .with_inputs(|| empty_tier(table, &CacheTierConfig::unbounded()))
+        .bench_local_values(|(dir, tier)| {
+            for e in &ENTRIES[..n] {
+                tier.put(e).unwrap();
+            }
+            (dir, tier)
+        });
+}
+
+fn tier_get_hit(bencher: Bencher, table: Table, n: usize) {
+    let full = full(n);
+    let tier = open_tier(table, &full);
+    bencher.counter(ItemsCount::new(n)).bench_local(|| {
+        for e in &ENTRIES[..n] {
+            assert!(tier.get(&e.key).unwrap().is_some());
+        }
+    });
+}
+
+fn tier_get_miss(bencher: Bencher, table: Table, n: usize) {
+    let full = full(n);
+    let tier = open_tier(table, &full);
+    bencher.counter(ItemsCount::new(n)).bench_local(|| {
+        for k in &MISS_KEYS[..n] {
+            assert!(tier.get(k).unwrap().is_none());
+        }
+    });
+}
+
+fn raw_put_all(bencher: Bencher, table: Table, n: usize) {
+    LazyLock::force(&TOKENS);
+    bencher
+        .counter(ItemsCount::new(n))
+        .with_inputs(|| {
+            let dir = tempfile::tempdir_in(bench_root()).unwrap();
+            let conn = raw_connection(&create(table, dir.path()));
+            (dir, conn)
+        })
+        .bench_local_values(|(dir, conn)| {
+            for i in 0..n {
+                raw_put(&conn, table, i);
+            }
+            (dir, conn)
+        });
+}
+
+fn raw_get_hit(bencher: Bencher, table: Table, n: usize) {
+    let full = full(n);
+    let conn = raw_connection(&full.path(table, true));
+    bencher.counter(ItemsCount::new(n)).bench_local(|| {
+        for e in &ENTRIES[..n] {
+            assert!(raw_get(&conn, table, &e.key).is_some());
+        }
+    });
+}
+
+fn raw_get_miss(bencher: Bencher, table: Table, n: usize) {
+    let full = full(n);
+    let conn = raw_connection(&full.path(table, true));
+    bencher.counter(ItemsCount::new(n)).bench_local(|| {
+        for k in &MISS_KEYS[..n] {
+            assert!(raw_get(&conn, table, k).is_none());
+        }
+    });
+}
+
+fn put_bounded_half(bencher: Bencher, table: Table, n: usize) {
+    LazyLock::force(&ENTRIES);
+    bencher
+        .counter(ItemsCount::new(n))
+        .with_inputs(|| empty_tier(table, &CacheTierConfig::bounded(n as u64 / 2)))
+        .bench_local_values(|(dir, tier)| {
+            for e in &ENTRIES[..n] {
+                tier.put(e).unwrap();
+            }
+            (dir, tier)
+        });
+}
+
+mod l2 {
+    use super::*;
+
+    #[divan::bench(args = SIZES, sample_count = 3, sample_size = 1)]
+    fn put(bencher: Bencher, n: usize) {
+        tier_put(bencher, Table::L2, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_hit(bencher: Bencher, n: usize) {
+        tier_get_hit(bencher, Table::L2, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_miss(bencher: Bencher, n: usize) {
+        tier_get_miss(bencher, Table::L2, n);
+    }
+
+    #[divan::bench(args = [10_000], sample_count = 3, sample_size = 1)]
+    fn put_bounded_half(bencher: Bencher, n: usize) {
+        super::put_bounded_half(bencher, Table::L2, n);
+    }
+}
+
+mod l2_raw_baseline {
+    use super::*;
+
+    #[divan::bench(args = SIZES, sample_count = 3, sample_size = 1)]
+    fn put(bencher: Bencher, n: usize) {
+        raw_put_all(bencher, Table::L2, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_hit(bencher: Bencher, n: usize) {
+        raw_get_hit(bencher, Table::L2, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_miss(bencher: Bencher, n: usize) {
+        raw_get_miss(bencher, Table::L2, n);
+    }
+}
+
+mod l3 {
+    use super::*;
+
+    #[divan::bench(args = SIZES, sample_count = 3, sample_size = 1)]
+    fn put(bencher: Bencher, n: usize) {
+        tier_put(bencher, Table::L3, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_hit(bencher: Bencher, n: usize) {
+        tier_get_hit(bencher, Table::L3, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_miss(bencher: Bencher, n: usize) {
+        tier_get_miss(bencher, Table::L3, n);
+    }
+
+    #[divan::bench(args = [10_000], sample_count = 3, sample_size = 1)]
+    fn put_bounded_half(bencher: Bencher, n: usize) {
+        super::put_bounded_half(bencher, Table::L3, n);
+    }
+}
+
+mod l3_raw_baseline {
+    use super::*;
+
+    #[divan::bench(args = SIZES, sample_count = 3, sample_size = 1)]
+    fn put(bencher: Bencher, n: usize) {
+        raw_put_all(bencher, Table::L3, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_hit(bencher: Bencher, n: usize) {
+        raw_get_hit(bencher, Table::L3, n);
+    }
+
+    #[divan::bench(args = SIZES, sample_count = 5, sample_size = 1)]
+    fn get_miss(bencher: Bencher, n: usize) {
+        raw_get_miss(bencher, Table::L3, n);
+    }
+}
+
+/// The Fernet work a tier adds for an entry with credentials: two tokens per put, two per get.
+mod fernet {
+    use super::*;
+
+    #[divan::bench(sample_count = 20, sample_size = 100)]
+    fn encrypt_two(bencher: Bencher) {
+        let e = &ENTRIES[1];
+        bencher.bench_local(|| {
+            (
+                RING.encrypt(e.username.as_ref().unwrap()),
+                RING.encrypt(e.password.as_ref().unwrap()),
+            )
+        });
+    }
+
+    #[divan::bench(sample_count = 20, sample_size = 100)]
+    fn decrypt_two(bencher: Bencher) {
+        let (user, pass) = &TOKENS[1];
+        let (user, pass) = (user.clone().unwrap(), pass.clone().unwrap());
+        bencher.bench_local(|| (RING.decrypt_bytes(&user).unwrap(), RING.decrypt_bytes(&pass).unwrap()));
+    }
+}

@@ -1,0 +1,454 @@
+//! L3: the SQLite tier with health history, on-disk compatible both ways with proxywhirl
+//! 0.3.3's `SQLiteCacheTier`.
+//!
+//! One database file (proxywhirl's default `.cache/db/proxywhirl.db`) with proxywhirl's two
+//! tables, created with its own statements (specified in `docs/formats.md`):
+//! - `cache_entries`: the 23 columns (the entry's fields, `created_at`, `updated_at`) and the
+//!   indexes `idx_expires_at`, `idx_source`, `idx_health_status`, `idx_last_accessed`;
+//! - `health_history`: one row per health check, `proxy_key` referencing
+//!   `cache_entries(key) ON DELETE CASCADE`, indexes `idx_health_history_proxy` and
+//!   `idx_health_history_time`.
+//!
+//! What this tier does that proxywhirl does not:
+//! - `PRAGMA foreign_keys = ON` on every connection, so deleting an entry (delete, clear,
+//!   expiry, eviction) deletes its history. proxywhirl never enables it and leaves orphans;
+//!   orphans found in a database are counted when it opens ([`L3OpenReport`]) and can be
+//!   removed ([`SqliteL3Tier::remove_orphaned_history`]), never a failure.
+//! - Updating an entry keeps its `created_at` (proxywhirl resets it on every put) and its
+//!   history (an upsert, not a delete and re-insert); `updated_at` moves.
+//! - A health-history API: [`SqliteL3Tier::record_health_check`],
+//!   [`SqliteL3Tier::health_history`], [`SqliteL3Tier::prune_health_history`].
+//!
+//! Opening a database whose `cache_entries` lacks the health columns (from before proxywhirl's
+//! health monitoring) adds them, as proxywhirl's `_migrate_health_columns` does, within the
+//! schema upgrade to version 1; `health_history` and the indexes are created if missing.
+//! Pool, pragmas, timestamps, credentials, eviction and hit recording are shared with L2: see
+//! [`crate::sqlite`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pw_cache_crypto::KeyRing;
+use pw_cache_model::timestamp::to_unix_seconds;
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, HealthStatus, OffsetDateTime};
+use rusqlite::{Connection, Transaction};
+
+use crate::error::TierError;
+use crate::sqlite::{Columns, Layout, Store, migrate, require_columns, sql_error, table_columns};
+use crate::tier::{CacheTier, TierHealth};
+
+/// `cache_entries`, as proxywhirl 0.3.3 creates it (the text is what `sqlite_master` keeps).
+const CREATE_ENTRIES: &str = "CREATE TABLE IF NOT EXISTS cache_entries (
+                    key TEXT PRIMARY KEY,
+                    proxy_url TEXT NOT NULL,
+                    username_encrypted BLOB,
+                    password_encrypted BLOB,
+                    source TEXT NOT NULL,
+                    fetch_time REAL NOT NULL,
+                    last_accessed REAL NOT NULL,
+                    access_count INTEGER DEFAULT 0,
+                    ttl_seconds INTEGER NOT NULL,
+                    expires_at REAL NOT NULL,
+                    health_status TEXT DEFAULT 'unknown',
+                    failure_count INTEGER DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    -- Health monitoring fields (Feature 006)
+                    last_health_check REAL,
+                    consecutive_health_failures INTEGER DEFAULT 0,
+                    consecutive_health_successes INTEGER DEFAULT 0,
+                    recovery_attempt INTEGER DEFAULT 0,
+                    next_check_time REAL,
+                    last_health_error TEXT,
+                    total_health_checks INTEGER DEFAULT 0,
+                    total_health_check_failures INTEGER DEFAULT 0,
+                    evicted_from_l1 INTEGER DEFAULT 0
+                )";
+
+/// `health_history`, as proxywhirl 0.3.3 creates it.
+const CREATE_HISTORY: &str = "CREATE TABLE IF NOT EXISTS health_history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    proxy_key TEXT NOT NULL,
+                    check_time REAL NOT NULL,
+                    status TEXT NOT NULL,
+                    response_time_ms REAL,
+                    error_message TEXT,
+                    check_url TEXT NOT NULL,
+                    FOREIGN KEY (proxy_key) REFERENCES cache_entries(key) ON DELETE CASCADE
+                )";
+
+/// The six indexes, as proxywhirl 0.3.3 creates them.
+const CREATE_INDEXES: [&str; 6] = [
+    "CREATE INDEX IF NOT EXISTS idx_expires_at ON cache_entries(expires_at)",
+    "CREATE INDEX IF NOT EXISTS idx_source ON cache_entries(source)",
+    "CREATE INDEX IF NOT EXISTS idx_health_status ON cache_entries(health_status)",
+    "CREATE INDEX IF NOT EXISTS idx_last_accessed ON cache_entries(last_accessed)",
+    "CREATE INDEX IF NOT EXISTS idx_health_history_proxy ON health_history(proxy_key)",
+    "CREATE INDEX IF NOT EXISTS idx_health_history_time ON health_history(check_time)",
+];
+
+/// The columns proxywhirl's `_migrate_health_columns` adds to an older `cache_entries`, with
+/// their types, in its order.
+pub const HEALTH_COLUMNS: [(&str, &str); 9] = [
+    ("last_health_check", "REAL"),
+    ("consecutive_health_failures", "INTEGER DEFAULT 0"),
+    ("consecutive_health_successes", "INTEGER DEFAULT 0"),
+    ("recovery_attempt", "INTEGER DEFAULT 0"),
+    ("next_check_time", "REAL"),
+    ("last_health_error", "TEXT"),
+    ("total_health_checks", "INTEGER DEFAULT 0"),
+    ("total_health_check_failures", "INTEGER DEFAULT 0"),
+    ("evicted_from_l1", "INTEGER DEFAULT 0"),
+];
+
+/// The columns of `cache_entries` before the health columns.
+const BASE_COLUMNS: [&str; 14] = [
+    "key",
+    "proxy_url",
+    "username_encrypted",
+    "password_encrypted",
+    "source",
+    "fetch_time",
+    "last_accessed",
+    "access_count",
+    "ttl_seconds",
+    "expires_at",
+    "health_status",
+    "failure_count",
+    "created_at",
+    "updated_at",
+];
+
+const HISTORY_COLUMNS: [&str; 7] = [
+    "id",
+    "proxy_key",
+    "check_time",
+    "status",
+    "response_time_ms",
+    "error_message",
+    "check_url",
+];
+
+const INSERT_CHECK: &str = "INSERT INTO health_history (proxy_key, check_time, status, response_time_ms, \
+                            error_message, check_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const SELECT_HISTORY: &str = "SELECT id, proxy_key, check_time, status, response_time_ms, error_message, \
+                              check_url FROM health_history WHERE proxy_key = ?1 \
+                              ORDER BY check_time DESC, id DESC LIMIT ?2";
+const PRUNE_HISTORY: &str = "DELETE FROM health_history WHERE check_time < ?1";
+const COUNT_ORPHANS: &str = "SELECT COUNT(*) FROM health_history WHERE NOT EXISTS \
+                             (SELECT 1 FROM cache_entries WHERE cache_entries.key = health_history.proxy_key)";
+const DELETE_ORPHANS: &str = "DELETE FROM health_history WHERE NOT EXISTS \
+                              (SELECT 1 FROM cache_entries WHERE cache_entries.key = health_history.proxy_key)";
+
+/// Schema version 0 (proxywhirl's, older, or an empty file) to 1: create the tables if
+/// missing, add the health columns `cache_entries` lacks, create the indexes. The columns
+/// added, in order.
+fn upgrade(tx: &Transaction<'_>, path: &Path) -> Result<Vec<&'static str>, TierError> {
+    tx.execute_batch(CREATE_ENTRIES)
+        .map_err(sql_error("create table cache_entries", path))?;
+    let have = table_columns(tx, "cache_entries").map_err(sql_error("read schema", path))?;
+    let mut added = Vec::new();
+    for (column, ty) in HEALTH_COLUMNS {
+        if !have.iter().any(|c| c == column) {
+            // Both names come from the constant above, never from input.
+            tx.execute_batch(&format!("ALTER TABLE cache_entries ADD COLUMN {column} {ty}"))
+                .map_err(sql_error("add health column", path))?;
+            added.push(column);
+        }
+    }
+    tx.execute_batch(CREATE_HISTORY)
+        .map_err(sql_error("create table health_history", path))?;
+    check_schema(tx, path)?;
+    for index in CREATE_INDEXES {
+        tx.execute_batch(index).map_err(sql_error("create index", path))?;
+    }
+    Ok(added)
+}
+
+/// Fails unless both tables have every column this tier uses.
+fn check_schema(conn: &Connection, path: &Path) -> Result<(), TierError> {
+    let entries: Vec<&str> = BASE_COLUMNS
+        .iter()
+        .copied()
+        .chain(HEALTH_COLUMNS.iter().map(|(c, _)| *c))
+        .collect();
+    require_columns(conn, path, "cache_entries", &entries)?;
+    require_columns(conn, path, "health_history", &HISTORY_COLUMNS)
+}
+
+/// How many `health_history` rows belong to no entry.
+fn count_orphans(conn: &Connection, path: &Path) -> Result<u64, TierError> {
+    let n: i64 = conn
+        .prepare_cached(COUNT_ORPHANS)
+        .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+        .map_err(sql_error("count orphaned history", path))?;
+    Ok(n.max(0) as u64)
+}
+
+/// What opening the database found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct L3OpenReport {
+    /// The schema version the database had when it was upgraded (0 for a proxywhirl database
+    /// or a new file), `None` when it was already current.
+    pub schema_upgraded_from: Option<u32>,
+    /// Health columns added to an older `cache_entries`, in order.
+    pub added_columns: Vec<&'static str>,
+    /// `health_history` rows whose `proxy_key` no entry has (left by proxywhirl, which never
+    /// enables foreign keys). Reported, kept.
+    pub orphaned_history: u64,
+}
+
+/// One health check of a proxy, as `health_history` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthCheck {
+    /// The cache key of the proxy's entry (which must exist when the check is recorded).
+    pub proxy_key: String,
+    /// When the check ran (stored as REAL Unix seconds; read back in UTC, to the microsecond).
+    pub check_time: OffsetDateTime,
+    /// What the check found.
+    pub status: HealthStatus,
+    /// How long the proxy took to answer, in milliseconds (finite, not negative).
+    pub response_time_ms: Option<f64>,
+    /// The error the check saw.
+    pub error_message: Option<String>,
+    /// The URL the check fetched through the proxy.
+    pub check_url: String,
+}
+
+/// A recorded health check with its row id (ids grow with each record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRecord {
+    /// The row's `id`.
+    pub id: i64,
+    /// The check.
+    pub check: HealthCheck,
+}
+
+/// The SQLite L3 tier: see the module docs and [`crate::sqlite`] for the design.
+#[derive(Debug)]
+pub struct SqliteL3Tier {
+    store: Store,
+    report: L3OpenReport,
+}
+
+impl SqliteL3Tier {
+    /// Opens (creating its parent directories and the file if missing) the database at `path`.
+    /// Entries hold at most `config.max_entries` under `config.eviction_policy`; credentials
+    /// are encrypted with `ring`'s current key and decrypted with any of its keys. A proxywhirl
+    /// database is upgraded to this crate's schema version (health columns added if missing);
+    /// orphaned history rows are counted ([`SqliteL3Tier::open_report`]).
+    ///
+    /// Errors name the path: a directory that cannot be created ([`TierError::Io`]), a file
+    /// that is not a database or cannot be opened or written ([`TierError::Sqlite`]), tables
+    /// without the columns needed or a newer schema version ([`TierError::Schema`]).
+    pub fn open(path: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        let path: PathBuf = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(TierError::io("create database directory", parent))?;
+        }
+        let mut report = L3OpenReport::default();
+        let store = Store::open(path, Layout::L3, config, ring, |conn, path| {
+            let mut added = Vec::new();
+            report.schema_upgraded_from = migrate(conn, path, |tx, _from| {
+                added = upgrade(tx, path)?;
+                Ok(())
+            })?;
+            report.added_columns = added;
+            check_schema(conn, path)?;
+            report.orphaned_history = count_orphans(conn, path)?;
+            Ok(())
+        })?;
+        if report.orphaned_history > 0 {
+            tracing::warn!(
+                path = %store.path().display(),
+                rows = report.orphaned_history,
+                "health_history has rows of entries that no longer exist (left by proxywhirl, which does not \
+                 enforce foreign keys); they are kept"
+            );
+        }
+        Ok(Self { store, report })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// What opening the database found and did.
+    pub fn open_report(&self) -> &L3OpenReport {
+        &self.report
+    }
+
+    /// Entries this tier evicted to stay within `max_entries`, since it opened.
+    pub fn evictions(&self) -> u64 {
+        self.store.evictions()
+    }
+
+    /// Writes the get hits noted for LRU/LFU so far (also done by itself, see
+    /// [`crate::sqlite`]).
+    pub fn flush(&self) -> Result<(), TierError> {
+        self.store.health.observe(self.store.flush_touches())
+    }
+
+    /// Writes pending hits and closes the database's connections. Later operations fail with
+    /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
+    pub fn close(&self) -> Result<(), TierError> {
+        self.store.close()
+    }
+
+    /// Records a health check; its row id.
+    ///
+    /// Errors: [`TierError::InvalidEntry`] when no entry has `check.proxy_key` (history belongs
+    /// to an entry) or the response time is negative or not finite; nothing is stored then.
+    pub fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
+        self.store.health.observe(self.record_inner(check))
+    }
+
+    fn record_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
+        if let Some(ms) = check.response_time_ms
+            && !(ms.is_finite() && ms >= 0.0)
+        {
+            return Err(TierError::InvalidEntry {
+                key: check.proxy_key.clone(),
+                reason: format!("response_time_ms {ms} is not a finite, non-negative number"),
+            });
+        }
+        let conn = self.store.conn()?;
+        let mut stmt = conn
+            .prepare_cached(INSERT_CHECK)
+            .map_err(self.store.err("record health check"))?;
+        let inserted = stmt.insert(rusqlite::params![
+            check.proxy_key,
+            to_unix_seconds(check.check_time),
+            check.status.as_str(),
+            check.response_time_ms,
+            check.error_message,
+            check.check_url,
+        ]);
+        match inserted {
+            Ok(id) => Ok(id),
+            Err(e)
+                if e.sqlite_error().map(|e| e.extended_code) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+            {
+                Err(TierError::InvalidEntry {
+                    key: check.proxy_key.clone(),
+                    reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
+                })
+            }
+            Err(e) => Err(self.store.err("record health check")(e)),
+        }
+    }
+
+    /// The health checks recorded for `proxy_key`, newest first (by check time, then id), at
+    /// most `limit`. A row that cannot be read is a [`TierError::Corrupt`] naming its id.
+    pub fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
+        self.store.health.observe(self.history_inner(proxy_key, limit))
+    }
+
+    fn history_inner(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn
+            .prepare_cached(SELECT_HISTORY)
+            .map_err(self.store.err("read health history"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query(rusqlite::params![proxy_key, limit])
+            .map_err(self.store.err("read health history"))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
+            let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
+            let col = Columns { row, key: proxy_key };
+            let check = (|| {
+                Ok::<_, TierError>(HealthCheck {
+                    proxy_key: col.text(1, "proxy_key")?,
+                    check_time: col.time(2, "check_time")?,
+                    status: col.status(3, "status")?,
+                    response_time_ms: col.optional_real(4, "response_time_ms")?,
+                    error_message: col.optional_text(5, "error_message")?,
+                    check_url: col.text(6, "check_url")?,
+                })
+            })()
+            .map_err(|e| match e {
+                TierError::Corrupt { key, reason } => TierError::Corrupt {
+                    key,
+                    reason: format!("health_history row {id}: {reason}"),
+                },
+                other => other,
+            })?;
+            out.push(HealthRecord { id, check });
+        }
+        Ok(out)
+    }
+
+    /// Deletes the health checks older than `older_than` (`check_time < older_than`), of every
+    /// proxy; how many.
+    pub fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
+        self.store
+            .health
+            .observe(self.execute(PRUNE_HISTORY, [to_unix_seconds(older_than)], "prune health history"))
+    }
+
+    /// How many `health_history` rows belong to no entry now.
+    pub fn orphaned_history(&self) -> Result<u64, TierError> {
+        let result = self
+            .store
+            .conn()
+            .and_then(|conn| count_orphans(&conn, self.store.path()));
+        self.store.health.observe(result)
+    }
+
+    /// Deletes the `health_history` rows that belong to no entry; how many.
+    pub fn remove_orphaned_history(&self) -> Result<usize, TierError> {
+        self.store
+            .health
+            .observe(self.execute(DELETE_ORPHANS, [], "remove orphaned history"))
+    }
+
+    fn execute(&self, sql: &str, params: impl rusqlite::Params, op: &'static str) -> Result<usize, TierError> {
+        let conn = self.store.conn()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(self.store.err(op))?;
+        stmt.execute(params).map_err(self.store.err(op))
+    }
+}
+
+impl CacheTier for SqliteL3Tier {
+    fn tier_type(&self) -> CacheTierType {
+        CacheTierType::L3
+    }
+
+    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.store.health.observe(self.store.get(key))
+    }
+
+    fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        self.store.health.observe(self.store.put(entry))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, TierError> {
+        self.store.health.observe(self.store.delete(key))
+    }
+
+    fn clear(&self) -> Result<usize, TierError> {
+        self.store.health.observe(self.store.clear())
+    }
+
+    fn size(&self) -> Result<usize, TierError> {
+        self.store.health.observe(self.store.size())
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TierError> {
+        self.store.health.observe(self.store.keys())
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, TierError> {
+        self.store.health.observe(self.store.contains(key))
+    }
+
+    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+        self.store.health.observe(self.store.cleanup_expired(now))
+    }
+
+    fn health(&self) -> &TierHealth {
+        &self.store.health
+    }
+}
