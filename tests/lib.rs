@@ -175,3 +175,47 @@ pub mod fernet_reference {
         })
     }
 }
+
+/// The entry as the manifest writes it: its JSON form, credentials in clear.
+pub fn entry_as_manifest(e: &pw_cache::CacheEntry) -> Value {
+    let mut v: Value = serde_json::from_str(&e.to_json_line()).unwrap();
+    for (field, secret) in [("username", &e.username), ("password", &e.password)] {
+        v[field] = secret.as_ref().map_or(Value::Null, |s| Value::from(s.expose_secret()));
+    }
+    v
+}
+
+/// `PRAGMA table_info` of `table`, its foreign keys and, per index, its list row and columns.
+pub fn sqlite_schema(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
+    let rows = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            Ok((0..n)
+                .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let mut out = rows(&format!("PRAGMA table_info({table})"));
+    out.extend(rows(&format!("PRAGMA foreign_key_list({table})")));
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_index_list(?1) ORDER BY name")
+        .unwrap();
+    let names: Vec<String> = stmt
+        .query_map([table], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for name in names {
+        out.push(name.clone());
+        out.extend(rows(&format!(
+            "SELECT \"unique\", origin, partial FROM pragma_index_list('{table}') WHERE name = '{name}'"
+        )));
+        out.extend(rows(&format!("PRAGMA index_info('{name}')")));
+    }
+    out
+}
