@@ -21,4 +21,7 @@ pub use pw_cache_crypto::{
     KeySource, Token,
 };
 
-pub use pw_cache_tiers::{CacheTier, FAILURE_THRESHOLD, JsonlDamage, JsonlTier, MemoryTier, TierError, TierHealth};
+pub use pw_cache_tiers::{
+    CacheTier, FAILURE_THRESHOLD, HealthCheck, HealthRecord, JsonlDamage, JsonlTier, L3OpenReport, MemoryTier,
+    MigrationReport, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
+};
