@@ -1055,6 +1055,56 @@ impl Drop for Store {
     }
 }
 
+/// Implements [`CacheTier`] for a SQLite tier by delegating to its `store` field, every result
+/// passing through the store's [`TierHealth`](crate::TierHealth) (the two tiers differ only in
+/// their level and their extra methods).
+macro_rules! impl_cache_tier_via_store {
+    ($ty:ty, $tier:expr) => {
+        impl CacheTier for $ty {
+            fn tier_type(&self) -> CacheTierType {
+                $tier
+            }
+
+            fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+                self.store.health.observe(self.store.get(key))
+            }
+
+            fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
+                self.store.health.observe(self.store.put(entry))
+            }
+
+            fn delete(&self, key: &str) -> Result<bool, TierError> {
+                self.store.health.observe(self.store.delete(key))
+            }
+
+            fn clear(&self) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.clear())
+            }
+
+            fn size(&self) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.size())
+            }
+
+            fn keys(&self) -> Result<Vec<String>, TierError> {
+                self.store.health.observe(self.store.keys())
+            }
+
+            fn contains(&self, key: &str) -> Result<bool, TierError> {
+                self.store.health.observe(self.store.contains(key))
+            }
+
+            fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.cleanup_expired(now))
+            }
+
+            fn health(&self) -> &TierHealth {
+                &self.store.health
+            }
+        }
+    };
+}
+pub(crate) use impl_cache_tier_via_store;
+
 #[cfg(test)]
 mod tests {
     //! The mechanics both SQLite tiers share, run on each: eviction policies and the bound, hit

@@ -411,44 +411,4 @@ impl SqliteL3Tier {
     }
 }
 
-impl CacheTier for SqliteL3Tier {
-    fn tier_type(&self) -> CacheTierType {
-        CacheTierType::L3
-    }
-
-    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.store.health.observe(self.store.get(key))
-    }
-
-    fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
-        self.store.health.observe(self.store.put(entry))
-    }
-
-    fn delete(&self, key: &str) -> Result<bool, TierError> {
-        self.store.health.observe(self.store.delete(key))
-    }
-
-    fn clear(&self) -> Result<usize, TierError> {
-        self.store.health.observe(self.store.clear())
-    }
-
-    fn size(&self) -> Result<usize, TierError> {
-        self.store.health.observe(self.store.size())
-    }
-
-    fn keys(&self) -> Result<Vec<String>, TierError> {
-        self.store.health.observe(self.store.keys())
-    }
-
-    fn contains(&self, key: &str) -> Result<bool, TierError> {
-        self.store.health.observe(self.store.contains(key))
-    }
-
-    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
-        self.store.health.observe(self.store.cleanup_expired(now))
-    }
-
-    fn health(&self) -> &TierHealth {
-        &self.store.health
-    }
-}
+crate::sqlite::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
