@@ -10,17 +10,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pw_cache::crypto::KeyRing;
-use pw_cache::model::timestamp::format_isoformat;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::jsonl::{JsonlTier, NUM_SHARDS, encode_line, shard_file_name, shard_of};
-use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, Secret};
-use pw_cache_tests::{ENTRY_FIELDS, fernet_reference, fixture_keys, hex_decode, manifest, proxywhirl_fixtures};
+use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, Secret};
+use pw_cache_tests::{
+    ENTRY_FIELDS, assert_tier_matches_manifest, entry_as_manifest, fernet_reference, fixture_keys, fixture_ring,
+    hex_decode, manifest, proxywhirl_fixtures,
+};
 use serde_json::Value;
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 /// A copy of the fixtures' `jsonl_l2/` (the fixtures are never written to).
 fn fixture_copy() -> tempfile::TempDir {
@@ -36,82 +33,11 @@ fn manifest_entries() -> Vec<Value> {
     manifest()["stores"]["jsonl_l2"]["entries"].as_array().unwrap().clone()
 }
 
-fn time_text(t: Option<OffsetDateTime>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(format_isoformat(t)))
-}
-
-fn secret_text(s: &Option<Secret>) -> Value {
-    s.as_ref()
-        .map_or(Value::Null, |s| Value::String(s.expose_secret().to_owned()))
-}
-
-/// The entry's fields as the manifest writes them (timestamps in isoformat, keeping offsets).
-fn as_manifest(e: &CacheEntry) -> BTreeMap<&'static str, Value> {
-    BTreeMap::from([
-        ("key", Value::from(e.key.clone())),
-        ("proxy_url", Value::from(e.proxy_url.clone())),
-        ("username", secret_text(&e.username)),
-        ("password", secret_text(&e.password)),
-        ("source", Value::from(e.source.clone())),
-        ("fetch_time", time_text(Some(e.fetch_time))),
-        ("last_accessed", time_text(Some(e.last_accessed))),
-        ("access_count", Value::from(e.access_count)),
-        ("ttl_seconds", Value::from(e.ttl_seconds)),
-        ("expires_at", time_text(Some(e.expires_at))),
-        ("health_status", Value::from(e.health_status.as_str())),
-        ("failure_count", Value::from(e.failure_count)),
-        ("evicted_from_l1", Value::from(e.evicted_from_l1)),
-        ("last_health_check", time_text(e.last_health_check)),
-        (
-            "consecutive_health_failures",
-            Value::from(e.consecutive_health_failures),
-        ),
-        (
-            "consecutive_health_successes",
-            Value::from(e.consecutive_health_successes),
-        ),
-        ("recovery_attempt", Value::from(e.recovery_attempt)),
-        ("next_check_time", time_text(e.next_check_time)),
-        (
-            "last_health_error",
-            e.last_health_error.clone().map_or(Value::Null, Value::from),
-        ),
-        ("total_health_checks", Value::from(e.total_health_checks)),
-        (
-            "total_health_check_failures",
-            Value::from(e.total_health_check_failures),
-        ),
-    ])
-}
-
 #[test]
 fn every_fixture_entry_reads_back_as_python_read_it() {
     let dir = fixture_copy();
-    let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
-    let entries = manifest_entries();
-    assert_eq!(entries.len(), 200);
-    for want in &entries {
-        assert_eq!(want["python_get"], "ok");
-        let key = want["key"].as_str().unwrap();
-        let got = tier
-            .get(key)
-            .unwrap_or_else(|e| panic!("{key}: {e}"))
-            .unwrap_or_else(|| panic!("{key}: missing"));
-        for (field, value) in as_manifest(&got) {
-            assert_eq!(value, want[field], "{key}.{field}");
-        }
-    }
-    let python = &manifest()["stores"]["jsonl_l2"];
-    assert_eq!(tier.size().unwrap() as u64, python["python_size"].as_u64().unwrap());
-    let mut keys = tier.keys().unwrap();
-    keys.sort();
-    let want: Vec<&str> = python["python_keys_sorted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    assert_eq!(keys, want);
+    let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
+    assert_tier_matches_manifest(&tier, "jsonl_l2");
     assert!(tier.damage().is_clean(), "{:?}", tier.damage());
     assert_eq!(tier.dead_lines(), 0);
 }
@@ -158,9 +84,9 @@ fn python_decrypt(hex: &str) -> String {
 #[test]
 fn our_shards_are_the_references_line_for_line() {
     let fixtures = fixture_copy();
-    let source = JsonlTier::open(fixtures.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let source = JsonlTier::open(fixtures.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let ours = JsonlTier::open(out.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let ours = JsonlTier::open(out.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     // Put every fixture entry, in the fixtures' file order, into an empty directory.
     for shard in 0..NUM_SHARDS {
         let text = std::fs::read_to_string(fixtures.path().join(shard_file_name(shard))).unwrap();
@@ -299,7 +225,7 @@ fn tricky_entries() -> Vec<CacheEntry> {
 #[test]
 fn what_we_write_reads_back_by_our_rules_and_the_references() {
     let dir = tempfile::tempdir().unwrap();
-    let ring = ring();
+    let ring = fixture_ring();
     let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
     let entries = tricky_entries();
     for e in &entries {
@@ -335,7 +261,7 @@ fn what_we_write_reads_back_by_our_rules_and_the_references() {
             );
         }
         // Every plain field is the value Python's `CacheEntry(**data)` would get.
-        let manifest_like = as_manifest(e);
+        let manifest_like = entry_as_manifest(e);
         for field in plain_fields() {
             assert_eq!(data[field], manifest_like[field], "{}.{field}", e.key);
         }

@@ -6,23 +6,15 @@
 //!   Fernet tokens as BLOBs);
 //! - an entry read from the fixture and written again gives the same column values.
 
-use std::sync::Arc;
-
-use pw_cache::crypto::KeyRing;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::sqlite::SCHEMA_VERSION;
 use pw_cache::tiers::sqlite_l2::{DB_FILE_NAME, SqliteL2Tier};
 use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, Secret};
 use pw_cache_tests::{
-    ENTRY_FIELDS, entry_as_manifest, fernet_reference, fixture_keys, manifest, proxywhirl_fixtures, sqlite_schema,
+    assert_tier_matches_manifest, fernet_reference, fixture_keys, fixture_ring, proxywhirl_fixtures, sqlite_schema,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 /// A directory holding a copy of the fixtures' L2 database (the fixtures are never written).
 fn fixture_copy() -> tempfile::TempDir {
@@ -44,32 +36,8 @@ fn fixture_conn() -> (tempfile::TempDir, Connection) {
 #[test]
 fn every_fixture_entry_reads_back_as_python_read_it() {
     let dir = fixture_copy();
-    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
-    let store = &manifest()["stores"]["sqlite_l2"];
-    let entries = store["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 200);
-    for want in entries {
-        assert_eq!(want["python_get"], "ok");
-        let key = want["key"].as_str().unwrap();
-        let got = tier
-            .get(key)
-            .unwrap_or_else(|e| panic!("{key}: {e}"))
-            .unwrap_or_else(|| panic!("{key}: missing"));
-        let got = entry_as_manifest(&got);
-        for field in ENTRY_FIELDS {
-            assert_eq!(got[field], want[field], "{key}.{field}");
-        }
-    }
-    assert_eq!(tier.size().unwrap() as u64, store["python_size"].as_u64().unwrap());
-    let mut keys = tier.keys().unwrap();
-    keys.sort();
-    let want: Vec<&str> = store["python_keys_sorted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    assert_eq!(keys, want);
+    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
+    assert_tier_matches_manifest(&tier, "sqlite_l2");
     assert_eq!(tier.health().consecutive_failures(), 0);
 }
 
@@ -77,14 +45,14 @@ fn every_fixture_entry_reads_back_as_python_read_it() {
 fn opening_proxywhirls_database_records_the_schema_version_and_changes_no_table() {
     let (_original_dir, original) = fixture_conn();
     let dir = fixture_copy();
-    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     assert_eq!(tier.schema_upgraded_from(), Some(0));
     let conn = Connection::open(tier.path()).unwrap();
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
     assert_eq!(sqlite_schema(&conn, "l2_cache"), sqlite_schema(&original, "l2_cache"));
     drop(tier);
-    let again = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let again = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     assert_eq!(
         again.schema_upgraded_from(),
         None,
@@ -96,7 +64,7 @@ fn opening_proxywhirls_database_records_the_schema_version_and_changes_no_table(
 fn a_new_database_has_exactly_proxywhirls_table_and_indexes() {
     let (_fixture_dir, fixture) = fixture_conn();
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL2Tier::open(dir.path().join("l2"), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL2Tier::open(dir.path().join("l2"), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     assert_eq!(tier.path(), dir.path().join("l2").join(DB_FILE_NAME));
     let ours = Connection::open(tier.path()).unwrap();
     let want = sqlite_schema(&fixture, "l2_cache");
@@ -160,7 +128,7 @@ fn python_timestamp(t: OffsetDateTime) -> f64 {
 #[test]
 fn what_we_write_reads_back_by_proxywhirls_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let entries = varied_entries();
     for e in &entries {
         tier.put(e).unwrap();
@@ -201,9 +169,9 @@ fn what_we_write_reads_back_by_proxywhirls_rules() {
 #[test]
 fn fixture_entries_written_again_have_the_same_values() {
     let source_dir = fixture_copy();
-    let source = SqliteL2Tier::open(source_dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let source = SqliteL2Tier::open(source_dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let copy = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let copy = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     for key in source.keys().unwrap() {
         copy.put(&source.get(&key).unwrap().unwrap()).unwrap();
     }
@@ -233,7 +201,7 @@ fn fixture_entries_written_again_have_the_same_values() {
 #[test]
 fn the_bound_holds_where_proxywhirl_ignores_it() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::bounded(10), ring()).unwrap();
+    let tier = SqliteL2Tier::open(dir.path(), &CacheTierConfig::bounded(10), fixture_ring()).unwrap();
     for e in (0..50).map(|i| CacheEntry::new(format!("http://10.1.0.{i}:80"), "fetched", 3600).unwrap()) {
         tier.put(&e).unwrap();
     }

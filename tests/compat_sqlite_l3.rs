@@ -6,23 +6,15 @@
 //! - an older database without the health columns gets them (proxywhirl's column migration);
 //! - an update keeps `created_at` (proxywhirl resets it) and moves `updated_at`.
 
-use std::sync::Arc;
-
-use pw_cache::crypto::KeyRing;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::sqlite::SCHEMA_VERSION;
 use pw_cache::tiers::sqlite_l3::{HEALTH_COLUMNS, SqliteL3Tier};
 use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, Secret};
 use pw_cache_tests::{
-    ENTRY_FIELDS, entry_as_manifest, fernet_reference, fixture_keys, manifest, proxywhirl_fixtures, sqlite_schema,
+    assert_tier_matches_manifest, fernet_reference, fixture_keys, fixture_ring, proxywhirl_fixtures, sqlite_schema,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 const DB: &str = "proxywhirl.db";
 
@@ -48,32 +40,8 @@ fn full_schema(conn: &Connection) -> Vec<String> {
 #[test]
 fn every_fixture_entry_reads_back_as_python_read_it() {
     let dir = fixture_copy();
-    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
-    let store = &manifest()["stores"]["sqlite_l3"];
-    let entries = store["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 200);
-    for want in entries {
-        assert_eq!(want["python_get"], "ok");
-        let key = want["key"].as_str().unwrap();
-        let got = tier
-            .get(key)
-            .unwrap_or_else(|e| panic!("{key}: {e}"))
-            .unwrap_or_else(|| panic!("{key}: missing"));
-        let got = entry_as_manifest(&got);
-        for field in ENTRY_FIELDS {
-            assert_eq!(got[field], want[field], "{key}.{field}");
-        }
-    }
-    assert_eq!(tier.size().unwrap() as u64, store["python_size"].as_u64().unwrap());
-    let mut keys = tier.keys().unwrap();
-    keys.sort();
-    let want: Vec<&str> = store["python_keys_sorted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    assert_eq!(keys, want);
+    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
+    assert_tier_matches_manifest(&tier, "sqlite_l3");
     assert_eq!(tier.health().consecutive_failures(), 0);
 }
 
@@ -81,7 +49,7 @@ fn every_fixture_entry_reads_back_as_python_read_it() {
 fn opening_proxywhirls_database_reports_orphans_and_changes_no_table() {
     let (_original_dir, original) = fixture_conn();
     let dir = fixture_copy();
-    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let report = tier.open_report();
     assert_eq!(report.schema_upgraded_from, Some(0));
     assert!(report.added_columns.is_empty(), "{:?}", report.added_columns);
@@ -102,7 +70,7 @@ fn a_new_database_has_exactly_proxywhirls_tables_indexes_and_foreign_key() {
     let (_fixture_dir, fixture) = fixture_conn();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db").join("nested").join(DB);
-    let tier = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     assert_eq!(tier.open_report().schema_upgraded_from, Some(0));
     assert_eq!(tier.open_report().orphaned_history, 0);
     let ours = Connection::open(&path).unwrap();
@@ -183,7 +151,7 @@ fn health_entry(i: u64) -> CacheEntry {
 #[test]
 fn what_we_write_reads_back_by_proxywhirls_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let entries: Vec<CacheEntry> = (0..6).map(health_entry).collect();
     let before = python_timestamp(OffsetDateTime::now_utc());
     for e in &entries {
@@ -251,9 +219,14 @@ fn what_we_write_reads_back_by_proxywhirls_rules() {
 #[test]
 fn fixture_entries_written_again_have_the_same_values() {
     let source_dir = fixture_copy();
-    let source = SqliteL3Tier::open(source_dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let source = SqliteL3Tier::open(
+        source_dir.path().join(DB),
+        &CacheTierConfig::unbounded(),
+        fixture_ring(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let copy = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let copy = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     for key in source.keys().unwrap() {
         copy.put(&source.get(&key).unwrap().unwrap()).unwrap();
     }
@@ -283,7 +256,7 @@ fn fixture_entries_written_again_have_the_same_values() {
 #[test]
 fn an_update_keeps_created_at_and_moves_updated_at() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let mut e = health_entry(2);
     tier.put(&e).unwrap();
     let conn = Connection::open(tier.path()).unwrap();
@@ -340,7 +313,7 @@ fn an_older_database_gets_the_health_columns() {
         )
         .unwrap();
     }
-    let tier = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let report = tier.open_report();
     assert_eq!(report.schema_upgraded_from, Some(0));
     let all: Vec<&str> = HEALTH_COLUMNS.iter().map(|(c, _)| *c).collect();
@@ -365,7 +338,7 @@ fn an_older_database_gets_the_health_columns() {
     let conn = Connection::open(&path).unwrap();
     assert_eq!(full_schema(&conn), full_schema(&fixture));
     drop(tier);
-    let again = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), ring()).unwrap();
+    let again = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     assert_eq!(again.open_report().schema_upgraded_from, None);
     assert!(again.open_report().added_columns.is_empty());
 }
@@ -373,7 +346,7 @@ fn an_older_database_gets_the_health_columns() {
 #[test]
 fn the_bound_holds_where_proxywhirl_ignores_it() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::bounded(10), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join(DB), &CacheTierConfig::bounded(10), fixture_ring()).unwrap();
     for e in (0..50).map(|i| CacheEntry::new(format!("http://10.1.0.{i}:80"), "fetched", 3600).unwrap()) {
         tier.put(&e).unwrap();
     }

@@ -6,13 +6,10 @@ use std::collections::HashMap;
 
 use pw_cache::Secret;
 use pw_cache::crypto::{CryptoError, KeyRing, Token};
-use pw_cache_tests::{fernet_reference, fixture_keys, hex_decode, manifest, proxywhirl_fixtures, read_fixture};
+use pw_cache_tests::{
+    fernet_reference, fixture_key_ring, fixture_keys, hex_decode, manifest, proxywhirl_fixtures, read_fixture,
+};
 use serde_json::Value;
-
-fn full_ring() -> KeyRing {
-    let (current, previous) = fixture_keys();
-    KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap()
-}
 
 fn current_only_ring() -> KeyRing {
     KeyRing::from_secrets(&Secret::new(fixture_keys().0), &[]).unwrap()
@@ -74,7 +71,7 @@ fn python_tokens() -> Vec<Value> {
 
 #[test]
 fn jsonl_hex_tokens_decrypt_to_the_manifest_values() {
-    let ring = full_ring();
+    let ring = fixture_key_ring();
     let entries = manifest_entries("jsonl_l2");
     let mut tokens = 0;
     for shard in 0..16 {
@@ -119,7 +116,7 @@ fn sqlite_tokens(db: &str, table: &str) -> Vec<TokenRow> {
 
 #[test]
 fn sqlite_blob_tokens_decrypt_to_the_manifest_values() {
-    let ring = full_ring();
+    let ring = fixture_key_ring();
     for (store, db, table) in [
         ("sqlite_l2", "sqlite_l2/l2_cache.db", "l2_cache"),
         ("sqlite_l3", "l3/proxywhirl.db", "cache_entries"),
@@ -143,7 +140,7 @@ fn sqlite_blob_tokens_decrypt_to_the_manifest_values() {
 
 #[test]
 fn python_previous_key_tokens_need_the_previous_key() {
-    let (full, current_only) = (full_ring(), current_only_ring());
+    let (full, current_only) = (fixture_key_ring(), current_only_ring());
     for t in python_tokens() {
         let token = Token::parse(t["previous_key_token"].as_str().unwrap()).unwrap();
         assert!(matches!(current_only.decrypt(&token), Err(CryptoError::TokenRejected)));
@@ -159,7 +156,7 @@ fn python_previous_key_tokens_need_the_previous_key() {
 #[test]
 fn our_tokens_are_fernet_under_the_current_key() {
     let (current, previous) = fixture_keys();
-    let ring = full_ring();
+    let ring = fixture_key_ring();
     for plain in ["", "user", "p@ss:w0rd/with,csv\"chars", "пароль", "\0"] {
         let token = ring.encrypt(&Secret::new(plain));
         // What Python's MultiFernet([current, previous]).decrypt does: verify with the current key.
@@ -176,7 +173,7 @@ fn our_tokens_are_fernet_under_the_current_key() {
 #[test]
 fn rotating_a_previous_key_token_keeps_its_timestamp() {
     let (current, _) = fixture_keys();
-    let (full, current_only) = (full_ring(), current_only_ring());
+    let (full, current_only) = (fixture_key_ring(), current_only_ring());
     for t in python_tokens() {
         let plain = t["plaintext"].as_str().unwrap();
         let old = Token::parse(t["previous_key_token"].as_str().unwrap()).unwrap();

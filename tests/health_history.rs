@@ -4,29 +4,22 @@
 //! records, lists (newest first, limited) and prunes checks, and refuses bad input without
 //! counting it against the tier.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use pw_cache::crypto::KeyRing;
 use pw_cache::model::timestamp::from_unix_seconds;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::sqlite_l3::{HealthCheck, SqliteL3Tier};
-use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, Secret, TierError};
-use pw_cache_tests::{fixture_keys, manifest, proxywhirl_fixtures};
+use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, TierError};
+use pw_cache_tests::{fixture_ring, manifest, proxywhirl_fixtures};
 use rusqlite::Connection;
 use serde_json::Value;
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 /// A copy of the fixtures' L3 database, opened.
 fn fixture_tier(config: &CacheTierConfig) -> (tempfile::TempDir, SqliteL3Tier) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("proxywhirl.db");
     std::fs::copy(proxywhirl_fixtures().join("l3/proxywhirl.db"), &path).unwrap();
-    let tier = SqliteL3Tier::open(&path, config, ring()).unwrap();
+    let tier = SqliteL3Tier::open(&path, config, fixture_ring()).unwrap();
     (dir, tier)
 }
 
@@ -162,7 +155,7 @@ fn deleting_clearing_expiring_or_evicting_an_entry_deletes_its_history() {
 fn eviction_deletes_the_history_of_the_evicted() {
     let dir = tempfile::tempdir().unwrap();
     let config = CacheTierConfig::bounded(2).with_policy(pw_cache::EvictionPolicy::Fifo);
-    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &config, ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &config, fixture_ring()).unwrap();
     let entries: Vec<CacheEntry> = (0..3)
         .map(|i| CacheEntry::new(format!("http://10.4.0.{i}:80"), "user", 3600).unwrap())
         .collect();
@@ -197,7 +190,7 @@ fn check(key: &str, second: u64) -> HealthCheck {
 #[test]
 fn record_list_and_prune() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let e = CacheEntry::new("http://10.5.0.1:80", "user", 3600).unwrap();
     tier.put(&e).unwrap();
     // Recorded out of order: listing sorts by check time.
@@ -232,7 +225,7 @@ fn record_list_and_prune() {
 #[test]
 fn bad_checks_are_refused_without_failing_the_tier() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let e = CacheEntry::new("http://10.6.0.1:80", "user", 3600).unwrap();
     tier.put(&e).unwrap();
     let mut bad = vec![check("no-such-entry", 1)];
@@ -258,7 +251,7 @@ fn bad_checks_are_refused_without_failing_the_tier() {
 #[test]
 fn a_damaged_history_row_names_its_id() {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let e = CacheEntry::new("http://10.7.0.1:80", "user", 3600).unwrap();
     tier.put(&e).unwrap();
     let id = tier.record_health_check(&check(&e.key, 1)).unwrap();

@@ -8,27 +8,18 @@
 //! The test binary runs itself as the two children (`--exact <test>` with [`CHILD_VAR`] set).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pw_cache::crypto::KeyRing;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::jsonl::{JsonlTier, MIN_DEAD_LINES, NUM_SHARDS, shard_file_name, shard_of};
 use pw_cache::{CacheEntry, CacheTierConfig, OffsetDateTime, Secret};
-use pw_cache_tests::fixture_keys;
+use pw_cache_tests::child_process::{PATIENCE, spawn_self, wait_for};
+use pw_cache_tests::fixture_ring;
 
 const CHILD_VAR: &str = "PW_CACHE_TEST_JSONL_CHILD";
 const PER_PROCESS: usize = 500;
 /// The shard every key goes to in the one-shard run.
 const HOT_SHARD: usize = 11;
-/// How long a child waits for its sibling (a safety net against a hang, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(120);
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 /// The keys process `proc` puts: all in [`HOT_SHARD`], or spread over the shards.
 fn keys(proc: usize, one_shard: bool) -> Vec<String> {
@@ -74,14 +65,6 @@ fn deleted(n: usize) -> bool {
     n.is_multiple_of(10)
 }
 
-/// Waits until `dir/name` exists.
-fn wait_for(dir: &Path, name: &str, start: Instant) {
-    while !dir.join(name).exists() {
-        assert!(start.elapsed() < PATIENCE, "waited too long for {name}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// In a child: wait for the start signal, put this process's entries, then (same tier, not
 /// reopened) wait until the sibling's entries appear and check every one of them. Then, both
 /// having checked, update every entry [`UPDATES`] times and delete every tenth.
@@ -90,7 +73,7 @@ fn child(spec: &str) {
         panic!("bad child spec {spec}");
     };
     let (dir, proc, one_shard) = (Path::new(dir), proc.parse::<usize>().unwrap(), mode == "one");
-    let tier = JsonlTier::open(dir, &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = JsonlTier::open(dir, &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let start = Instant::now();
     wait_for(dir, "go", start);
     for e in expected(proc, one_shard, 0) {
@@ -132,12 +115,7 @@ fn run(test_name: &str, one_shard: bool) {
     let children: Vec<_> = (0..2)
         .map(|proc| {
             let mode = if one_shard { "one" } else { "spread" };
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", test_name, "--test-threads=1", "--quiet"])
-                .env(CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
+            spawn_self(test_name, CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -149,7 +127,7 @@ fn run(test_name: &str, one_shard: bool) {
     }
 
     // A third process (this one) reads every entry left, in its last version, nothing damaged.
-    let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let left = 2 * (PER_PROCESS - PER_PROCESS / 10);
     assert_eq!(tier.size().unwrap(), left);
     for proc in 0..2 {

@@ -2,10 +2,10 @@
 //! processes of one cache directory (proxywhirl makes a fresh key per process instead).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pw_cache::Secret;
 use pw_cache::crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, KeyOrigin, KeyRing, Token};
+use pw_cache_tests::child_process::spawn_self;
 
 const CHILD_VAR: &str = "PW_CACHE_TEST_KEYFILE_CHILD";
 const TEST_NAME: &str = "separate_processes_share_one_key_file";
@@ -32,15 +32,6 @@ fn child(spec: &str) {
     }
 }
 
-fn spawn(spec: String) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--test-threads=1", "--quiet"])
-        .env(CHILD_VAR, spec)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn separate_processes_share_one_key_file() {
     if let Ok(spec) = std::env::var(CHILD_VAR) {
@@ -51,7 +42,7 @@ fn separate_processes_share_one_key_file() {
 
     // Two processes race to create the key file; each encrypts with what it got.
     let children: Vec<_> = (1..=2)
-        .map(|id| spawn(format!("encrypt|{}|{id}", dir.path().display())))
+        .map(|id| spawn_self(TEST_NAME, CHILD_VAR, format!("encrypt|{}|{id}", dir.path().display())))
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -75,7 +66,7 @@ fn separate_processes_share_one_key_file() {
         dir.path().display(),
         path("token-parent").display()
     );
-    assert!(spawn(spec).wait().unwrap().success());
+    assert!(spawn_self(TEST_NAME, CHILD_VAR, spec).wait().unwrap().success());
 
     #[cfg(unix)]
     {

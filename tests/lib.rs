@@ -219,3 +219,78 @@ pub fn sqlite_schema(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
     }
     out
 }
+
+/// The fixtures' key ring: current key, then the previous one (as proxywhirl's MultiFernet).
+pub fn fixture_key_ring() -> pw_cache::KeyRing {
+    let (current, previous) = fixture_keys();
+    pw_cache::KeyRing::from_secrets(&pw_cache::Secret::new(current), &[pw_cache::Secret::new(previous)])
+        .expect("the fixtures' keys are valid")
+}
+
+/// [`fixture_key_ring`], shared, as tiers take it.
+pub fn fixture_ring() -> std::sync::Arc<pw_cache::KeyRing> {
+    std::sync::Arc::new(fixture_key_ring())
+}
+
+/// Checks that `tier`, opened on a copy of the fixtures' `store` (`jsonl_l2`, `sqlite_l2`,
+/// `sqlite_l3`), serves every entry exactly as Python read it back (all 21 fields, credentials
+/// decrypted), and holds the same keys.
+pub fn assert_tier_matches_manifest(tier: &dyn pw_cache::CacheTier, store: &str) {
+    let store = &manifest()["stores"][store];
+    let entries = store["entries"].as_array().expect("manifest entries");
+    assert_eq!(entries.len(), 200);
+    for want in entries {
+        assert_eq!(want["python_get"], "ok");
+        let key = want["key"].as_str().expect("key");
+        let got = tier
+            .get(key)
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+            .unwrap_or_else(|| panic!("{key}: missing"));
+        let got = entry_as_manifest(&got);
+        for field in ENTRY_FIELDS {
+            assert_eq!(got[field], want[field], "{key}.{field}");
+        }
+    }
+    assert_eq!(
+        tier.size().expect("size") as u64,
+        store["python_size"].as_u64().expect("python_size")
+    );
+    let mut keys = tier.keys().expect("keys");
+    keys.sort();
+    let want: Vec<&str> = store["python_keys_sorted"]
+        .as_array()
+        .expect("python_keys_sorted")
+        .iter()
+        .map(|k| k.as_str().expect("key"))
+        .collect();
+    assert_eq!(keys, want);
+}
+
+/// Tests that run copies of themselves as separate OS processes.
+pub mod child_process {
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a child waits for a sibling or a signal before failing.
+    pub const PATIENCE: Duration = Duration::from_secs(120);
+
+    /// Starts this test binary again, running only `test_name`, with `env_var` set to `spec`:
+    /// the test sees the variable and plays the child.
+    pub fn spawn_self(test_name: &str, env_var: &str, spec: String) -> Child {
+        Command::new(std::env::current_exe().expect("test binary path"))
+            .args(["--exact", test_name, "--test-threads=1", "--quiet"])
+            .env(env_var, spec)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn a child test process")
+    }
+
+    /// Waits until the marker file `dir/name` exists (at most [`PATIENCE`] after `start`).
+    pub fn wait_for(dir: &Path, name: &str, start: Instant) {
+        while !dir.join(name).exists() {
+            assert!(start.elapsed() < PATIENCE, "waited too long for {name}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

@@ -6,21 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use pw_cache::crypto::{FernetKey, KeyRing};
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::jsonl::{encode_line, shard_file_name, shard_of};
 use pw_cache::tiers::sqlite_l2::{DB_FILE_NAME, MigrationReport, SqliteL2Tier};
 use pw_cache::{CacheEntry, CacheTierConfig, EvictionPolicy, Secret, TierError};
-use pw_cache_tests::{fixture_keys, manifest, proxywhirl_fixtures};
+use pw_cache_tests::{fixture_ring, manifest, proxywhirl_fixtures};
 use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 /// A copy of the fixtures' `jsonl_l2/`.
 fn jsonl_copy() -> tempfile::TempDir {
@@ -56,7 +50,7 @@ fn rows(tier: &SqliteL2Tier) -> Vec<Vec<SqlValue>> {
 
 fn new_l2(config: &CacheTierConfig) -> (tempfile::TempDir, SqliteL2Tier) {
     let dir = tempfile::tempdir().unwrap();
-    let tier = SqliteL2Tier::open(dir.path(), config, ring()).unwrap();
+    let tier = SqliteL2Tier::open(dir.path(), config, fixture_ring()).unwrap();
     (dir, tier)
 }
 
@@ -81,7 +75,7 @@ fn the_fixtures_jsonl_migrates_to_the_fixtures_l2_database() {
         fixture_dir.path().join(DB_FILE_NAME),
     )
     .unwrap();
-    let python = SqliteL2Tier::open(fixture_dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+    let python = SqliteL2Tier::open(fixture_dir.path(), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
     let mut keys = tier.keys().unwrap();
     keys.sort();
     let mut want = python.keys().unwrap();
@@ -117,7 +111,7 @@ fn a_second_run_writes_nothing() {
 #[test]
 fn damaged_lines_and_unreadable_entries_are_reported_not_fatal() {
     let source = jsonl_copy();
-    let ring = ring();
+    let ring = fixture_ring();
     let alien_ring = KeyRing::new(FernetKey::generate(), []);
     let alien = CacheEntry::new("http://10.8.0.1:80", "user", 3600)
         .unwrap()

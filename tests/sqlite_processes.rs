@@ -8,27 +8,18 @@
 //! The test binary runs itself as the two children (`--exact <test>` with [`CHILD_VAR`] set).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pw_cache::crypto::KeyRing;
 use pw_cache::tiers::CacheTier;
 use pw_cache::tiers::sqlite_l3::{HealthCheck, SqliteL3Tier};
 use pw_cache::{CacheEntry, CacheTierConfig, HealthStatus, OffsetDateTime, Secret};
-use pw_cache_tests::fixture_keys;
+use pw_cache_tests::child_process::{PATIENCE, spawn_self, wait_for};
+use pw_cache_tests::fixture_ring;
 
 const CHILD_VAR: &str = "PW_CACHE_TEST_SQLITE_CHILD";
 const PER_PROCESS: usize = 500;
 /// The bound of the bounded run.
 const BOUND: u64 = 600;
-/// How long a child waits for its sibling (a safety net against a hang, not a measurement).
-const PATIENCE: Duration = Duration::from_secs(120);
-
-fn ring() -> Arc<KeyRing> {
-    let (current, previous) = fixture_keys();
-    Arc::new(KeyRing::from_secrets(&Secret::new(current), &[Secret::new(previous)]).unwrap())
-}
 
 fn config(bounded: bool) -> CacheTierConfig {
     if bounded {
@@ -77,13 +68,6 @@ fn deleted(n: usize) -> bool {
     n.is_multiple_of(10)
 }
 
-fn wait_for(dir: &Path, name: &str, start: Instant) {
-    while !dir.join(name).exists() {
-        assert!(start.elapsed() < PATIENCE, "waited too long for {name}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn child(spec: &str) {
     let [dir, proc, mode] = spec.split('|').collect::<Vec<_>>()[..] else {
         panic!("bad child spec {spec}");
@@ -92,7 +76,7 @@ fn child(spec: &str) {
     let start = Instant::now();
     wait_for(dir, "go", start);
     // Both children open the database (not there yet) at the same time.
-    let tier = SqliteL3Tier::open(dir.join("l3.db"), &config(bounded), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.join("l3.db"), &config(bounded), fixture_ring()).unwrap();
     for n in 0..PER_PROCESS {
         tier.put(&entry(proc, n, 0)).unwrap();
         if bounded {
@@ -128,12 +112,7 @@ fn run(test_name: &str, bounded: bool) {
     let children: Vec<_> = (0..2)
         .map(|proc| {
             let mode = if bounded { "bounded" } else { "unbounded" };
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", test_name, "--test-threads=1", "--quiet"])
-                .env(CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
+            spawn_self(test_name, CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -142,7 +121,7 @@ fn run(test_name: &str, bounded: bool) {
     }
 
     // A third process (this one) reads what is left.
-    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &config(bounded), ring()).unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &config(bounded), fixture_ring()).unwrap();
     if bounded {
         let size = tier.size().unwrap() as u64;
         assert!((BOUND - BOUND / 64 - 1..=BOUND).contains(&size), "{size}");
