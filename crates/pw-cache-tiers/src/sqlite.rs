@@ -1055,11 +1055,31 @@ impl Drop for Store {
     }
 }
 
-/// Implements [`CacheTier`] for a SQLite tier by delegating to its `store` field, every result
-/// passing through the store's [`TierHealth`](crate::TierHealth) (the two tiers differ only in
-/// their level and their extra methods).
+/// Implements [`CacheTier`] and the shared inherent methods (`evictions`, `flush`, `close`) for
+/// a SQLite tier by delegating to its `store` field, every result passing through the store's
+/// [`TierHealth`](crate::TierHealth) (the two tiers differ only in their level and their extra
+/// methods).
 macro_rules! impl_cache_tier_via_store {
     ($ty:ty, $tier:expr) => {
+        impl $ty {
+            /// Entries this tier evicted to stay within `max_entries`, since it opened.
+            pub fn evictions(&self) -> u64 {
+                self.store.evictions()
+            }
+
+            /// Writes the get hits noted for LRU/LFU so far (also done by itself, see
+            /// [`crate::sqlite`]).
+            pub fn flush(&self) -> Result<(), TierError> {
+                self.store.health.observe(self.store.flush_touches())
+            }
+
+            /// Writes pending hits and closes the database's connections. Later operations fail with
+            /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
+            pub fn close(&self) -> Result<(), TierError> {
+                self.store.close()
+            }
+        }
+
         impl CacheTier for $ty {
             fn tier_type(&self) -> CacheTierType {
                 $tier

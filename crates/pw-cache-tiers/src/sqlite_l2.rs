@@ -147,23 +147,6 @@ impl SqliteL2Tier {
         self.upgraded_from
     }
 
-    /// Entries this tier evicted to stay within `max_entries`, since it opened.
-    pub fn evictions(&self) -> u64 {
-        self.store.evictions()
-    }
-
-    /// Writes the get hits noted for LRU/LFU so far (also done by itself, see
-    /// [`crate::sqlite`]).
-    pub fn flush(&self) -> Result<(), TierError> {
-        self.store.health.observe(self.store.flush_touches())
-    }
-
-    /// Writes pending hits and closes the database's connections. Later operations fail with
-    /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
-    pub fn close(&self) -> Result<(), TierError> {
-        self.store.close()
-    }
-
     /// Imports the entries of a JSONL tier's directory `dir` (16 `shard_NN.jsonl` files, as
     /// read by [`JsonlTier`]: the last line of a key wins, credentials decrypted with this
     /// tier's key ring), as proxywhirl's `DiskCacheTier.migrate_from_jsonl` does.

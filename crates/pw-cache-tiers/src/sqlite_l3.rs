@@ -279,23 +279,6 @@ impl SqliteL3Tier {
         &self.report
     }
 
-    /// Entries this tier evicted to stay within `max_entries`, since it opened.
-    pub fn evictions(&self) -> u64 {
-        self.store.evictions()
-    }
-
-    /// Writes the get hits noted for LRU/LFU so far (also done by itself, see
-    /// [`crate::sqlite`]).
-    pub fn flush(&self) -> Result<(), TierError> {
-        self.store.health.observe(self.store.flush_touches())
-    }
-
-    /// Writes pending hits and closes the database's connections. Later operations fail with
-    /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
-    pub fn close(&self) -> Result<(), TierError> {
-        self.store.close()
-    }
-
     /// Records a health check; its row id.
     ///
     /// Errors: [`TierError::InvalidEntry`] when no entry has `check.proxy_key` (history belongs
