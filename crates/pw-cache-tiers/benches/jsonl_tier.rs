@@ -13,20 +13,24 @@
 //! Run: `cargo bench -p pw-cache-tiers --bench jsonl_tier`.
 
 // A benchmark that hits an error has nothing to measure: it stops there, as a test would.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a bench that cannot set up its data should stop at once, with the error"
+)]
 
-use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use pw_cache_crypto::{FernetKey, KeyRing};
-use pw_cache_model::{CacheEntry, CacheTierConfig, Secret, generate_cache_key, timestamp};
+use pw_cache_crypto::KeyRing;
+use pw_cache_model::{CacheEntry, CacheTierConfig, timestamp};
 use pw_cache_tiers::CacheTier;
 use pw_cache_tiers::jsonl::JsonlTier;
 
 const N: usize = 10_000;
-const SOURCES: [&str; 4] = ["fetched", "user", "api", "warmed"];
+
+#[path = "support/workload.rs"]
+mod workload;
 
 fn main() {
     divan::main();
@@ -36,45 +40,14 @@ fn main() {
     }
 }
 
-fn bench_root() -> PathBuf {
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() { shm } else { std::env::temp_dir() }
-}
+static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(workload::bench_ring);
 
-static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(|| Arc::new(KeyRing::new(FernetKey::generate(), [])));
+static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| workload::entries(N, timestamp::now_utc()));
 
-static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| {
-    let t0 = timestamp::now_utc();
-    (0..N)
-        .map(|i| {
-            let url = format!(
-                "http://10.{}.{}.{}:{}",
-                (i >> 16) & 255,
-                (i >> 8) & 255,
-                i & 255,
-                8000 + i % 1000
-            );
-            let e = CacheEntry::new_at(url, SOURCES[i % 4], 86_400, t0).unwrap();
-            if i % 2 == 1 {
-                e.with_credentials(
-                    Some(Secret::new(format!("user{i}"))),
-                    Some(Secret::new(format!("pass-{i}-secret"))),
-                )
-            } else {
-                e
-            }
-        })
-        .collect()
-});
-
-static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    (0..N)
-        .map(|i| generate_cache_key(&format!("http://miss.example:{i}")))
-        .collect()
-});
+static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| workload::miss_keys(N));
 
 fn empty_tier() -> (tempfile::TempDir, JsonlTier) {
-    let dir = tempfile::tempdir_in(bench_root()).unwrap();
+    let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
     let tier = JsonlTier::open(dir.path(), &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap();
     (dir, tier)
 }
@@ -155,7 +128,7 @@ fn put_bounded_half(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(N))
         .with_inputs(|| {
-            let dir = tempfile::tempdir_in(bench_root()).unwrap();
+            let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
             let config = CacheTierConfig::bounded(N as u64 / 2);
             let tier = JsonlTier::open(dir.path(), &config, Arc::clone(&RING)).unwrap();
             (dir, tier)

@@ -23,16 +23,19 @@
 //! Run: `cargo bench -p pw-cache-tiers --bench sqlite_tiers`.
 
 // A benchmark that hits an error has nothing to measure: it stops there, as a test would.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    reason = "a bench that cannot set up its data should stop at once, with the error"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use pw_cache_crypto::{FernetKey, KeyRing};
+use pw_cache_crypto::KeyRing;
 use pw_cache_model::timestamp::{self, to_unix_seconds};
-use pw_cache_model::{CacheEntry, CacheTierConfig, Secret, generate_cache_key};
+use pw_cache_model::{CacheEntry, CacheTierConfig, Secret};
 use pw_cache_tiers::CacheTier;
 use pw_cache_tiers::sqlite_l2::{DB_FILE_NAME, SqliteL2Tier};
 use pw_cache_tiers::sqlite_l3::SqliteL3Tier;
@@ -40,7 +43,9 @@ use rusqlite::{Connection, params};
 
 const SIZES: [usize; 2] = [10_000, 100_000];
 const MAX: usize = 100_000;
-const SOURCES: [&str; 4] = ["fetched", "user", "api", "warmed"];
+
+#[path = "support/workload.rs"]
+mod workload;
 
 fn main() {
     divan::main();
@@ -50,42 +55,11 @@ fn main() {
     }
 }
 
-fn bench_root() -> PathBuf {
-    let shm = PathBuf::from("/dev/shm");
-    if shm.is_dir() { shm } else { std::env::temp_dir() }
-}
+static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(workload::bench_ring);
 
-static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(|| Arc::new(KeyRing::new(FernetKey::generate(), [])));
+static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| workload::entries(MAX, timestamp::now_utc()));
 
-static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| {
-    let t0 = timestamp::now_utc();
-    (0..MAX)
-        .map(|i| {
-            let url = format!(
-                "http://10.{}.{}.{}:{}",
-                (i >> 16) & 255,
-                (i >> 8) & 255,
-                i & 255,
-                8000 + i % 1000
-            );
-            let e = CacheEntry::new_at(url, SOURCES[i % 4], 86_400, t0).unwrap();
-            if i % 2 == 1 {
-                e.with_credentials(
-                    Some(Secret::new(format!("user{i}"))),
-                    Some(Secret::new(format!("pass-{i}-secret"))),
-                )
-            } else {
-                e
-            }
-        })
-        .collect()
-});
-
-static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    (0..MAX)
-        .map(|i| generate_cache_key(&format!("http://miss.example:{i}")))
-        .collect()
-});
+static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| workload::miss_keys(MAX));
 
 /// An entry's username and password tokens (the bytes stored), if set.
 type Tokens = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -251,7 +225,7 @@ fn full(n: usize) -> Arc<Full> {
     }
     let full = Arc::new(Full {
         n,
-        dir: tempfile::tempdir_in(bench_root()).unwrap(),
+        dir: tempfile::tempdir_in(workload::bench_root()).unwrap(),
     });
     for (table, raw) in [
         (Table::L2, false),
@@ -293,7 +267,7 @@ fn open_tier(table: Table, full: &Full) -> Box<dyn CacheTier> {
 }
 
 fn empty_tier(table: Table, config: &CacheTierConfig) -> (tempfile::TempDir, Box<dyn CacheTier>) {
-    let dir = tempfile::tempdir_in(bench_root()).unwrap();
+    let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
     let tier: Box<dyn CacheTier> = match table {
         Table::L2 => Box::new(SqliteL2Tier::open(dir.path(), config, Arc::clone(&RING)).unwrap()),
         Table::L3 => Box::new(SqliteL3Tier::open(dir.path().join("l3.db"), config, Arc::clone(&RING)).unwrap()),
@@ -339,7 +313,7 @@ fn raw_put_all(bencher: Bencher, table: Table, n: usize) {
     bencher
         .counter(ItemsCount::new(n))
         .with_inputs(|| {
-            let dir = tempfile::tempdir_in(bench_root()).unwrap();
+            let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
             let conn = raw_connection(&create(table, dir.path()));
             (dir, conn)
         })
