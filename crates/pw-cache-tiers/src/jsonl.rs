@@ -309,11 +309,12 @@ impl JsonlTier {
             .filter(move |&id| id != home && self.foreign[id].load(Ordering::Relaxed) > 0)
     }
 
-    fn get_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+    /// The entry under `key`; `used` records the read as a use (for eviction).
+    fn get_inner(&self, key: &str, used: bool) -> Result<Option<CacheEntry>, TierError> {
         let home = shard_of(key);
         // A second attempt only if the index pointed at a line that is not the key's.
         for attempt in 0..2 {
-            let now = self.tick();
+            let now = used.then(|| self.tick());
             let mut found = None;
             for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
                 if let Some(f) = self.with_shard(id, |sh| sh.sync().map(|()| sh.find(key, now)))? {
@@ -456,6 +457,37 @@ impl JsonlTier {
         Ok(keys)
     }
 
+    fn probe_inner(&self) -> Result<(), TierError> {
+        use std::io::Write;
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let probe = self.dir.join(format!(
+            ".pw-cache-probe-{}-{}",
+            std::process::id(),
+            PROBES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .and_then(|mut f| {
+                f.write_all(b"probe\n")?;
+                f.sync_all()
+            });
+        // Remove what was created even if writing failed.
+        let removed = fs::remove_file(&probe);
+        written.map_err(TierError::io("write probe file", &probe))?;
+        removed.map_err(TierError::io("remove probe file", &probe))?;
+        for id in 0..NUM_SHARDS {
+            let path = self.shard_path(id);
+            match fs::OpenOptions::new().append(true).open(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(TierError::io("open shard for appending", path)(e)),
+            }
+        }
+        Ok(())
+    }
+
     fn size_inner(&self) -> Result<usize, TierError> {
         self.sync_all()?;
         if self.any_misplaced() {
@@ -540,7 +572,11 @@ impl CacheTier for JsonlTier {
     }
 
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.health.observe(self.get_inner(key))
+        self.health.observe(self.get_inner(key, true))
+    }
+
+    fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.health.observe(self.get_inner(key, false))
     }
 
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
@@ -573,6 +609,16 @@ impl CacheTier for JsonlTier {
 
     fn health(&self) -> &TierHealth {
         &self.health
+    }
+
+    fn evictions(&self) -> u64 {
+        JsonlTier::evictions(self)
+    }
+
+    /// Creates, writes, syncs and removes a file in the directory, then opens every existing
+    /// shard for appending: what a put needs. Nothing of the shards changes.
+    fn probe(&self) -> Result<(), TierError> {
+        self.health.observe(self.probe_inner())
     }
 }
 

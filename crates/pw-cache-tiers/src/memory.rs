@@ -202,6 +202,27 @@ impl MemoryTier {
         self.evictions.load(Ordering::Relaxed)
     }
 
+    /// A hit that changes the entry: one access for the policy (as [`CacheTier::get`]) and
+    /// `update` applied to the stored entry, atomically under the shard's lock; returns the
+    /// updated entry, or `None` when `key` is not held. The manager counts a hit this way
+    /// (`access_count + 1`, `last_accessed = now`) without a second access that a `get`
+    /// followed by a `put` would record (which, under LFU, would count every hit twice).
+    ///
+    /// `update` runs under the shard's lock: it must be short and must not call into the tier.
+    pub fn touch(&self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<CacheEntry> {
+        let found = lock(self.shard_for(key)).touch(key, update);
+        found.map(|entry| CacheEntry::clone(&entry))
+    }
+
+    /// `update` applied to the stored entry of `key` in place, atomically, without it being an
+    /// access (the policy's order does not change: e.g. recording a failed health check is not
+    /// a use); returns the updated entry, or `None` when `key` is not held. The same rules as
+    /// [`MemoryTier::touch`] apply to `update`.
+    pub fn update(&self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<CacheEntry> {
+        let found = lock(self.shard_for(key)).update(key, update);
+        found.map(|entry| CacheEntry::clone(&entry))
+    }
+
     fn shard_for(&self, key: &str) -> &Mutex<Shard> {
         let index = if self.shards.len() == 1 {
             0
@@ -234,6 +255,11 @@ impl CacheTier for MemoryTier {
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
         let found = lock(self.shard_for(key)).get(key);
         self.health.record_success();
+        Ok(found.map(|entry| CacheEntry::clone(&entry)))
+    }
+
+    fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let found = lock(self.shard_for(key)).peek(key);
         Ok(found.map(|entry| CacheEntry::clone(&entry)))
     }
 
@@ -314,6 +340,10 @@ impl CacheTier for MemoryTier {
 
     fn health(&self) -> &TierHealth {
         &self.health
+    }
+
+    fn evictions(&self) -> u64 {
+        MemoryTier::evictions(self)
     }
 }
 
@@ -421,6 +451,30 @@ impl Shard {
         let slot = *self.index.get(key)?;
         self.record_access(slot);
         self.slots[slot].entry.clone()
+    }
+
+    /// The entry without recording an access.
+    fn peek(&self, key: &str) -> Option<Arc<CacheEntry>> {
+        let slot = *self.index.get(key)?;
+        self.slots[slot].entry.clone()
+    }
+
+    /// `update` applied to the stored entry in place, not an access.
+    fn update(&mut self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<Arc<CacheEntry>> {
+        let slot = *self.index.get(key)?;
+        let stored = self.slots[slot].entry.as_mut()?;
+        update(Arc::make_mut(stored));
+        Some(Arc::clone(stored))
+    }
+
+    /// One access, and `update` applied to the stored entry in place. The entry is copied only
+    /// if a reader still holds the previous version (`Arc::make_mut`), which is rare.
+    fn touch(&mut self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<Arc<CacheEntry>> {
+        let slot = *self.index.get(key)?;
+        self.record_access(slot);
+        let stored = self.slots[slot].entry.as_mut()?;
+        update(Arc::make_mut(stored));
+        Some(Arc::clone(stored))
     }
 
     /// Stores `entry` under its key: replaces (an access) or inserts, evicting the policy's

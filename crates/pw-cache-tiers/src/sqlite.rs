@@ -849,15 +849,34 @@ impl Store {
         }
     }
 
-    pub(crate) fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+    /// The entry under `key`, decrypted, without noting a hit.
+    pub(crate) fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
         // The connection goes back to the pool before decrypting.
         let stored = self.read(&*self.conn()?, key)?;
         let Some(stored) = stored else {
             return Ok(None);
         };
-        let entry = stored.open(&self.ring).inspect_err(|e| {
+        stored.open(&self.ring).map(Some).inspect_err(|e| {
             tracing::warn!(key, path = %self.path.display(), error = %e, "unreadable entry in cache database");
-        })?;
+        })
+    }
+
+    /// A write transaction that rewrites the schema version with its own value: it takes the
+    /// write lock and commits a page, and changes nothing.
+    pub(crate) fn probe(&self) -> Result<(), TierError> {
+        self.write("probe", |tx| {
+            let version: u32 = tx
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .map_err(self.err("probe"))?;
+            tx.pragma_update(None, "user_version", version)
+                .map_err(self.err("probe"))
+        })
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let Some(entry) = self.peek(key)? else {
+            return Ok(None);
+        };
         if let Some(touches) = &self.touches
             && let Some(batch) = touches.record(key, to_unix_seconds(timestamp::now_utc()))
             && let Err(e) = self.write("record hits", |tx| self.apply_touches(tx, batch))
@@ -1089,6 +1108,10 @@ macro_rules! impl_cache_tier_via_store {
                 self.store.health.observe(self.store.get(key))
             }
 
+            fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+                self.store.health.observe(self.store.peek(key))
+            }
+
             fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
                 self.store.health.observe(self.store.put(entry))
             }
@@ -1119,6 +1142,23 @@ macro_rules! impl_cache_tier_via_store {
 
             fn health(&self) -> &TierHealth {
                 &self.store.health
+            }
+
+            fn evictions(&self) -> u64 {
+                self.store.evictions()
+            }
+
+            fn flush(&self) -> Result<(), TierError> {
+                self.store.health.observe(self.store.flush_touches())
+            }
+
+            fn close(&self) -> Result<(), TierError> {
+                self.store.close()
+            }
+
+            /// A write transaction that changes nothing (see [`crate::sqlite`]).
+            fn probe(&self) -> Result<(), TierError> {
+                self.store.health.observe(self.store.probe())
             }
         }
     };

@@ -25,6 +25,13 @@ pub trait CacheTier: Send + Sync {
     /// decides (the manager deletes them everywhere and counts a TTL eviction).
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError>;
 
+    /// The entry under `key` like [`CacheTier::get`], but not a use of it: nothing the
+    /// eviction policy orders by changes (an export or an inspection reads this way). The
+    /// default calls `get`: a backend whose `get` records use must override it.
+    fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.get(key)
+    }
+
     /// Stores `entry` under `entry.key`, replacing what was there.
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError>;
 
@@ -48,6 +55,31 @@ pub trait CacheTier: Send + Sync {
 
     /// The tier's failure counter.
     fn health(&self) -> &TierHealth;
+
+    /// Entries this tier evicted by its own policy to stay within `max_entries`, since it was
+    /// opened (0 for a tier that never evicts).
+    fn evictions(&self) -> u64 {
+        0
+    }
+
+    /// Writes whatever the tier keeps in memory for later (e.g. batched hit records). The
+    /// default has nothing to write.
+    fn flush(&self) -> Result<(), TierError> {
+        Ok(())
+    }
+
+    /// Writes what [`CacheTier::flush`] writes and releases the tier's resources; later
+    /// operations may fail with [`TierError::Closed`]. The default only flushes.
+    fn close(&self) -> Result<(), TierError> {
+        self.flush()
+    }
+
+    /// Checks that the tier can serve again after failures: it must exercise what failed
+    /// (a write to the storage, not only a read), without changing any entry. A success is
+    /// recorded in [`CacheTier::health`]. The default reads the size.
+    fn probe(&self) -> Result<(), TierError> {
+        self.size().map(drop)
+    }
 }
 
 /// Counts consecutive failures of a tier: at [`FAILURE_THRESHOLD`] the tier reports itself

@@ -561,14 +561,17 @@ impl Shard {
     }
 
     /// The live line of `key`; a hit at `now` (Unix µs) counts as a use for eviction.
-    pub(crate) fn find(&mut self, key: &str, now: i64) -> Option<Found> {
+    /// The live line of `key`; `used_at` records a use of it (for eviction) at that time.
+    pub(crate) fn find(&mut self, key: &str, used_at: Option<i64>) -> Option<Found> {
         let file = self.file.as_ref()?;
         let slot = self.index.get_mut(key)?;
         match &mut slot.state {
             SlotState::Invalid(reason) => Some(Found::Invalid(reason.to_string())),
             SlotState::Valid { rank, .. } => {
-                rank.used = rank.used.max(now);
-                rank.hits = rank.hits.saturating_add(1);
+                if let Some(now) = used_at {
+                    rank.used = rank.used.max(now);
+                    rank.hits = rank.hits.saturating_add(1);
+                }
                 Some(Found::Line {
                     file: Arc::clone(file),
                     offset: slot.offset,
