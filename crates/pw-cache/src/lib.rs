@@ -10,6 +10,23 @@ pub use pw_cache_crypto as crypto;
 /// The storage layer ([`pw_cache_tiers`]): the four backends.
 pub use pw_cache_tiers as tiers;
 
+mod counters;
+mod error;
+mod export;
+mod key_locks;
+mod manager;
+mod ttl;
+mod warm;
+pub mod warm_file;
+
+pub use counters::StatisticsBreakdown;
+pub use error::ManagerError;
+pub use export::{ExportCredentials, ExportOptions, ExportReport};
+pub use manager::{CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus};
+pub use ttl::{CleanupReport, TtlManager};
+pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};
+pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
+
 pub use pw_cache_model::{
     CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType, ConfigError,
     EntryError, EvictionPolicy, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES, OffsetDateTime,

@@ -1,0 +1,94 @@
+//! [`ManagerError`]: what the manager's operations can fail with.
+
+use std::io;
+use std::path::PathBuf;
+
+use pw_cache_crypto::CryptoError;
+use pw_cache_model::CacheTierType;
+use pw_cache_tiers::TierError;
+
+use crate::warm_file::WarmFileError;
+
+/// A failed manager operation. Like every error of this workspace it never holds a credential,
+/// a key or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// No usable key ring: a configured or environment key is malformed, or the key file cannot
+    /// be read or created. The source names the key's origin or the file.
+    #[error("cannot set up the encryption keys: {0}")]
+    Keys(#[source] CryptoError),
+    /// A tier could not be opened (directory or database unusable).
+    #[error("cannot open the {tier} tier: {source}")]
+    OpenTier {
+        /// Which tier.
+        tier: CacheTierType,
+        /// Why.
+        #[source]
+        source: TierError,
+    },
+    /// The entry cannot be stored as given.
+    #[error("invalid entry {key:?}: {reason}")]
+    InvalidEntry {
+        /// The entry's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `put_with_key` was given a key that is not the entry's own.
+    #[error("the key argument {argument:?} is not the entry's key {entry_key:?}")]
+    KeyMismatch {
+        /// The key argument.
+        argument: String,
+        /// `entry.key`.
+        entry_key: String,
+    },
+    /// No tier stored the entry (each enabled tier failed or was degraded).
+    #[error("entry {key:?} was stored in no tier: {}", failures.join("; "))]
+    NotStored {
+        /// The entry's key.
+        key: String,
+        /// Why each tier did not store it.
+        failures: Vec<String>,
+    },
+    /// A flush or close could not write everything; each failure names the key or tier.
+    #[error("{op} incomplete: {}", failures.join("; "))]
+    Incomplete {
+        /// `flush` or `close`.
+        op: &'static str,
+        /// What failed.
+        failures: Vec<String>,
+    },
+    /// The manager was closed.
+    #[error("the cache manager is closed")]
+    Closed,
+    /// A TTL outside `1..=MAX_TTL_SECONDS`.
+    #[error("ttl {value} is out of bounds: must be 1..={max}")]
+    InvalidTtl {
+        /// The TTL given.
+        value: u64,
+        /// The largest TTL accepted.
+        max: u64,
+    },
+    /// A tier could not be read completely for an export (the file was not written).
+    #[error("cannot export: the {tier} tier cannot list its keys: {source}")]
+    ExportTier {
+        /// Which tier.
+        tier: CacheTierType,
+        /// Why.
+        #[source]
+        source: TierError,
+    },
+    /// The export file could not be written (nothing was replaced at `path`).
+    #[error("cannot write export file {}: {source}", path.display())]
+    Export {
+        /// The export file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The warm file as a whole cannot be used (missing, unsupported extension, not a JSON
+    /// array, no `proxy_url` column ...). Bad rows are not errors: they are reported.
+    #[error(transparent)]
+    Warm(#[from] WarmFileError),
+}

@@ -1,0 +1,1270 @@
+//! [`CacheManager`]: the three tiers composed into one cache.
+//!
+//! # Concurrency
+//!
+//! Every operation on a key holds that key's lock ([`crate::key_locks`]) for its whole length,
+//! across every tier it touches: a get that promotes, a put, a delete, a health invalidation
+//! of one key never interleave, so no promotion is torn and no update is lost. No lock is
+//! held across the disk I/O of another key: an entry that L1 evicts while a put of another key
+//! holds that key's lock is *queued* for demotion, and written to L2/L3 after the lock is
+//! released, under its own key's lock (or by the next operation on it, whichever comes first).
+//! Statistics are atomics; the tiers do their own locking.
+//!
+//! # Access data and demotion
+//!
+//! A hit updates `access_count` and `last_accessed` in L1 only (no disk write on a hit): the
+//! key is noted *dirty* (L1 holds use the tiers below have not seen). A dirty entry is written
+//! to L2/L3 when L1 evicts it (demotion, marked `evicted_from_l1`), on [`CacheManager::flush`]
+//! and on close. An entry L1 evicts that is not dirty is *not* rewritten: L2/L3 already hold it
+//! as it was put (the reference rewrites every evicted entry into both tiers).
+//!
+//! # Degradation
+//!
+//! A tier fails [`pw_cache_tiers::FAILURE_THRESHOLD`] times in a row: it is flagged degraded
+//! and skipped. A background thread (started only when needed) probes it every
+//! [`CacheManagerBuilder::probe_interval`] with [`CacheTier::probe`], which writes; only when a
+//! probe succeeds, and the keys written or deleted while the tier was skipped have been removed
+//! from it (its copies of them are stale), is it used again. Until then lookups of those keys
+//! skip it, so a stale or deleted entry is never served from a recovered tier.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing};
+use pw_cache_model::timestamp::now_utc;
+use pw_cache_model::{
+    CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, OffsetDateTime,
+};
+use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
+
+use crate::counters::{Counters, StatisticsBreakdown, bump};
+use crate::error::ManagerError;
+use crate::key_locks::KeyLocks;
+use crate::ttl::{CleanupReport, TtlManager};
+
+/// How often a degraded tier is probed, unless the builder says otherwise.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keys remembered per tier while it is degraded; beyond this the tier is cleared on recovery
+/// instead of having each key removed (a cache may lose entries, never serve stale ones).
+const MAX_RESYNC_KEYS: usize = 100_000;
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (sets and maps updated
+/// by single calls).
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+thread_local! {
+    /// Set while this thread promotes an entry into L1, so the eviction callback (which runs
+    /// on this thread) can tell a promotion's eviction from a put's.
+    static PROMOTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// In which tiers a put stored the entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// L1 (memory) stored it.
+    pub l1: bool,
+    /// L2 (disk) stored it.
+    pub l2: bool,
+    /// L3 (SQLite) stored it.
+    pub l3: bool,
+}
+
+/// What [`CacheManager::invalidate_by_health`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthInvalidation {
+    /// No live entry under the key (absent or expired).
+    NotFound,
+    /// The entry was marked unhealthy with this many failures and kept (below the threshold,
+    /// or health invalidation is off).
+    Marked {
+        /// `failure_count` after this failure.
+        failure_count: u64,
+    },
+    /// The entry reached the threshold and was removed from every tier.
+    Evicted {
+        /// `failure_count` after this failure.
+        failure_count: u64,
+    },
+}
+
+/// How a tier is doing, as [`CacheManager::tier_status`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TierStatus {
+    /// In use.
+    Serving,
+    /// Disabled by the configuration.
+    Disabled,
+    /// Skipped after repeated failures, waiting for a probe to succeed.
+    Degraded,
+}
+
+/// What a degraded tier missed: keys written or deleted while it was skipped (its copies are
+/// stale), or a clear.
+#[derive(Debug, Default)]
+struct Resync {
+    keys: HashSet<String>,
+    clear_all: bool,
+}
+
+/// A disk tier with the manager's view of its state.
+pub(crate) struct TierSlot {
+    pub(crate) tier: Box<dyn CacheTier>,
+    pub(crate) kind: CacheTierType,
+    degraded: AtomicBool,
+    resync: Mutex<Resync>,
+    /// Whether `resync` holds anything (read without the mutex on every lookup).
+    resync_pending: AtomicBool,
+}
+
+impl TierSlot {
+    fn new(tier: Box<dyn CacheTier>, kind: CacheTierType) -> Self {
+        Self {
+            tier,
+            kind,
+            degraded: AtomicBool::new(false),
+            resync: Mutex::new(Resync::default()),
+            resync_pending: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn serving(&self) -> bool {
+        !self.degraded.load(Ordering::Acquire)
+    }
+
+    /// Whether this tier's copy of `key` may be stale (it missed a write or delete of it).
+    pub(crate) fn stale(&self, key: &str) -> bool {
+        if !self.resync_pending.load(Ordering::Acquire) {
+            return false;
+        }
+        let resync = relock(&self.resync);
+        resync.clear_all || resync.keys.contains(key)
+    }
+
+    /// The tier missed a write or delete of `key`.
+    fn note_stale(&self, key: &str) {
+        let mut resync = relock(&self.resync);
+        if !resync.clear_all {
+            if resync.keys.len() >= MAX_RESYNC_KEYS {
+                resync.keys = HashSet::new();
+                resync.clear_all = true;
+            } else {
+                resync.keys.insert(key.to_owned());
+            }
+        }
+        self.resync_pending.store(true, Ordering::Release);
+    }
+
+    /// The tier missed a clear.
+    fn note_cleared(&self) {
+        let mut resync = relock(&self.resync);
+        resync.keys = HashSet::new();
+        resync.clear_all = true;
+        self.resync_pending.store(true, Ordering::Release);
+    }
+
+    /// The tier now holds the current state of `key`.
+    fn note_fresh(&self, key: &str) {
+        if self.resync_pending.load(Ordering::Acquire) {
+            relock(&self.resync).keys.remove(key);
+        }
+    }
+}
+
+/// Entries L1 evicted that wait to be demoted, by key.
+#[derive(Default)]
+struct Demotions {
+    pending: Mutex<HashMap<String, CacheEntry>>,
+}
+
+impl Demotions {
+    fn queue(&self, key: String, entry: CacheEntry) {
+        let mut pending = relock(&self.pending);
+        match pending.get_mut(&key) {
+            // Two evictions of one key queued before either was demoted: keep the later use.
+            Some(queued) if queued.last_accessed > entry.last_accessed => {}
+            Some(queued) => *queued = entry,
+            None => {
+                pending.insert(key, entry);
+            }
+        }
+    }
+
+    fn take(&self, key: &str) -> Option<CacheEntry> {
+        relock(&self.pending).remove(key)
+    }
+
+    fn some_keys(&self, at_most: usize) -> Vec<String> {
+        relock(&self.pending).keys().take(at_most).cloned().collect()
+    }
+
+    fn clear(&self) {
+        let drained = std::mem::take(&mut *relock(&self.pending));
+        drop(drained);
+    }
+}
+
+/// Keys whose L1 copy holds use (access count, last access) that L2/L3 have not been given.
+struct DirtyKeys {
+    shards: Box<[Mutex<HashSet<String>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl DirtyKeys {
+    const SHARDS: usize = 16;
+
+    fn new() -> Self {
+        Self {
+            shards: (0..Self::SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashSet<String>> {
+        use std::hash::BuildHasher;
+        // The remainder is below SHARDS: the cast is lossless.
+        &self.shards[(self.hasher.hash_one(key) % Self::SHARDS as u64) as usize]
+    }
+
+    fn mark(&self, key: &str) {
+        let mut shard = relock(self.shard(key));
+        if !shard.contains(key) {
+            shard.insert(key.to_owned());
+        }
+    }
+
+    fn unmark(&self, key: &str) -> bool {
+        relock(self.shard(key)).remove(key)
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        relock(self.shard(key)).contains(key)
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.shards
+            .iter()
+            .flat_map(|s| relock(s).iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn clear(&self) {
+        for shard in self.shards.iter() {
+            relock(shard).clear();
+        }
+    }
+}
+
+/// The background probe of degraded tiers: a thread that runs only while something needs it.
+#[derive(Default)]
+struct Maintenance {
+    running: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// The shared state of a manager (the background threads hold a `Weak` of it).
+pub(crate) struct Inner {
+    pub(crate) config: CacheConfig,
+    pub(crate) ring: Arc<KeyRing>,
+    pub(crate) l1: Option<MemoryTier>,
+    pub(crate) l2: Option<TierSlot>,
+    pub(crate) l3: Option<TierSlot>,
+    pub(crate) counters: Arc<Counters>,
+    locks: KeyLocks,
+    dirty: DirtyKeys,
+    demotions: Arc<Demotions>,
+    maintenance: Maintenance,
+    probe_interval: Duration,
+    clock: Option<Clock>,
+    closed: AtomicBool,
+    weak_self: Weak<Inner>,
+}
+
+/// A three-level proxy cache: L1 memory, L2 disk (JSONL shards or SQLite), L3 SQLite.
+///
+/// Built from a [`CacheConfig`] with [`CacheManager::open`] (or [`CacheManager::builder`] for
+/// keys, custom tiers and the probe interval). Any number of threads may share it (`&self`
+/// everywhere; wrap it in an `Arc`). See the [module documentation](self) for the concurrency,
+/// demotion and degradation design, and `docs/migrating-from-proxywhirl.md` for every
+/// difference from proxywhirl 0.3.3's `CacheManager`.
+///
+/// Dropping the manager stops its background threads and flushes L1's access data to the
+/// disk tiers (errors are logged); [`CacheManager::close`] does the same and reports errors.
+pub struct CacheManager {
+    pub(crate) inner: Arc<Inner>,
+    ttl: TtlManager,
+}
+
+impl std::fmt::Debug for CacheManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheManager")
+            .field("l1", &self.tier_status(CacheTierType::L1))
+            .field("l2", &self.tier_status(CacheTierType::L2))
+            .field("l2_backend", &self.inner.config.l2_backend())
+            .field("l3", &self.tier_status(CacheTierType::L3))
+            .field("key_origin", self.inner.ring.origin())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the manager reads the time (see [`CacheManagerBuilder::clock`]).
+type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Builds a [`CacheManager`]: where keys come from, custom tiers, the probe interval.
+#[must_use]
+pub struct CacheManagerBuilder {
+    clock: Option<Clock>,
+    config: CacheConfig,
+    env: Option<EnvKeys>,
+    key_file: Option<PathBuf>,
+    ring: Option<Arc<KeyRing>>,
+    l2: Option<Box<dyn CacheTier>>,
+    l3: Option<Box<dyn CacheTier>>,
+    probe_interval: Duration,
+}
+
+impl CacheManagerBuilder {
+    /// The environment's keys to use instead of the process's
+    /// ([`EnvKeys::from_process`]): for tests, or a caller that reads its own environment.
+    pub fn env_keys(mut self, env: EnvKeys) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Where the key file is kept when neither the config nor the environment has a key
+    /// (default: `pw-cache.key` in `l2_cache_dir`, or beside the L3 database when L2 is
+    /// disabled).
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    /// Uses this key ring, ignoring the config's key, the environment and the key file.
+    pub fn key_ring(mut self, ring: Arc<KeyRing>) -> Self {
+        self.ring = Some(ring);
+        self
+    }
+
+    /// Uses `tier` as L2 instead of opening the configured backend (it must be built with the
+    /// same key ring as the manager's: see [`CacheManager::key_ring`]).
+    pub fn l2_tier(mut self, tier: Box<dyn CacheTier>) -> Self {
+        self.l2 = Some(tier);
+        self
+    }
+
+    /// Uses `tier` as L3 instead of opening the SQLite database.
+    pub fn l3_tier(mut self, tier: Box<dyn CacheTier>) -> Self {
+        self.l3 = Some(tier);
+        self
+    }
+
+    /// Reads "now" from `clock` instead of the system clock (UTC), for expiry, access times
+    /// and warm fetch times: for tests and simulations. The tiers' own bookkeeping (eviction
+    /// order) keeps the system clock.
+    pub fn clock(mut self, clock: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// How often a degraded tier is probed (default [`DEFAULT_PROBE_INTERVAL`]).
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
+
+    /// Resolves the keys, opens the enabled tiers and starts the background cleaner when the
+    /// config enables it.
+    pub fn open(self) -> Result<CacheManager, ManagerError> {
+        let config = self.config;
+        let l2_enabled = config.l2_config().enabled;
+        let l3_enabled = config.l3_config().enabled;
+        let ring = match self.ring {
+            Some(ring) => ring,
+            None if !l2_enabled && !l3_enabled => {
+                // Nothing is written anywhere: a key for this process is all that is needed.
+                Arc::new(KeyRing::new(FernetKey::generate(), []))
+            }
+            None => {
+                let key_file = self.key_file.unwrap_or_else(|| default_key_file(&config));
+                let env = self.env.unwrap_or_else(EnvKeys::from_process);
+                Arc::new(KeyRing::resolve(config.encryption_key(), &env, &key_file).map_err(ManagerError::Keys)?)
+            }
+        };
+        let open_err = |tier| move |source| ManagerError::OpenTier { tier, source };
+        let l2 = match (l2_enabled, self.l2) {
+            (false, _) => None,
+            (true, Some(tier)) => Some(tier),
+            (true, None) => Some(match config.l2_backend() {
+                L2BackendType::Jsonl => Box::new(
+                    JsonlTier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
+                        .map_err(open_err(CacheTierType::L2))?,
+                ) as Box<dyn CacheTier>,
+                L2BackendType::Sqlite => Box::new(
+                    SqliteL2Tier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
+                        .map_err(open_err(CacheTierType::L2))?,
+                ),
+            }),
+        };
+        let l3 = match (l3_enabled, self.l3) {
+            (false, _) => None,
+            (true, Some(tier)) => Some(tier),
+            (true, None) => Some(Box::new(
+                SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
+                    .map_err(open_err(CacheTierType::L3))?,
+            ) as Box<dyn CacheTier>),
+        };
+        let counters = Arc::new(Counters::default());
+        let demotions = Arc::new(Demotions::default());
+        let has_lower = l2.is_some() || l3.is_some();
+        let l1 = config.l1_config().enabled.then(|| {
+            let counters = Arc::clone(&counters);
+            let demotions = Arc::clone(&demotions);
+            MemoryTier::new(config.l1_config()).with_eviction_callback(move |key, entry| {
+                let l1 = counters.tier(CacheTierType::L1);
+                bump(&l1.evictions_lru, 1);
+                if PROMOTING.get() {
+                    bump(&counters.promotion_evictions, 1);
+                }
+                if has_lower {
+                    bump(&counters.demotions, 1);
+                    demotions.queue(key, entry);
+                }
+            })
+        });
+        let interval = Duration::from_secs(config.cleanup_interval_seconds());
+        let background = config.enable_background_cleanup();
+        let inner = Arc::new_cyclic(|weak_self| Inner {
+            config,
+            ring,
+            l1,
+            l2: l2.map(|t| TierSlot::new(t, CacheTierType::L2)),
+            l3: l3.map(|t| TierSlot::new(t, CacheTierType::L3)),
+            counters,
+            locks: KeyLocks::new(),
+            dirty: DirtyKeys::new(),
+            demotions,
+            maintenance: Maintenance::default(),
+            probe_interval: self.probe_interval,
+            clock: self.clock,
+            closed: AtomicBool::new(false),
+            weak_self: weak_self.clone(),
+        });
+        let ttl = TtlManager::new(Arc::downgrade(&inner), interval);
+        if background {
+            ttl.start();
+        }
+        Ok(CacheManager { inner, ttl })
+    }
+}
+
+/// `pw-cache.key` in the L2 directory, or beside the L3 database when L2 is disabled.
+fn default_key_file(config: &CacheConfig) -> PathBuf {
+    if config.l2_config().enabled {
+        config.l2_cache_dir().join(DEFAULT_KEY_FILE_NAME)
+    } else {
+        config
+            .l3_database_path()
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(DEFAULT_KEY_FILE_NAME)
+    }
+}
+
+impl CacheManager {
+    /// A manager for `config`: keys from the config, else the environment
+    /// (`PROXYWHIRL_CACHE_ENCRYPTION_KEY`, previous keys in `PROXYWHIRL_CACHE_KEY_PREVIOUS`),
+    /// else the key file (see [`CacheManagerBuilder::key_file`]); the enabled tiers opened.
+    pub fn open(config: CacheConfig) -> Result<Self, ManagerError> {
+        Self::builder(config).open()
+    }
+
+    /// A builder, for more than the config says.
+    pub fn builder(config: CacheConfig) -> CacheManagerBuilder {
+        CacheManagerBuilder {
+            clock: None,
+            config,
+            env: None,
+            key_file: None,
+            ring: None,
+            l2: None,
+            l3: None,
+            probe_interval: DEFAULT_PROBE_INTERVAL,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The key ring credentials are encrypted with (its origin says where the key came from).
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.inner.ring
+    }
+
+    /// The reference's cache key of a proxy URL ([`pw_cache_model::generate_cache_key`]).
+    pub fn generate_cache_key(proxy_url: &str) -> String {
+        pw_cache_model::generate_cache_key(proxy_url)
+    }
+
+    /// A new entry for `proxy_url` from `source`, with the TTL the config gives that source
+    /// (`per_source_ttl`, else `default_ttl_seconds`); key generated from the URL.
+    pub fn new_entry(&self, proxy_url: &str, source: &str) -> Result<CacheEntry, ManagerError> {
+        CacheEntry::new_at(
+            proxy_url,
+            source,
+            self.inner.config.ttl_for_source(source),
+            self.inner.now(),
+        )
+        .map_err(|e| ManagerError::InvalidEntry {
+            key: pw_cache_model::generate_cache_key(proxy_url),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The live entry under `key`, looked up in L1, then L2, then L3; a hit below L1 is
+    /// promoted to the tiers above. A hit counts as a use (`access_count + 1`,
+    /// `last_accessed = now`). An expired entry is removed from every tier and the lookup is a
+    /// miss. Tier failures and unreadable entries are misses of that tier (counted, logged).
+    pub fn get(&self, key: &str) -> Option<CacheEntry> {
+        let found = self.inner.get(key);
+        self.inner.settle_demotions();
+        found
+    }
+
+    /// Stores `entry` under `entry.key` in every enabled tier; succeeds when at least one
+    /// stored it, and says which.
+    pub fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
+        let stored = self.inner.put(entry);
+        self.inner.settle_demotions();
+        stored
+    }
+
+    /// [`CacheManager::put`] with the reference's signature: `key` must be `entry.key`
+    /// ([`ManagerError::KeyMismatch`] otherwise; nothing is stored).
+    pub fn put_with_key(&self, key: &str, entry: &CacheEntry) -> Result<Stored, ManagerError> {
+        if key != entry.key {
+            return Err(ManagerError::KeyMismatch {
+                argument: key.to_owned(),
+                entry_key: entry.key.clone(),
+            });
+        }
+        self.put(entry)
+    }
+
+    /// Removes `key` from every tier; whether any tier held it.
+    pub fn delete(&self, key: &str) -> bool {
+        if self.inner.is_closed() {
+            return false;
+        }
+        let _guard = self.inner.locks.lock(key);
+        self.inner.delete_locked(key)
+    }
+
+    /// Removes everything from every tier; the number of entries removed, summed over the
+    /// tiers (an entry held by three tiers counts three times, as in the reference).
+    pub fn clear(&self) -> usize {
+        self.inner.clear()
+    }
+
+    /// Records a failed health check of `key`: `failure_count + 1`, `health_status =
+    /// unhealthy`. At `failure_threshold` (when `health_check_invalidation` is on) the entry
+    /// is removed from every tier and counted in `evictions_health` of each tier that held
+    /// it; below, the updated entry is stored where it is (not promoted).
+    pub fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
+        let outcome = self.inner.invalidate_by_health(key);
+        self.inner.settle_demotions();
+        outcome
+    }
+
+    /// The reference's statistics: per-tier hits, misses, sizes, evictions by reason,
+    /// promotions, demotions, degraded flags (a tier is "degraded" when it is not serving:
+    /// disabled by config, or skipped after failures, as in the reference). Evictions include
+    /// what the reference never counts: the cleaner's TTL evictions, unreadable entries
+    /// (`evictions_corruption`), L1 evictions caused by promotions, and L2/L3 evictions by
+    /// their own `max_entries` ([`CacheManager::statistics_breakdown`] separates them).
+    pub fn get_statistics(&self) -> CacheStatistics {
+        self.inner.statistics()
+    }
+
+    /// The parts of [`CacheManager::get_statistics`]'s counters the reference does not have.
+    pub fn statistics_breakdown(&self) -> StatisticsBreakdown {
+        self.inner.counters.breakdown()
+    }
+
+    /// Whether `tier` is serving, disabled by the config or degraded.
+    pub fn tier_status(&self, tier: CacheTierType) -> TierStatus {
+        match tier {
+            CacheTierType::L1 if self.inner.l1.is_some() => TierStatus::Serving,
+            CacheTierType::L1 => TierStatus::Disabled,
+            _ => match self.inner.slot(tier) {
+                None => TierStatus::Disabled,
+                Some(slot) if slot.serving() => TierStatus::Serving,
+                Some(_) => TierStatus::Degraded,
+            },
+        }
+    }
+
+    /// The background TTL cleaner (started at open when `enable_background_cleanup`).
+    pub fn ttl_manager(&self) -> &TtlManager {
+        &self.ttl
+    }
+
+    /// Removes expired entries from every serving tier now; how many from each.
+    pub fn cleanup_now(&self) -> CleanupReport {
+        self.inner.cleanup_now()
+    }
+
+    /// Writes L1's access data (and queued demotions) to L2/L3, and asks them to write what
+    /// they batch. After it returns, a restart finds every use made so far.
+    pub fn flush(&self) -> Result<(), ManagerError> {
+        self.inner.flush()
+    }
+
+    /// Stops the background threads, flushes, and closes the tiers. Later operations fail
+    /// ([`ManagerError::Closed`], or a miss). Closing twice does nothing.
+    pub fn close(&self) -> Result<(), ManagerError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.ttl.stop();
+        self.inner.stop_maintenance();
+        let flushed = self.inner.flush();
+        self.inner.closed.store(true, Ordering::Release);
+        let mut failures = Vec::new();
+        for slot in self.inner.slots() {
+            if let Err(e) = slot.tier.close() {
+                failures.push(format!("{}: {e}", slot.kind));
+            }
+        }
+        flushed?;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ManagerError::Incomplete { op: "close", failures })
+        }
+    }
+}
+
+impl Drop for CacheManager {
+    fn drop(&mut self) {
+        self.ttl.stop();
+        self.inner.stop_maintenance();
+        if !self.inner.is_closed()
+            && let Err(e) = self.inner.flush()
+        {
+            tracing::warn!(error = %e, "flushing the cache on drop failed");
+        }
+    }
+}
+
+impl Inner {
+    /// Now, from the builder's clock or the system's (microsecond precision).
+    pub(crate) fn now(&self) -> OffsetDateTime {
+        match &self.clock {
+            Some(clock) => pw_cache_model::timestamp::truncate_to_micros(clock()),
+            None => now_utc(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn slot(&self, tier: CacheTierType) -> Option<&TierSlot> {
+        match tier {
+            CacheTierType::L1 => None,
+            CacheTierType::L2 => self.l2.as_ref(),
+            CacheTierType::L3 => self.l3.as_ref(),
+        }
+    }
+
+    /// The disk tiers that are enabled, L2 first.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &TierSlot> {
+        self.l2.iter().chain(self.l3.iter())
+    }
+
+    /// Records a failed operation of `slot`: when its health says it is disabled, flags it
+    /// degraded and starts probing.
+    fn failed(&self, slot: &TierSlot, op: &str, key: &str, error: &TierError) {
+        tracing::warn!(tier = %slot.kind, op, key, error = %error, "cache tier operation failed");
+        if error.is_tier_failure() && slot.tier.health().is_disabled() && !slot.degraded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                tier = %slot.kind,
+                failures = slot.tier.health().consecutive_failures(),
+                "cache tier degraded: skipped until a probe succeeds"
+            );
+            self.wake_maintenance();
+        }
+    }
+
+    /// Writes `entry` to `slot` if it is serving; records what the tier missed otherwise.
+    fn write_to(&self, slot: &TierSlot, entry: &CacheEntry) -> Result<(), String> {
+        if !slot.serving() {
+            slot.note_stale(&entry.key);
+            return Err(format!("{}: degraded", slot.kind));
+        }
+        match slot.tier.put(entry) {
+            Ok(()) => {
+                slot.note_fresh(&entry.key);
+                Ok(())
+            }
+            Err(e) => {
+                slot.note_stale(&entry.key);
+                self.failed(slot, "put", &entry.key, &e);
+                self.wake_maintenance();
+                Err(format!("{}: {e}", slot.kind))
+            }
+        }
+    }
+
+    /// Removes `key` from `slot`; whether it held it. A tier that cannot remembers it must.
+    fn delete_from(&self, slot: &TierSlot, key: &str) -> bool {
+        if !slot.serving() {
+            slot.note_stale(key);
+            return false;
+        }
+        match slot.tier.delete(key) {
+            Ok(held) => {
+                slot.note_fresh(key);
+                held
+            }
+            Err(e) => {
+                slot.note_stale(key);
+                self.failed(slot, "delete", key, &e);
+                self.wake_maintenance();
+                false
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        if self.is_closed() {
+            return None;
+        }
+        let _guard = self.locks.lock(key);
+        let now = self.now();
+        if let Some(l1) = &self.l1 {
+            let counters = self.counters.tier(CacheTierType::L1);
+            let hit = l1.touch(key, |e| {
+                if !e.is_expired_at(now) {
+                    e.access_count = e.access_count.saturating_add(1);
+                    e.last_accessed = now;
+                }
+            });
+            match hit {
+                Some(entry) if !entry.is_expired_at(now) => {
+                    bump(&counters.hits, 1);
+                    self.dirty.mark(key);
+                    return Some(entry);
+                }
+                Some(_) => {
+                    self.delete_locked(key);
+                    bump(&counters.evictions_ttl, 1);
+                    return None;
+                }
+                None => bump(&counters.misses, 1),
+            }
+        }
+        // A queued demotion of this key goes down first, so the tiers below are current.
+        self.demote_locked(key);
+        for slot in self.slots() {
+            if !slot.serving() || slot.stale(key) {
+                continue;
+            }
+            let counters = self.counters.tier(slot.kind);
+            match slot.tier.get(key) {
+                Ok(Some(entry)) if entry.is_expired_at(now) => {
+                    self.delete_locked(key);
+                    bump(&counters.evictions_ttl, 1);
+                    return None;
+                }
+                Ok(Some(mut entry)) => {
+                    bump(&counters.hits, 1);
+                    entry.access_count = entry.access_count.saturating_add(1);
+                    entry.last_accessed = now;
+                    self.promote_locked(&entry, slot.kind);
+                    return Some(entry);
+                }
+                Ok(None) => bump(&counters.misses, 1),
+                Err(e) if e.is_corrupt_entry() => {
+                    bump(&counters.misses, 1);
+                    bump(&counters.evictions_corruption, 1);
+                    tracing::warn!(tier = %slot.kind, key, error = %e, "unreadable entry removed");
+                    self.delete_from(slot, key);
+                }
+                Err(e) => {
+                    bump(&counters.misses, 1);
+                    self.failed(slot, "get", key, &e);
+                }
+            }
+        }
+        None
+    }
+
+    /// Copies `entry`, found in `found_in`, to the tiers above it.
+    fn promote_locked(&self, entry: &CacheEntry, found_in: CacheTierType) {
+        if let Some(l1) = &self.l1 {
+            PROMOTING.set(true);
+            let stored = l1.put(entry);
+            PROMOTING.set(false);
+            if stored.is_ok() {
+                bump(&self.counters.promotions, 1);
+                // L1 now holds a use the tiers below have not seen.
+                self.dirty.mark(&entry.key);
+            }
+        }
+        if found_in == CacheTierType::L3
+            && let Some(l2) = &self.l2
+            && l2.serving()
+            && self.write_to(l2, entry).is_ok()
+        {
+            bump(&self.counters.promotions, 1);
+        }
+    }
+
+    fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
+        if entry.key.is_empty() {
+            return Err(ManagerError::InvalidEntry {
+                key: String::new(),
+                reason: "the key is empty".to_owned(),
+            });
+        }
+        if self.is_closed() {
+            return Err(ManagerError::Closed);
+        }
+        let key = entry.key.as_str();
+        let _guard = self.locks.lock(key);
+        // What was queued for demotion is superseded.
+        drop(self.demotions.take(key));
+        let mut stored = Stored::default();
+        let mut failures = Vec::new();
+        if let Some(l1) = &self.l1 {
+            match l1.put(entry) {
+                Ok(()) => stored.l1 = true,
+                Err(e) => failures.push(format!("L1: {e}")),
+            }
+        }
+        let mut lower_complete = true;
+        for slot in self.slots() {
+            match self.write_to(slot, entry) {
+                Ok(()) => match slot.kind {
+                    CacheTierType::L2 => stored.l2 = true,
+                    _ => stored.l3 = true,
+                },
+                Err(reason) => {
+                    lower_complete = false;
+                    failures.push(reason);
+                }
+            }
+        }
+        if lower_complete {
+            self.dirty.unmark(key);
+        }
+        if stored == Stored::default() {
+            return Err(ManagerError::NotStored {
+                key: key.to_owned(),
+                failures,
+            });
+        }
+        Ok(stored)
+    }
+
+    /// Removes `key` from every tier (the caller holds its lock).
+    fn delete_locked(&self, key: &str) -> bool {
+        drop(self.demotions.take(key));
+        self.dirty.unmark(key);
+        let mut deleted = false;
+        if let Some(l1) = &self.l1 {
+            deleted |= l1.delete(key).unwrap_or(false);
+        }
+        for slot in self.slots() {
+            deleted |= self.delete_from(slot, key);
+        }
+        deleted
+    }
+
+    fn clear(&self) -> usize {
+        let mut total = 0;
+        if let Some(l1) = &self.l1 {
+            total += l1.clear().unwrap_or(0);
+        }
+        self.demotions.clear();
+        self.dirty.clear();
+        for slot in self.slots() {
+            if !slot.serving() {
+                slot.note_cleared();
+                continue;
+            }
+            match slot.tier.clear() {
+                Ok(n) => total += n,
+                Err(e) => {
+                    slot.note_cleared();
+                    self.failed(slot, "clear", "", &e);
+                    self.wake_maintenance();
+                }
+            }
+        }
+        total
+    }
+
+    fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
+        if self.is_closed() {
+            return HealthInvalidation::NotFound;
+        }
+        let _guard = self.locks.lock(key);
+        self.demote_locked(key);
+        let now = self.now();
+        // Where the entry is, top down, without it being a use.
+        let mut found: Option<(CacheTierType, CacheEntry)> = None;
+        if let Some(l1) = &self.l1
+            && let Ok(Some(entry)) = l1.peek(key)
+        {
+            found = Some((CacheTierType::L1, entry));
+        }
+        if found.is_none() {
+            for slot in self.slots() {
+                if !slot.serving() || slot.stale(key) {
+                    continue;
+                }
+                match slot.tier.peek(key) {
+                    Ok(Some(entry)) => {
+                        found = Some((slot.kind, entry));
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) if e.is_corrupt_entry() => {
+                        bump(&self.counters.tier(slot.kind).evictions_corruption, 1);
+                        self.delete_from(slot, key);
+                    }
+                    Err(e) => self.failed(slot, "get", key, &e),
+                }
+            }
+        }
+        let Some((level, entry)) = found else {
+            return HealthInvalidation::NotFound;
+        };
+        if entry.is_expired_at(now) {
+            self.delete_locked(key);
+            bump(&self.counters.tier(level).evictions_ttl, 1);
+            return HealthInvalidation::NotFound;
+        }
+        let failure_count = entry.failure_count.saturating_add(1);
+        let mark = |e: &mut CacheEntry| {
+            e.failure_count = failure_count;
+            e.health_status = HealthStatus::Unhealthy;
+        };
+        let threshold = u64::from(self.config.failure_threshold());
+        if self.config.health_check_invalidation() && failure_count >= threshold {
+            let held_l1 = self.l1.as_ref().is_some_and(|l1| l1.contains(key).unwrap_or(false));
+            let held: Vec<CacheTierType> = self
+                .slots()
+                .filter(|s| s.serving() && !s.stale(key) && s.tier.contains(key).unwrap_or(false))
+                .map(|s| s.kind)
+                .collect();
+            self.delete_locked(key);
+            if held_l1 {
+                bump(&self.counters.tier(CacheTierType::L1).evictions_health, 1);
+            }
+            for tier in held {
+                bump(&self.counters.tier(tier).evictions_health, 1);
+            }
+            tracing::info!(key, failure_count, "proxy evicted after failed health checks");
+            return HealthInvalidation::Evicted { failure_count };
+        }
+        // Stored where it is and below, never above: an unhealthy proxy is not promoted.
+        let updated = match (level, &self.l1) {
+            (CacheTierType::L1, Some(l1)) => l1.update(key, mark),
+            _ => None,
+        };
+        let updated = updated.unwrap_or_else(|| {
+            let mut e = entry;
+            mark(&mut e);
+            e
+        });
+        let mut complete = true;
+        for slot in self.slots() {
+            if level == CacheTierType::L3 && slot.kind == CacheTierType::L2 {
+                continue;
+            }
+            complete &= self.write_to(slot, &updated).is_ok();
+        }
+        if level == CacheTierType::L1 && complete {
+            self.dirty.unmark(key);
+        }
+        HealthInvalidation::Marked { failure_count }
+    }
+
+    /// Demotes the queued eviction of `key`, if any (the caller holds its lock): written to
+    /// L2/L3 marked `evicted_from_l1` when L1 held use they have not seen, else nothing.
+    fn demote_locked(&self, key: &str) {
+        let Some(mut entry) = self.demotions.take(key) else {
+            return;
+        };
+        // Back in L1 since (a put or a promotion): L1 has the current entry.
+        if self.l1.as_ref().is_some_and(|l1| l1.contains(key).unwrap_or(false)) {
+            return;
+        }
+        // Not dirty: L2/L3 hold the entry as it was put.
+        if !self.dirty.unmark(key) {
+            return;
+        }
+        entry.evicted_from_l1 = true;
+        let mut complete = true;
+        for slot in self.slots() {
+            complete &= self.write_to(slot, &entry).is_ok();
+        }
+        if !complete {
+            tracing::warn!(key, "demotion incomplete: the access data of this entry may be lost");
+        }
+        bump(&self.counters.demotion_writes, 1);
+    }
+
+    /// Demotes every queued eviction, each under its key's lock.
+    pub(crate) fn settle_demotions(&self) {
+        loop {
+            let keys = self.demotions.some_keys(64);
+            if keys.is_empty() {
+                return;
+            }
+            for key in keys {
+                let _guard = self.locks.lock(&key);
+                self.demote_locked(&key);
+            }
+        }
+    }
+
+    pub(crate) fn flush(&self) -> Result<(), ManagerError> {
+        let mut failures = Vec::new();
+        if let Some(l1) = &self.l1 {
+            for key in self.dirty.snapshot() {
+                let _guard = self.locks.lock(&key);
+                if !self.dirty.contains(&key) {
+                    continue;
+                }
+                let Ok(Some(entry)) = l1.peek(&key) else {
+                    // Gone from L1: its demotion (queued) carries the data.
+                    continue;
+                };
+                let mut complete = true;
+                for slot in self.slots() {
+                    if let Err(reason) = self.write_to(slot, &entry) {
+                        complete = false;
+                        failures.push(format!("{key:?}: {reason}"));
+                    }
+                }
+                if complete {
+                    self.dirty.unmark(&key);
+                }
+            }
+        }
+        self.settle_demotions();
+        for slot in self.slots() {
+            if slot.serving()
+                && let Err(e) = slot.tier.flush()
+            {
+                failures.push(format!("{}: {e}", slot.kind));
+                self.failed(slot, "flush", "", &e);
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ManagerError::Incomplete { op: "flush", failures })
+        }
+    }
+
+    pub(crate) fn statistics(&self) -> CacheStatistics {
+        let mut stats = self.counters.snapshot();
+        if let Some(l1) = &self.l1 {
+            stats.l1_stats.current_size = l1.size().unwrap_or(0) as u64;
+        }
+        stats.l1_degraded = self.l1.is_none();
+        stats.l2_degraded = self.l2.as_ref().is_none_or(|s| !s.serving());
+        stats.l3_degraded = self.l3.as_ref().is_none_or(|s| !s.serving());
+        for slot in self.slots() {
+            let tier_stats = match slot.kind {
+                CacheTierType::L2 => &mut stats.l2_stats,
+                _ => &mut stats.l3_stats,
+            };
+            tier_stats.evictions_lru += slot.tier.evictions();
+            if slot.serving() {
+                tier_stats.current_size = slot.tier.size().unwrap_or(0) as u64;
+            }
+        }
+        stats
+    }
+
+    pub(crate) fn cleanup_now(&self) -> CleanupReport {
+        let now = self.now();
+        let mut report = CleanupReport::default();
+        if self.is_closed() {
+            return report;
+        }
+        let mut record = |tier: CacheTierType, removed: usize| {
+            let counters = self.counters.tier(tier);
+            bump(&counters.evictions_ttl, removed as u64);
+            bump(&counters.cleaner_ttl, removed as u64);
+            report.removed[crate::counters::index(tier)] = removed;
+        };
+        if let Some(l1) = &self.l1 {
+            record(CacheTierType::L1, l1.cleanup_expired(now).unwrap_or(0));
+        }
+        for slot in self.slots() {
+            if !slot.serving() {
+                continue;
+            }
+            match slot.tier.cleanup_expired(now) {
+                Ok(n) => record(slot.kind, n),
+                Err(e) => self.failed(slot, "cleanup", "", &e),
+            }
+        }
+        report
+    }
+
+    /// Starts the probe thread unless it runs.
+    fn wake_maintenance(&self) {
+        if self.maintenance.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if *relock(&self.maintenance.stop) {
+            self.maintenance.running.store(false, Ordering::Release);
+            return;
+        }
+        let weak = self.weak_self.clone();
+        let interval = self.probe_interval;
+        let spawned = thread::Builder::new()
+            .name("pw-cache-probe".into())
+            .spawn(move || maintenance_loop(&weak, interval));
+        match spawned {
+            Ok(handle) => {
+                let previous = relock(&self.maintenance.thread).replace(handle);
+                // A previous thread has ended (it cleared `running` before we could start).
+                if let Some(previous) = previous {
+                    let _ = previous.join();
+                }
+            }
+            Err(e) => {
+                self.maintenance.running.store(false, Ordering::Release);
+                tracing::error!(error = %e, "cannot start the cache's probe thread");
+            }
+        }
+    }
+
+    fn stop_maintenance(&self) {
+        *relock(&self.maintenance.stop) = true;
+        self.maintenance.wake.notify_all();
+        let handle = relock(&self.maintenance.thread).take();
+        if let Some(handle) = handle
+            && handle.thread().id() != thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+
+    /// Waits `interval` unless stopped; whether to go on.
+    fn maintenance_wait(&self, interval: Duration) -> bool {
+        let stop = relock(&self.maintenance.stop);
+        let (stop, _) = self
+            .maintenance
+            .wake
+            .wait_timeout_while(stop, interval, |stop| !*stop)
+            .unwrap_or_else(PoisonError::into_inner);
+        !*stop
+    }
+
+    /// Probes degraded tiers and replays what tiers missed; whether anything is left to do.
+    fn maintain(&self) -> bool {
+        let mut left = false;
+        for slot in self.slots() {
+            if !slot.serving() {
+                match slot.tier.probe() {
+                    Ok(()) => {
+                        if self.replay(slot) && self.reenable(slot) {
+                            tracing::info!(tier = %slot.kind, "cache tier recovered: serving again");
+                        } else {
+                            left = true;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(tier = %slot.kind, error = %e, "probe of degraded tier failed");
+                        left = true;
+                    }
+                }
+            } else if slot.resync_pending.load(Ordering::Acquire) && !self.replay(slot) {
+                left = true;
+            }
+        }
+        left
+    }
+
+    /// Removes from `slot` what it missed; whether all of it is done.
+    fn replay(&self, slot: &TierSlot) -> bool {
+        let clear_all = relock(&slot.resync).clear_all;
+        if clear_all {
+            if slot.tier.clear().is_err() {
+                return false;
+            }
+            relock(&slot.resync).clear_all = false;
+        }
+        let keys: Vec<String> = relock(&slot.resync).keys.iter().cloned().collect();
+        for key in keys {
+            let _guard = self.locks.lock(&key);
+            // Still stale (a put since may have refreshed it)?
+            if !relock(&slot.resync).keys.contains(&key) {
+                continue;
+            }
+            if slot.tier.delete(&key).is_err() {
+                return false;
+            }
+            relock(&slot.resync).keys.remove(&key);
+        }
+        let resync = relock(&slot.resync);
+        if resync.keys.is_empty() && !resync.clear_all {
+            slot.resync_pending.store(false, Ordering::Release);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Serves `slot` again if nothing was missed since the replay.
+    fn reenable(&self, slot: &TierSlot) -> bool {
+        let resync = relock(&slot.resync);
+        if !resync.keys.is_empty() || resync.clear_all {
+            return false;
+        }
+        slot.degraded.store(false, Ordering::Release);
+        true
+    }
+}
+
+fn maintenance_loop(weak: &Weak<Inner>, interval: Duration) {
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        if !inner.maintenance_wait(interval) {
+            inner.maintenance.running.store(false, Ordering::Release);
+            return;
+        }
+        if !inner.maintain() {
+            inner.maintenance.running.store(false, Ordering::Release);
+            // Something may have degraded between the last check and now.
+            let again = inner
+                .slots()
+                .any(|s| !s.serving() || s.resync_pending.load(Ordering::Acquire));
+            if !again || inner.maintenance.running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+    }
+}

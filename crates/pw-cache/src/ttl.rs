@@ -1,0 +1,150 @@
+//! [`TtlManager`]: the background cleaner that removes expired entries from every tier every
+//! `cleanup_interval_seconds`.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::manager::Inner;
+
+/// What one cleanup removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanupReport {
+    /// Expired entries removed from L1, L2 and L3.
+    pub removed: [usize; 3],
+}
+
+impl CleanupReport {
+    /// Removed from all tiers together.
+    pub fn total(&self) -> usize {
+        self.removed.iter().sum()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    running: bool,
+    /// Completed background runs (for observers and tests).
+    runs: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A flag and a counter: consistent whatever a panicking holder was doing.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The background TTL cleaner of a [`crate::CacheManager`] (the reference's `TTLManager`):
+/// when started, removes expired entries from every serving tier at once and then every
+/// interval. `start` and `stop` are idempotent; the manager stops it when dropped or closed.
+/// Expired entries are also removed lazily: a lookup that finds one removes it.
+pub struct TtlManager {
+    inner: Weak<Inner>,
+    interval: Duration,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for TtlManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TtlManager")
+            .field("interval", &self.interval)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl TtlManager {
+    pub(crate) fn new(inner: Weak<Inner>, interval: Duration) -> Self {
+        Self {
+            inner,
+            interval,
+            shared: Arc::default(),
+            thread: Mutex::new(None),
+        }
+    }
+
+    /// The time between two cleanups.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the cleaner runs.
+    pub fn is_running(&self) -> bool {
+        relock(&self.shared.state).running
+    }
+
+    /// How many background cleanups have completed since the manager was opened.
+    pub fn runs(&self) -> u64 {
+        relock(&self.shared.state).runs
+    }
+
+    /// Starts the cleaner (nothing if it runs). Fails only if the OS refuses a thread.
+    pub fn start(&self) {
+        let mut thread_slot = relock(&self.thread);
+        if thread_slot.is_some() {
+            return;
+        }
+        relock(&self.shared.state).running = true;
+        let shared = Arc::clone(&self.shared);
+        let inner = self.inner.clone();
+        let interval = self.interval;
+        let spawned = thread::Builder::new()
+            .name("pw-cache-ttl".into())
+            .spawn(move || cleanup_loop(&shared, &inner, interval));
+        match spawned {
+            Ok(handle) => *thread_slot = Some(handle),
+            Err(e) => {
+                relock(&self.shared.state).running = false;
+                tracing::error!(error = %e, "cannot start the TTL cleanup thread");
+            }
+        }
+    }
+
+    /// Stops the cleaner and waits for it (nothing if it does not run).
+    pub fn stop(&self) {
+        let handle = relock(&self.thread).take();
+        relock(&self.shared.state).running = false;
+        self.shared.wake.notify_all();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for TtlManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn cleanup_loop(shared: &Shared, inner: &Weak<Inner>, interval: Duration) {
+    loop {
+        let Some(manager) = inner.upgrade() else {
+            return;
+        };
+        let report = manager.cleanup_now();
+        drop(manager);
+        if report.total() > 0 {
+            tracing::debug!(removed = ?report.removed, "TTL cleanup removed expired entries");
+        }
+        let state = relock(&shared.state);
+        if !state.running {
+            return;
+        }
+        let mut state = state;
+        state.runs += 1;
+        let (state, _) = shared
+            .wake
+            .wait_timeout_while(state, interval, |s| s.running)
+            .unwrap_or_else(PoisonError::into_inner);
+        if !state.running {
+            return;
+        }
+    }
+}

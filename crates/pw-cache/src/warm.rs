@@ -1,0 +1,131 @@
+//! Warm: pre-populating the cache from a JSON, JSONL or CSV file of proxies.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use pw_cache_crypto::Token;
+use pw_cache_model::{CacheEntry, MAX_TTL_SECONDS, Secret, generate_cache_key};
+
+use crate::error::ManagerError;
+use crate::manager::CacheManager;
+use crate::warm_file::{IssueKind, RowLocation, WarmCredential, WarmIssue, WarmRow, read_warm_file};
+
+/// The source of a warmed entry whose row names none (the reference's).
+pub const DEFAULT_WARM_SOURCE: &str = "warmed";
+
+/// What a warm did, row by row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WarmReport {
+    /// Rows stored.
+    pub loaded: u64,
+    /// Rows that were read but not usable (no or invalid `proxy_url`, a field of the wrong
+    /// type ...).
+    pub skipped: u64,
+    /// Rows that could not be read (invalid JSON line, damaged CSV record), or whose entry
+    /// could not be made or stored (an encrypted credential no key opens, every tier failing).
+    pub failed: u64,
+    /// Loaded rows whose key an earlier row of the same file had: the later row replaced it
+    /// (they are also counted in `loaded`, as the reference counts them).
+    pub replaced: u64,
+    /// Each skipped or failed row: where it is and why, in file order.
+    pub issues: Vec<WarmIssue>,
+}
+
+impl CacheManager {
+    /// Loads the proxies of a warm file into every tier: `.json` (an array of objects),
+    /// `.jsonl` (an object per line) or `.csv` (a header row with `proxy_url`), by extension.
+    ///
+    /// Fields: `proxy_url` (required, a valid proxy URL), `username`, `password`, `source`
+    /// (default [`DEFAULT_WARM_SOURCE`]), `key` (generated from the URL when empty), and the
+    /// `username_encrypted` / `password_encrypted` tokens of an encrypted export. TTL:
+    /// `ttl_override`, else the source's `per_source_ttl`, else `default_ttl_seconds`; every
+    /// entry is fetched "now". A bad row is reported (with its line, item or row number) and
+    /// the rest of the file is loaded; only a file that cannot be used at all is an error. The
+    /// exact rules, and how they differ from the reference, are in `warm_file`'s documentation.
+    pub fn warm_from_file(
+        &self,
+        path: impl AsRef<Path>,
+        ttl_override: Option<u64>,
+    ) -> Result<WarmReport, ManagerError> {
+        if let Some(ttl) = ttl_override
+            && !(1..=MAX_TTL_SECONDS).contains(&ttl)
+        {
+            return Err(ManagerError::InvalidTtl {
+                value: ttl,
+                max: MAX_TTL_SECONDS,
+            });
+        }
+        if self.inner.is_closed() {
+            return Err(ManagerError::Closed);
+        }
+        let file = read_warm_file(path.as_ref())?;
+        let mut report = WarmReport::default();
+        let mut issues = file.issues;
+        let fetch_time = self.inner.now();
+        let mut seen = HashSet::new();
+        for row in file.rows {
+            let location = row.location;
+            match self.warm_row(row, ttl_override, fetch_time) {
+                Ok(key) => {
+                    report.loaded += 1;
+                    if !seen.insert(key) {
+                        report.replaced += 1;
+                    }
+                }
+                Err(reason) => issues.push(WarmIssue {
+                    location,
+                    kind: IssueKind::Failed,
+                    reason,
+                }),
+            }
+        }
+        issues.sort_by_key(|issue| order(issue.location));
+        for issue in &issues {
+            match issue.kind {
+                IssueKind::Skipped => report.skipped += 1,
+                IssueKind::Failed => report.failed += 1,
+            }
+        }
+        report.issues = issues;
+        Ok(report)
+    }
+
+    /// Stores one row; its key, or why it could not be stored.
+    fn warm_row(
+        &self,
+        row: WarmRow,
+        ttl_override: Option<u64>,
+        fetch_time: pw_cache_model::OffsetDateTime,
+    ) -> Result<String, String> {
+        let source = row.source.unwrap_or_else(|| DEFAULT_WARM_SOURCE.to_owned());
+        let ttl = ttl_override.unwrap_or_else(|| self.config().ttl_for_source(&source));
+        let key = row.key.unwrap_or_else(|| generate_cache_key(&row.proxy_url));
+        let username = self.open_credential("username", row.username)?;
+        let password = self.open_credential("password", row.password)?;
+        let entry = CacheEntry::new_at(row.proxy_url, source, ttl, fetch_time)
+            .map_err(|e| e.to_string())?
+            .with_key(key.clone())
+            .with_credentials(username, password);
+        self.put(&entry).map_err(|e| e.to_string())?;
+        Ok(key)
+    }
+
+    fn open_credential(&self, field: &str, credential: Option<WarmCredential>) -> Result<Option<Secret>, String> {
+        match credential {
+            None => Ok(None),
+            Some(WarmCredential::Plain(secret)) => Ok(Some(secret)),
+            Some(WarmCredential::Token(text)) => Token::parse(&text)
+                .and_then(|token| self.key_ring().decrypt(&token))
+                .map(Some)
+                .map_err(|e| format!("`{field}_encrypted` cannot be decrypted with the configured keys: {e}")),
+        }
+    }
+}
+
+/// File order of a location (a file has one kind of location).
+fn order(location: RowLocation) -> u64 {
+    match location {
+        RowLocation::Line(n) | RowLocation::Item(n) => n,
+        RowLocation::Row { record, .. } => record,
+    }
+}
