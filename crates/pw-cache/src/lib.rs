@@ -42,3 +42,8 @@ pub use pw_cache_tiers::{
     CacheTier, FAILURE_THRESHOLD, HealthCheck, HealthRecord, JsonlDamage, JsonlTier, L3OpenReport, MemoryTier,
     MigrationReport, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
 };
+
+/// The code in `docs/migrating-from-proxywhirl.md`, compiled as doctests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating-from-proxywhirl.md")]
+mod migrating_from_proxywhirl {}
