@@ -794,6 +794,47 @@ mod tests {
     }
 
     #[test]
+    fn peek_and_update_are_not_accesses() {
+        let (t, evicted) = tier(EvictionPolicy::Lru, 2);
+        put_all(&t, &["a", "b"]);
+        assert_eq!(t.peek("a").unwrap().unwrap().key, "a");
+        let updated = t.update("a", |e| e.failure_count = 9).unwrap();
+        assert_eq!(updated.failure_count, 9);
+        assert_eq!(
+            t.peek("a").unwrap().unwrap().failure_count,
+            9,
+            "stored, not only returned"
+        );
+        put_all(&t, &["c"]);
+        // Peeked and updated, never accessed: still the least recently used.
+        assert_eq!(*evicted.lock().unwrap(), ["a"]);
+        assert!(t.update("a", |_| {}).is_none(), "absent key");
+        check(&t);
+    }
+
+    #[test]
+    fn touch_is_exactly_one_access_and_updates_in_place() {
+        let (t, evicted) = tier(EvictionPolicy::Lfu, 2);
+        put_all(&t, &["a", "b"]); // a=1 b=1
+        let touched = t.touch("a", |e| e.access_count += 1).unwrap(); // a=2
+        assert_eq!(touched.access_count, 1);
+        t.get("b").unwrap(); // b=2
+        t.get("b").unwrap(); // b=3
+        put_all(&t, &["c"]);
+        // A get followed by a put would have made a=3 and evicted b.
+        assert_eq!(*evicted.lock().unwrap(), ["a"]);
+        // A reader holding the previous version keeps it: the update copies.
+        let (t, _) = tier(EvictionPolicy::Lru, 2);
+        put_all(&t, &["x"]);
+        let held = lock(t.shard_for("x")).get("x").unwrap();
+        t.touch("x", |e| e.failure_count = 5).unwrap();
+        assert_eq!(held.failure_count, 0);
+        assert_eq!(t.peek("x").unwrap().unwrap().failure_count, 5);
+        assert!(t.touch("nope", |_| {}).is_none());
+        check(&t);
+    }
+
+    #[test]
     fn fifo_ignores_gets_and_updates() {
         let (t, evicted) = tier(EvictionPolicy::Fifo, 3);
         put_all(&t, &["a", "b", "c"]);

@@ -1287,6 +1287,40 @@ mod tests {
     }
 
     #[test]
+    fn peek_is_not_a_hit() {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let tier = open(kind, dir.path(), &CacheTierConfig::bounded(4));
+            for i in 0..4 {
+                tier.put(&entry(i)).unwrap();
+            }
+            assert_eq!(tier.peek("k000").unwrap().unwrap().key, "k000");
+            tier.put(&entry(4)).unwrap();
+            // k000 was only peeked at: still the least recently used.
+            assert_eq!(sorted_keys(&*tier), key_list(1..5), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn probe_writes_and_changes_nothing() {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            tier.put(&entry(1)).unwrap();
+            let version = |c: &Connection| -> u32 { c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap() };
+            let before = version(&raw(kind, dir.path()));
+            tier.probe().unwrap();
+            assert_eq!(version(&raw(kind, dir.path())), before, "{kind:?}");
+            assert_eq!(sorted_keys(&*tier), ["k001"]);
+            // A closed tier fails its probe (a tier failure, counted).
+            tier.close().unwrap();
+            let err = tier.probe().unwrap_err();
+            assert!(err.is_tier_failure(), "{kind:?}: {err}");
+            assert_eq!(tier.health().consecutive_failures(), 1);
+        }
+    }
+
+    #[test]
     fn lfu_evicts_the_least_used_then_the_least_recent() {
         for kind in KINDS {
             let dir = tempfile::tempdir().unwrap();

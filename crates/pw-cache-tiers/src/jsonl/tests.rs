@@ -450,3 +450,43 @@ fn evictions_come_in_batches_that_amortize_rewrites() {
     }
     assert!(tier.contains(&entry(3).key).unwrap());
 }
+
+#[test]
+fn peek_is_not_a_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let tier = JsonlTier::open(dir.path(), &CacheTierConfig::bounded(2), ring()).unwrap();
+    let [a, b, c] = [entry(1), entry(2), entry(3)];
+    tier.put(&a).unwrap();
+    tier.put(&b).unwrap();
+    assert_eq!(tier.peek(&a.key).unwrap().unwrap().password, a.password);
+    tier.put(&c).unwrap();
+    // `a` was only peeked at: it is still the least recently used.
+    assert!(!tier.contains(&a.key).unwrap());
+    assert!(tier.contains(&b.key).unwrap());
+}
+
+#[test]
+fn probe_leaves_no_file_and_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ring();
+    let tier = open(dir.path(), &r);
+    tier.put(&entry(1)).unwrap();
+    let listing = || {
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let shard = tier.shard_path(shard_of(&entry(1).key));
+    let bytes = fs::read(&shard).unwrap();
+    tier.probe().unwrap();
+    assert_eq!(listing(), before);
+    assert_eq!(fs::read(&shard).unwrap(), bytes);
+    // A directory that is gone fails the probe, as a tier failure.
+    fs::remove_dir_all(dir.path()).unwrap();
+    let err = tier.probe().unwrap_err();
+    assert!(err.is_tier_failure(), "{err}");
+}
