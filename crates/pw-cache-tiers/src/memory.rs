@@ -56,7 +56,9 @@
 //!
 //! Only evictions by the policy (a `put` into a full shard) reach the callback given to
 //! [`MemoryTier::with_eviction_callback`] and the [`MemoryTier::evictions`] count: `delete`,
-//! `clear` and `cleanup_expired` do not. The callback runs on the thread that called `put`,
+//! `clear` and `cleanup_expired` do not. (A second hook, [`MemoryTier::with_locked_eviction_sink`],
+//! sees each evicted entry while the shard's lock is held, for a caller that must record the
+//! eviction atomically with it.) The callback runs on the thread that called `put`,
 //! after the shard lock is released, so it may call back into the tier.
 //!
 //! # Robustness
@@ -97,6 +99,9 @@ const NIL: usize = usize::MAX;
 /// What receives each entry the policy evicts.
 type EvictionCallback = Box<dyn Fn(String, CacheEntry) + Send + Sync>;
 
+/// What sees each entry the policy evicts, under the shard's lock.
+type EvictionSink = Box<dyn Fn(&CacheEntry) + Send + Sync>;
+
 /// The L1 tier: entries in memory, bounded by `max_entries`, evicted by the configured
 /// [`EvictionPolicy`]. See the [module documentation](self) for the design and the exact
 /// semantics with several shards.
@@ -123,6 +128,7 @@ pub struct MemoryTier {
     /// one shard still spread over its map's buckets.
     shard_hasher: RandomState,
     on_evict: Option<EvictionCallback>,
+    on_evict_locked: Option<EvictionSink>,
     evictions: AtomicU64,
     health: TierHealth,
 }
@@ -157,6 +163,7 @@ impl MemoryTier {
             shards,
             shard_hasher: RandomState::new(),
             on_evict: None,
+            on_evict_locked: None,
             evictions: AtomicU64::new(0),
             health: TierHealth::new(),
         }
@@ -166,6 +173,17 @@ impl MemoryTier {
     /// manager can demote it), in eviction order, after the shard lock is released.
     pub fn with_eviction_callback(mut self, on_evict: impl Fn(String, CacheEntry) + Send + Sync + 'static) -> Self {
         self.on_evict = Some(Box::new(on_evict));
+        self
+    }
+
+    /// The same tier, calling `sink(entry)` for each entry the policy evicts **while the
+    /// shard's lock is still held**, so that no other thread can observe the tier between the
+    /// eviction and what `sink` records (the manager queues the entry for demotion this way:
+    /// a lookup never finds it neither in L1 nor queued). `sink` must be short and must not call
+    /// into the tier (that would deadlock); use [`MemoryTier::with_eviction_callback`] for
+    /// anything else. Both may be set; the sink runs first.
+    pub fn with_locked_eviction_sink(mut self, sink: impl Fn(&CacheEntry) + Send + Sync + 'static) -> Self {
+        self.on_evict_locked = Some(Box::new(sink));
         self
     }
 
@@ -242,6 +260,7 @@ impl fmt::Debug for MemoryTier {
             .field("shards", &self.shards.len())
             .field("evictions", &self.evictions())
             .field("eviction_callback", &self.on_evict.is_some())
+            .field("locked_eviction_sink", &self.on_evict_locked.is_some())
             .field("health", &self.health)
             .finish()
     }
@@ -271,7 +290,14 @@ impl CacheTier for MemoryTier {
             });
         }
         let stored = Arc::new(entry.clone());
-        let displaced = lock(self.shard_for(&entry.key)).put(stored);
+        let displaced = {
+            let mut shard = lock(self.shard_for(&entry.key));
+            let displaced = shard.put(stored);
+            if let (Displaced::Evicted(evicted), Some(sink)) = (&displaced, &self.on_evict_locked) {
+                sink(evicted);
+            }
+            displaced
+        };
         // The lock is released: drop, count and report outside it.
         self.health.record_success();
         match displaced {
@@ -831,6 +857,44 @@ mod tests {
         assert_eq!(held.failure_count, 0);
         assert_eq!(t.peek("x").unwrap().unwrap().failure_count, 5);
         assert!(t.touch("nope", |_| {}).is_none());
+        check(&t);
+    }
+
+    #[test]
+    fn the_locked_sink_records_an_eviction_before_anyone_can_see_it() {
+        use std::collections::HashSet;
+        use std::sync::atomic::AtomicUsize;
+        let recorded = Arc::new(StdMutex::new(HashSet::new()));
+        let sink = Arc::clone(&recorded);
+        let t = MemoryTier::with_shards(&CacheTierConfig::bounded(8), 1).with_locked_eviction_sink(move |e| {
+            sink.lock().unwrap().insert(e.key.clone());
+        });
+        let inserted = AtomicUsize::new(0);
+        let n = 5_000;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    t.put(&entry(&format!("k{i}"), 0, 60)).unwrap();
+                    inserted.store(i + 1, Ordering::SeqCst);
+                }
+            });
+            s.spawn(|| {
+                while inserted.load(Ordering::SeqCst) < n {
+                    let upto = inserted.load(Ordering::SeqCst);
+                    for i in upto.saturating_sub(16)..upto {
+                        let key = format!("k{i}");
+                        // Gone from the tier means already recorded: never neither.
+                        if !t.contains(&key).unwrap() {
+                            assert!(
+                                recorded.lock().unwrap().contains(&key),
+                                "{key} evicted but not recorded"
+                            );
+                        }
+                    }
+                }
+            });
+        });
+        assert_eq!(recorded.lock().unwrap().len() as u64, t.evictions());
         check(&t);
     }
 

@@ -722,6 +722,16 @@ impl Touches {
 /// The connection pool, closed by taking it out.
 type SqlitePool = Pool<SqliteConnectionManager>;
 
+/// A pool of connections to `path`, each set up by `init_connection`, made on demand.
+fn new_pool(path: &Path) -> SqlitePool {
+    Pool::builder()
+        .max_size(MAX_CONNECTIONS)
+        .min_idle(Some(1))
+        .test_on_check_out(false)
+        .connection_timeout(BUSY_TIMEOUT)
+        .build_unchecked(SqliteConnectionManager::file(path).with_init(init_connection))
+}
+
 /// A connection from the pool.
 pub(crate) type Conn = PooledConnection<SqliteConnectionManager>;
 
@@ -760,12 +770,8 @@ impl Store {
         }
         schema(&mut first, &path)?;
         drop(first);
-        let pool = Pool::builder()
-            .max_size(MAX_CONNECTIONS)
-            .min_idle(Some(1))
-            .test_on_check_out(false)
-            .connection_timeout(BUSY_TIMEOUT)
-            .build_unchecked(manager);
+        drop(manager);
+        let pool = new_pool(&path);
         let tracks_hits = config.max_entries.is_some() && config.eviction_policy != EvictionPolicy::Fifo;
         Ok(Self {
             layout,
@@ -864,6 +870,18 @@ impl Store {
     /// A write transaction that rewrites the schema version with its own value: it takes the
     /// write lock and commits a page, and changes nothing.
     pub(crate) fn probe(&self) -> Result<(), TierError> {
+        // Connections opened while the file could not be written stay read-only (and share
+        // that state through the -shm file): probe, and serve afterwards, with new ones.
+        {
+            let mut pool = self.pool.write().unwrap_or_else(PoisonError::into_inner);
+            if pool.is_none() {
+                return Err(TierError::Closed {
+                    path: self.path.clone(),
+                });
+            }
+            // The old pool's connections close when the last one in use is returned.
+            *pool = Some(new_pool(&self.path));
+        }
         self.write("probe", |tx| {
             let version: u32 = tx
                 .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -1154,6 +1172,11 @@ macro_rules! impl_cache_tier_via_store {
 
             fn close(&self) -> Result<(), TierError> {
                 self.store.close()
+            }
+
+            /// L3's table has the health-check columns; L2's (proxywhirl's `l2_cache`) has not.
+            fn keeps_health_detail(&self) -> bool {
+                matches!($tier, CacheTierType::L3)
             }
 
             /// A write transaction that changes nothing (see [`crate::sqlite`]).

@@ -56,6 +56,15 @@ pub trait CacheTier: Send + Sync {
     /// The tier's failure counter.
     fn health(&self) -> &TierHealth;
 
+    /// Whether the tier stores the health-check detail fields of an entry
+    /// (`last_health_check`, `consecutive_health_failures`, `consecutive_health_successes`,
+    /// `recovery_attempt`, `next_check_time`, `last_health_error`, `total_health_checks`,
+    /// `total_health_check_failures`). A tier that does not (proxywhirl's `l2_cache` table has
+    /// no columns for them) returns entries with those fields at their defaults.
+    fn keeps_health_detail(&self) -> bool {
+        true
+    }
+
     /// Entries this tier evicted by its own policy to stay within `max_entries`, since it was
     /// opened (0 for a tier that never evicts).
     fn evictions(&self) -> u64 {
