@@ -154,7 +154,10 @@ impl CacheManager {
                 continue;
             }
             match slot.tier.peek(key) {
-                Ok(Some(entry)) => return Ok(Some(entry)),
+                Ok(Some(mut entry)) => {
+                    inner.complete_health_detail(slot, &mut entry);
+                    return Ok(Some(entry));
+                }
                 Ok(None) => {}
                 Err(e) => last_error = Some(format!("{}: {e}", tier_name(slot.kind))),
             }

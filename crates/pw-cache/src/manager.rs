@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -118,6 +118,9 @@ pub(crate) struct TierSlot {
     pub(crate) tier: Box<dyn CacheTier>,
     pub(crate) kind: CacheTierType,
     degraded: AtomicBool,
+    /// Consecutive failed writes (puts, deletes, clears). Reads succeeding in between do not
+    /// reset it, so a tier that can be read but not written (a read-only directory) degrades.
+    write_failures: AtomicU32,
     resync: Mutex<Resync>,
     /// Whether `resync` holds anything (read without the mutex on every lookup).
     resync_pending: AtomicBool,
@@ -129,6 +132,7 @@ impl TierSlot {
             tier,
             kind,
             degraded: AtomicBool::new(false),
+            write_failures: AtomicU32::new(0),
             resync: Mutex::new(Resync::default()),
             resync_pending: AtomicBool::new(false),
         }
@@ -427,7 +431,8 @@ impl CacheManagerBuilder {
         let l1 = config.l1_config().enabled.then(|| {
             let counters = Arc::clone(&counters);
             let demotions = Arc::clone(&demotions);
-            MemoryTier::new(config.l1_config()).with_eviction_callback(move |key, entry| {
+            // Under L1's shard lock: the entry is queued before anyone can see it gone from L1.
+            MemoryTier::new(config.l1_config()).with_locked_eviction_sink(move |entry| {
                 let l1 = counters.tier(CacheTierType::L1);
                 bump(&l1.evictions_lru, 1);
                 if PROMOTING.get() {
@@ -435,7 +440,7 @@ impl CacheManagerBuilder {
                 }
                 if has_lower {
                     bump(&counters.demotions, 1);
-                    demotions.queue(key, entry);
+                    demotions.queue(entry.key.clone(), entry.clone());
                 }
             })
         });
@@ -638,8 +643,8 @@ impl CacheManager {
         self.ttl.stop();
         self.inner.stop_maintenance();
         let flushed = self.inner.flush();
+        let mut failures = self.inner.last_resync();
         self.inner.closed.store(true, Ordering::Release);
-        let mut failures = Vec::new();
         for slot in self.inner.slots() {
             if let Err(e) = slot.tier.close() {
                 failures.push(format!("{}: {e}", slot.kind));
@@ -658,10 +663,11 @@ impl Drop for CacheManager {
     fn drop(&mut self) {
         self.ttl.stop();
         self.inner.stop_maintenance();
-        if !self.inner.is_closed()
-            && let Err(e) = self.inner.flush()
-        {
-            tracing::warn!(error = %e, "flushing the cache on drop failed");
+        if !self.inner.is_closed() {
+            if let Err(e) = self.inner.flush() {
+                tracing::warn!(error = %e, "flushing the cache on drop failed");
+            }
+            self.inner.last_resync();
         }
     }
 }
@@ -696,7 +702,16 @@ impl Inner {
     /// degraded and starts probing.
     fn failed(&self, slot: &TierSlot, op: &str, key: &str, error: &TierError) {
         tracing::warn!(tier = %slot.kind, op, key, error = %error, "cache tier operation failed");
-        if error.is_tier_failure() && slot.tier.health().is_disabled() && !slot.degraded.swap(true, Ordering::AcqRel) {
+        if !error.is_tier_failure() {
+            return;
+        }
+        let write_failures = if matches!(op, "put" | "delete" | "clear") {
+            slot.write_failures.fetch_add(1, Ordering::AcqRel).saturating_add(1)
+        } else {
+            slot.write_failures.load(Ordering::Acquire)
+        };
+        let disabled = slot.tier.health().is_disabled() || write_failures >= pw_cache_tiers::FAILURE_THRESHOLD;
+        if disabled && !slot.degraded.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 tier = %slot.kind,
                 failures = slot.tier.health().consecutive_failures(),
@@ -714,6 +729,7 @@ impl Inner {
         }
         match slot.tier.put(entry) {
             Ok(()) => {
+                slot.write_failures.store(0, Ordering::Release);
                 slot.note_fresh(&entry.key);
                 Ok(())
             }
@@ -789,6 +805,7 @@ impl Inner {
                 }
                 Ok(Some(mut entry)) => {
                     bump(&counters.hits, 1);
+                    self.complete_health_detail(slot, &mut entry);
                     entry.access_count = entry.access_count.saturating_add(1);
                     entry.last_accessed = now;
                     self.promote_locked(&entry, slot.kind);
@@ -808,6 +825,34 @@ impl Inner {
             }
         }
         None
+    }
+
+    /// Fills the health-check detail of `entry`, read from `slot`, from L3 when `slot` does
+    /// not keep it (SQLite L2): otherwise the defaults it reads back with would be promoted,
+    /// and later written over L3's record.
+    pub(crate) fn complete_health_detail(&self, slot: &TierSlot, entry: &mut CacheEntry) {
+        if slot.tier.keeps_health_detail() {
+            return;
+        }
+        let Some(l3) = self.l3.as_ref().filter(|l3| l3.serving() && !l3.stale(&entry.key)) else {
+            return;
+        };
+        match l3.tier.peek(&entry.key) {
+            Ok(Some(full)) => {
+                entry.last_health_check = full.last_health_check;
+                entry.consecutive_health_failures = full.consecutive_health_failures;
+                entry.consecutive_health_successes = full.consecutive_health_successes;
+                entry.recovery_attempt = full.recovery_attempt;
+                entry.next_check_time = full.next_check_time;
+                entry.last_health_error = full.last_health_error;
+                entry.total_health_checks = full.total_health_checks;
+                entry.total_health_check_failures = full.total_health_check_failures;
+            }
+            Ok(None) => {}
+            Err(e) if e.is_tier_failure() => self.failed(l3, "get", &entry.key, &e),
+            // An unreadable L3 copy is found and counted by the lookup that reaches it.
+            Err(_) => {}
+        }
     }
 
     /// Copies `entry`, found in `found_in`, to the tiers above it.
@@ -893,6 +938,9 @@ impl Inner {
     }
 
     fn clear(&self) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
         let mut total = 0;
         if let Some(l1) = &self.l1 {
             total += l1.clear().unwrap_or(0);
@@ -921,7 +969,6 @@ impl Inner {
             return HealthInvalidation::NotFound;
         }
         let _guard = self.locks.lock(key);
-        self.demote_locked(key);
         let now = self.now();
         // Where the entry is, top down, without it being a use.
         let mut found: Option<(CacheTierType, CacheEntry)> = None;
@@ -931,12 +978,16 @@ impl Inner {
             found = Some((CacheTierType::L1, entry));
         }
         if found.is_none() {
+            // Not in L1: a queued demotion of it goes down first, so the tiers below are current
+            // (an eviction is queued atomically with it, so "not in L1" means "queued or below").
+            self.demote_locked(key);
             for slot in self.slots() {
                 if !slot.serving() || slot.stale(key) {
                     continue;
                 }
                 match slot.tier.peek(key) {
-                    Ok(Some(entry)) => {
+                    Ok(Some(mut entry)) => {
+                        self.complete_health_detail(slot, &mut entry);
                         found = Some((slot.kind, entry));
                         break;
                     }
@@ -1206,6 +1257,35 @@ impl Inner {
         left
     }
 
+    /// At close: one last probe and replay of every tier that missed writes; what is still
+    /// missing afterwards, logged as an error and returned. The list of missed keys lives in
+    /// memory only, so a tier that recovers only after this process ends may serve stale or
+    /// deleted entries (see `docs/migrating-from-proxywhirl.md`, "Degradation").
+    fn last_resync(&self) -> Vec<String> {
+        self.maintain();
+        let mut left = Vec::new();
+        for slot in self.slots() {
+            let pending = slot.resync_pending.load(Ordering::Acquire);
+            if slot.serving() && !pending {
+                continue;
+            }
+            let resync = relock(&slot.resync);
+            let what = if resync.clear_all {
+                "a clear".to_owned()
+            } else {
+                format!("writes or deletes of {} keys", resync.keys.len())
+            };
+            tracing::error!(
+                tier = %slot.kind,
+                missed = %what,
+                "closing with a tier that missed {what}: its stale copies may be served after a restart; \
+                 clear that tier if it recovers later"
+            );
+            left.push(format!("{}: degraded, missed {what}", slot.kind));
+        }
+        left
+    }
+
     /// Removes from `slot` what it missed; whether all of it is done.
     fn replay(&self, slot: &TierSlot) -> bool {
         let clear_all = relock(&slot.resync).clear_all;
@@ -1242,6 +1322,7 @@ impl Inner {
         if !resync.keys.is_empty() || resync.clear_all {
             return false;
         }
+        slot.write_failures.store(0, Ordering::Release);
         slot.degraded.store(false, Ordering::Release);
         true
     }
