@@ -294,3 +294,99 @@ pub mod child_process {
         }
     }
 }
+
+/// Building managers for the manager tests: a config under a directory, a key ring, a clock.
+pub mod managers {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use pw_cache::{
+        CacheConfig, CacheConfigBuilder, CacheManager, CacheTierConfig, FernetKey, KeyRing, L2BackendType,
+        OffsetDateTime,
+    };
+
+    /// Both L2 backends, for tests that run on each.
+    pub const BACKENDS: [L2BackendType; 2] = [L2BackendType::Jsonl, L2BackendType::Sqlite];
+
+    /// A config for a cache under `dir`: L2 (`backend`) in `dir/l2`, L3 in `dir/l3/cache.db`,
+    /// L1 bounded to `l1_max` entries (LRU), L2/L3 unbounded.
+    pub fn config(dir: &Path, backend: L2BackendType, l1_max: u64) -> CacheConfigBuilder {
+        CacheConfig::builder()
+            .l1_config(CacheTierConfig::bounded(l1_max))
+            .l2_config(CacheTierConfig::unbounded())
+            .l3_config(CacheTierConfig::unbounded())
+            .l2_backend(backend)
+            .l2_cache_dir(dir.join("l2"))
+            .l3_database_path(dir.join("l3").join("cache.db"))
+    }
+
+    /// A new random key ring (no previous keys).
+    pub fn test_ring() -> Arc<KeyRing> {
+        Arc::new(KeyRing::new(FernetKey::generate(), []))
+    }
+
+    /// A manager on `config` with `ring` and, if given, `clock`.
+    pub fn open(config: CacheConfig, ring: &Arc<KeyRing>, clock: Option<&TestClock>) -> CacheManager {
+        let mut builder = CacheManager::builder(config).key_ring(Arc::clone(ring));
+        if let Some(clock) = clock {
+            let clock = clock.clone();
+            builder = builder.clock(move || clock.now());
+        }
+        builder.open().expect("open manager")
+    }
+
+    /// The L2 (`backend`) or L3 tier of the cache that [`config`] puts under `dir`, opened
+    /// directly (another view of the same files than the manager's).
+    pub fn open_tier(
+        dir: &Path,
+        tier: pw_cache::CacheTierType,
+        backend: L2BackendType,
+        ring: &Arc<KeyRing>,
+    ) -> Box<dyn pw_cache::CacheTier> {
+        let cfg = CacheTierConfig::unbounded();
+        let ring = Arc::clone(ring);
+        match (tier, backend) {
+            (pw_cache::CacheTierType::L3, _) => {
+                Box::new(pw_cache::SqliteL3Tier::open(dir.join("l3").join("cache.db"), &cfg, ring).expect("open L3"))
+            }
+            (pw_cache::CacheTierType::L2, L2BackendType::Jsonl) => {
+                Box::new(pw_cache::JsonlTier::open(dir.join("l2"), &cfg, ring).expect("open L2"))
+            }
+            (pw_cache::CacheTierType::L2, L2BackendType::Sqlite) => {
+                Box::new(pw_cache::SqliteL2Tier::open(dir.join("l2"), &cfg, ring).expect("open L2"))
+            }
+            (pw_cache::CacheTierType::L1, _) => panic!("L1 lives in the manager's memory"),
+        }
+    }
+
+    /// A clock the test moves by hand (microseconds since the Unix epoch, shared by clones).
+    #[derive(Clone)]
+    pub struct TestClock(Arc<AtomicI64>);
+
+    impl TestClock {
+        /// A clock at `at`.
+        pub fn at(at: OffsetDateTime) -> Self {
+            let clock = Self(Arc::new(AtomicI64::new(0)));
+            clock.set(at);
+            clock
+        }
+
+        /// Now, by this clock.
+        pub fn now(&self) -> OffsetDateTime {
+            let micros = self.0.load(Ordering::SeqCst);
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).expect("clock in range")
+        }
+
+        /// Moves the clock to `at` (microsecond precision).
+        pub fn set(&self, at: OffsetDateTime) {
+            let micros = i64::try_from(at.unix_timestamp_nanos() / 1000).expect("clock in range");
+            self.0.store(micros, Ordering::SeqCst);
+        }
+
+        /// Moves the clock by `by`.
+        pub fn advance(&self, by: std::time::Duration) {
+            self.set(self.now() + by);
+        }
+    }
+}
