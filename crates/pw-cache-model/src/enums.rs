@@ -24,7 +24,7 @@ macro_rules! wire_enum {
         { $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)? }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(try_from = "std::borrow::Cow<'_, str>", into = "&'static str")]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+

@@ -71,6 +71,13 @@ pub trait CacheTier: Send + Sync {
         0
     }
 
+    /// Drops superseded records from storage, so that nothing replaced or deleted (e.g. a
+    /// credential token under a retired key) stays on disk; how many files or pages were
+    /// rewritten. The default has nothing to drop.
+    fn compact(&self) -> Result<usize, TierError> {
+        Ok(0)
+    }
+
     /// Writes whatever the tier keeps in memory for later (e.g. batched hit records). The
     /// default has nothing to write.
     fn flush(&self) -> Result<(), TierError> {

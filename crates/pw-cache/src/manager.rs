@@ -117,6 +117,8 @@ struct Resync {
 pub(crate) struct TierSlot {
     pub(crate) tier: Box<dyn CacheTier>,
     pub(crate) kind: CacheTierType,
+    /// Opened from the config (its files are where the config says), not given to the builder.
+    pub(crate) configured: bool,
     degraded: AtomicBool,
     /// Consecutive failed writes (puts, deletes, clears). Reads succeeding in between do not
     /// reset it, so a tier that can be read but not written (a read-only directory) degrades.
@@ -127,10 +129,11 @@ pub(crate) struct TierSlot {
 }
 
 impl TierSlot {
-    fn new(tier: Box<dyn CacheTier>, kind: CacheTierType) -> Self {
+    fn new(tier: Box<dyn CacheTier>, kind: CacheTierType, configured: bool) -> Self {
         Self {
             tier,
             kind,
+            configured,
             degraded: AtomicBool::new(false),
             write_failures: AtomicU32::new(0),
             resync: Mutex::new(Resync::default()),
@@ -405,25 +408,31 @@ impl CacheManagerBuilder {
         let open_err = |tier| move |source| ManagerError::OpenTier { tier, source };
         let l2 = match (l2_enabled, self.l2) {
             (false, _) => None,
-            (true, Some(tier)) => Some(tier),
-            (true, None) => Some(match config.l2_backend() {
-                L2BackendType::Jsonl => Box::new(
-                    JsonlTier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
-                        .map_err(open_err(CacheTierType::L2))?,
-                ) as Box<dyn CacheTier>,
-                L2BackendType::Sqlite => Box::new(
-                    SqliteL2Tier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
-                        .map_err(open_err(CacheTierType::L2))?,
-                ),
-            }),
+            (true, Some(tier)) => Some((tier, false)),
+            (true, None) => Some((
+                match config.l2_backend() {
+                    L2BackendType::Jsonl => Box::new(
+                        JsonlTier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
+                            .map_err(open_err(CacheTierType::L2))?,
+                    ) as Box<dyn CacheTier>,
+                    L2BackendType::Sqlite => Box::new(
+                        SqliteL2Tier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
+                            .map_err(open_err(CacheTierType::L2))?,
+                    ),
+                },
+                true,
+            )),
         };
         let l3 = match (l3_enabled, self.l3) {
             (false, _) => None,
-            (true, Some(tier)) => Some(tier),
-            (true, None) => Some(Box::new(
-                SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
-                    .map_err(open_err(CacheTierType::L3))?,
-            ) as Box<dyn CacheTier>),
+            (true, Some(tier)) => Some((tier, false)),
+            (true, None) => Some((
+                Box::new(
+                    SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
+                        .map_err(open_err(CacheTierType::L3))?,
+                ) as Box<dyn CacheTier>,
+                true,
+            )),
         };
         let counters = Arc::new(Counters::default());
         let demotions = Arc::new(Demotions::default());
@@ -450,8 +459,8 @@ impl CacheManagerBuilder {
             config,
             ring,
             l1,
-            l2: l2.map(|t| TierSlot::new(t, CacheTierType::L2)),
-            l3: l3.map(|t| TierSlot::new(t, CacheTierType::L3)),
+            l2: l2.map(|(t, configured)| TierSlot::new(t, CacheTierType::L2, configured)),
+            l3: l3.map(|(t, configured)| TierSlot::new(t, CacheTierType::L3, configured)),
             counters,
             locks: KeyLocks::new(),
             dirty: DirtyKeys::new(),
@@ -679,6 +688,11 @@ impl Inner {
             Some(clock) => pw_cache_model::timestamp::truncate_to_micros(clock()),
             None => now_utc(),
         }
+    }
+
+    /// Takes the lock of `key` (see [`crate::key_locks`]).
+    pub(crate) fn lock_key<'a>(&'a self, key: &'a str) -> crate::key_locks::KeyGuard<'a> {
+        self.locks.lock(key)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
