@@ -800,3 +800,24 @@ fn what_a_degraded_tier_missed_is_replayed_at_close_or_reported() {
         }
     }
 }
+
+#[test]
+fn a_cleanup_that_cannot_run_on_a_tier_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = test_ring();
+    let (m, faults, _inner) = faulty_manager(dir.path(), 10, Duration::from_secs(3600), &ring);
+    assert!(m.cleanup_now().failures.is_empty());
+    faults.set(true, true);
+    let report = m.cleanup_now();
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert_eq!(report.failures[0].0, CacheTierType::L2);
+    for i in 0.. {
+        assert!(i < 10, "never degraded");
+        let _ = m.put(&entry(&format!("http://10.67.0.{i}:8080"), "x"));
+        if m.tier_status(CacheTierType::L2) == TierStatus::Degraded {
+            break;
+        }
+    }
+    let report = m.cleanup_now();
+    assert_eq!(report.failures, [(CacheTierType::L2, "degraded: skipped".to_owned())]);
+}

@@ -1,53 +1,56 @@
 //! `cargo xtask`: project chores and operator commands for pw-cache.
 //!
-//! Exit codes: 0 success, 2 bad usage or unusable input (the message names the path or field).
+//! The operator commands work on a cache directory as proxywhirl lays it out (an L2 directory of
+//! JSONL shards or `l2_cache.db`, and an L3 SQLite database): `migrate-jsonl`, `warm`, `export`,
+//! `stats`, `rotate-key` and `cleanup`. `show-config` checks a configuration file. Every command
+//! is documented in `docs/cli.md` and by `cargo xtask <command> --help`.
+//!
+//! Exit codes: 0 success; 1 partial (something was skipped or failed, and reported); 2 bad usage
+//! or unusable input (the one-line message names the path or the key's source, never a key).
 
-use std::path::PathBuf;
+mod cli;
+mod commands;
+mod progress;
+
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use pw_cache::CacheConfig;
+use clap::Parser;
 
-#[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "pw-cache chores and operator commands")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Check a JSON cache configuration (or the embedded defaults) and print the effective one.
-    ShowConfig {
-        /// A JSON config file; every field is optional and defaults as proxywhirl's.
-        #[arg(long)]
-        file: Option<PathBuf>,
-    },
-}
+use crate::cli::{Cli, Command};
+use crate::commands::{Fatal, Outcome};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut out = String::new();
     let result = match cli.command {
-        Command::ShowConfig { file } => show_config(file),
+        Command::ShowConfig { file } => commands::show_config::run(file.as_deref(), &mut out),
+        Command::MigrateJsonl(args) => commands::migrate_jsonl::run(&args, &mut out),
+        Command::Warm(args) => commands::warm::run(&args, &mut out),
+        Command::Export(args) => commands::export::run(&args, &mut out),
+        Command::Stats(args) => commands::stats::run(&args, &mut out),
+        Command::RotateKey(args) => commands::rotate_key::run(&args, &mut out),
+        Command::Cleanup(args) => commands::cleanup::run(&args, &mut out),
     };
+    print_summary(&out);
     match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(1),
+        Err(Fatal(message)) => {
+            // One line: a message with a newline (an error chain) is folded.
+            eprintln!("error: {}", message.replace('\n', " "));
             ExitCode::from(2)
         }
     }
 }
 
-fn show_config(file: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = match &file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-            CacheConfig::from_json_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => CacheConfig::default(),
-    };
-    println!("{}", serde_json::to_string_pretty(&config)?);
-    Ok(())
+/// Writes the summary on stdout. A reader that went away (`| head`) is not an error: the work
+/// is done, and the exit code says how it went.
+fn print_summary(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("warning: cannot write the summary to stdout: {e}");
+    }
 }

@@ -78,6 +78,15 @@ pub enum ManagerError {
         #[source]
         source: TierError,
     },
+    /// A tier could not list its keys, so it could not be inspected or rotated.
+    #[error("cannot list the keys of the {tier} tier: {source}")]
+    ListKeys {
+        /// Which tier.
+        tier: CacheTierType,
+        /// Why.
+        #[source]
+        source: TierError,
+    },
     /// The export file could not be written (nothing was replaced at `path`).
     #[error("cannot write export file {}: {source}", path.display())]
     Export {

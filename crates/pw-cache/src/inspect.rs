@@ -57,7 +57,7 @@ impl CacheManager {
         let mut inspect_tier = |kind: CacheTierType, tier: &dyn CacheTier, bytes: Option<u64>| {
             let keys = tier
                 .keys()
-                .map_err(|source| ManagerError::ExportTier { tier: kind, source })?;
+                .map_err(|source| ManagerError::ListKeys { tier: kind, source })?;
             let mut t = TierInspection {
                 bytes_on_disk: bytes,
                 ..TierInspection::default()
@@ -76,7 +76,7 @@ impl CacheManager {
                         t.corrupt += 1;
                         t.corrupt_keys.push(key);
                     }
-                    Err(source) => return Err(ManagerError::ExportTier { tier: kind, source }),
+                    Err(source) => return Err(ManagerError::ListKeys { tier: kind, source }),
                 }
             }
             t.corrupt_keys.sort();
@@ -102,7 +102,7 @@ impl CacheManager {
         let mut report = RotationReport::default();
         inner.settle_demotions();
         for slot in inner.slots().filter(|s| s.serving()) {
-            let keys = slot.tier.keys().map_err(|source| ManagerError::ExportTier {
+            let keys = slot.tier.keys().map_err(|source| ManagerError::ListKeys {
                 tier: slot.kind,
                 source,
             })?;

@@ -1174,6 +1174,7 @@ impl Inner {
         if self.is_closed() {
             return report;
         }
+        let mut failures = Vec::new();
         let mut record = |tier: CacheTierType, removed: usize| {
             let counters = self.counters.tier(tier);
             bump(&counters.evictions_ttl, removed as u64);
@@ -1185,13 +1186,18 @@ impl Inner {
         }
         for slot in self.slots() {
             if !slot.serving() {
+                failures.push((slot.kind, "degraded: skipped".to_owned()));
                 continue;
             }
             match slot.tier.cleanup_expired(now) {
                 Ok(n) => record(slot.kind, n),
-                Err(e) => self.failed(slot, "cleanup", "", &e),
+                Err(e) => {
+                    self.failed(slot, "cleanup", "", &e);
+                    failures.push((slot.kind, e.to_string()));
+                }
             }
         }
+        report.failures = failures;
         report
     }
 

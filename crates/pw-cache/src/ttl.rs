@@ -8,10 +8,12 @@ use std::time::Duration;
 use crate::manager::Inner;
 
 /// What one cleanup removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanupReport {
     /// Expired entries removed from L1, L2 and L3.
     pub removed: [usize; 3],
+    /// Tiers whose cleanup failed, with the error (their expired entries are still there).
+    pub failures: Vec<(pw_cache_model::CacheTierType, String)>,
 }
 
 impl CleanupReport {

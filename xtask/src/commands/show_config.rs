@@ -1,0 +1,22 @@
+//! `show-config`: check a JSON cache configuration and print the effective one.
+
+use std::path::Path;
+
+use pw_cache::CacheConfig;
+
+use super::{CmdResult, Fatal, Outcome};
+
+/// Reads `file` (or takes the defaults), validates it, and prints it as JSON (the key masked).
+pub(crate) fn run(file: Option<&Path>, out: &mut String) -> CmdResult {
+    let config = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Fatal::context(format_args!("cannot read config file {}", path.display()), e))?;
+            CacheConfig::from_json_str(&text).map_err(|e| Fatal::context(path.display(), e))?
+        }
+        None => CacheConfig::default(),
+    };
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Fatal::context("cannot print the config", e))?;
+    say!(out, "{text}");
+    Ok(Outcome::Done)
+}

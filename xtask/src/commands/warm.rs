@@ -1,0 +1,64 @@
+//! `warm`: `CacheManager::warm_from_file` into a cache, created if missing.
+
+use std::fs;
+
+use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, open_cache};
+use crate::cli::WarmArgs;
+use crate::progress::Progress;
+
+/// Runs `warm`.
+pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
+    // A file that is not there is found before the cache is created for it.
+    match fs::metadata(&args.file) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(Fatal(format!("{}: the warm file is not a file", args.file.display()))),
+        Err(e) => {
+            return Err(Fatal(format!(
+                "{}: cannot read the warm file: {e}",
+                args.file.display()
+            )));
+        }
+    }
+    let progress = Progress::start("opening the cache");
+    let manager = open_cache(&args.cache, Access::CreateIfMissing)?;
+    progress.phase(format!("warming from {}", args.file.display()));
+    let report = manager.warm_from_file(&args.file, args.ttl).map_err(Fatal::from)?;
+    drop(progress);
+
+    say!(out, "warm    {}", args.file.display());
+    say!(out, "cache   {}", describe_cache(manager.config()));
+    say!(out, "keys    {}", describe_keys(manager.key_ring()));
+    match args.ttl {
+        Some(ttl) => say!(out, "ttl     {ttl} s for every entry"),
+        None => say!(out, "ttl     per source (per_source_ttl, else default_ttl_seconds)"),
+    }
+    say!(out);
+    let replaced = if report.replaced > 0 {
+        format!(
+            "  ({} replaced an earlier row of the file with the same key)",
+            report.replaced
+        )
+    } else {
+        String::new()
+    };
+    say!(out, "loaded  {:>8}{replaced}", report.loaded);
+    say!(out, "skipped {:>8}", report.skipped);
+    say!(out, "failed  {:>8}", report.failed);
+    if !report.issues.is_empty() {
+        say!(out);
+        for issue in report.issues.iter().take(args.max_issues) {
+            // Locations and reasons name fields, never a credential.
+            say!(out, "  {issue}");
+        }
+        let more = report.issues.len().saturating_sub(args.max_issues);
+        if more > 0 {
+            say!(
+                out,
+                "  ... and {more} more (--max-issues {} lists them all)",
+                report.issues.len()
+            );
+        }
+    }
+    let outcome = Outcome::partial_if(report.skipped + report.failed > 0);
+    Ok(outcome.and(close(manager)))
+}
