@@ -189,3 +189,37 @@ fn rotation_moves_every_credential_to_the_current_key() {
         }
     }
 }
+
+#[test]
+fn long_operations_report_progress_up_to_their_total() {
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let (l2, l3) = (dir.path().join("l2"), dir.path().join("l3"));
+    copy_dir(&proxywhirl_fixtures().join("jsonl_l2"), &l2);
+    copy_dir(&proxywhirl_fixtures().join("l3"), &l3);
+    let m = open(&l2, L2BackendType::Jsonl, &l3.join("proxywhirl.db"), &fixture_ring());
+    let seen = Mutex::new(Vec::new());
+    let record = |done: u64, total: u64| seen.lock().unwrap().push((done, total));
+    let check = |seen: &Mutex<Vec<(u64, u64)>>, total: u64| {
+        let calls = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(calls.len() as u64, total);
+        assert!(
+            calls
+                .iter()
+                .enumerate()
+                .all(|(i, &(d, t))| d == i as u64 + 1 && t == total)
+        );
+    };
+    m.inspect_with_progress(&record).unwrap();
+    check(&seen, 400);
+    m.rotate_credentials_with_progress(&record).unwrap();
+    check(&seen, 400);
+    let warm = dir.path().join("w.jsonl");
+    std::fs::write(
+        &warm,
+        "{\"proxy_url\": \"http://10.9.9.1:80\"}\nnot json\n{\"proxy_url\": \"http://10.9.9.2:80\"}\n",
+    )
+    .unwrap();
+    m.warm_from_file_with_progress(&warm, None, &record).unwrap();
+    check(&seen, 2);
+}

@@ -1,8 +1,9 @@
 //! Progress on stderr, only when stderr is a terminal: piped or captured output (scripts, tests)
 //! gets the summary on stdout and nothing else.
 //!
-//! The library's long operations (migration, warm, inspection, rotation) are single calls that
-//! report at the end, so the indicator is a spinner naming the phase, with the time elapsed.
+//! A spinner names the phase; the long operations that report their progress (warm, inspection,
+//! rotation: the library's `*_with_progress` calls) turn it into a bar with counts. The JSONL
+//! migration is one transaction and keeps the spinner.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -37,6 +38,17 @@ impl Progress {
     /// Names the next phase.
     pub(crate) fn phase(&self, message: impl Into<String>) {
         self.bar.set_message(message.into());
+    }
+
+    /// Shows `done` of `total` as a bar (the library's progress callbacks call this).
+    pub(crate) fn step(&self, done: u64, total: u64) {
+        if self.bar.length() != Some(total) {
+            let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} [{elapsed}, eta {eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            self.bar.set_style(style.progress_chars("=> "));
+            self.bar.set_length(total);
+        }
+        self.bar.set_position(done);
     }
 }
 

@@ -51,43 +51,51 @@ impl CacheManager {
     /// removal) and counts them: entries, expired, unreadable, per health status, bytes on
     /// disk. It reads and decrypts every entry: O(entries).
     pub fn inspect(&self) -> Result<CacheInspection, ManagerError> {
+        self.inspect_with_progress(&|_, _| {})
+    }
+
+    /// [`CacheManager::inspect`], calling `progress(done, total)` after each entry.
+    pub fn inspect_with_progress(&self, progress: &dyn Fn(u64, u64)) -> Result<CacheInspection, ManagerError> {
         let inner = &self.inner;
         let now = inner.now();
+        let mut tiers: Vec<(CacheTierType, &dyn CacheTier, Option<u64>)> = Vec::new();
+        if let Some(l1) = &inner.l1 {
+            tiers.push((CacheTierType::L1, l1, None));
+        }
+        for slot in inner.slots().filter(|s| s.serving()) {
+            tiers.push((slot.kind, &*slot.tier, self.bytes_on_disk(slot)));
+        }
+        let listed = list_keys(&tiers)?;
+        let total = listed.iter().map(|keys| keys.len() as u64).sum();
+        let mut done = 0;
         let mut out = CacheInspection::default();
-        let mut inspect_tier = |kind: CacheTierType, tier: &dyn CacheTier, bytes: Option<u64>| {
-            let keys = tier
-                .keys()
-                .map_err(|source| ManagerError::ListKeys { tier: kind, source })?;
+        for ((kind, tier, bytes), keys) in tiers.into_iter().zip(listed) {
             let mut t = TierInspection {
                 bytes_on_disk: bytes,
                 ..TierInspection::default()
             };
             for key in keys {
-                t.entries += 1;
                 match tier.peek(&key) {
                     Ok(Some(entry)) => {
+                        t.entries += 1;
                         if entry.is_expired_at(now) {
                             t.expired += 1;
                         }
                         *t.health.entry(entry.health_status.to_string()).or_default() += 1;
                     }
-                    Ok(None) => t.entries -= 1,
+                    Ok(None) => {}
                     Err(e) if e.is_corrupt_entry() => {
+                        t.entries += 1;
                         t.corrupt += 1;
                         t.corrupt_keys.push(key);
                     }
                     Err(source) => return Err(ManagerError::ListKeys { tier: kind, source }),
                 }
+                done += 1;
+                progress(done, total);
             }
             t.corrupt_keys.sort();
             out.tiers.insert(kind, t);
-            Ok(())
-        };
-        if let Some(l1) = &inner.l1 {
-            inspect_tier(CacheTierType::L1, l1, None)?;
-        }
-        for slot in inner.slots().filter(|s| s.serving()) {
-            inspect_tier(slot.kind, &*slot.tier, self.bytes_on_disk(slot))?;
         }
         Ok(out)
     }
@@ -98,14 +106,24 @@ impl CacheManager {
     /// previous keys can be dropped: everything reads with the current key alone. Each entry is
     /// rewritten under its key's lock, with its data unchanged.
     pub fn rotate_credentials(&self) -> Result<RotationReport, ManagerError> {
+        self.rotate_credentials_with_progress(&|_, _| {})
+    }
+
+    /// [`CacheManager::rotate_credentials`], calling `progress(done, total)` after each entry.
+    pub fn rotate_credentials_with_progress(
+        &self,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<RotationReport, ManagerError> {
         let inner = &self.inner;
         let mut report = RotationReport::default();
         inner.settle_demotions();
-        for slot in inner.slots().filter(|s| s.serving()) {
-            let keys = slot.tier.keys().map_err(|source| ManagerError::ListKeys {
-                tier: slot.kind,
-                source,
-            })?;
+        let slots: Vec<&TierSlot> = inner.slots().filter(|s| s.serving()).collect();
+        let tiers: Vec<(CacheTierType, &dyn CacheTier, Option<u64>)> =
+            slots.iter().map(|s| (s.kind, &*s.tier, None)).collect();
+        let listed = list_keys(&tiers)?;
+        let total = listed.iter().map(|keys| keys.len() as u64).sum();
+        let mut done = 0;
+        for (slot, keys) in slots.into_iter().zip(listed) {
             for key in keys {
                 let _guard = inner.lock_key(&key);
                 match slot.tier.peek(&key) {
@@ -119,6 +137,8 @@ impl CacheManager {
                     Ok(None) => {}
                     Err(e) => report.failed.push((slot.kind, key.clone(), e.to_string())),
                 }
+                done += 1;
+                progress(done, total);
             }
             if let Err(e) = slot.tier.compact() {
                 report
@@ -156,4 +176,15 @@ impl CacheManager {
                 .sum(),
         })
     }
+}
+
+/// The keys of each tier, in order.
+fn list_keys(tiers: &[(CacheTierType, &dyn CacheTier, Option<u64>)]) -> Result<Vec<Vec<String>>, ManagerError> {
+    tiers
+        .iter()
+        .map(|(kind, tier, _)| {
+            tier.keys()
+                .map_err(|source| ManagerError::ListKeys { tier: *kind, source })
+        })
+        .collect()
 }

@@ -47,6 +47,17 @@ impl CacheManager {
         path: impl AsRef<Path>,
         ttl_override: Option<u64>,
     ) -> Result<WarmReport, ManagerError> {
+        self.warm_from_file_with_progress(path, ttl_override, &|_, _| {})
+    }
+
+    /// [`CacheManager::warm_from_file`], calling `progress(done, total)` after each row stored
+    /// (`total`: the file's usable rows, known once it is parsed).
+    pub fn warm_from_file_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        ttl_override: Option<u64>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<WarmReport, ManagerError> {
         if let Some(ttl) = ttl_override
             && !(1..=MAX_TTL_SECONDS).contains(&ttl)
         {
@@ -63,7 +74,8 @@ impl CacheManager {
         let mut issues = file.issues;
         let fetch_time = self.inner.now();
         let mut seen = HashSet::new();
-        for row in file.rows {
+        let total = file.rows.len() as u64;
+        for (done, row) in (1..).zip(file.rows) {
             let location = row.location;
             match self.warm_row(row, ttl_override, fetch_time) {
                 Ok(key) => {
@@ -78,6 +90,7 @@ impl CacheManager {
                     reason,
                 }),
             }
+            progress(done, total);
         }
         issues.sort_by_key(|issue| order(issue.location));
         for issue in &issues {

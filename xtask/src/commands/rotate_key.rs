@@ -16,7 +16,9 @@ pub(crate) fn run(args: &CacheOnlyArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let manager = open_cache(&args.cache, Access::Existing)?;
     progress.phase("re-encrypting every credential under the current key");
-    let report = manager.rotate_credentials().map_err(Fatal::from)?;
+    let report = manager
+        .rotate_credentials_with_progress(&|done, total| progress.step(done, total))
+        .map_err(Fatal::from)?;
     drop(progress);
 
     let ring = manager.key_ring();

@@ -18,7 +18,9 @@ pub(crate) fn run(args: &StatsArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let manager = open_cache(&args.cache, Access::Existing)?;
     progress.phase("reading every entry");
-    let inspection = manager.inspect().map_err(Fatal::from)?;
+    let inspection = manager
+        .inspect_with_progress(&|done, total| progress.step(done, total))
+        .map_err(Fatal::from)?;
     drop(progress);
     if args.json {
         let text = serde_json::to_string_pretty(&as_json(&manager, &inspection))

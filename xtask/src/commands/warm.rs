@@ -22,7 +22,9 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let manager = open_cache(&args.cache, Access::CreateIfMissing)?;
     progress.phase(format!("warming from {}", args.file.display()));
-    let report = manager.warm_from_file(&args.file, args.ttl).map_err(Fatal::from)?;
+    let report = manager
+        .warm_from_file_with_progress(&args.file, args.ttl, &|done, total| progress.step(done, total))
+        .map_err(Fatal::from)?;
     drop(progress);
 
     say!(out, "warm    {}", args.file.display());
