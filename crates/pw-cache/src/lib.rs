@@ -24,7 +24,9 @@ pub use counters::StatisticsBreakdown;
 pub use error::ManagerError;
 pub use export::{ExportCredentials, ExportOptions, ExportReport};
 pub use inspect::{CacheInspection, RotationReport, TierInspection};
-pub use manager::{CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus};
+pub use manager::{
+    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus, default_key_file,
+};
 pub use ttl::{CleanupReport, TtlManager};
 pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};
 pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};

@@ -479,8 +479,9 @@ impl CacheManagerBuilder {
     }
 }
 
+/// Where the manager keeps its key file for `config` when no key is configured:
 /// `pw-cache.key` in the L2 directory, or beside the L3 database when L2 is disabled.
-fn default_key_file(config: &CacheConfig) -> PathBuf {
+pub fn default_key_file(config: &CacheConfig) -> PathBuf {
     if config.l2_config().enabled {
         config.l2_cache_dir().join(DEFAULT_KEY_FILE_NAME)
     } else {

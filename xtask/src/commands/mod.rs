@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use pw_cache::tiers::jsonl::{NUM_SHARDS, shard_file_name};
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{
-    CacheConfig, CacheManager, CacheTierConfig, CacheTierType, DEFAULT_KEY_FILE_NAME, ENV_CURRENT_KEY,
-    ENV_PREVIOUS_KEYS, KeyOrigin, KeyRing, L2BackendType, TierStatus,
+    CacheConfig, CacheManager, CacheTierConfig, CacheTierType, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, KeyOrigin, KeyRing,
+    L2BackendType, TierStatus,
 };
 
 use crate::cli::CacheArgs;
@@ -122,17 +122,9 @@ pub(crate) fn config_of(args: &CacheArgs) -> Result<CacheConfig, Fatal> {
 /// The key file the manager falls back on for `config`: `--key-file`, else `pw-cache.key` in
 /// the L2 directory (beside the L3 database when L2 is disabled), as the library does.
 pub(crate) fn key_file_of(args: &CacheArgs, config: &CacheConfig) -> PathBuf {
-    if let Some(path) = &args.key_file {
-        return path.clone();
-    }
-    if config.l2_config().enabled {
-        config.l2_cache_dir().join(DEFAULT_KEY_FILE_NAME)
-    } else {
-        config
-            .l3_database_path()
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(DEFAULT_KEY_FILE_NAME)
+    match &args.key_file {
+        Some(path) => path.clone(),
+        None => pw_cache::default_key_file(config),
     }
 }
 
