@@ -390,3 +390,15 @@ pub mod managers {
         }
     }
 }
+
+/// How long a test waits for something that should happen before failing.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `condition` every few milliseconds until it holds (fails after [`PATIENCE`]).
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < PATIENCE, "waited {PATIENCE:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

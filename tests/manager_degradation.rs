@@ -32,7 +32,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caps::{CapSet, Capability};
 use pw_cache::tiers::jsonl::shard_of;
@@ -42,25 +42,12 @@ use pw_cache::{
 };
 use pw_cache_tests::child_process::spawn_self;
 use pw_cache_tests::managers::{config, open_tier, test_ring};
+use pw_cache_tests::wait_until;
 
 /// Set in the child process that runs a real-fault scenario; holds the scenario's directory.
 const CHILD_VAR: &str = "PW_CACHE_TEST_DEGRADATION_CHILD";
 /// How often degraded tiers are probed in these tests.
 const PROBE: Duration = Duration::from_millis(50);
-/// How long to wait for something that should happen.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------
-// Helpers
-
-/// Polls `condition` every few milliseconds until it holds (fails after [`PATIENCE`]).
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < PATIENCE, "waited {PATIENCE:?} for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn entry(url: &str, source: &str) -> CacheEntry {
     CacheEntry::new(url, source, 3600).unwrap().with_credentials(

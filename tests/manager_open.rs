@@ -18,7 +18,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pw_cache::tiers::jsonl::{shard_file_name, shard_of};
 use pw_cache::{
@@ -28,18 +28,7 @@ use pw_cache::{
 };
 use pw_cache_tests::child_process::spawn_self;
 use pw_cache_tests::managers::{TestClock, config, open, open_tier, test_ring};
-
-/// How long to wait for something that should happen.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Polls `condition` every few milliseconds until it holds (fails after [`PATIENCE`]).
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(start.elapsed() < PATIENCE, "waited {PATIENCE:?} for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+use pw_cache_tests::wait_until;
 
 fn entry(url: &str) -> CacheEntry {
     CacheEntry::new(url, "open-test", 3600)
@@ -87,16 +76,22 @@ fn the_config_key_comes_first() {
     let m = open_with_env(cfg, EnvKeys::new(Some(from_env.to_base64()), None)).unwrap();
     assert_eq!(m.key_ring().origin(), &KeyOrigin::Config);
     assert_eq!(m.key_ring().current(), &configured);
-    let e = entry("http://10.80.0.1:8080");
+    put_close_and_read_with_key_alone(m, dir.path(), L2BackendType::Jsonl, configured, "http://10.80.0.1:8080");
+}
+
+/// Puts an entry through `m` and closes it; checks that no key file was made (the key came
+/// from elsewhere) and that the entry reads back in a manager holding `key` alone.
+fn put_close_and_read_with_key_alone(m: CacheManager, dir: &Path, backend: L2BackendType, key: FernetKey, url: &str) {
+    let e = entry(url);
     m.put(&e).unwrap();
     m.close().unwrap();
-    assert!(!key_file(dir.path()).exists(), "a configured key makes no key file");
-
-    // What was stored opens with the configured key alone.
-    let only_configured = Arc::new(KeyRing::new(configured, []));
+    assert!(
+        !key_file(dir).exists(),
+        "a key from the config or the environment makes no key file"
+    );
     let m = open(
-        config(dir.path(), L2BackendType::Jsonl, 10).build().unwrap(),
-        &only_configured,
+        config(dir, backend, 10).build().unwrap(),
+        &Arc::new(KeyRing::new(key, [])),
         None,
     );
     assert_eq!(m.get(&e.key).unwrap().password, e.password);
@@ -112,17 +107,7 @@ fn the_environment_key_comes_next() {
     assert_eq!(m.key_ring().origin(), &KeyOrigin::Environment);
     assert_eq!(m.key_ring().current(), &current);
     assert_eq!(m.key_ring().len(), 2, "current and previous");
-    let e = entry("http://10.80.0.2:8080");
-    m.put(&e).unwrap();
-    m.close().unwrap();
-    assert!(!key_file(dir.path()).exists(), "an environment key makes no key file");
-    let only_current = Arc::new(KeyRing::new(current, []));
-    let m = open(
-        config(dir.path(), L2BackendType::Sqlite, 10).build().unwrap(),
-        &only_current,
-        None,
-    );
-    assert_eq!(m.get(&e.key).unwrap().password, e.password);
+    put_close_and_read_with_key_alone(m, dir.path(), L2BackendType::Sqlite, current, "http://10.80.0.2:8080");
 }
 
 #[test]
