@@ -74,7 +74,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pw_cache_crypto::KeyRing;
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
 
-pub use line::{decode_line, encode_line};
+pub use line::{decode_line, encode_line, hex_decode, hex_encode};
 
 use crate::error::TierError;
 use crate::tier::{CacheTier, TierHealth};

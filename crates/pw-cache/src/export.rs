@@ -6,7 +6,8 @@ use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use pw_cache_model::{CacheEntry, CacheTierType};
+use pw_cache_model::CacheEntry;
+use pw_cache_tiers::jsonl::hex_encode;
 
 use crate::error::ManagerError;
 use crate::manager::CacheManager;
@@ -44,15 +45,6 @@ pub struct ExportReport {
     pub failed: u64,
     /// `(key, reason)` of each entry left out because it could not be read.
     pub failures: Vec<(String, String)>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 impl CacheManager {
@@ -159,7 +151,7 @@ impl CacheManager {
                     return Ok(Some(entry));
                 }
                 Ok(None) => {}
-                Err(e) => last_error = Some(format!("{}: {e}", tier_name(slot.kind))),
+                Err(e) => last_error = Some(format!("{}: {e}", slot.kind)),
             }
         }
         last_error.map_or(Ok(None), Err)
@@ -177,18 +169,10 @@ impl CacheManager {
         ] {
             if let Some(secret) = secret {
                 let token = ring.encrypt(secret);
-                let _ = write!(line, ", \"{field}\": \"{}\"", hex(token.as_bytes()));
+                let _ = write!(line, ", \"{field}\": \"{}\"", hex_encode(token.as_bytes()));
             }
         }
         line.push('}');
         line
-    }
-}
-
-fn tier_name(tier: CacheTierType) -> &'static str {
-    match tier {
-        CacheTierType::L1 => "L1",
-        CacheTierType::L2 => "L2",
-        CacheTierType::L3 => "L3",
     }
 }

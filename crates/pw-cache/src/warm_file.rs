@@ -74,6 +74,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use pw_cache_model::Secret;
+use pw_cache_tiers::jsonl::hex_decode;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -848,19 +849,6 @@ fn decode_token(name: &str, hex: &str) -> Result<String, String> {
         return Err(refused());
     }
     String::from_utf8(bytes).map_err(|_| refused())
-}
-
-/// Hex digits of either case, as Python's `bytes.fromhex` (without its whitespace tolerance);
-/// [`None`] for an odd length or a non-hex digit.
-fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    let bytes = hex.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some((hex_digit(*pair.first()?)? << 4) | hex_digit(*pair.get(1)?)?))
-        .collect()
 }
 
 /// The value of one hex digit.

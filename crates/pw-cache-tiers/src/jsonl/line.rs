@@ -243,8 +243,9 @@ fn open_credential(
         })
 }
 
-/// Lowercase hex, as Python's `bytes.hex()`.
-pub(crate) fn hex_encode(bytes: &[u8]) -> String {
+/// Lowercase hex, as Python's `bytes.hex()`: how a shard line (and an encrypted export) holds a
+/// token's bytes.
+pub fn hex_encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
@@ -256,7 +257,7 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
 
 /// Hex of either case, as Python's `bytes.fromhex` (without its whitespace tolerance); `None`
 /// for an odd length or a non-hex digit.
-pub(crate) fn hex_decode(hex: &str) -> Option<Vec<u8>> {
+pub fn hex_decode(hex: &str) -> Option<Vec<u8>> {
     fn digit(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
