@@ -7,11 +7,11 @@
 //! user releases it, so the table holds only the keys in use.
 
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-/// Shards of the table (a power of two is not needed: the hash is reduced modulo).
+use crate::sync::{Sharded, relock};
+
+/// Shards of the table.
 const SHARDS: usize = 64;
 
 #[derive(Default)]
@@ -20,13 +20,9 @@ struct KeyLock {
     released: Condvar,
 }
 
-/// One shard of the table: key to its lock.
-type Shard = Mutex<HashMap<Box<str>, Arc<KeyLock>>>;
-
-/// The table of per-key locks.
+/// The table of per-key locks: key to its lock, sharded.
 pub(crate) struct KeyLocks {
-    shards: Box<[Shard]>,
-    hasher: RandomState,
+    shards: Sharded<HashMap<Box<str>, Arc<KeyLock>>>,
 }
 
 /// Holds the lock of one key until dropped.
@@ -36,29 +32,17 @@ pub(crate) struct KeyGuard<'a> {
     lock: Arc<KeyLock>,
 }
 
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing is left half-done under these mutexes (a flag, a map insert/remove): a panic
-    // elsewhere while one was held leaves valid data, so poisoning is ignored.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl KeyLocks {
     pub(crate) fn new() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: Sharded::new(SHARDS),
         }
-    }
-
-    fn shard(&self, key: &str) -> &Shard {
-        // The remainder is below SHARDS: the cast is lossless.
-        &self.shards[(self.hasher.hash_one(key) % SHARDS as u64) as usize]
     }
 
     /// Waits for and takes the lock of `key`.
     pub(crate) fn lock<'a>(&'a self, key: &'a str) -> KeyGuard<'a> {
         let lock = {
-            let mut map = relock(self.shard(key));
+            let mut map = relock(self.shards.for_key(key));
             match map.get(key) {
                 Some(lock) => Arc::clone(lock),
                 None => {
@@ -82,7 +66,7 @@ impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         *relock(&self.lock.held) = false;
         self.lock.released.notify_one();
-        let mut map = relock(self.table.shard(self.key));
+        let mut map = relock(self.table.shards.for_key(self.key));
         // Two references: the table's and ours. Any other holder or waiter has its own clone,
         // taken under this shard's mutex, so the count cannot grow while we hold it.
         if Arc::strong_count(&self.lock) == 2 {

@@ -16,6 +16,7 @@ mod export;
 mod inspect;
 mod key_locks;
 mod manager;
+mod sync;
 mod ttl;
 mod warm;
 pub mod warm_file;

@@ -30,7 +30,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -44,6 +44,7 @@ use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tie
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
+use crate::sync::{Sharded, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// How often a degraded tier is probed, unless the builder says otherwise.
@@ -52,12 +53,6 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Keys remembered per tier while it is degraded; beyond this the tier is cleared on recovery
 /// instead of having each key removed (a cache may lose entries, never serve stale ones).
 const MAX_RESYNC_KEYS: usize = 100_000;
-
-/// Locks a mutex whose data stays consistent even if a holder panicked (sets and maps updated
-/// by single calls).
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 thread_local! {
     /// Set while this thread promotes an entry into L1, so the eviction callback (which runs
@@ -219,39 +214,29 @@ impl Demotions {
 
 /// Keys whose L1 copy holds use (access count, last access) that L2/L3 have not been given.
 struct DirtyKeys {
-    shards: Box<[Mutex<HashSet<String>>]>,
-    hasher: std::collections::hash_map::RandomState,
+    shards: Sharded<HashSet<String>>,
 }
 
 impl DirtyKeys {
-    const SHARDS: usize = 16;
-
     fn new() -> Self {
         Self {
-            shards: (0..Self::SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
-            hasher: Default::default(),
+            shards: Sharded::new(16),
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashSet<String>> {
-        use std::hash::BuildHasher;
-        // The remainder is below SHARDS: the cast is lossless.
-        &self.shards[(self.hasher.hash_one(key) % Self::SHARDS as u64) as usize]
-    }
-
     fn mark(&self, key: &str) {
-        let mut shard = relock(self.shard(key));
+        let mut shard = relock(self.shards.for_key(key));
         if !shard.contains(key) {
             shard.insert(key.to_owned());
         }
     }
 
     fn unmark(&self, key: &str) -> bool {
-        relock(self.shard(key)).remove(key)
+        relock(self.shards.for_key(key)).remove(key)
     }
 
     fn contains(&self, key: &str) -> bool {
-        relock(self.shard(key)).contains(key)
+        relock(self.shards.for_key(key)).contains(key)
     }
 
     fn snapshot(&self) -> Vec<String> {

@@ -1,11 +1,12 @@
 //! [`TtlManager`]: the background cleaner that removes expired entries from every tier every
 //! `cleanup_interval_seconds`.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::manager::Inner;
+use crate::sync::relock;
 
 /// What one cleanup removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,11 +35,6 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
-}
-
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A flag and a counter: consistent whatever a panicking holder was doing.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The background TTL cleaner of a [`crate::CacheManager`] (the reference's `TTLManager`):
