@@ -742,7 +742,17 @@ impl Inner {
         }
     }
 
-    /// Removes `key` from `slot`; whether it held it. A tier that cannot remembers it must.
+    /// Writes `entry` to every disk tier from `from` down (L2 and L3 for `L1` or `L2`, L3 alone
+    /// for `L3`); why each tier that did not store it did not.
+    fn write_down(&self, from: CacheTierType, entry: &CacheEntry) -> Vec<String> {
+        self.slots()
+            .filter(|slot| slot.kind >= from)
+            .filter_map(|slot| self.write_to(slot, entry).err())
+            .collect()
+    }
+
+    /// Removes `key` from `slot`; whether it held it. A tier that cannot (degraded or failing)
+    /// has the key noted as missed, to be removed when it recovers.
     fn delete_from(&self, slot: &TierSlot, key: &str) -> bool {
         if !slot.serving() {
             slot.note_stale(key);
@@ -1041,13 +1051,7 @@ impl Inner {
             mark(&mut e);
             e
         });
-        let mut complete = true;
-        for slot in self.slots() {
-            if level == CacheTierType::L3 && slot.kind == CacheTierType::L2 {
-                continue;
-            }
-            complete &= self.write_to(slot, &updated).is_ok();
-        }
+        let complete = self.write_down(level, &updated).is_empty();
         if level == CacheTierType::L1 && complete {
             self.dirty.unmark(key);
         }
@@ -1069,11 +1073,7 @@ impl Inner {
             return;
         }
         entry.evicted_from_l1 = true;
-        let mut complete = true;
-        for slot in self.slots() {
-            complete &= self.write_to(slot, &entry).is_ok();
-        }
-        if !complete {
+        if !self.write_down(CacheTierType::L2, &entry).is_empty() {
             tracing::warn!(key, "demotion incomplete: the access data of this entry may be lost");
         }
         bump(&self.counters.demotion_writes, 1);
@@ -1105,13 +1105,9 @@ impl Inner {
                     // Gone from L1: its demotion (queued) carries the data.
                     continue;
                 };
-                let mut complete = true;
-                for slot in self.slots() {
-                    if let Err(reason) = self.write_to(slot, &entry) {
-                        complete = false;
-                        failures.push(format!("{key:?}: {reason}"));
-                    }
-                }
+                let missed = self.write_down(CacheTierType::L2, &entry);
+                let complete = missed.is_empty();
+                failures.extend(missed.into_iter().map(|reason| format!("{key:?}: {reason}")));
                 if complete {
                     self.dirty.unmark(&key);
                 }
