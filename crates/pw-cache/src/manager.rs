@@ -186,14 +186,15 @@ struct Demotions {
 }
 
 impl Demotions {
-    fn queue(&self, key: String, entry: CacheEntry) {
+    /// Queues a copy of `entry`, evicted from L1, under its key.
+    fn queue(&self, entry: &CacheEntry) {
         let mut pending = relock(&self.pending);
-        match pending.get_mut(&key) {
+        match pending.get_mut(&entry.key) {
             // Two evictions of one key queued before either was demoted: keep the later use.
             Some(queued) if queued.last_accessed > entry.last_accessed => {}
-            Some(queued) => *queued = entry,
+            Some(queued) => *queued = entry.clone(),
             None => {
-                pending.insert(key, entry);
+                pending.insert(entry.key.clone(), entry.clone());
             }
         }
     }
@@ -434,7 +435,7 @@ impl CacheManagerBuilder {
                 }
                 if has_lower {
                     bump(&counters.demotions, 1);
-                    demotions.queue(entry.key.clone(), entry.clone());
+                    demotions.queue(entry);
                 }
             })
         });
