@@ -207,8 +207,9 @@ fn an_entry_evicted_after_use_is_demoted_with_its_access_data() {
         m.put(&c).unwrap();
         let stats = m.get_statistics();
         assert_eq!((stats.l1_stats.evictions_lru, stats.demotions), (1, 1), "{backend}");
-        assert_eq!(m.statistics_breakdown().demotion_writes, 1);
-        // Read from L2 through the manager: the demoted copy carries the use.
+        // The use is queued for the next batch, not written yet.
+        assert_eq!(m.statistics_breakdown().demotion_writes, 0);
+        // Read from L2 through the manager: the queued use is applied to what L2 holds.
         let promoted = m.get(&a.key).unwrap();
         assert_eq!(promoted.access_count, 2, "one use before eviction, one now");
         assert!(promoted.evicted_from_l1);
@@ -222,6 +223,37 @@ fn an_entry_evicted_after_use_is_demoted_with_its_access_data() {
             assert!(held.last_accessed >= used.last_accessed, "{tier}");
             assert_eq!(held.password, a.password, "{tier}");
         }
+    }
+}
+
+#[test]
+fn the_use_of_evicted_entries_is_written_in_batches_without_a_flush() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = test_ring();
+        let m = manager(dir.path(), backend, 1, &ring);
+        let entries: Vec<CacheEntry> = (0..=pw_cache::USE_BATCH)
+            .map(|i| entry(&format!("http://10.9.{}.{}:80", i / 256, i % 256)))
+            .collect();
+        // Each entry is put, used once, then evicted by the next put: USE_BATCH uses queued.
+        for e in &entries {
+            m.put(e).unwrap();
+            assert_eq!(m.get(&e.key).unwrap().access_count, 1);
+        }
+        assert_eq!(m.statistics_breakdown().demotion_writes, pw_cache::USE_BATCH as u64, "{backend}");
+        // Written without a flush or close: another process (a tier opened beside) sees them.
+        for tier in [CacheTierType::L2, CacheTierType::L3] {
+            let t = open_tier(dir.path(), tier, backend, &ring);
+            for e in &entries[..pw_cache::USE_BATCH] {
+                let held = t.get(&e.key).unwrap().unwrap();
+                assert_eq!((held.access_count, held.evicted_from_l1), (1, true), "{backend} {tier}");
+            }
+        }
+        // A put replaces the use noted of the entry it replaces.
+        let last = &entries[pw_cache::USE_BATCH];
+        m.put(&entries[0]).unwrap();
+        m.put(last).unwrap();
+        assert_eq!(m.get(&entries[0].key).unwrap().access_count, 1, "{backend}: as put, plus this get");
     }
 }
 

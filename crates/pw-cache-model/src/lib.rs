@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod config;
 pub mod entry;
 pub mod enums;
@@ -28,6 +29,7 @@ pub mod secret;
 pub mod stats;
 pub mod timestamp;
 
+pub use access::{AccessRecord, HealthDetail};
 pub use config::{CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, MAX_TTL_SECONDS};
 pub use entry::{CacheEntry, EntryError};
 pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, ParseEnumError};

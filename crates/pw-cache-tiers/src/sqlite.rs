@@ -75,7 +75,9 @@ use std::time::Duration;
 
 use pw_cache_crypto::KeyRing;
 use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
-use pw_cache_model::{CacheEntry, CacheTierConfig, EvictionPolicy, HealthStatus, OffsetDateTime, Secret};
+use pw_cache_model::{
+    AccessRecord, CacheEntry, CacheTierConfig, EvictionPolicy, HealthDetail, HealthStatus, OffsetDateTime, Secret,
+};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
@@ -126,6 +128,11 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(())
+}
+
+/// A use count as a SQLite integer (a count beyond `i64::MAX` is stored as `i64::MAX`).
+fn count_param(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Maps a SQLite error to [`TierError::Sqlite`].
@@ -231,6 +238,8 @@ struct Statements {
     keys: &'static str,
     cleanup: &'static str,
     touch: &'static str,
+    record_access: &'static str,
+    health_detail: &'static str,
     evict_lru: &'static str,
     evict_lfu: &'static str,
     evict_fifo: &'static str,
@@ -265,7 +274,7 @@ macro_rules! health_columns {
 }
 
 macro_rules! statements {
-    ($table:literal, select: $select:expr, upsert: $upsert:expr) => {
+    ($table:literal, select: $select:expr, upsert: $upsert:expr, record_access: $record:expr, health_detail: $detail:expr) => {
         Statements {
             get: concat!("SELECT ", $select, " FROM ", $table, " WHERE key = ?1"),
             exists: concat!("SELECT 1 FROM ", $table, " WHERE key = ?1"),
@@ -280,6 +289,8 @@ macro_rules! statements {
                 $table,
                 " SET last_accessed = max(last_accessed, ?2), access_count = access_count + ?3 WHERE key = ?1"
             ),
+            record_access: $record,
+            health_detail: $detail,
             evict_lru: concat!(
                 "DELETE FROM ",
                 $table,
@@ -313,7 +324,11 @@ static L2_STATEMENTS: Statements = statements!(
         common_columns!(),
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(key) DO UPDATE SET ",
         common_updates!()
-    )
+    ),
+    record_access: "UPDATE l2_cache SET access_count = ?2, last_accessed = ?3, \
+        evicted_from_l1 = max(evicted_from_l1, ?4) WHERE key = ?1 AND last_accessed <= ?3",
+    // L2 has no health columns: never prepared for it.
+    health_detail: ""
 );
 
 // created_at is set on insert only (proxywhirl resets it on every put); updated_at moves.
@@ -334,7 +349,10 @@ static L3_STATEMENTS: Statements = statements!(
          recovery_attempt = excluded.recovery_attempt, next_check_time = excluded.next_check_time, \
          last_health_error = excluded.last_health_error, total_health_checks = excluded.total_health_checks, \
          total_health_check_failures = excluded.total_health_check_failures, updated_at = excluded.updated_at"
-    )
+    ),
+    record_access: "UPDATE cache_entries SET access_count = ?2, last_accessed = ?3, \
+        evicted_from_l1 = max(evicted_from_l1, ?4), updated_at = ?5 WHERE key = ?1 AND last_accessed <= ?3",
+    health_detail: concat!("SELECT ", health_columns!(), " FROM cache_entries WHERE key = ?1")
 );
 
 impl Layout {
@@ -933,6 +951,57 @@ impl Store {
         }
     }
 
+    /// Records the uses in `records` in one transaction (see [`CacheTier::record_accesses`]);
+    /// how many rows changed.
+    pub(crate) fn record_accesses(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let updated_at = to_unix_seconds(timestamp::now_utc());
+        self.write("record uses", |tx| {
+            let mut stmt = tx
+                .prepare_cached(self.layout.statements().record_access)
+                .map_err(self.err("record uses"))?;
+            let mut changed = 0;
+            for r in records {
+                let (key, count, last) = (&r.key, count_param(r.access_count), to_unix_seconds(r.last_accessed));
+                let evicted = i64::from(r.evicted_from_l1);
+                changed += match self.layout {
+                    Layout::L2 => stmt.execute(rusqlite::params![key, count, last, evicted]),
+                    Layout::L3 => stmt.execute(rusqlite::params![key, count, last, evicted, updated_at]),
+                }
+                .map_err(self.err("record uses"))?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// The health-check detail under `key` (L3's table only; L2's has none).
+    pub(crate) fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        if self.layout == Layout::L2 {
+            return Ok(self.peek(key)?.map(|e| HealthDetail::of(&e)));
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached(self.layout.statements().health_detail)
+            .map_err(self.err("read health detail"))?;
+        let mut rows = stmt.query([key]).map_err(self.err("read health detail"))?;
+        let Some(row) = rows.next().map_err(self.err("read health detail"))? else {
+            return Ok(None);
+        };
+        let col = Columns { row, key };
+        Ok(Some(HealthDetail {
+            last_health_check: col.optional_time(0, "last_health_check")?,
+            consecutive_health_failures: col.count(1, "consecutive_health_failures")?,
+            consecutive_health_successes: col.count(2, "consecutive_health_successes")?,
+            recovery_attempt: col.count(3, "recovery_attempt")?,
+            next_check_time: col.optional_time(4, "next_check_time")?,
+            last_health_error: col.optional_text(5, "last_health_error")?,
+            total_health_checks: col.count(6, "total_health_checks")?,
+            total_health_check_failures: col.count(7, "total_health_check_failures")?,
+        }))
+    }
+
     pub(crate) fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
         let row = EntryRow::new(entry, &self.ring, self.layout)?;
         if self.max_entries.is_none() {
@@ -1172,6 +1241,16 @@ macro_rules! impl_cache_tier_via_store {
 
             fn close(&self) -> Result<(), TierError> {
                 self.store.close()
+            }
+
+            /// One transaction of `UPDATE`s of the three use columns.
+            fn record_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.record_accesses(records))
+            }
+
+            /// L3 reads the eight columns alone (no credential is decrypted).
+            fn health_detail(&self, key: &str) -> Result<Option<pw_cache_model::HealthDetail>, TierError> {
+                self.store.health.observe(self.store.health_detail(key))
             }
 
             /// L3's table has the health-check columns; L2's (proxywhirl's `l2_cache`) has not.

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use pw_cache_model::{CacheEntry, CacheTierType, OffsetDateTime};
+use pw_cache_model::{AccessRecord, CacheEntry, CacheTierType, HealthDetail, OffsetDateTime};
 
 use crate::error::TierError;
 
@@ -63,6 +63,34 @@ pub trait CacheTier: Send + Sync {
     /// no columns for them) returns entries with those fields at their defaults.
     fn keeps_health_detail(&self) -> bool {
         true
+    }
+
+    /// Records the use the layer above saw of these entries (see [`AccessRecord`]: only
+    /// `access_count`, `last_accessed` and `evicted_from_l1` change, and a record older than
+    /// the stored `last_accessed` changes nothing); how many entries changed. Keys the tier does
+    /// not hold, or holds unreadable, are skipped. A backend records a batch in one write where
+    /// it can; the default reads and rewrites each entry.
+    fn record_accesses(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
+        let mut changed = 0;
+        for record in records {
+            let mut entry = match self.peek(&record.key) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e) if e.is_corrupt_entry() => continue,
+                Err(e) => return Err(e),
+            };
+            if record.apply_to(&mut entry) {
+                self.put(&entry)?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The health-check detail of the entry under `key` (not a use of it), or `None`. The
+    /// default reads the whole entry; a backend that can read the detail alone should.
+    fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        Ok(self.peek(key)?.map(|entry| HealthDetail::of(&entry)))
     }
 
     /// Entries this tier evicted by its own policy to stay within `max_entries`, since it was

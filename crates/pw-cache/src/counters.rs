@@ -97,7 +97,8 @@ pub struct StatisticsBreakdown {
     pub cleaner_evictions_ttl: [u64; 3],
     /// The part of L1's `evictions_lru` caused by promoting an entry into a full L1.
     pub promotion_evictions: u64,
-    /// Demotions that wrote the evicted entry to L2/L3 because L1 held changes they did not
-    /// have (the others found it there unchanged and wrote nothing).
+    /// Access records written to L2/L3: the use L1 saw of entries it evicted (written in
+    /// batches of [`crate::USE_BATCH`]) and, on flush and close, of dirty entries it still
+    /// holds. Evictions of entries without new use write nothing and are not counted here.
     pub demotion_writes: u64,
 }

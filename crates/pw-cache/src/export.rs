@@ -70,7 +70,7 @@ impl CacheManager {
         let path = path.as_ref();
         let inner = &self.inner;
         // Entries L1 evicted go down first, so the tiers below hold what L1 held.
-        inner.settle_demotions();
+        inner.record_evicted_use(1, true);
         let mut keys = BTreeSet::new();
         if let Some(l1) = &inner.l1 {
             keys.extend(pw_cache_tiers::CacheTier::keys(l1).unwrap_or_default());

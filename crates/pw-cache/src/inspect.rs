@@ -116,7 +116,7 @@ impl CacheManager {
     ) -> Result<RotationReport, ManagerError> {
         let inner = &self.inner;
         let mut report = RotationReport::default();
-        inner.settle_demotions();
+        inner.record_evicted_use(1, true);
         let slots: Vec<&TierSlot> = inner.slots().filter(|s| s.serving()).collect();
         let tiers: Vec<(CacheTierType, &dyn CacheTier, Option<u64>)> =
             slots.iter().map(|s| (s.kind, &*s.tier, None)).collect();

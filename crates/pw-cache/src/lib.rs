@@ -26,14 +26,15 @@ pub use error::ManagerError;
 pub use export::{ExportCredentials, ExportOptions, ExportReport};
 pub use inspect::{CacheInspection, RotationReport, TierInspection};
 pub use manager::{
-    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus, default_key_file,
+    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus, USE_BATCH,
+    default_key_file,
 };
 pub use ttl::{CleanupReport, TtlManager};
 pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};
 pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
 
 pub use pw_cache_model::{
-    CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType, ConfigError,
+    AccessRecord, HealthDetail, CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType, ConfigError,
     EntryError, EvictionPolicy, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES, OffsetDateTime,
     ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
 };

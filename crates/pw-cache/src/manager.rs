@@ -13,10 +13,19 @@
 //! # Access data and demotion
 //!
 //! A hit updates `access_count` and `last_accessed` in L1 only (no disk write on a hit): the
-//! key is noted *dirty* (L1 holds use the tiers below have not seen). A dirty entry is written
-//! to L2/L3 when L1 evicts it (demotion, marked `evicted_from_l1`), on [`CacheManager::flush`]
-//! and on close. An entry L1 evicts that is not dirty is *not* rewritten: L2/L3 already hold it
-//! as it was put (the reference rewrites every evicted entry into both tiers).
+//! key is noted *dirty* (L1 holds use the tiers below have not seen). When L1 evicts a dirty
+//! entry, its use (an [`AccessRecord`]: count, last access, `evicted_from_l1`) is queued, and
+//! recorded in L2/L3 in batches of [`USE_BATCH`], one transaction of three-column `UPDATE`s per
+//! tier ([`CacheTier::record_accesses`]), by the operation that fills the batch, and on
+//! [`CacheManager::flush`] and close (which also record the use of dirty entries still in L1).
+//! Until then a lookup that misses L1 applies the queued use to what it reads below, so no use
+//! is counted twice or lost while the process runs. An entry L1 evicts that is not dirty is
+//! not written at all: L2/L3 already hold it as it was put. (The reference rewrites every
+//! evicted entry, credentials re-encrypted, into both tiers.)
+//!
+//! What is deferred is use only, never an entry: a put is in L2/L3 when it returns. A crash
+//! loses at most the use of the last [`USE_BATCH`] evicted entries (their counts and last
+//! access times are older in L2/L3).
 //!
 //! # Degradation
 //!
@@ -37,7 +46,8 @@ use std::time::Duration;
 use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing};
 use pw_cache_model::timestamp::now_utc;
 use pw_cache_model::{
-    CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, OffsetDateTime,
+    AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType,
+    OffsetDateTime,
 };
 use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
 
@@ -46,6 +56,9 @@ use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
 use crate::sync::{Sharded, relock};
 use crate::ttl::{CleanupReport, TtlManager};
+
+/// Evicted entries' use is recorded in L2/L3 in batches of this many (see [`EvictedUse`]).
+pub const USE_BATCH: usize = 1024;
 
 /// How often a degraded tier is probed, unless the builder says otherwise.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -179,36 +192,54 @@ impl TierSlot {
     }
 }
 
-/// Entries L1 evicted that wait to be demoted, by key.
+/// Use that L1 saw of entries it evicted, waiting to be recorded in L2/L3 in batches of
+/// [`USE_BATCH`] ([`CacheTier::record_accesses`]: one transaction of `UPDATE`s of three
+/// columns, instead of rewriting each entry).
 #[derive(Default)]
-struct Demotions {
-    pending: Mutex<HashMap<String, CacheEntry>>,
+struct EvictedUse {
+    log: Mutex<UseLog>,
+    /// Held by the one thread writing a batch (others do not wait for it: they skip).
+    writer: Mutex<()>,
 }
 
-impl Demotions {
-    /// Queues a copy of `entry`, evicted from L1, under its key.
-    fn queue(&self, entry: &CacheEntry) {
-        let mut pending = relock(&self.pending);
-        match pending.get_mut(&entry.key) {
-            // Two evictions of one key queued before either was demoted: keep the later use.
-            Some(queued) if queued.last_accessed > entry.last_accessed => {}
-            Some(queued) => *queued = entry.clone(),
+#[derive(Default)]
+struct UseLog {
+    queued: HashMap<String, AccessRecord>,
+    /// The batch being written: still visible to lookups until it is.
+    in_flight: HashMap<String, AccessRecord>,
+}
+
+impl EvictedUse {
+    /// Queues `record` (a later record of the same key replaces an earlier one).
+    fn queue(&self, record: AccessRecord) {
+        let mut log = relock(&self.log);
+        match log.queued.get_mut(&record.key) {
+            Some(queued) if queued.last_accessed > record.last_accessed => {}
+            Some(queued) => *queued = record,
             None => {
-                pending.insert(entry.key.clone(), entry.clone());
+                log.queued.insert(record.key.clone(), record);
             }
         }
     }
 
-    fn take(&self, key: &str) -> Option<CacheEntry> {
-        relock(&self.pending).remove(key)
+    /// The use of `key` not yet recorded below, if any (removed from the queue; a copy when it
+    /// is being written).
+    fn take(&self, key: &str) -> Option<AccessRecord> {
+        let mut log = relock(&self.log);
+        log.queued.remove(key).or_else(|| log.in_flight.get(key).cloned())
     }
 
-    fn some_keys(&self, at_most: usize) -> Vec<String> {
-        relock(&self.pending).keys().take(at_most).cloned().collect()
+    /// Drops what is noted of `key` (it was replaced or deleted).
+    fn forget(&self, key: &str) {
+        let mut log = relock(&self.log);
+        log.queued.remove(key);
+        log.in_flight.remove(key);
     }
 
     fn clear(&self) {
-        let drained = std::mem::take(&mut *relock(&self.pending));
+        let mut log = relock(&self.log);
+        let drained = (std::mem::take(&mut log.queued), std::mem::take(&mut log.in_flight));
+        drop(log);
         drop(drained);
     }
 }
@@ -234,10 +265,6 @@ impl DirtyKeys {
 
     fn unmark(&self, key: &str) -> bool {
         relock(self.shards.for_key(key)).remove(key)
-    }
-
-    fn contains(&self, key: &str) -> bool {
-        relock(self.shards.for_key(key)).contains(key)
     }
 
     fn snapshot(&self) -> Vec<String> {
@@ -272,8 +299,8 @@ pub(crate) struct Inner {
     pub(crate) l3: Option<TierSlot>,
     pub(crate) counters: Arc<Counters>,
     locks: KeyLocks,
-    dirty: DirtyKeys,
-    demotions: Arc<Demotions>,
+    dirty: Arc<DirtyKeys>,
+    evicted_use: Arc<EvictedUse>,
     maintenance: Maintenance,
     probe_interval: Duration,
     clock: Option<Clock>,
@@ -421,12 +448,15 @@ impl CacheManagerBuilder {
             )),
         };
         let counters = Arc::new(Counters::default());
-        let demotions = Arc::new(Demotions::default());
+        let evicted_use = Arc::new(EvictedUse::default());
+        let dirty = Arc::new(DirtyKeys::new());
         let has_lower = l2.is_some() || l3.is_some();
         let l1 = config.l1_config().enabled.then(|| {
             let counters = Arc::clone(&counters);
-            let demotions = Arc::clone(&demotions);
-            // Under L1's shard lock: the entry is queued before anyone can see it gone from L1.
+            let evicted_use = Arc::clone(&evicted_use);
+            let dirty = Arc::clone(&dirty);
+            // Under L1's shard lock: the use is queued before anyone can see the entry gone from
+            // L1, and a hit (which marks the key dirty under the same lock) is never missed.
             MemoryTier::new(config.l1_config()).with_locked_eviction_sink(move |entry| {
                 let l1 = counters.tier(CacheTierType::L1);
                 bump(&l1.evictions_lru, 1);
@@ -435,7 +465,10 @@ impl CacheManagerBuilder {
                 }
                 if has_lower {
                     bump(&counters.demotions, 1);
-                    demotions.queue(entry);
+                    // Not dirty: L2/L3 hold the entry as it was put, nothing to write.
+                    if dirty.unmark(&entry.key) {
+                        evicted_use.queue(AccessRecord::of(entry, true));
+                    }
                 }
             })
         });
@@ -449,8 +482,8 @@ impl CacheManagerBuilder {
             l3: l3.map(|(t, configured)| TierSlot::new(t, CacheTierType::L3, configured)),
             counters,
             locks: KeyLocks::new(),
-            dirty: DirtyKeys::new(),
-            demotions,
+            dirty,
+            evicted_use,
             maintenance: Maintenance::default(),
             probe_interval: self.probe_interval,
             clock: self.clock,
@@ -537,7 +570,7 @@ impl CacheManager {
     /// miss. Tier failures and unreadable entries are misses of that tier (counted, logged).
     pub fn get(&self, key: &str) -> Option<CacheEntry> {
         let found = self.inner.get(key);
-        self.inner.settle_demotions();
+        self.inner.record_evicted_use(USE_BATCH, false);
         found
     }
 
@@ -545,7 +578,7 @@ impl CacheManager {
     /// stored it, and says which.
     pub fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
         let stored = self.inner.put(entry);
-        self.inner.settle_demotions();
+        self.inner.record_evicted_use(USE_BATCH, false);
         stored
     }
 
@@ -582,7 +615,7 @@ impl CacheManager {
     /// it; below, the updated entry is stored where it is (not promoted).
     pub fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
         let outcome = self.inner.invalidate_by_health(key);
-        self.inner.settle_demotions();
+        self.inner.record_evicted_use(USE_BATCH, false);
         outcome
     }
 
@@ -706,7 +739,7 @@ impl Inner {
         if !error.is_tier_failure() {
             return;
         }
-        let write_failures = if matches!(op, "put" | "delete" | "clear") {
+        let write_failures = if matches!(op, "put" | "delete" | "clear" | "record uses") {
             slot.write_failures.fetch_add(1, Ordering::AcqRel).saturating_add(1)
         } else {
             slot.write_failures.load(Ordering::Acquire)
@@ -781,16 +814,17 @@ impl Inner {
         let now = self.now();
         if let Some(l1) = &self.l1 {
             let counters = self.counters.tier(CacheTierType::L1);
+            // Marked dirty under L1's shard lock, where an eviction of the key looks.
             let hit = l1.touch(key, |e| {
                 if !e.is_expired_at(now) {
                     e.access_count = e.access_count.saturating_add(1);
                     e.last_accessed = now;
+                    self.dirty.mark(key);
                 }
             });
             match hit {
                 Some(entry) if !entry.is_expired_at(now) => {
                     bump(&counters.hits, 1);
-                    self.dirty.mark(key);
                     return Some(entry);
                 }
                 Some(_) => {
@@ -801,8 +835,8 @@ impl Inner {
                 None => bump(&counters.misses, 1),
             }
         }
-        // A queued demotion of this key goes down first, so the tiers below are current.
-        self.demote_locked(key);
+        // Use of this key that L1 saw before evicting it and the tiers below have not recorded.
+        let unrecorded = self.evicted_use.take(key);
         for slot in self.slots() {
             if !slot.serving() || slot.stale(key) {
                 continue;
@@ -816,6 +850,9 @@ impl Inner {
                 }
                 Ok(Some(mut entry)) => {
                     bump(&counters.hits, 1);
+                    if let Some(record) = &unrecorded {
+                        record.apply_to(&mut entry);
+                    }
                     self.complete_health_detail(slot, &mut entry);
                     entry.access_count = entry.access_count.saturating_add(1);
                     entry.last_accessed = now;
@@ -835,6 +872,9 @@ impl Inner {
                 }
             }
         }
+        if let Some(record) = unrecorded {
+            self.evicted_use.queue(record);
+        }
         None
     }
 
@@ -848,17 +888,8 @@ impl Inner {
         let Some(l3) = self.l3.as_ref().filter(|l3| l3.serving() && !l3.stale(&entry.key)) else {
             return;
         };
-        match l3.tier.peek(&entry.key) {
-            Ok(Some(full)) => {
-                entry.last_health_check = full.last_health_check;
-                entry.consecutive_health_failures = full.consecutive_health_failures;
-                entry.consecutive_health_successes = full.consecutive_health_successes;
-                entry.recovery_attempt = full.recovery_attempt;
-                entry.next_check_time = full.next_check_time;
-                entry.last_health_error = full.last_health_error;
-                entry.total_health_checks = full.total_health_checks;
-                entry.total_health_check_failures = full.total_health_check_failures;
-            }
+        match l3.tier.health_detail(&entry.key) {
+            Ok(Some(detail)) => detail.apply_to(entry),
             Ok(None) => {}
             Err(e) if e.is_tier_failure() => self.failed(l3, "get", &entry.key, &e),
             // An unreadable L3 copy is found and counted by the lookup that reaches it.
@@ -869,13 +900,16 @@ impl Inner {
     /// Copies `entry`, found in `found_in`, to the tiers above it.
     fn promote_locked(&self, entry: &CacheEntry, found_in: CacheTierType) {
         if let Some(l1) = &self.l1 {
+            // L1 is about to hold a use the tiers below have not seen: marked first, so that
+            // an eviction right after the put finds it.
+            self.dirty.mark(&entry.key);
             PROMOTING.set(true);
             let stored = l1.put(entry);
             PROMOTING.set(false);
             if stored.is_ok() {
                 bump(&self.counters.promotions, 1);
-                // L1 now holds a use the tiers below have not seen.
-                self.dirty.mark(&entry.key);
+            } else {
+                self.dirty.unmark(&entry.key);
             }
         }
         if found_in == CacheTierType::L3
@@ -899,8 +933,10 @@ impl Inner {
         }
         let key = entry.key.as_str();
         let _guard = self.locks.lock(key);
-        // What was queued for demotion is superseded.
-        drop(self.demotions.take(key));
+        // Use noted of the previous entry is superseded (unmarked before L1 holds the new one,
+        // so that its eviction does not record the old use).
+        self.evicted_use.forget(key);
+        self.dirty.unmark(key);
         let mut stored = Stored::default();
         let mut failures = Vec::new();
         if let Some(l1) = &self.l1 {
@@ -909,21 +945,14 @@ impl Inner {
                 Err(e) => failures.push(format!("L1: {e}")),
             }
         }
-        let mut lower_complete = true;
         for slot in self.slots() {
             match self.write_to(slot, entry) {
                 Ok(()) => match slot.kind {
                     CacheTierType::L2 => stored.l2 = true,
                     _ => stored.l3 = true,
                 },
-                Err(reason) => {
-                    lower_complete = false;
-                    failures.push(reason);
-                }
+                Err(reason) => failures.push(reason),
             }
-        }
-        if lower_complete {
-            self.dirty.unmark(key);
         }
         if stored == Stored::default() {
             return Err(ManagerError::NotStored {
@@ -936,7 +965,7 @@ impl Inner {
 
     /// Removes `key` from every tier (the caller holds its lock).
     fn delete_locked(&self, key: &str) -> bool {
-        drop(self.demotions.take(key));
+        self.evicted_use.forget(key);
         self.dirty.unmark(key);
         let mut deleted = false;
         if let Some(l1) = &self.l1 {
@@ -956,7 +985,7 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             total += l1.clear().unwrap_or(0);
         }
-        self.demotions.clear();
+        self.evicted_use.clear();
         self.dirty.clear();
         for slot in self.slots() {
             if !slot.serving() {
@@ -989,15 +1018,18 @@ impl Inner {
             found = Some((CacheTierType::L1, entry));
         }
         if found.is_none() {
-            // Not in L1: a queued demotion of it goes down first, so the tiers below are current
-            // (an eviction is queued atomically with it, so "not in L1" means "queued or below").
-            self.demote_locked(key);
+            // Not in L1: its use that L1 saw (queued atomically with the eviction, so "not in
+            // L1" means "queued or recorded below") goes down with the update.
+            let unrecorded = self.evicted_use.take(key);
             for slot in self.slots() {
                 if !slot.serving() || slot.stale(key) {
                     continue;
                 }
                 match slot.tier.peek(key) {
                     Ok(Some(mut entry)) => {
+                        if let Some(record) = &unrecorded {
+                            record.apply_to(&mut entry);
+                        }
                         self.complete_health_detail(slot, &mut entry);
                         found = Some((slot.kind, entry));
                         break;
@@ -1059,62 +1091,86 @@ impl Inner {
         HealthInvalidation::Marked { failure_count }
     }
 
-    /// Demotes the queued eviction of `key`, if any (the caller holds its lock): written to
-    /// L2/L3 marked `evicted_from_l1` when L1 held use they have not seen, else nothing.
-    fn demote_locked(&self, key: &str) {
-        let Some(mut entry) = self.demotions.take(key) else {
-            return;
+    /// Records the queued use of evicted entries in L2/L3 when at least `at_least` are queued
+    /// (one [`CacheTier::record_accesses`] batch per tier); why each tier that did not record
+    /// it did not. With `wait`, waits for a batch another thread is writing first; without,
+    /// returns at once when one is (that thread carries on with what is queued next time).
+    pub(crate) fn record_evicted_use(&self, at_least: usize, wait: bool) -> Vec<String> {
+        let _writer = if wait {
+            relock(&self.evicted_use.writer)
+        } else {
+            match self.evicted_use.writer.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::WouldBlock) => return Vec::new(),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            }
         };
-        // Back in L1 since (a put or a promotion): L1 has the current entry.
-        if self.l1.as_ref().is_some_and(|l1| l1.contains(key).unwrap_or(false)) {
-            return;
+        let batch: Vec<AccessRecord> = {
+            let mut log = relock(&self.evicted_use.log);
+            if log.queued.is_empty() || log.queued.len() < at_least {
+                return Vec::new();
+            }
+            log.in_flight = std::mem::take(&mut log.queued);
+            log.in_flight.values().cloned().collect()
+        };
+        let failures = self.record_uses(&batch);
+        relock(&self.evicted_use.log).in_flight.clear();
+        bump(&self.counters.demotion_writes, batch.len() as u64);
+        if !failures.is_empty() {
+            tracing::warn!(entries = batch.len(), "the use of evicted entries was not recorded by every tier");
         }
-        // Not dirty: L2/L3 hold the entry as it was put.
-        if !self.dirty.unmark(key) {
-            return;
-        }
-        entry.evicted_from_l1 = true;
-        if !self.write_down(CacheTierType::L2, &entry).is_empty() {
-            tracing::warn!(key, "demotion incomplete: the access data of this entry may be lost");
-        }
-        bump(&self.counters.demotion_writes, 1);
+        failures
     }
 
-    /// Demotes every queued eviction, each under its key's lock.
-    pub(crate) fn settle_demotions(&self) {
-        loop {
-            let keys = self.demotions.some_keys(64);
-            if keys.is_empty() {
-                return;
+    /// Records `batch` in every serving disk tier; why each tier that did not, did not. A
+    /// degraded tier is skipped (and named): use only orders evictions, it is not worth a
+    /// resync.
+    fn record_uses(&self, batch: &[AccessRecord]) -> Vec<String> {
+        let mut failures = Vec::new();
+        if batch.is_empty() {
+            return failures;
+        }
+        for slot in self.slots() {
+            if !slot.serving() {
+                failures.push(format!("{}: degraded", slot.kind));
+                continue;
             }
-            for key in keys {
-                let _guard = self.locks.lock(&key);
-                self.demote_locked(&key);
+            match slot.tier.record_accesses(batch) {
+                Ok(_) => slot.write_failures.store(0, Ordering::Release),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", slot.kind));
+                    self.failed(slot, "record uses", "", &e);
+                }
             }
         }
+        failures
     }
 
     pub(crate) fn flush(&self) -> Result<(), ManagerError> {
         let mut failures = Vec::new();
         if let Some(l1) = &self.l1 {
+            // The use of entries still in L1, as one batch.
+            let mut batch = Vec::new();
             for key in self.dirty.snapshot() {
                 let _guard = self.locks.lock(&key);
-                if !self.dirty.contains(&key) {
+                if !self.dirty.unmark(&key) {
                     continue;
                 }
-                let Ok(Some(entry)) = l1.peek(&key) else {
-                    // Gone from L1: its demotion (queued) carries the data.
-                    continue;
-                };
-                let missed = self.write_down(CacheTierType::L2, &entry);
-                let complete = missed.is_empty();
-                failures.extend(missed.into_iter().map(|reason| format!("{key:?}: {reason}")));
-                if complete {
-                    self.dirty.unmark(&key);
+                if let Ok(Some(entry)) = l1.peek(&key) {
+                    batch.push(AccessRecord::of(&entry, false));
                 }
             }
+            let missed = self.record_uses(&batch);
+            if !missed.is_empty() {
+                // Noted again, for the next flush.
+                for record in &batch {
+                    self.dirty.mark(&record.key);
+                }
+                failures.extend(missed);
+            }
+            bump(&self.counters.demotion_writes, batch.len() as u64);
         }
-        self.settle_demotions();
+        failures.extend(self.record_evicted_use(1, true));
         for slot in self.slots() {
             if slot.serving()
                 && let Err(e) = slot.tier.flush()
