@@ -8,7 +8,7 @@
 //! one chance in [`STRIPES`] per pair of concurrent operations. That is never a deadlock,
 //! because no code holds two key locks at once (checked in debug builds).
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use crate::sync::{Sharded, relock};
 
@@ -51,7 +51,7 @@ impl KeyLocks {
     }
 
     #[cfg(test)]
-    fn stripe_of(&self, key: &str) -> *const Mutex<()> {
+    fn stripe_of(&self, key: &str) -> *const std::sync::Mutex<()> {
         self.stripes.for_key(key)
     }
 }
