@@ -73,6 +73,59 @@ pub(crate) enum Command {
     RotateKey(CacheOnlyArgs),
     /// Remove the expired entries from every tier and report how many.
     Cleanup(CacheOnlyArgs),
+    /// Replay proxywhirl's benchmark workload through pw-cache (release build).
+    ///
+    /// Runs the configurations and phases of `bench_python.py` (each tier alone, the manager
+    /// with JSONL and with SQLite L2; put, get_hit, get_miss, mixed) and prints one JSON record
+    /// per (config, phase) on stdout, in that script's schema with "impl": "pw-cache". With
+    /// `--vs-python`, runs `bench_python.py` with the reference venv afterwards and prints the
+    /// table of ratios pw-cache / proxywhirl on stderr. See docs/performance.md.
+    Bench(BenchArgs),
+}
+
+/// The options of `bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Sizes every configuration runs at (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    pub(crate) sizes: Vec<usize>,
+    /// Extra sizes for the SQLite configurations (comma separated; 0 = none). The reference
+    /// gets the first one only.
+    #[arg(long, value_delimiter = ',', default_value = "100000")]
+    pub(crate) big: Vec<usize>,
+    /// Parent of the temporary cache directories: /dev/shm is tmpfs (the reference's default);
+    /// give a directory on a disk to measure the disk.
+    #[arg(long, default_value = "/dev/shm")]
+    pub(crate) dir: PathBuf,
+    /// Also write the JSON records to this file.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// Seconds one of our phases may run before it is cut.
+    #[arg(long, default_value_t = 300.0)]
+    pub(crate) cap: f64,
+    /// Only these configurations (comma separated: tier_memory, tier_jsonl, tier_sqlite_l2,
+    /// tier_sqlite_l3, manager_jsonl, manager_sqlite).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Then fill an L1 tier with this many entries in a fresh process and print its resident
+    /// memory per entry (0 = skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) l1_memory: usize,
+    /// Also run proxywhirl 0.3.3's bench_python.py and print the ratios.
+    #[arg(long)]
+    pub(crate) vs_python: bool,
+    /// Where bench_python.py is (its ref-venv.sh must be beside it).
+    #[arg(long)]
+    pub(crate) python_bench: Option<PathBuf>,
+    /// bench_python.py's --cap (seconds per phase).
+    #[arg(long, default_value_t = 8.0)]
+    pub(crate) python_cap: f64,
+    /// bench_python.py's --budget (seconds in all before it skips phases).
+    #[arg(long, default_value_t = 280.0)]
+    pub(crate) python_budget: f64,
+    /// Also write the ratio table (Markdown) to this file.
+    #[arg(long)]
+    pub(crate) table: Option<PathBuf>,
 }
 
 /// Which backend holds L2.

@@ -3,7 +3,8 @@
 //! The operator commands work on a cache directory as proxywhirl lays it out (an L2 directory of
 //! JSONL shards or `l2_cache.db`, and an L3 SQLite database): `migrate-jsonl`, `warm`, `export`,
 //! `stats`, `rotate-key` and `cleanup`. `show-config` checks a configuration file. Every command
-//! is documented in `docs/cli.md` and by `cargo xtask <command> --help`.
+//! is documented in `docs/cli.md` and by `cargo xtask <command> --help`. `bench` replays
+//! proxywhirl's benchmark through pw-cache (see `docs/performance.md`).
 //!
 //! Exit codes: 0 success; 1 partial (something was skipped or failed, and reported); 2 bad usage
 //! or unusable input (the one-line message names the path or the key's source, never a key).
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Stats(args) => commands::stats::run(&args, &mut out),
         Command::RotateKey(args) => commands::rotate_key::run(&args, &mut out),
         Command::Cleanup(args) => commands::cleanup::run(&args, &mut out),
+        Command::Bench(args) => commands::bench::run(&args),
     };
     print_summary(&out);
     match result {

@@ -16,6 +16,7 @@ macro_rules! say {
     }};
 }
 
+pub(crate) mod bench;
 pub(crate) mod cleanup;
 pub(crate) mod export;
 pub(crate) mod migrate_jsonl;

@@ -6,10 +6,11 @@
 //! the pool, typed decoding, and Fernet (two encryptions per put, two decryptions per get for
 //! entries with credentials: see `fernet_*`).
 //!
-//! The workload is `../shared/bench/bench_python.py`'s (the baseline of proxywhirl 0.3.3): entry
-//! `i` has `proxy_url = http://10.{i>>16&255}.{i>>8&255}.{i&255}:{8000 + i % 1000}`, its
-//! generated key, source `fetched/user/api/warmed`, TTL one day, and credentials (`user{i}`,
-//! `pass-{i}-secret`) on odd `i`; miss keys are the keys of `http://miss.example:{i}`.
+//! The workload is `../shared/bench/bench_python.py`'s (the baseline of proxywhirl 0.3.3), from
+//! [`pw_cache_benches::workload`]: entry `i` has
+//! `proxy_url = http://10.{i>>16&255}.{i>>8&255}.{i&255}:{8000 + i % 1000}`, its generated key,
+//! source `fetched/user/api/warmed`, TTL one day, and credentials (`user{i}`, `pass-{i}-secret`)
+//! on odd `i`; miss keys are the keys of `http://miss.example:{i}`.
 //!
 //! Phases (each sample runs all N operations; throughput is printed as items/s):
 //! - `put`: N puts into an empty database, one autocommit upsert each (unbounded tier);
@@ -20,7 +21,7 @@
 //! The full databases are filled once per size with one batched transaction. Files live under
 //! `/dev/shm` when it exists, so the numbers are the tiers', not the disk's.
 //!
-//! Run: `cargo bench -p pw-cache-tiers --bench sqlite_tiers`.
+//! Run: `cargo bench -p pw-cache-benches --bench sqlite_tiers`.
 
 // A benchmark that hits an error has nothing to measure: it stops there, as a test would.
 #![allow(
@@ -33,19 +34,14 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use pw_cache_crypto::KeyRing;
-use pw_cache_model::timestamp::{self, to_unix_seconds};
-use pw_cache_model::{CacheEntry, CacheTierConfig, Secret};
-use pw_cache_tiers::CacheTier;
-use pw_cache_tiers::sqlite_l2::{DB_FILE_NAME, SqliteL2Tier};
-use pw_cache_tiers::sqlite_l3::SqliteL3Tier;
+use pw_cache::model::timestamp::{self, to_unix_seconds};
+use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
+use pw_cache::{CacheTier, CacheTierConfig, FernetKey, KeyRing, Secret, SqliteL2Tier, SqliteL3Tier};
+use pw_cache_benches::workload::Workload;
 use rusqlite::{Connection, params};
 
 const SIZES: [usize; 2] = [10_000, 100_000];
 const MAX: usize = 100_000;
-
-#[path = "support/workload.rs"]
-mod workload;
 
 fn main() {
     divan::main();
@@ -55,11 +51,21 @@ fn main() {
     }
 }
 
-static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(workload::bench_ring);
+static RING: LazyLock<Arc<KeyRing>> = LazyLock::new(bench_ring);
 
-static ENTRIES: LazyLock<Vec<CacheEntry>> = LazyLock::new(|| workload::entries(MAX, timestamp::now_utc()));
+/// The workload's first `MAX` entries and miss keys (its mixed sequence is not used here).
+static WORKLOAD: LazyLock<Workload> = LazyLock::new(|| Workload::new(MAX, timestamp::now_utc()));
 
-static MISS_KEYS: LazyLock<Vec<String>> = LazyLock::new(|| workload::miss_keys(MAX));
+/// Where bench files go: `/dev/shm` when there is one (the reference's numbers were on tmpfs).
+fn bench_root() -> PathBuf {
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() { shm } else { std::env::temp_dir() }
+}
+
+/// A ring with one fresh key.
+fn bench_ring() -> Arc<KeyRing> {
+    Arc::new(KeyRing::new(FernetKey::generate(), []))
+}
 
 /// An entry's username and password tokens (the bytes stored), if set.
 type Tokens = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -67,7 +73,11 @@ type Tokens = (Option<Vec<u8>>, Option<Vec<u8>>);
 /// Each entry's credential tokens, made once (the baseline's rows).
 static TOKENS: LazyLock<Vec<Tokens>> = LazyLock::new(|| {
     let seal = |s: &Option<Secret>| s.as_ref().map(|s| RING.encrypt(s).into_bytes());
-    ENTRIES.iter().map(|e| (seal(&e.username), seal(&e.password))).collect()
+    WORKLOAD
+        .entries
+        .iter()
+        .map(|e| (seal(&e.username), seal(&e.password)))
+        .collect()
 });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +144,7 @@ fn raw_connection(path: &Path) -> Connection {
 
 /// The baseline's put of entry `i`: one autocommit upsert, tokens made beforehand.
 fn raw_put(conn: &Connection, table: Table, i: usize) -> usize {
-    let e = &ENTRIES[i];
+    let e = &WORKLOAD.entries[i];
     let (user, pass) = &TOKENS[i];
     let fetch = to_unix_seconds(e.fetch_time);
     let last = to_unix_seconds(e.last_accessed);
@@ -225,7 +235,7 @@ fn full(n: usize) -> Arc<Full> {
     }
     let full = Arc::new(Full {
         n,
-        dir: tempfile::tempdir_in(workload::bench_root()).unwrap(),
+        dir: tempfile::tempdir_in(bench_root()).unwrap(),
     });
     for (table, raw) in [
         (Table::L2, false),
@@ -267,7 +277,7 @@ fn open_tier(table: Table, full: &Full) -> Box<dyn CacheTier> {
 }
 
 fn empty_tier(table: Table, config: &CacheTierConfig) -> (tempfile::TempDir, Box<dyn CacheTier>) {
-    let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
+    let dir = tempfile::tempdir_in(bench_root()).unwrap();
     let tier: Box<dyn CacheTier> = match table {
         Table::L2 => Box::new(SqliteL2Tier::open(dir.path(), config, Arc::clone(&RING)).unwrap()),
         Table::L3 => Box::new(SqliteL3Tier::open(dir.path().join("l3.db"), config, Arc::clone(&RING)).unwrap()),
@@ -276,12 +286,12 @@ fn empty_tier(table: Table, config: &CacheTierConfig) -> (tempfile::TempDir, Box
 }
 
 fn tier_put(bencher: Bencher, table: Table, n: usize) {
-    LazyLock::force(&ENTRIES);
+    LazyLock::force(&WORKLOAD);
     bencher
         .counter(ItemsCount::new(n))
         .with_inputs(|| empty_tier(table, &CacheTierConfig::unbounded()))
         .bench_local_values(|(dir, tier)| {
-            for e in &ENTRIES[..n] {
+            for e in &WORKLOAD.entries[..n] {
                 tier.put(e).unwrap();
             }
             (dir, tier)
@@ -292,7 +302,7 @@ fn tier_get_hit(bencher: Bencher, table: Table, n: usize) {
     let full = full(n);
     let tier = open_tier(table, &full);
     bencher.counter(ItemsCount::new(n)).bench_local(|| {
-        for e in &ENTRIES[..n] {
+        for e in &WORKLOAD.entries[..n] {
             assert!(tier.get(&e.key).unwrap().is_some());
         }
     });
@@ -302,7 +312,7 @@ fn tier_get_miss(bencher: Bencher, table: Table, n: usize) {
     let full = full(n);
     let tier = open_tier(table, &full);
     bencher.counter(ItemsCount::new(n)).bench_local(|| {
-        for k in &MISS_KEYS[..n] {
+        for k in &WORKLOAD.miss_keys[..n] {
             assert!(tier.get(k).unwrap().is_none());
         }
     });
@@ -313,7 +323,7 @@ fn raw_put_all(bencher: Bencher, table: Table, n: usize) {
     bencher
         .counter(ItemsCount::new(n))
         .with_inputs(|| {
-            let dir = tempfile::tempdir_in(workload::bench_root()).unwrap();
+            let dir = tempfile::tempdir_in(bench_root()).unwrap();
             let conn = raw_connection(&create(table, dir.path()));
             (dir, conn)
         })
@@ -329,7 +339,7 @@ fn raw_get_hit(bencher: Bencher, table: Table, n: usize) {
     let full = full(n);
     let conn = raw_connection(&full.path(table, true));
     bencher.counter(ItemsCount::new(n)).bench_local(|| {
-        for e in &ENTRIES[..n] {
+        for e in &WORKLOAD.entries[..n] {
             assert!(raw_get(&conn, table, &e.key).is_some());
         }
     });
@@ -339,19 +349,19 @@ fn raw_get_miss(bencher: Bencher, table: Table, n: usize) {
     let full = full(n);
     let conn = raw_connection(&full.path(table, true));
     bencher.counter(ItemsCount::new(n)).bench_local(|| {
-        for k in &MISS_KEYS[..n] {
+        for k in &WORKLOAD.miss_keys[..n] {
             assert!(raw_get(&conn, table, k).is_none());
         }
     });
 }
 
 fn put_bounded_half(bencher: Bencher, table: Table, n: usize) {
-    LazyLock::force(&ENTRIES);
+    LazyLock::force(&WORKLOAD);
     bencher
         .counter(ItemsCount::new(n))
         .with_inputs(|| empty_tier(table, &CacheTierConfig::bounded(n as u64 / 2)))
         .bench_local_values(|(dir, tier)| {
-            for e in &ENTRIES[..n] {
+            for e in &WORKLOAD.entries[..n] {
                 tier.put(e).unwrap();
             }
             (dir, tier)
@@ -450,7 +460,7 @@ mod fernet {
 
     #[divan::bench(sample_count = 20, sample_size = 100)]
     fn encrypt_two(bencher: Bencher) {
-        let e = &ENTRIES[1];
+        let e = &WORKLOAD.entries[1];
         bencher.bench_local(|| {
             (
                 RING.encrypt(e.username.as_ref().unwrap()),

@@ -1,0 +1,284 @@
+//! The L1 tier ([`pw_cache::MemoryTier`]) against the caches a user would pick instead,
+//! `moka::sync::Cache` and `quick_cache::sync::Cache`, on the same keys, the same values and
+//! the same capacity, at 1 and 2 threads.
+//!
+//! # What is measured
+//!
+//! The data is the workload of `bench_python.py` ([`pw_cache_benches::workload`]): the first
+//! `n` entries (`n` = 10,000 and 100,000) and `n` miss keys. Every cache maps the entry's key
+//! (a `String`) to the whole [`CacheEntry`], and every `get` returns a clone of the entry, as
+//! the tier's [`CacheTier::get`] does (moka's and quick_cache's `get` clone the value too):
+//! the clone (five small allocations for an entry with credentials) is part of every number.
+//! Each candidate keeps its own policy: the tier its default (LRU, up to 16 shards of `std`
+//! mutexes, SipHash), moka its TinyLFU (SipHash), quick_cache its CLOCK-PRO (ahash, `4 × cores`
+//! shards).
+//!
+//! - `get_hit`: gets of the `n` held keys, in the workload's order, from a cache of capacity
+//!   `2 n` filled with the `n` entries beforehand (headroom so that no candidate evicts any:
+//!   the fill is checked, and every get of the sample must hit).
+//! - `get_miss`: gets of the `n` miss keys from that same filled cache.
+//! - `insert_evict`: the `n` entries inserted into an empty cache of capacity `n / 10` (so 90 %
+//!   of inserts evict, or for moka, are refused by its admission filter), the key and the entry
+//!   cloned by each insert (the tier's `put` takes `&CacheEntry` and clones it; the others are
+//!   given `key.clone()` and `entry.clone()`). moka defers its eviction work:
+//!   `run_pending_tasks` ends each sample, so that the work is counted.
+//!
+//! Threads: the cases `t=1` and `t=2` run each sample on `t` scoped threads sharing the cache
+//! (spawned for `t=1` too, so the two pay the same fixed cost). For the gets each thread does
+//! at least [`MIN_OPS_PER_THREAD`] gets (whole passes over the keys, thread `i` starting at
+//! key `i n / t`); for `insert_evict` thread `i` inserts entries `i, i + t, i + 2t, ...`, so the
+//! `n` inserts are split between the threads. The counter is the total number of operations
+//! of the sample on all threads, so the items/s divan prints is the aggregate throughput and
+//! `t=2` over `t=1` is the scaling (the target is ≥ 1.5 on a machine with 2 free cores).
+//!
+//! `machine_scaling` is the ceiling of that ratio on the machine at hand: the same threads
+//! doing pure arithmetic ([`SplitMix64`] draws: no memory, no sharing). Where it is itself
+//! below 1.5 (a shared machine, SMT siblings, a busy neighbour), no cache can reach 1.5 there:
+//! compare a cache's ratio with this one. `entry_clone` is the floor of `get_hit`: the same
+//! passes over the same entries, only cloning each (no cache), which every candidate pays.
+//!
+//! # Run
+//!
+//! ```text
+//! cargo bench -p pw-cache-benches --bench l1_vs_moka
+//! cargo bench -p pw-cache-benches --bench l1_vs_moka -- --sample-count 10 get_hit
+//! ```
+//!
+//! Read the "items/s" lines: for each case, the tier's median against moka's and quick_cache's
+//! (the issue's target: the tier's get within 2× of moka's, i.e. at least half its rate).
+
+// A benchmark that hits an error has nothing to measure: it stops there, as a test would.
+#![allow(
+    clippy::unwrap_used,
+    reason = "a bench that cannot set up its data should stop at once, with the error"
+)]
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use pw_cache::{CacheEntry, CacheTier, CacheTierConfig, MemoryTier};
+use pw_cache_benches::workload::{SplitMix64, Workload};
+
+/// The largest size: the workload is built once at this size and sliced.
+const MAX: usize = 100_000;
+
+/// The draws per thread per sample of `machine_scaling`.
+const SPIN_DRAWS_PER_THREAD: usize = 4_000_000;
+
+/// Each thread does at least this many gets per sample (whole passes over the keys), so that
+/// spawning the threads is noise (below 1 %).
+const MIN_OPS_PER_THREAD: usize = 100_000;
+
+fn main() {
+    divan::main();
+}
+
+/// The workload's entries and miss keys, `MAX` of each.
+static WORKLOAD: LazyLock<Workload> = LazyLock::new(|| Workload::new(MAX, pw_cache::model::timestamp::now_utc()));
+
+/// One case: `n` entries, `threads` threads.
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    n: usize,
+    threads: usize,
+}
+
+impl fmt::Display for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "n={} t={}", self.n, self.threads)
+    }
+}
+
+const CASES: [Case; 4] = [
+    Case { n: 10_000, threads: 1 },
+    Case { n: 10_000, threads: 2 },
+    Case { n: 100_000, threads: 1 },
+    Case { n: 100_000, threads: 2 },
+];
+
+/// What the benches need of a cache: the tier's operations, in the others' terms.
+trait Candidate: Sync {
+    /// An empty cache of at most `capacity` entries.
+    fn with_capacity(capacity: usize) -> Self;
+    /// The entry under `key`, cloned.
+    fn get(&self, key: &str) -> Option<CacheEntry>;
+    /// Stores a copy of `entry` under its key.
+    fn insert(&self, entry: &CacheEntry);
+    /// Finishes deferred work (moka's eviction and admission).
+    fn settle(&self) {}
+}
+
+/// The L1 tier, as the manager builds it (`MemoryTier::new`, default shards and policy).
+struct PwCacheL1(MemoryTier);
+
+impl Candidate for PwCacheL1 {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(MemoryTier::new(&CacheTierConfig::bounded(capacity as u64)))
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.0.get(key).unwrap()
+    }
+
+    fn insert(&self, entry: &CacheEntry) {
+        self.0.put(entry).unwrap();
+    }
+}
+
+/// `moka::sync::Cache` with its defaults (TinyLFU, SipHash).
+struct Moka(moka::sync::Cache<String, CacheEntry>);
+
+impl Candidate for Moka {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(moka::sync::Cache::new(capacity as u64))
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.0.get(key)
+    }
+
+    fn insert(&self, entry: &CacheEntry) {
+        self.0.insert(entry.key.clone(), entry.clone());
+    }
+
+    fn settle(&self) {
+        self.0.run_pending_tasks();
+    }
+}
+
+/// `quick_cache::sync::Cache` with its defaults (CLOCK-PRO, ahash, `4 × cores` shards).
+struct QuickCache(quick_cache::sync::Cache<String, CacheEntry>);
+
+impl Candidate for QuickCache {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(quick_cache::sync::Cache::new(capacity))
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.0.get(key)
+    }
+
+    fn insert(&self, entry: &CacheEntry) {
+        self.0.insert(entry.key.clone(), entry.clone());
+    }
+}
+
+/// A cache of capacity `2 n` holding entries `0..n` (checked).
+fn filled<C: Candidate>(n: usize) -> C {
+    let cache = C::with_capacity(2 * n);
+    for e in &WORKLOAD.entries[..n] {
+        cache.insert(e);
+    }
+    cache.settle();
+    let held = WORKLOAD.entries[..n]
+        .iter()
+        .filter(|e| cache.get(&e.key).is_some())
+        .count();
+    assert_eq!(held, n, "the filled cache must hold every entry");
+    cache
+}
+
+/// Runs `op(thread)` on `threads` scoped threads and waits for them.
+fn on_threads(threads: usize, op: impl Fn(usize) + Sync) {
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let op = &op;
+            scope.spawn(move || op(thread));
+        }
+    });
+}
+
+/// `passes` passes of gets over `keys` on each of `case.threads` threads, thread `i` starting
+/// at key `i n / t`; each get must return `Some` when `hit`, `None` otherwise.
+fn gets<C: Candidate>(bencher: Bencher, cache: &C, keys: &[String], case: Case, hit: bool) {
+    let n = keys.len();
+    let passes = MIN_OPS_PER_THREAD.div_ceil(n);
+    bencher
+        .counter(ItemsCount::new(case.threads * passes * n))
+        .bench_local(|| {
+            on_threads(case.threads, |thread| {
+                let start = thread * n / case.threads;
+                let mut found = 0usize;
+                for _ in 0..passes {
+                    for key in keys[start..].iter().chain(&keys[..start]) {
+                        found += usize::from(divan::black_box(cache.get(key)).is_some());
+                    }
+                }
+                assert_eq!(found, if hit { passes * n } else { 0 });
+            });
+        });
+}
+
+/// Gets of held keys: each returns a clone of the entry.
+#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+fn get_hit<C: Candidate>(bencher: Bencher, case: Case) {
+    let cache = filled::<C>(case.n);
+    let keys: Vec<String> = WORKLOAD.entries[..case.n].iter().map(|e| e.key.clone()).collect();
+    gets(bencher, &cache, &keys, case, true);
+}
+
+/// Gets of absent keys, from the same filled cache.
+#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+fn get_miss<C: Candidate>(bencher: Bencher, case: Case) {
+    let cache = filled::<C>(case.n);
+    gets(bencher, &cache, &WORKLOAD.miss_keys[..case.n], case, false);
+}
+
+/// `n` inserts into an empty cache of capacity `n / 10`: most of them evict (or are refused).
+#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+fn insert_evict<C: Candidate>(bencher: Bencher, case: Case) {
+    let entries = &WORKLOAD.entries[..case.n];
+    bencher
+        .counter(ItemsCount::new(case.n))
+        .with_inputs(|| C::with_capacity(case.n / 10))
+        .bench_local_values(|cache| {
+            on_threads(case.threads, |thread| {
+                for e in entries.iter().skip(thread).step_by(case.threads) {
+                    cache.insert(e);
+                }
+            });
+            cache.settle();
+            // Returned: the cache and what it still holds are dropped outside the timing.
+            cache
+        });
+}
+
+/// The machine's own scaling: `t` threads each drawing [`SPIN_DRAWS_PER_THREAD`] numbers from
+/// a [`SplitMix64`] of its own (CPU only). The ceiling of any cache's `t=2` / `t=1` here.
+#[divan::bench(args = [1, 2], sample_count = 20, sample_size = 1)]
+fn machine_scaling(bencher: Bencher, threads: usize) {
+    bencher
+        .counter(ItemsCount::new(threads * SPIN_DRAWS_PER_THREAD))
+        .bench_local(|| {
+            on_threads(threads, |thread| {
+                let mut rng = SplitMix64::new(divan::black_box(thread as u64));
+                let mut acc = 0u64;
+                for _ in 0..SPIN_DRAWS_PER_THREAD {
+                    acc ^= rng.next_u64();
+                }
+                divan::black_box(acc);
+            });
+        });
+}
+
+/// The floor of `get_hit`: the same passes and threads over the workload's entries, each only
+/// cloned (no lookup, no lock), as every candidate's hit returns a clone.
+#[divan::bench(args = CASES, sample_count = 20, sample_size = 1)]
+fn entry_clone(bencher: Bencher, case: Case) {
+    let entries = &WORKLOAD.entries[..case.n];
+    let passes = MIN_OPS_PER_THREAD.div_ceil(case.n);
+    bencher
+        .counter(ItemsCount::new(case.threads * passes * case.n))
+        .bench_local(|| {
+            on_threads(case.threads, |thread| {
+                let start = thread * case.n / case.threads;
+                for _ in 0..passes {
+                    for e in entries[start..].iter().chain(&entries[..start]) {
+                        divan::black_box(e.clone());
+                    }
+                }
+            });
+        });
+}

@@ -1,0 +1,15 @@
+//! pw-cache's benchmarks (not published).
+//!
+//! - [`workload`]: the workload of proxywhirl's `bench_python.py`, ported exactly (its mixed
+//!   sequence is checked against the one Python draws).
+//! - [`replay`]: that benchmark's configurations and phases run through pw-cache, printing the
+//!   same JSON records; `cargo xtask bench` runs it in release (binary `replay`) and, with
+//!   `--vs-python`, runs the reference beside it and prints the ratios.
+//! - `benches/`: divan benches of the L1 tier against moka and quick_cache, and of the SQLite
+//!   tiers against raw rusqlite.
+//!
+//! See `docs/performance.md` for the figures and how to reproduce them.
+
+pub mod compare;
+pub mod replay;
+pub mod workload;
