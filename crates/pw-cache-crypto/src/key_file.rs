@@ -75,7 +75,7 @@ pub fn create_key_file(path: &Path, key: &FernetKey) -> Result<bool, CryptoError
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+    crate::private_fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
         path.file_name()

@@ -26,6 +26,7 @@
 mod error;
 mod key;
 pub mod key_file;
+pub mod private_fs;
 mod ring;
 mod sources;
 mod token;

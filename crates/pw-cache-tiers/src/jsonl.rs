@@ -71,7 +71,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pw_cache_crypto::KeyRing;
+use pw_cache_crypto::{KeyRing, private_fs};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
 
 pub use line::{decode_line, encode_line, hex_decode, hex_encode};
@@ -170,7 +170,7 @@ impl JsonlTier {
     /// cannot be read.
     pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        private_fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
         fs::read_dir(&dir).map_err(TierError::io("read cache directory", &dir))?;
         let tier = Self {
             shards: (0..NUM_SHARDS as u8)
@@ -465,7 +465,7 @@ impl JsonlTier {
             std::process::id(),
             PROBES.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = fs::OpenOptions::new()
+        let written = private_fs::open_options()
             .write(true)
             .create_new(true)
             .open(&probe)

@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pw_cache_crypto::KeyRing;
+use pw_cache_crypto::{KeyRing, private_fs};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
@@ -118,7 +118,9 @@ impl SqliteL2Tier {
     /// without the columns needed or a newer schema version ([`TierError::Schema`]).
     pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        private_fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        let file = dir.join(DB_FILE_NAME);
+        private_fs::precreate_file(&file).map_err(TierError::io("create database file", &file))?;
         let mut upgraded_from = None;
         let store = Store::open(dir.join(DB_FILE_NAME), Layout::L2, config, ring, |conn, path| {
             upgraded_from = migrate(conn, path, |tx, _from| upgrade(tx, path))?;

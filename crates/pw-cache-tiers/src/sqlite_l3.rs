@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pw_cache_crypto::KeyRing;
+use pw_cache_crypto::private_fs;
 use pw_cache_model::timestamp::to_unix_seconds;
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, HealthStatus, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
@@ -244,8 +245,9 @@ impl SqliteL3Tier {
     pub fn open(path: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(TierError::io("create database directory", parent))?;
+            private_fs::create_dir_all(parent).map_err(TierError::io("create database directory", parent))?;
         }
+        private_fs::precreate_file(&path).map_err(TierError::io("create database file", &path))?;
         let mut report = L3OpenReport::default();
         let store = Store::open(path, Layout::L3, config, ring, |conn, path| {
             let mut added = Vec::new();

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use pw_cache_crypto::private_fs;
 use pw_cache_model::{EvictionPolicy, OffsetDateTime};
 
 use super::line::{self, Classified};
@@ -371,7 +372,7 @@ impl Shard {
             let file = match &self.file {
                 Some(f) if reuse && self.writable => Arc::clone(f),
                 _ => Arc::new(
-                    OpenOptions::new()
+                    private_fs::open_options()
                         .read(true)
                         .append(true)
                         .create(true)
@@ -714,7 +715,7 @@ impl Shard {
             Err(e) => return Err(TierError::io("remove temporary file", tmp)(e)),
         }
         let written = (|| {
-            let mut f = OpenOptions::new().read(true).append(true).create_new(true).open(tmp)?;
+            let mut f = private_fs::open_options().read(true).append(true).create_new(true).open(tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             let meta = f.metadata()?;
