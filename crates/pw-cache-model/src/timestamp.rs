@@ -82,7 +82,13 @@ pub fn format_isoformat(dt: OffsetDateTime) -> String {
     };
     // Formatting with a fixed description only fails for years outside 0..=9999, which
     // `time` cannot represent without its `large-dates` feature: unreachable here.
-    dt.format(description).unwrap_or_else(|_| dt.to_string())
+    let mut text = dt.format(description).unwrap_or_else(|_| dt.to_string());
+    // Python writes an offset's seconds when they are not zero (`+05:30:15`).
+    let seconds = dt.offset().seconds_past_minute();
+    if seconds != 0 {
+        text.push_str(&format!(":{:02}", seconds.unsigned_abs()));
+    }
+    text
 }
 
 /// Parses an isoformat timestamp (see the module docs for what is accepted).
@@ -229,6 +235,25 @@ pub mod isoformat_option {
         let text = Option::<std::borrow::Cow<'_, str>>::deserialize(deserializer)?;
         text.map(|t| parse_isoformat(&t).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod offset_seconds_tests {
+    use super::*;
+
+    #[test]
+    fn offsets_with_seconds_are_written_as_python_writes_them() {
+        // datetime(2099, 4, 16, 10, 0, 0, 250000, timezone(timedelta(hours=5, minutes=30, seconds=15))).isoformat()
+        for (text, written) in [
+            ("2099-04-16T10:00:00.250000+05:30:15", "2099-04-16T10:00:00.250000+05:30:15"),
+            ("2099-04-16T10:00:00-00:00:01", "2099-04-16T10:00:00-00:00:01"),
+            ("2099-04-16T10:00:00+01:02:03", "2099-04-16T10:00:00+01:02:03"),
+        ] {
+            let parsed = parse_isoformat(text).unwrap();
+            assert_eq!(format_isoformat(parsed), written);
+            assert_eq!(parse_isoformat(&format_isoformat(parsed)).unwrap(), parsed);
+        }
     }
 }
 
