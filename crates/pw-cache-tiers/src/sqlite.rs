@@ -73,7 +73,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use pw_cache_crypto::KeyRing;
+use pw_cache_crypto::{KeyRing, private_fs};
 use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
 use pw_cache_model::{
     AccessRecord, CacheEntry, CacheTierConfig, EvictionPolicy, HealthDetail, HealthStatus, OffsetDateTime, Secret,
@@ -766,7 +766,13 @@ pub(crate) struct Store {
     touches: Option<Touches>,
     evictions: AtomicU64,
     pub(crate) health: TierHealth,
+    /// Creates the tables when missing (a database file removed under a running tier comes
+    /// back empty): run by [`Store::probe`].
+    ensure_schema: SchemaFn,
 }
+
+/// A function that creates or checks a tier's schema on a connection.
+pub(crate) type SchemaFn = fn(&mut Connection, &Path) -> Result<(), TierError>;
 
 impl Store {
     /// Opens (creating it if missing) the database at `path`: WAL mode, `schema` run on a first
@@ -777,6 +783,7 @@ impl Store {
         config: &CacheTierConfig,
         ring: Arc<KeyRing>,
         schema: impl FnOnce(&mut Connection, &Path) -> Result<(), TierError>,
+        ensure_schema: SchemaFn,
     ) -> Result<Self, TierError> {
         let manager = SqliteConnectionManager::file(&path).with_init(init_connection);
         let mut first = manager.connect().map_err(sql_error("open database", &path))?;
@@ -799,6 +806,7 @@ impl Store {
             max_entries: config.max_entries,
             policy: config.eviction_policy,
             touches: tracks_hits.then(Touches::default),
+            ensure_schema,
             evictions: AtomicU64::new(0),
             health: TierHealth::new(),
         })
@@ -899,6 +907,14 @@ impl Store {
             }
             // The old pool's connections close when the last one in use is returned.
             *pool = Some(new_pool(&self.path));
+        }
+        // A file removed under the tier comes back empty: private, in WAL mode, with the tables.
+        private_fs::precreate_file(&self.path).map_err(TierError::io("create database file", &self.path))?;
+        {
+            let mut conn = self.conn()?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(self.err("probe"))?;
+            (self.ensure_schema)(&mut conn, &self.path)?;
         }
         self.write("probe", |tx| {
             let version: u32 = tx

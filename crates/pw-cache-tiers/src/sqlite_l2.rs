@@ -122,10 +122,17 @@ impl SqliteL2Tier {
         let file = dir.join(DB_FILE_NAME);
         private_fs::precreate_file(&file).map_err(TierError::io("create database file", &file))?;
         let mut upgraded_from = None;
-        let store = Store::open(dir.join(DB_FILE_NAME), Layout::L2, config, ring, |conn, path| {
-            upgraded_from = migrate(conn, path, |tx, _from| upgrade(tx, path))?;
-            check_schema(conn, path)
-        })?;
+        let store = Store::open(
+            dir.join(DB_FILE_NAME),
+            Layout::L2,
+            config,
+            ring,
+            |conn, path| {
+                upgraded_from = migrate(conn, path, |tx, _from| upgrade(tx, path))?;
+                check_schema(conn, path)
+            },
+            ensure_schema,
+        )?;
         Ok(Self {
             store,
             dir,
@@ -202,6 +209,13 @@ impl SqliteL2Tier {
 }
 
 /// Fails unless the table has the columns this tier uses.
+/// Creates or upgrades the schema, then checks it (what a probe runs on a database that may
+/// have been removed and come back empty).
+fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
+    migrate(conn, path, |tx, _from| upgrade(tx, path))?;
+    check_schema(conn, path)
+}
+
 fn check_schema(conn: &Connection, path: &Path) -> Result<(), TierError> {
     require_columns(conn, path, "l2_cache", &COLUMNS)
 }

@@ -167,6 +167,13 @@ fn upgrade(tx: &Transaction<'_>, path: &Path) -> Result<Vec<&'static str>, TierE
 }
 
 /// Fails unless both tables have every column this tier uses.
+/// Creates or upgrades the schema, then checks it (what a probe runs on a database that may
+/// have been removed and come back empty).
+fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
+    migrate(conn, path, |tx, _from| upgrade(tx, path).map(drop))?;
+    check_schema(conn, path)
+}
+
 fn check_schema(conn: &Connection, path: &Path) -> Result<(), TierError> {
     let entries: Vec<&str> = BASE_COLUMNS
         .iter()
@@ -249,17 +256,24 @@ impl SqliteL3Tier {
         }
         private_fs::precreate_file(&path).map_err(TierError::io("create database file", &path))?;
         let mut report = L3OpenReport::default();
-        let store = Store::open(path, Layout::L3, config, ring, |conn, path| {
-            let mut added = Vec::new();
-            report.schema_upgraded_from = migrate(conn, path, |tx, _from| {
-                added = upgrade(tx, path)?;
+        let store = Store::open(
+            path,
+            Layout::L3,
+            config,
+            ring,
+            |conn, path| {
+                let mut added = Vec::new();
+                report.schema_upgraded_from = migrate(conn, path, |tx, _from| {
+                    added = upgrade(tx, path)?;
+                    Ok(())
+                })?;
+                report.added_columns = added;
+                check_schema(conn, path)?;
+                report.orphaned_history = count_orphans(conn, path)?;
                 Ok(())
-            })?;
-            report.added_columns = added;
-            check_schema(conn, path)?;
-            report.orphaned_history = count_orphans(conn, path)?;
-            Ok(())
-        })?;
+            },
+            ensure_schema,
+        )?;
         if report.orphaned_history > 0 {
             tracing::warn!(
                 path = %store.path().display(),
