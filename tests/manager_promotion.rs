@@ -240,7 +240,11 @@ fn the_use_of_evicted_entries_is_written_in_batches_without_a_flush() {
             m.put(e).unwrap();
             assert_eq!(m.get(&e.key).unwrap().access_count, 1);
         }
-        assert_eq!(m.statistics_breakdown().demotion_writes, pw_cache::USE_BATCH as u64, "{backend}");
+        assert_eq!(
+            m.statistics_breakdown().demotion_writes,
+            pw_cache::USE_BATCH as u64,
+            "{backend}"
+        );
         // Written without a flush or close: another process (a tier opened beside) sees them.
         for tier in [CacheTierType::L2, CacheTierType::L3] {
             let t = open_tier(dir.path(), tier, backend, &ring);
@@ -253,7 +257,11 @@ fn the_use_of_evicted_entries_is_written_in_batches_without_a_flush() {
         let last = &entries[pw_cache::USE_BATCH];
         m.put(&entries[0]).unwrap();
         m.put(last).unwrap();
-        assert_eq!(m.get(&entries[0].key).unwrap().access_count, 1, "{backend}: as put, plus this get");
+        assert_eq!(
+            m.get(&entries[0].key).unwrap().access_count,
+            1,
+            "{backend}: as put, plus this get"
+        );
     }
 }
 

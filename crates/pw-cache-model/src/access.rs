@@ -115,8 +115,14 @@ mod tests {
         rec.access_count = 7;
         rec.last_accessed = e.last_accessed + Duration::seconds(5);
         assert!(rec.apply_to(&mut e));
-        assert_eq!((e.access_count, e.last_accessed, e.evicted_from_l1), (7, rec.last_accessed, true));
-        let later = AccessRecord { evicted_from_l1: false, ..rec.clone() };
+        assert_eq!(
+            (e.access_count, e.last_accessed, e.evicted_from_l1),
+            (7, rec.last_accessed, true)
+        );
+        let later = AccessRecord {
+            evicted_from_l1: false,
+            ..rec.clone()
+        };
         assert!(!later.apply_to(&mut e));
         assert!(e.evicted_from_l1);
     }

@@ -34,9 +34,9 @@ pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};
 pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
 
 pub use pw_cache_model::{
-    AccessRecord, HealthDetail, CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType, ConfigError,
-    EntryError, EvictionPolicy, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES, OffsetDateTime,
-    ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
+    AccessRecord, CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType,
+    ConfigError, EntryError, EvictionPolicy, HealthDetail, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES,
+    OffsetDateTime, ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
 };
 
 pub use pw_cache_crypto::{

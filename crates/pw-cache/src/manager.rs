@@ -46,8 +46,7 @@ use std::time::Duration;
 use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing};
 use pw_cache_model::timestamp::now_utc;
 use pw_cache_model::{
-    AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType,
-    OffsetDateTime,
+    AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, OffsetDateTime,
 };
 use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
 
@@ -1117,7 +1116,10 @@ impl Inner {
         relock(&self.evicted_use.log).in_flight.clear();
         bump(&self.counters.demotion_writes, batch.len() as u64);
         if !failures.is_empty() {
-            tracing::warn!(entries = batch.len(), "the use of evicted entries was not recorded by every tier");
+            tracing::warn!(
+                entries = batch.len(),
+                "the use of evicted entries was not recorded by every tier"
+            );
         }
         failures
     }

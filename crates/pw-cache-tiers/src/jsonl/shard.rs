@@ -715,7 +715,11 @@ impl Shard {
             Err(e) => return Err(TierError::io("remove temporary file", tmp)(e)),
         }
         let written = (|| {
-            let mut f = private_fs::open_options().read(true).append(true).create_new(true).open(tmp)?;
+            let mut f = private_fs::open_options()
+                .read(true)
+                .append(true)
+                .create_new(true)
+                .open(tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             let meta = f.metadata()?;
