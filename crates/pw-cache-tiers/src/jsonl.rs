@@ -403,6 +403,45 @@ impl JsonlTier {
         Ok(())
     }
 
+    fn record_accesses_inner(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
+        let mut changed = 0;
+        for record in records {
+            let key = record.key.as_str();
+            let home = shard_of(key);
+            let applied = self.with_shard(home, |sh| {
+                let guard = sh.lock_exclusive()?;
+                let Some(Found::Line { file, offset, len }) = sh.find(key, None) else {
+                    return Ok::<_, TierError>(false);
+                };
+                let mut buf = vec![0u8; len];
+                std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
+                    .map_err(|e| TierError::io("read shard", self.shard_path(home))(e))?;
+                let mut entry = match line::classify(&buf) {
+                    Classified::Entry(parsed) if parsed.key == key => match line::into_entry(*parsed, &self.ring) {
+                        Ok(entry) => entry,
+                        // Unreadable: a lookup finds and counts it; nothing to record.
+                        Err(_) => return Ok(false),
+                    },
+                    _ => return Ok(false),
+                };
+                if !record.apply_to(&mut entry) {
+                    return Ok(false);
+                }
+                let line = encode_line(&entry, &self.ring)?;
+                let now = self.tick();
+                let rank = Rank {
+                    used: now,
+                    hits: entry.access_count,
+                    born: now,
+                };
+                sh.append(&guard, key, line.as_bytes(), rank, micros(entry.expires_at))?;
+                Ok(true)
+            })?;
+            changed += usize::from(applied);
+        }
+        Ok(changed)
+    }
+
     /// Removes `key` from shard `id` (a rewrite) if it is there.
     fn remove_from(&self, id: usize, key: &str) -> Result<bool, TierError> {
         self.with_shard(id, |sh| {
@@ -581,6 +620,12 @@ impl CacheTier for JsonlTier {
 
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
         self.health.observe(self.put_inner(entry))
+    }
+
+    /// Each record is read, applied and appended under its shard's exclusive lock, so a put
+    /// or delete by another process in between is never overwritten by the older line.
+    fn record_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
+        self.health.observe(self.record_accesses_inner(records))
     }
 
     fn delete(&self, key: &str) -> Result<bool, TierError> {

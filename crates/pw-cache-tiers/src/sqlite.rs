@@ -787,9 +787,19 @@ impl Store {
     ) -> Result<Self, TierError> {
         let manager = SqliteConnectionManager::file(&path).with_init(init_connection);
         let mut first = manager.connect().map_err(sql_error("open database", &path))?;
-        let mode: String = first
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(sql_error("set WAL mode", &path))?;
+        // Several processes creating the database at once: the switch to WAL can be refused
+        // with SQLITE_BUSY at once (no busy handler call); retry it within the busy timeout.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match first.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(BUSY_SPIN_SLEEP);
+                }
+                other => break other.map_err(sql_error("set WAL mode", &path))?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %path.display(), mode, "cache database is not in WAL mode");
         }

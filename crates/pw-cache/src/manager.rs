@@ -963,15 +963,19 @@ impl Inner {
     }
 
     /// Removes `key` from every tier (the caller holds its lock).
+    /// Bottom up (L3, L2, then L1): another process that looks the key up meanwhile finds it
+    /// gone below before it is gone above, so it cannot promote a copy from L3 back into L2
+    /// after L2's delete (that copy would outlive the delete).
     fn delete_locked(&self, key: &str) -> bool {
         self.evicted_use.forget(key);
         self.dirty.unmark(key);
         let mut deleted = false;
+        let slots: Vec<&TierSlot> = self.slots().collect();
+        for slot in slots.into_iter().rev() {
+            deleted |= self.delete_from(slot, key);
+        }
         if let Some(l1) = &self.l1 {
             deleted |= l1.delete(key).unwrap_or(false);
-        }
-        for slot in self.slots() {
-            deleted |= self.delete_from(slot, key);
         }
         deleted
     }
