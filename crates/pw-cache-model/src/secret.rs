@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use secrecy::zeroize::Zeroize as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -20,9 +21,18 @@ pub const MASK: &str = "***";
 pub struct Secret(SecretString);
 
 impl Secret {
-    /// Wraps a value. The `String` given is moved in, not copied.
+    /// Wraps a value. A `String` without spare capacity is moved in; one with spare capacity
+    /// is copied into an exact-size allocation and zeroized (`SecretString` holds a `Box<str>`,
+    /// and shrinking the `String` in place would hand its old block, value included, back to
+    /// the allocator unzeroized).
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let mut value = value.into();
+        if value.capacity() == value.len() {
+            return Self(SecretString::from(value.into_boxed_str()));
+        }
+        let exact: Box<str> = Box::from(value.as_str());
+        value.zeroize();
+        Self(SecretString::from(exact))
     }
 
     /// The plaintext. Call it only where the value is really needed (encryption, the proxy
