@@ -56,3 +56,58 @@ fn config_outputs_hold_no_key() {
     assert_clean("config JSON", &serde_json::to_string(&config).unwrap());
     assert_clean("builder Debug", &format!("{:?}", config.to_builder()));
 }
+
+/// A proxy URL holding credentials would be written to disk as it is (the URL is not
+/// encrypted): the manager refuses it with a typed error that does not repeat them, stores
+/// nothing, and no file under the cache holds them.
+#[test]
+fn a_proxy_url_holding_credentials_is_refused() {
+    use pw_cache::ManagerError;
+    use pw_cache_tests::managers;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = managers::config(dir.path(), pw_cache::L2BackendType::Jsonl, 10)
+        .build()
+        .unwrap();
+    let manager = managers::open(config, &managers::test_ring(), None);
+    for url in [
+        "http://alice:hunter2-url@10.0.0.1:8080",
+        "socks5://hunter2-url@10.0.0.2:1080",
+    ] {
+        let entry = CacheEntry::new(url, "user", 60).unwrap();
+        let err = manager.put(&entry).unwrap_err();
+        assert!(matches!(err, ManagerError::InvalidEntry { .. }), "{err:?}");
+        for text in [err.to_string(), format!("{err:?}")] {
+            assert!(!text.contains("hunter2-url") && !text.contains("alice"), "{text}");
+        }
+        assert!(manager.get(&entry.key).is_none(), "{url}: stored anyway");
+    }
+    // The same proxy with its credentials where they belong is stored, encrypted.
+    let entry = CacheEntry::new("http://10.0.0.1:8080", "user", 60)
+        .unwrap()
+        .with_credentials(Some(Secret::new("alice")), Some(Secret::new("hunter2-url")));
+    manager.put(&entry).unwrap();
+    manager.close().unwrap();
+    for file in walk(dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(b"hunter2-url".len()).any(|w| w == b"hunter2-url"),
+            "{} holds the password in plaintext",
+            file.display()
+        );
+    }
+}
+
+/// Every file under `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

@@ -100,6 +100,17 @@ pub struct CacheEntry {
     pub total_health_check_failures: u64,
 }
 
+/// Whether `proxy_url` carries credentials in its authority (`scheme://user:pass@host`): an `@`
+/// between `://` and the first `/`, `?` or `#`. A cache manager refuses to store such a URL,
+/// because the URL is written to disk in plaintext; the credentials belong in
+/// [`CacheEntry::username`] and [`CacheEntry::password`], which are encrypted.
+pub fn proxy_url_has_userinfo(proxy_url: &str) -> bool {
+    proxy_url.split_once("://").is_some_and(|(_, rest)| {
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        authority.contains('@')
+    })
+}
+
 impl CacheEntry {
     /// A fresh entry for `proxy_url`, the common case: key generated from the URL, fetched and
     /// last accessed now, expiring `ttl_seconds` from now, health unknown, no credentials.
@@ -209,6 +220,28 @@ fn expiry_after(start: OffsetDateTime, ttl_seconds: u64) -> Result<OffsetDateTim
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn userinfo_is_found_in_the_authority_only() {
+        for url in [
+            "http://u:p@1.2.3.4:80",
+            "socks5://u@h:1",
+            "http://@h:1",
+            "https://a:b@c@h/x",
+        ] {
+            assert!(proxy_url_has_userinfo(url), "{url}");
+        }
+        for url in [
+            "http://1.2.3.4:80",
+            "http://h:1/a@b",
+            "http://h:1?x=@",
+            "http://h#@",
+            "a@b",
+            "",
+        ] {
+            assert!(!proxy_url_has_userinfo(url), "{url}");
+        }
+    }
+
     use super::*;
     use time::macros::datetime;
 

@@ -31,7 +31,7 @@ pub mod timestamp;
 
 pub use access::{AccessRecord, HealthDetail};
 pub use config::{CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, MAX_TTL_SECONDS};
-pub use entry::{CacheEntry, EntryError};
+pub use entry::{CacheEntry, EntryError, proxy_url_has_userinfo};
 pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, ParseEnumError};
 pub use key::{CACHE_KEY_LEN, generate_cache_key};
 pub use secret::Secret;

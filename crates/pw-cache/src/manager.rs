@@ -575,6 +575,10 @@ impl CacheManager {
 
     /// Stores `entry` under `entry.key` in every enabled tier; succeeds when at least one
     /// stored it, and says which.
+    ///
+    /// Refused with [`ManagerError::InvalidEntry`], nothing stored: an empty key, and a
+    /// `proxy_url` holding credentials (`scheme://user:pass@host`, see
+    /// [`pw_cache_model::proxy_url_has_userinfo`]), which would reach the disk in plaintext.
     pub fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
         let stored = self.inner.put(entry);
         self.inner.record_evicted_use(USE_BATCH, false);
@@ -925,6 +929,14 @@ impl Inner {
             return Err(ManagerError::InvalidEntry {
                 key: String::new(),
                 reason: "the key is empty".to_owned(),
+            });
+        }
+        if pw_cache_model::proxy_url_has_userinfo(&entry.proxy_url) {
+            return Err(ManagerError::InvalidEntry {
+                key: entry.key.clone(),
+                reason: "proxy_url holds credentials (`user:pass@`), which would be stored in \
+                         plaintext; give them as username and password, which are encrypted"
+                    .to_owned(),
             });
         }
         if self.is_closed() {
