@@ -281,7 +281,9 @@ macro_rules! statements {
             upsert: $upsert,
             delete: concat!("DELETE FROM ", $table, " WHERE key = ?1"),
             delete_all: concat!("DELETE FROM ", $table),
-            count: concat!("SELECT COUNT(*) FROM ", $table),
+            // The rows `keys` lists: a key that is not TEXT (NULL, written by something else)
+            // is not an entry anyone can look up.
+            count: concat!("SELECT COUNT(*) FROM ", $table, " WHERE typeof(key) = 'text'"),
             keys: concat!("SELECT key FROM ", $table),
             cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ?1"),
             touch: concat!(
