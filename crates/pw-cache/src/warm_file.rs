@@ -942,6 +942,13 @@ impl ProxyUrl {
         };
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
+        // The url crate skips extra slashes after `http:` and `https:` (`http:///host`), but an
+        // RFC 3986 reader (Python's urllib.parse, so proxywhirl) sees an empty authority there.
+        if authority.is_empty() {
+            return Err(format!(
+                "`{PROXY_URL}` has no host after `{written_scheme}://` (an extra `/`?)"
+            ));
+        }
         let (had_userinfo, host_port) = match authority.rfind('@') {
             Some(at) => (true, authority.get(at + 1..).unwrap_or_default()),
             None => (false, authority),
