@@ -57,7 +57,7 @@ use crate::sync::{Sharded, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many (see [`EvictedUse`]).
-pub const USE_BATCH: usize = 1024;
+pub const USE_BATCH: usize = 8192;
 
 /// How often a degraded tier is probed, unless the builder says otherwise.
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -1126,7 +1126,10 @@ impl Inner {
                 return Vec::new();
             }
             log.in_flight = std::mem::take(&mut log.queued);
-            log.in_flight.values().cloned().collect()
+            let mut batch: Vec<AccessRecord> = log.in_flight.values().cloned().collect();
+            // In key order: consecutive updates then walk the key index in order.
+            batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            batch
         };
         let failures = self.record_uses(&batch);
         relock(&self.evicted_use.log).in_flight.clear();
