@@ -408,11 +408,12 @@ fn statistics_clean(manager: &CacheManager, backend: Backend, who: &str) {
 }
 
 /// Waits until process `q` is done, failing at once if a process failed (and after
-/// [`PATIENCE`]).
+/// [`PATIENCE`] × the scale: the work grows with it).
 fn wait_for_sibling(dir: &Path, q: usize, start: Instant) {
+    let patience = PATIENCE * u32::try_from(scale()).unwrap_or(u32::MAX);
     while !dir.join(format!("done-{q}")).exists() {
         assert!(!dir.join("failed").exists(), "another process failed");
-        assert!(start.elapsed() < PATIENCE, "waited too long for process {q}");
+        assert!(start.elapsed() < patience, "waited too long for process {q}");
         std::thread::sleep(Duration::from_millis(1));
     }
 }

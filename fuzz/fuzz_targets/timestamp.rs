@@ -1,0 +1,4 @@
+//! Fuzz target `timestamp`: see [`pw_cache_fuzz::check_timestamp`] for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pw_cache_fuzz::check_timestamp(data));

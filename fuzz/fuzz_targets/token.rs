@@ -1,0 +1,4 @@
+//! Fuzz target `token`: see [`pw_cache_fuzz::check_token`] for what it feeds and checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pw_cache_fuzz::check_token(data));
