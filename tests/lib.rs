@@ -402,3 +402,380 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+/// A `redis-server` of the test's own, on a free port of 127.0.0.1, persisting to a temporary
+/// directory with an append-only file synced on every write (so what it acknowledged survives
+/// [`RedisServer::kill`](redis_server::RedisServer::kill)). Tests never reach any other
+/// address. [`RedisServer::start_tls`](redis_server::RedisServer::start_tls) starts one that
+/// speaks only TLS, with a certificate of a private CA ([`TlsFiles`](redis_server::TlsFiles)).
+pub mod redis_server {
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a server may take to answer its first `PING`.
+    pub const START_PATIENCE: Duration = Duration::from_secs(20);
+
+    /// The names of a TLS server's files in its directory: CA certificate, server certificate,
+    /// server key.
+    const TLS_FILE_NAMES: [&str; 3] = ["tls-ca.crt", "tls-server.crt", "tls-server.key"];
+
+    /// A private certificate authority and a server certificate it signed, as PEM, made in
+    /// Rust (rcgen, ECDSA P-256 with `ring`): what a TLS server needs, and what its clients
+    /// must trust. [`RedisServer::start_tls`] writes them into the server's directory.
+    #[derive(Clone)]
+    pub struct TlsFiles {
+        /// The CA's self-signed certificate: the root a client trusts
+        /// (`RedisL3Options::with_tls_root_certs_pem`).
+        pub ca_cert_pem: String,
+        /// The server's certificate, for `127.0.0.1` (an IP address SAN) and `localhost` (a DNS
+        /// SAN), signed by the CA.
+        pub server_cert_pem: String,
+        /// The server's private key (PKCS#8).
+        pub server_key_pem: String,
+    }
+
+    impl TlsFiles {
+        /// A new CA and a server certificate it signed, both valid from a day ago to a day
+        /// from now. Each call makes a CA of its own: one call's CA does not trust another's
+        /// server.
+        pub fn generate() -> Self {
+            use rcgen::{
+                BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+                KeyUsagePurpose,
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let day = time::Duration::days(1);
+
+            let mut ca = CertificateParams::new(Vec::new()).expect("CA parameters");
+            ca.distinguished_name
+                .push(DnType::CommonName, "pw-cache tests private CA");
+            ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            ca.not_before = now - day;
+            ca.not_after = now + day;
+            let ca_key = KeyPair::generate().expect("a CA key");
+            let ca_cert = ca.self_signed(&ca_key).expect("a self-signed CA certificate");
+            let issuer = Issuer::new(ca, ca_key);
+
+            let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .expect("server parameters");
+            server.distinguished_name.push(DnType::CommonName, "localhost");
+            server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            server.use_authority_key_identifier_extension = true;
+            server.not_before = now - day;
+            server.not_after = now + day;
+            let server_key = KeyPair::generate().expect("a server key");
+            let server_cert = server
+                .signed_by(&server_key, &issuer)
+                .expect("a server certificate signed by the CA");
+
+            Self {
+                ca_cert_pem: pem("CERTIFICATE", ca_cert.der()),
+                server_cert_pem: pem("CERTIFICATE", server_cert.der()),
+                server_key_pem: pem("PRIVATE KEY", &server_key.serialize_der()),
+            }
+        }
+    }
+
+    /// `der` as a PEM block labelled `label` (RFC 7468: base64 in lines of 64 characters).
+    fn pem(label: &str, der: &[u8]) -> String {
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for line in text.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+
+    /// A running (or killed) `redis-server`; dropping it kills it.
+    pub struct RedisServer {
+        binary: PathBuf,
+        port: u16,
+        dir: tempfile::TempDir,
+        password: Option<String>,
+        /// `Some` for a TLS-only server (its files are in `dir`).
+        tls: Option<TlsFiles>,
+        child: Option<Child>,
+    }
+
+    /// `/usr/bin/redis-server`, else `redis-server` on `PATH`; panics when there is none.
+    fn binary() -> PathBuf {
+        let usual = PathBuf::from("/usr/bin/redis-server");
+        if usual.is_file() {
+            return usual;
+        }
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("redis-server"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "redis-server not found (looked at /usr/bin/redis-server and PATH): the Redis tests need it; \
+                     install it with `apt-get install redis-server`"
+                )
+            })
+    }
+
+    /// A port of 127.0.0.1 free right now.
+    fn free_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on 127.0.0.1")
+    }
+
+    impl RedisServer {
+        /// Starts a server without a password.
+        pub fn start() -> Self {
+            Self::start_inner(None, None)
+        }
+
+        /// Starts a server that requires `password` (`requirepass`).
+        pub fn start_with_password(password: &str) -> Self {
+            Self::start_inner(Some(password.to_owned()), None)
+        }
+
+        /// Starts a server without a password that speaks only TLS (no plain port), with the
+        /// certificate and key of `tls` (written into its directory) and no client
+        /// certificates asked for; [`RedisServer::url`] is then `rediss://…`.
+        pub fn start_tls(tls: &TlsFiles) -> Self {
+            Self::start_inner(None, Some(tls.clone()))
+        }
+
+        /// [`RedisServer::start_tls`], requiring `password` (`requirepass`).
+        pub fn start_tls_with_password(tls: &TlsFiles, password: &str) -> Self {
+            Self::start_inner(Some(password.to_owned()), Some(tls.clone()))
+        }
+
+        fn start_inner(password: Option<String>, tls: Option<TlsFiles>) -> Self {
+            let mut server = Self {
+                binary: binary(),
+                port: free_port(),
+                dir: tempfile::tempdir().expect("a temporary directory"),
+                password,
+                tls,
+                child: None,
+            };
+            if let Some(tls) = &server.tls {
+                let pems = [&tls.ca_cert_pem, &tls.server_cert_pem, &tls.server_key_pem];
+                for (name, pem) in TLS_FILE_NAMES.into_iter().zip(pems) {
+                    let path = server.dir.path().join(name);
+                    std::fs::write(&path, pem).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                }
+            }
+            server.spawn();
+            server
+        }
+
+        /// `redis://127.0.0.1:<port>` (`rediss://` for a TLS server), with `:<password>@` when
+        /// the server has one.
+        pub fn url(&self) -> String {
+            let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+            match &self.password {
+                Some(pw) => format!("{scheme}://:{pw}@127.0.0.1:{}", self.port),
+                None => format!("{scheme}://127.0.0.1:{}", self.port),
+            }
+        }
+
+        /// The server's port on 127.0.0.1 (its TLS port for a TLS server).
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// The certificates of a TLS server; `None` for a plain one.
+        pub fn tls(&self) -> Option<&TlsFiles> {
+            self.tls.as_ref()
+        }
+
+        /// The server's directory (append-only files, log).
+        pub fn dir(&self) -> &std::path::Path {
+            self.dir.path()
+        }
+
+        /// A client of the server's URL; for a TLS server, trusting only its CA.
+        fn client(&self) -> redis::Client {
+            match &self.tls {
+                None => redis::Client::open(self.url()),
+                Some(tls) => redis::Client::build_with_tls(
+                    self.url(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(tls.ca_cert_pem.clone().into_bytes()),
+                    },
+                ),
+            }
+            .expect("server URL")
+        }
+
+        /// A connection of its own to the server (authenticated; over TLS, trusting its CA, for
+        /// a TLS server), with 5 s timeouts.
+        pub fn connection(&self) -> redis::Connection {
+            let conn = self
+                .client()
+                .get_connection_with_timeout(Duration::from_secs(5))
+                .expect("connect to the test's redis-server");
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            conn.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            conn
+        }
+
+        /// Kills the server with SIGKILL (no shutdown, no final save) and waits for it.
+        pub fn kill(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Kills the server if it runs, then starts it again on the same port and directory
+        /// (it reloads its append-only file).
+        pub fn restart(&mut self) {
+            self.kill();
+            self.spawn();
+        }
+
+        fn spawn(&mut self) {
+            let dir = self.dir.path();
+            let mut cmd = Command::new(&self.binary);
+            if self.tls.is_some() {
+                let [ca, cert, key] = TLS_FILE_NAMES.map(|name| dir.join(name));
+                cmd.args(["--port", "0"])
+                    .arg("--tls-port")
+                    .arg(self.port.to_string())
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(ca)
+                    .args(["--tls-auth-clients", "no"]);
+            } else {
+                cmd.arg("--port").arg(self.port.to_string());
+            }
+            cmd.args(["--bind", "127.0.0.1"])
+                .arg("--dir")
+                .arg(dir)
+                .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+                .arg("--logfile")
+                .arg(dir.join("redis.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if let Some(pw) = &self.password {
+                cmd.args(["--requirepass", pw]);
+            }
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+            self.child = Some(child);
+            self.wait_ready();
+        }
+
+        /// Waits until the server answers `PING` (`+PONG`, or `-NOAUTH` with a password); a
+        /// TLS server over TLS, trusting its CA (with the password, if any).
+        fn wait_ready(&mut self) {
+            let start = Instant::now();
+            let mut last_error = String::new();
+            loop {
+                if let Some(child) = self.child.as_mut()
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    panic!("redis-server exited with {status}:\n{}", self.log());
+                }
+                let answered = if self.tls.is_some() {
+                    self.ping_tls().map_err(|e| last_error = e).is_ok()
+                } else {
+                    self.ping_plain()
+                };
+                if answered {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < START_PATIENCE,
+                    "redis-server on 127.0.0.1:{} did not answer within {START_PATIENCE:?} (last error: \
+                     {last_error}):\n{}",
+                    self.port,
+                    self.log()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+
+        /// The server's log, or nothing when it cannot be read.
+        fn log(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+        }
+
+        /// Whether the plain port answers a `PING` now.
+        fn ping_plain(&self) -> bool {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+            let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+                return false;
+            };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut reply = [0u8; 64];
+            if stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+                return false;
+            }
+            stream
+                .read(&mut reply)
+                .is_ok_and(|n| reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH"))
+        }
+
+        /// A TLS handshake (the server's certificate checked against its CA) and a `PING`.
+        fn ping_tls(&self) -> Result<(), String> {
+            let patience = Duration::from_millis(500);
+            let mut conn = self
+                .client()
+                .get_connection_with_timeout(patience)
+                .map_err(|e| e.to_string())?;
+            conn.set_read_timeout(Some(patience)).map_err(|e| e.to_string())?;
+            conn.set_write_timeout(Some(patience)).map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query::<String>(&mut conn)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+}
+
+/// The entries the L3 tests store (`tests/l3_behaviour.rs`, `tests/redis_tier.rs`,
+/// `tests/redis_tls.rs`): numbered, fetched a second apart from [`l3_entries::T0`], expiring a
+/// century later.
+pub mod l3_entries {
+    use pw_cache::{CacheEntry, OffsetDateTime};
+    use time::macros::datetime;
+
+    /// When entry 0 was fetched.
+    pub const T0: OffsetDateTime = datetime!(2020-01-01 00:00 UTC);
+    /// 100 years: entries fetched in 2020 expire in 2120.
+    pub const TTL: u64 = 36_500 * 86_400;
+
+    /// Entry `k{i:03}` (`http://10.0.0.{i}:8080`), fetched and last used `i` seconds after
+    /// [`T0`], no credentials.
+    pub fn entry(i: i64) -> CacheEntry {
+        CacheEntry::new_at(
+            format!("http://10.0.0.{i}:8080"),
+            "fetched",
+            TTL,
+            T0 + time::Duration::seconds(i),
+        )
+        .expect("a valid entry")
+        .with_key(format!("k{i:03}"))
+    }
+}

@@ -7,7 +7,10 @@
 //!   phases `put`, `get_hit`, `get_miss`;
 //! - `manager_jsonl`, `manager_sqlite`: the [`CacheManager`] with L1 bounded at `n / 10`, L2
 //!   (JSONL or SQLite) and L3 unbounded, phases `put`, `get_hit`, `get_miss`, `mixed`;
-//! - for each `--big` size: `tier_sqlite_l2` and `manager_sqlite`.
+//! - for each `--big` size: `tier_sqlite_l2` and `manager_sqlite`;
+//! - with `--redis`, `manager_redis` at each size: the manager with L3 in a `redis-server` of
+//!   its own on 127.0.0.1 (`appendfsync always`) and a JSONL or a SQLite L2 (backend
+//!   `jsonl+redis`, `sqlite+redis`). proxywhirl has no counterpart.
 //!
 //! Every put is durable when it returns, as in proxywhirl: the manager writes through to L2 and
 //! L3 before `put` returns (one SQLite transaction or one appended JSONL line per tier), and
@@ -45,6 +48,9 @@ pub struct ReplayOptions {
     pub cap: Duration,
     /// Only these configurations (all when empty).
     pub only: Vec<String>,
+    /// Also run `manager_redis` (JSONL and SQLite L2, L3 in a `redis-server` started on
+    /// 127.0.0.1) at every size of `sizes`.
+    pub redis: bool,
 }
 
 /// The tier configurations, in the reference's order.
@@ -95,6 +101,12 @@ pub fn run(options: &ReplayOptions, emitter: &mut Emitter<'_>) -> Result<()> {
         for backend in MANAGER_BACKENDS {
             if want(&format!("manager_{backend}")) {
                 manager(options, emitter, backend, n)?;
+            }
+        }
+        if options.redis && want("manager_redis") {
+            for backend in ["jsonl+redis", "sqlite+redis"] {
+                let server = RedisServer::start(&options.dir)?;
+                manager_on(options, emitter, backend, n, Some(&server))?;
             }
         }
     }
@@ -284,14 +296,33 @@ pub fn manager_config(backend: L2BackendType, n: usize, dir: &Path) -> Result<Ca
 
 /// The manager: put, get_hit, get_miss, mixed.
 fn manager(options: &ReplayOptions, emitter: &mut Emitter<'_>, backend: &str, n: usize) -> Result<()> {
+    manager_on(options, emitter, backend, n, None)
+}
+
+/// [`manager`], with L3 in `redis` when given (a fresh server and namespace).
+fn manager_on(
+    options: &ReplayOptions,
+    emitter: &mut Emitter<'_>,
+    backend: &str,
+    n: usize,
+    redis: Option<&RedisServer>,
+) -> Result<()> {
     let work = Workload::new(n, pw_cache::model::timestamp::now_utc());
     let dir = bench_dir(options)?;
-    let l2 = if backend == "jsonl" {
+    let l2 = if backend.starts_with("jsonl") {
         L2BackendType::Jsonl
     } else {
         L2BackendType::Sqlite
     };
-    let config = manager_config(l2, n, dir.path())?;
+    let mut config = manager_config(l2, n, dir.path())?;
+    if let Some(server) = redis {
+        config = config
+            .to_builder()
+            .l3_backend(pw_cache::L3BackendType::Redis)
+            .redis_url(Some(pw_cache::Secret::new(server.url())))
+            .redis_namespace(format!("bench-{n}"))
+            .build()?;
+    }
     let m = CacheManager::builder(config).key_ring(ring()).open()?;
     let mut b = base(emitter, "manager", backend, n);
     b.insert("l1_max".into(), json!((n / 10).max(1)));
@@ -371,4 +402,74 @@ fn rss_bytes() -> Result<u64> {
         .parse()
         .context("VmRSS is not a number")?;
     Ok(kb * 1024)
+}
+
+/// A `redis-server` of the benchmark's own on a free 127.0.0.1 port, persisting as
+/// `docs/fleet.md` recommends (`appendonly yes`, `appendfsync always`) into a directory under
+/// the benchmark's directory; killed on drop.
+pub struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one and waits (at most 10 s) until it answers `PING`.
+    pub fn start(parent: &Path) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("pwbench-redis-")
+            .tempdir_in(parent)
+            .context("creating the Redis directory")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("starting redis-server (install it: apt-get install redis-server)")?;
+        let server = Self { child, port, _dir: dir };
+        let start = Instant::now();
+        while !server.answers_ping() {
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not answer PING"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn answers_ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

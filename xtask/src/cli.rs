@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pw_cache::{L2BackendType, MAX_TTL_SECONDS};
+use pw_cache::{L2BackendType, L3BackendType, MAX_TTL_SECONDS};
 
 /// What `cargo xtask --help` adds after the command list.
 const AFTER_HELP: &str = "\
@@ -111,6 +111,10 @@ pub(crate) struct BenchArgs {
     /// memory per entry (0 = skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub(crate) l1_memory: usize,
+    /// Also run the manager with L3 in a redis-server started on 127.0.0.1 (`manager_redis`;
+    /// needs redis-server on PATH).
+    #[arg(long)]
+    pub(crate) redis: bool,
     /// Also run proxywhirl 0.3.3's bench_python.py and print the ratios.
     #[arg(long)]
     pub(crate) vs_python: bool,
@@ -137,6 +141,25 @@ pub(crate) enum Backend {
     Sqlite,
 }
 
+/// Which backend holds L3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum L3Backend {
+    /// One SQLite database (`--l3-db`), proxywhirl's.
+    Sqlite,
+    /// A Redis server shared by a fleet: the URL from the config's `redis_url` or
+    /// PW_CACHE_REDIS_URL (never on the command line, which other users can see).
+    Redis,
+}
+
+impl From<L3Backend> for L3BackendType {
+    fn from(backend: L3Backend) -> Self {
+        match backend {
+            L3Backend::Sqlite => L3BackendType::Sqlite,
+            L3Backend::Redis => L3BackendType::Redis,
+        }
+    }
+}
+
 impl From<Backend> for L2BackendType {
     fn from(backend: Backend) -> Self {
         match backend {
@@ -156,9 +179,16 @@ pub(crate) struct CacheArgs {
     /// Which backend holds L2: `jsonl` (shard files) or `sqlite` (`l2_cache.db`).
     #[arg(long, value_name = "BACKEND", value_enum)]
     pub(crate) l2_backend: Backend,
-    /// The L3 SQLite database file (`l3_database_path`).
+    /// The L3 SQLite database file (`l3_database_path`); required with `--l3-backend sqlite`.
     #[arg(long, value_name = "PATH")]
-    pub(crate) l3_db: PathBuf,
+    pub(crate) l3_db: Option<PathBuf>,
+    /// Which backend holds L3: `sqlite` (`--l3-db`) or `redis` (URL from the config's
+    /// `redis_url` or PW_CACHE_REDIS_URL).
+    #[arg(long, value_name = "BACKEND", value_enum, default_value = "sqlite")]
+    pub(crate) l3_backend: L3Backend,
+    /// The Redis L3's namespace [default: the config's `redis_namespace`, else pw-cache].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) redis_namespace: Option<String>,
     /// A JSON cache configuration (as `show-config --file` reads it) for the other settings:
     /// TTLs, per-source TTLs, tier bounds, `encryption_key`. The options above override its
     /// paths and backend; L1 and the background cleaner are always off in these commands.

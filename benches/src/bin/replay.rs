@@ -31,6 +31,10 @@ struct Args {
     /// memory per entry.
     #[arg(long)]
     l1_memory: Option<usize>,
+    /// Also run `manager_redis` (JSONL and SQLite L2, L3 in a redis-server this starts on
+    /// 127.0.0.1) at every size of --sizes.
+    #[arg(long)]
+    redis: bool,
 }
 
 fn main() -> Result<()> {
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
         dir: args.dir.clone(),
         cap: Duration::try_from_secs_f64(args.cap).map_err(|e| anyhow::anyhow!("--cap {}: {e}", args.cap))?,
         only: args.only,
+        redis: args.redis,
     };
     let mut stdout = std::io::stdout().lock();
     let mut emitter = Emitter::new(&mut stdout, &args.dir);

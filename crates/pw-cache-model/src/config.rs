@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::enums::{EvictionPolicy, L2BackendType};
+use crate::enums::{EvictionPolicy, L2BackendType, L3BackendType};
 use crate::secret::{MASK, Secret};
 
 /// The longest TTL accepted anywhere in the config: 100 years (36,525 days). Longer values
@@ -124,6 +124,11 @@ impl CacheTierConfig {
 /// | `per_source_ttl` | empty | each 60 ..= [`MAX_TTL_SECONDS`] |
 /// | `l2_cache_dir` | `.cache/proxies` | not empty |
 /// | `l3_database_path` | `.cache/db/proxywhirl.db` | not empty |
+/// | `l3_backend` | `sqlite` | `sqlite` or `redis` |
+/// | `redis_url` | none (then `PW_CACHE_REDIS_URL`) | `redis://` or `rediss://`; a secret, written as `"***"` |
+/// | `redis_namespace` | `pw-cache` | 1-64 characters, none of `{}` or white space |
+/// | `redis_connect_timeout_ms` | 250 | 1 ..= 60,000 |
+/// | `redis_command_timeout_ms` | 250 | 1 ..= 60,000 |
 /// | `encryption_key` | none | a secret; written as `"***"` |
 /// | `health_check_invalidation` | true | |
 /// | `failure_threshold` | 3 | `>= 1` |
@@ -232,7 +237,33 @@ impl CacheConfig {
     pub fn statistics_interval(&self) -> u64 {
         self.checked.statistics_interval
     }
+    /// Which backend holds L3.
+    pub fn l3_backend(&self) -> L3BackendType {
+        self.checked.l3_backend
+    }
+    /// The Redis L3's URL, if configured (else the manager reads `PW_CACHE_REDIS_URL`).
+    pub fn redis_url(&self) -> Option<&Secret> {
+        self.checked.redis_url.as_ref()
+    }
+    /// The Redis L3's namespace.
+    pub fn redis_namespace(&self) -> &str {
+        &self.checked.redis_namespace
+    }
+    /// Connect timeout of the Redis L3.
+    pub fn redis_connect_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.checked.redis_connect_timeout_ms)
+    }
+    /// Command timeout of the Redis L3.
+    pub fn redis_command_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.checked.redis_command_timeout_ms)
+    }
 }
+
+/// The namespace of a Redis L3 unless the config says otherwise.
+pub const DEFAULT_REDIS_NAMESPACE: &str = "pw-cache";
+
+/// The environment variable holding the Redis L3's URL when the config has none.
+pub const REDIS_URL_ENV: &str = "PW_CACHE_REDIS_URL";
 
 /// Builds a [`CacheConfig`]; [`CacheConfigBuilder::build`] checks every bound. Also the serde
 /// form of a config document: every field optional, defaulting as the reference.
@@ -256,6 +287,12 @@ pub struct CacheConfigBuilder {
     failure_threshold: u32,
     enable_statistics: bool,
     statistics_interval: u64,
+    l3_backend: L3BackendType,
+    #[serde(deserialize_with = "deserialize_redis_url")]
+    redis_url: Option<Secret>,
+    redis_namespace: String,
+    redis_connect_timeout_ms: u64,
+    redis_command_timeout_ms: u64,
 }
 
 impl Default for CacheConfigBuilder {
@@ -277,6 +314,11 @@ impl Default for CacheConfigBuilder {
             failure_threshold: 3,
             enable_statistics: true,
             statistics_interval: 5,
+            l3_backend: L3BackendType::Sqlite,
+            redis_url: None,
+            redis_namespace: DEFAULT_REDIS_NAMESPACE.to_owned(),
+            redis_connect_timeout_ms: 250,
+            redis_command_timeout_ms: 250,
         }
     }
 }
@@ -320,6 +362,27 @@ impl CacheConfigBuilder {
         enable_statistics: bool,
         /// Statistics interval in seconds (>= 1).
         statistics_interval: u64,
+        /// Which backend holds L3.
+        l3_backend: L3BackendType,
+        /// Connect timeout of the Redis L3, in milliseconds (1 ..= 60,000).
+        redis_connect_timeout_ms: u64,
+        /// Command (read and write) timeout of the Redis L3, in milliseconds (1 ..= 60,000).
+        redis_command_timeout_ms: u64,
+    }
+
+    /// The Redis L3's URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS). It may
+    /// carry a password, so it is a [`Secret`]: never printed, written as `"***"`. When `None`,
+    /// the manager reads `PW_CACHE_REDIS_URL`.
+    pub fn redis_url(mut self, url: Option<Secret>) -> Self {
+        self.redis_url = url;
+        self
+    }
+
+    /// The Redis L3's namespace: every key it writes starts `pwc:{namespace}:`, so several
+    /// caches can share one server, and the braces make it a Redis Cluster hash tag.
+    pub fn redis_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.redis_namespace = namespace.into();
+        self
     }
 
     /// Replaces every per-source TTL override (each 60 ..= [`MAX_TTL_SECONDS`]).
@@ -367,6 +430,16 @@ impl CacheConfigBuilder {
         not_empty("l3_database_path", &self.l3_database_path)?;
         at_least("failure_threshold", u64::from(self.failure_threshold), 1)?;
         at_least("statistics_interval", self.statistics_interval, 1)?;
+        for (field, value) in [
+            ("redis_connect_timeout_ms", self.redis_connect_timeout_ms),
+            ("redis_command_timeout_ms", self.redis_command_timeout_ms),
+        ] {
+            in_range(field, value, 1, 60_000)?;
+        }
+        check_redis_namespace(&self.redis_namespace)?;
+        if let Some(url) = &self.redis_url {
+            check_redis_url(url)?;
+        }
         Ok(CacheConfig { checked: self })
     }
 }
@@ -417,6 +490,61 @@ fn not_empty(field: &str, path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::OutOfBounds {
+            field: field.to_owned(),
+            value,
+            bound: format!("between {min} and {max}"),
+        });
+    }
+    Ok(())
+}
+
+/// The namespace is part of every Redis key and of a hash tag: 1-64 characters, none of `{`,
+/// `}`, white space or control characters.
+fn check_redis_namespace(namespace: &str) -> Result<(), ConfigError> {
+    let bad = namespace.is_empty()
+        || namespace.chars().count() > 64
+        || namespace
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(ConfigError::Invalid {
+            field: "redis_namespace".to_owned(),
+            reason: "must be 1 to 64 characters, without braces, white space or control characters".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A Redis URL must say `redis://` or `rediss://`; the reason never repeats the URL (it may
+/// carry a password).
+pub fn check_redis_url(url: &Secret) -> Result<(), ConfigError> {
+    let text = url.expose_secret().trim();
+    let scheme_ok = ["redis://", "rediss://"]
+        .iter()
+        .any(|scheme| text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme));
+    if !scheme_ok {
+        return Err(ConfigError::Invalid {
+            field: "redis_url".to_owned(),
+            reason: "must start with redis:// or rediss:// and name a host (the URL is not shown: it may hold a \
+                     password)"
+                .to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn deserialize_redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    match Option::<String>::deserialize(deserializer)? {
+        Some(s) if s == MASK => Err(serde::de::Error::custom(
+            "redis_url is the mask \"***\" of a serialized config, not a URL: supply the real URL",
+        )),
+        other => Ok(other.map(Secret::from)),
+    }
+}
+
 fn deserialize_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
         Some(s) if s == MASK => Err(serde::de::Error::custom(
@@ -429,6 +557,58 @@ fn deserialize_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_settings_default_check_and_never_show_the_url() {
+        let c = CacheConfig::default();
+        assert_eq!(c.l3_backend(), L3BackendType::Sqlite);
+        assert_eq!(c.redis_namespace(), DEFAULT_REDIS_NAMESPACE);
+        assert!(c.redis_url().is_none());
+        assert_eq!(c.redis_connect_timeout().as_millis(), 250);
+
+        let url = "redis://:pw-in-url@127.0.0.1:6390/2";
+        let c = CacheConfig::builder()
+            .l3_backend(L3BackendType::Redis)
+            .redis_url(Some(Secret::new(url)))
+            .redis_namespace("fleet-a")
+            .build()
+            .unwrap();
+        assert_eq!(c.redis_url().unwrap().expose_secret(), url);
+        let shown = format!("{c:?} {}", serde_json::to_string(&c).unwrap());
+        assert!(!shown.contains("pw-in-url"), "{shown}");
+        // A masked document is refused, not read as the URL `***`.
+        let json = serde_json::to_string(&c).unwrap();
+        let err = CacheConfig::from_json_str(&json).unwrap_err().to_string();
+        assert!(err.contains("redis_url"), "{err}");
+
+        for (builder, field) in [
+            (
+                CacheConfig::builder().redis_url(Some(Secret::new("http://:pw-in-url@h:1"))),
+                "redis_url",
+            ),
+            (
+                CacheConfig::builder().redis_url(Some(Secret::new("redis://"))),
+                "redis_url",
+            ),
+            (CacheConfig::builder().redis_namespace(""), "redis_namespace"),
+            (CacheConfig::builder().redis_namespace("a{b}"), "redis_namespace"),
+            (CacheConfig::builder().redis_namespace("a b"), "redis_namespace"),
+            (
+                CacheConfig::builder().redis_connect_timeout_ms(0),
+                "redis_connect_timeout_ms",
+            ),
+            (
+                CacheConfig::builder().redis_command_timeout_ms(60_001),
+                "redis_command_timeout_ms",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(field) && !text.contains("pw-in-url"), "{text}");
+        }
+        let ok = CacheConfig::from_json_str(r#"{"l3_backend": "Redis", "redis_url": "rediss://h:6380"}"#).unwrap();
+        assert_eq!(ok.l3_backend(), L3BackendType::Redis);
+    }
 
     #[test]
     fn defaults_are_the_references() {

@@ -122,6 +122,18 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// Which backend holds L3.
+    #[derive(Default)]
+    L3BackendType, "L3 backend", case_insensitive = true, {
+        /// One SQLite database with health history (the reference's).
+        #[default]
+        Sqlite = "sqlite",
+        /// A Redis server shared by several hosts (cargo feature `redis` of `pw-cache`).
+        Redis = "redis",
+    }
+}
+
+wire_enum! {
     /// Which entry a full tier evicts. Parsed case-insensitively (`"LRU"` is `lru`); anything
     /// else is a [`ParseEnumError`] that lists the accepted values.
     #[derive(Default)]

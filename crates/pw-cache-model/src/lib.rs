@@ -30,9 +30,12 @@ pub mod stats;
 pub mod timestamp;
 
 pub use access::{AccessRecord, HealthDetail};
-pub use config::{CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, MAX_TTL_SECONDS};
+pub use config::{
+    CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, DEFAULT_REDIS_NAMESPACE, MAX_TTL_SECONDS,
+    REDIS_URL_ENV,
+};
 pub use entry::{CacheEntry, EntryError, proxy_url_has_userinfo};
-pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, ParseEnumError};
+pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, L3BackendType, ParseEnumError};
 pub use key::{CACHE_KEY_LEN, generate_cache_key};
 pub use secret::Secret;
 pub use stats::{CacheStatistics, METRIC_NAMES, TierStatistics};

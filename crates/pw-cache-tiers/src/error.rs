@@ -83,6 +83,17 @@ pub enum TierError {
         /// The database file.
         path: PathBuf,
     },
+    /// A remote store (the Redis L3 tier) could not be reached, timed out, or refused a
+    /// command: no connection within the connect timeout, no answer within the command
+    /// timeout, a refused password, a server error. `reason` never holds the server's URL or
+    /// a password.
+    #[error("{op}: {reason}")]
+    Remote {
+        /// What was being done (`connect`, `read entry`, `write entry` ...).
+        op: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// The tier disabled itself after repeated failures (see [`crate::TierHealth`]).
     #[error("tier disabled after {failures} consecutive failures")]
     Disabled {
@@ -93,12 +104,16 @@ pub enum TierError {
 
 impl TierError {
     /// Whether this error says the tier itself is failing (I/O, a database that cannot be
-    /// used, a closed tier), as opposed to one bad entry or bad input. Only these count towards
-    /// degradation. A SQLite constraint violation is bad input (e.g. a health check for a key
-    /// that has no entry), not a failing tier.
+    /// used, a closed tier, an unreachable remote store), as opposed to one bad entry or bad
+    /// input. Only these count towards degradation. A SQLite constraint violation is bad input
+    /// (e.g. a health check for a key that has no entry), not a failing tier.
     pub fn is_tier_failure(&self) -> bool {
         match self {
-            TierError::Io { .. } | TierError::Pool { .. } | TierError::Schema { .. } | TierError::Closed { .. } => true,
+            TierError::Io { .. }
+            | TierError::Pool { .. }
+            | TierError::Schema { .. }
+            | TierError::Closed { .. }
+            | TierError::Remote { .. } => true,
             TierError::Sqlite { source, .. } => {
                 source.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation)
             }

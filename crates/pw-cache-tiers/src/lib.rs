@@ -5,12 +5,16 @@
 //! - L1 memory: bounded, with real LRU, LFU and FIFO policies;
 //! - L2 JSONL: proxywhirl's 16 sharded `shard_NN.jsonl` files, cross-process locked;
 //! - L2 SQLite: proxywhirl's `l2_cache.db` (`l2_cache` table);
-//! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`.
+//! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`;
+//! - L3 Redis (cargo feature `redis`, off by default): the same entries and health history in
+//!   a Redis shared by several hosts, with change events for their upper tiers.
 //!
 //! ## Status
 //! All four backends are here: the tier contract, typed errors, degradation, the memory tier,
 //! the JSONL tier and the two SQLite tiers (pooled connections, WAL, eviction policies, schema
-//! version, JSONL migration, health history). On-disk formats: `docs/formats.md`.
+//! version, JSONL migration, health history); with the `redis` feature, the Redis L3 tier
+//! (`redis_l3`: pooled connections with timeouts, Lua scripts, change events). Health history
+//! is one trait for both L3 backends ([`HealthHistory`]). Formats: `docs/formats.md`.
 //!
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
@@ -19,16 +23,23 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod health_history;
 pub mod jsonl;
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis_l3;
 pub mod sqlite;
 pub mod sqlite_l2;
 pub mod sqlite_l3;
 mod tier;
+mod touches;
 
 pub use error::TierError;
+pub use health_history::HealthHistory;
 pub use jsonl::{JsonlDamage, JsonlTier};
 pub use memory::MemoryTier;
+#[cfg(feature = "redis")]
+pub use redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscription};
 pub use sqlite_l2::{MigrationReport, SqliteL2Tier};
 pub use sqlite_l3::{HealthCheck, HealthRecord, L3OpenReport, SqliteL3Tier};
 pub use tier::{CacheTier, FAILURE_THRESHOLD, TierHealth};

@@ -67,10 +67,9 @@
 //! `access_count` are stored as given. Unbounded tiers and FIFO record nothing.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use pw_cache_crypto::{KeyRing, private_fs};
@@ -86,6 +85,7 @@ use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior};
 use crate::error::TierError;
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
 use crate::tier::TierHealth;
+use crate::touches::{Touch, Touches};
 
 /// The schema version this crate writes in `PRAGMA user_version` (proxywhirl's files have 0).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -679,66 +679,6 @@ impl Columns<'_, '_> {
     }
 }
 
-/// Get hits noted in memory for LRU/LFU (see the module docs).
-#[derive(Debug, Default)]
-struct Touches {
-    pending: Mutex<Pending>,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    by_key: HashMap<String, Touch>,
-    /// Hits noted since the last batch was taken.
-    hits: usize,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Touch {
-    /// Unix seconds of the last hit.
-    last: f64,
-    hits: i64,
-}
-
-impl Touches {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        // A panic elsewhere cannot leave the notes inconsistent: any state of them is valid.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Notes a hit on `key`; returns the batch when [`TOUCH_BATCH`] hits are pending.
-    fn record(&self, key: &str, now: f64) -> Option<HashMap<String, Touch>> {
-        let mut pending = self.lock();
-        match pending.by_key.entry(key.to_owned()) {
-            MapEntry::Occupied(mut o) => {
-                let t = o.get_mut();
-                t.last = t.last.max(now);
-                t.hits = t.hits.saturating_add(1);
-            }
-            MapEntry::Vacant(v) => {
-                v.insert(Touch { last: now, hits: 1 });
-            }
-        }
-        pending.hits += 1;
-        (pending.hits >= TOUCH_BATCH).then(|| Self::drain(&mut pending))
-    }
-
-    fn drain(pending: &mut Pending) -> HashMap<String, Touch> {
-        pending.hits = 0;
-        std::mem::take(&mut pending.by_key)
-    }
-
-    fn take(&self) -> HashMap<String, Touch> {
-        Self::drain(&mut self.lock())
-    }
-
-    fn forget(&self, key: &str) {
-        let mut pending = self.lock();
-        if !pending.by_key.is_empty() {
-            pending.by_key.remove(key);
-        }
-    }
-}
-
 /// The connection pool, closed by taking it out.
 type SqlitePool = Pool<SqliteConnectionManager>;
 
@@ -959,8 +899,12 @@ impl Store {
             .prepare_cached(self.layout.statements().touch)
             .map_err(self.err("record hits"))?;
         for (key, t) in &batch {
-            stmt.execute(rusqlite::params![key, t.last, t.hits])
-                .map_err(self.err("record hits"))?;
+            stmt.execute(rusqlite::params![
+                key,
+                t.last,
+                i64::try_from(t.hits).unwrap_or(i64::MAX)
+            ])
+            .map_err(self.err("record hits"))?;
         }
         Ok(())
     }

@@ -31,10 +31,12 @@ use std::sync::Arc;
 use pw_cache_crypto::KeyRing;
 use pw_cache_crypto::private_fs;
 use pw_cache_model::timestamp::to_unix_seconds;
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, HealthStatus, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
 use crate::error::TierError;
+use crate::health_history::HealthHistory;
+pub use crate::health_history::{HealthCheck, HealthRecord};
 use crate::sqlite::{Columns, Layout, Store, migrate, require_columns, sql_error, table_columns};
 use crate::tier::{CacheTier, TierHealth};
 
@@ -204,32 +206,6 @@ pub struct L3OpenReport {
     /// `health_history` rows whose `proxy_key` no entry has (left by proxywhirl, which never
     /// enables foreign keys). Reported, kept.
     pub orphaned_history: u64,
-}
-
-/// One health check of a proxy, as `health_history` holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthCheck {
-    /// The cache key of the proxy's entry (which must exist when the check is recorded).
-    pub proxy_key: String,
-    /// When the check ran (stored as REAL Unix seconds; read back in UTC, to the microsecond).
-    pub check_time: OffsetDateTime,
-    /// What the check found.
-    pub status: HealthStatus,
-    /// How long the proxy took to answer, in milliseconds (finite, not negative).
-    pub response_time_ms: Option<f64>,
-    /// The error the check saw.
-    pub error_message: Option<String>,
-    /// The URL the check fetched through the proxy.
-    pub check_url: String,
-}
-
-/// A recorded health check with its row id (ids grow with each record).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthRecord {
-    /// The row's `id`.
-    pub id: i64,
-    /// The check.
-    pub check: HealthCheck,
 }
 
 /// The SQLite L3 tier: see the module docs and [`crate::sqlite`] for the design.
@@ -411,3 +387,18 @@ impl SqliteL3Tier {
 }
 
 crate::sqlite::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
+
+/// The inherent methods of the same names.
+impl HealthHistory for SqliteL3Tier {
+    fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
+        SqliteL3Tier::record_health_check(self, check)
+    }
+
+    fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
+        SqliteL3Tier::health_history(self, proxy_key, limit)
+    }
+
+    fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
+        SqliteL3Tier::prune_health_history(self, older_than)
+    }
+}

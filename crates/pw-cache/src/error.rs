@@ -17,6 +17,20 @@ pub enum ManagerError {
     /// be read or created. The source names the key's origin or the file.
     #[error("cannot set up the encryption keys: {0}")]
     Keys(#[source] CryptoError),
+    /// The config selects a Redis L3, but this build of pw-cache lacks its `redis` feature.
+    #[error("l3_backend is redis, but pw-cache was built without its `redis` cargo feature")]
+    RedisFeatureMissing,
+    /// A Redis L3 is shared by hosts, but this host would encrypt with a key it just generated
+    /// (no key configured), which no other host has.
+    #[error(
+        "a Redis L3 is shared by every host: configure the key (encryption_key or \
+         PROXYWHIRL_CACHE_ENCRYPTION_KEY, the same on every host) instead of the key file generated at {}",
+        key_file.display()
+    )]
+    SharedKeyRequired {
+        /// The key file this host generated.
+        key_file: PathBuf,
+    },
     /// A tier could not be opened (directory or database unusable).
     #[error("cannot open the {tier} tier: {source}")]
     OpenTier {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use pw_cache_model::{CacheTierType, L2BackendType};
+use pw_cache_model::{CacheTierType, L2BackendType, L3BackendType};
 use pw_cache_tiers::CacheTier;
 
 use crate::error::ManagerError;
@@ -24,7 +24,8 @@ pub struct TierInspection {
     pub corrupt_keys: Vec<String>,
     /// Readable entries per health status (`healthy`, `unhealthy`, `unknown` ...).
     pub health: BTreeMap<String, u64>,
-    /// Bytes of the tier's files (`None` for a tier in memory or one given to the builder).
+    /// Bytes of the tier's files (`None` for a tier in memory, one given to the builder, or L3
+    /// in Redis).
     pub bytes_on_disk: Option<u64>,
 }
 
@@ -163,7 +164,8 @@ impl CacheManager {
             }
             total
         };
-        if !slot.configured {
+        // Not on this host's disk: a tier given to the builder, or L3 in Redis.
+        if !slot.configured || (slot.kind == CacheTierType::L3 && config.l3_backend() == L3BackendType::Redis) {
             return None;
         }
         Some(match (slot.kind, config.l2_backend()) {

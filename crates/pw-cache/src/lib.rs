@@ -16,6 +16,8 @@ mod export;
 mod inspect;
 mod key_locks;
 mod manager;
+#[cfg(feature = "redis")]
+mod remote;
 mod sync;
 mod ttl;
 mod warm;
@@ -35,8 +37,9 @@ pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
 
 pub use pw_cache_model::{
     AccessRecord, CacheConfig, CacheConfigBuilder, CacheEntry, CacheStatistics, CacheTierConfig, CacheTierType,
-    ConfigError, EntryError, EvictionPolicy, HealthDetail, HealthStatus, L2BackendType, MAX_TTL_SECONDS, METRIC_NAMES,
-    OffsetDateTime, ParseEnumError, Secret, TierStatistics, TimestampError, generate_cache_key,
+    ConfigError, EntryError, EvictionPolicy, HealthDetail, HealthStatus, L2BackendType, L3BackendType, MAX_TTL_SECONDS,
+    METRIC_NAMES, OffsetDateTime, ParseEnumError, REDIS_URL_ENV, Secret, TierStatistics, TimestampError,
+    generate_cache_key,
 };
 
 pub use pw_cache_crypto::{
@@ -44,9 +47,11 @@ pub use pw_cache_crypto::{
     KeySource, Token,
 };
 
+#[cfg(feature = "redis")]
+pub use pw_cache_tiers::redis_l3::{RedisL3Options, RedisL3Tier};
 pub use pw_cache_tiers::{
-    CacheTier, FAILURE_THRESHOLD, HealthCheck, HealthRecord, JsonlDamage, JsonlTier, L3OpenReport, MemoryTier,
-    MigrationReport, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
+    CacheTier, FAILURE_THRESHOLD, HealthCheck, HealthHistory, HealthRecord, JsonlDamage, JsonlTier, L3OpenReport,
+    MemoryTier, MigrationReport, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
 };
 
 /// The code in `docs/migrating-from-proxywhirl.md`, compiled as doctests so it stays true.

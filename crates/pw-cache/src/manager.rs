@@ -46,7 +46,8 @@ use std::time::Duration;
 use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing};
 use pw_cache_model::timestamp::now_utc;
 use pw_cache_model::{
-    AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, OffsetDateTime,
+    AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, L3BackendType,
+    OffsetDateTime,
 };
 use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
 
@@ -305,6 +306,9 @@ pub(crate) struct Inner {
     clock: Option<Clock>,
     closed: AtomicBool,
     weak_self: Weak<Inner>,
+    /// The subscription to a shared L3's changes (feature `redis`), dropped (its thread
+    /// stopped) by `close` or the manager's drop, on the caller's thread.
+    remote: Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 /// A three-level proxy cache: L1 memory, L2 disk (JSONL shards or SQLite), L3 SQLite.
@@ -435,16 +439,27 @@ impl CacheManagerBuilder {
                 true,
             )),
         };
+        #[cfg(feature = "redis")]
+        let mut redis_l3 = None;
         let l3 = match (l3_enabled, self.l3) {
             (false, _) => None,
             (true, Some(tier)) => Some((tier, false)),
-            (true, None) => Some((
-                Box::new(
-                    SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
-                        .map_err(open_err(CacheTierType::L3))?,
-                ) as Box<dyn CacheTier>,
-                true,
-            )),
+            (true, None) => match config.l3_backend() {
+                L3BackendType::Sqlite => Some((
+                    Box::new(
+                        SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
+                            .map_err(open_err(CacheTierType::L3))?,
+                    ) as Box<dyn CacheTier>,
+                    true,
+                )),
+                #[cfg(feature = "redis")]
+                L3BackendType::Redis => {
+                    redis_l3 = Some(crate::remote::open_l3(&config, &ring)?);
+                    None
+                }
+                #[cfg(not(feature = "redis"))]
+                L3BackendType::Redis => return Err(ManagerError::RedisFeatureMissing),
+            },
         };
         let counters = Arc::new(Counters::default());
         let evicted_use = Arc::new(EvictedUse::default());
@@ -473,22 +488,42 @@ impl CacheManagerBuilder {
         });
         let interval = Duration::from_secs(config.cleanup_interval_seconds());
         let background = config.enable_background_cleanup();
-        let inner = Arc::new_cyclic(|weak_self| Inner {
-            config,
-            ring,
-            l1,
-            l2: l2.map(|(t, configured)| TierSlot::new(t, CacheTierType::L2, configured)),
-            l3: l3.map(|(t, configured)| TierSlot::new(t, CacheTierType::L3, configured)),
-            counters,
-            locks: KeyLocks::new(),
-            dirty,
-            evicted_use,
-            maintenance: Maintenance::default(),
-            probe_interval: self.probe_interval,
-            clock: self.clock,
-            closed: AtomicBool::new(false),
-            weak_self: weak_self.clone(),
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut, reason = "set only by the Redis L3"))]
+        let mut remote_failure = None;
+        let inner = Arc::new_cyclic(|weak_self| {
+            #[cfg_attr(not(feature = "redis"), allow(unused_mut, reason = "set only by the Redis L3"))]
+            let mut l3 = l3.map(|(t, configured)| TierSlot::new(t, CacheTierType::L3, configured));
+            #[cfg_attr(not(feature = "redis"), allow(unused_mut, reason = "set only by the Redis L3"))]
+            let mut remote: Option<Box<dyn std::any::Any + Send>> = None;
+            #[cfg(feature = "redis")]
+            if let Some(tier) = redis_l3 {
+                match crate::remote::subscribe(&tier, weak_self.clone()) {
+                    Ok(subscription) => remote = Some(Box::new(subscription)),
+                    Err(e) => remote_failure = Some(e),
+                }
+                l3 = Some(TierSlot::new(Box::new(tier), CacheTierType::L3, true));
+            }
+            Inner {
+                config,
+                ring,
+                l1,
+                l2: l2.map(|(t, configured)| TierSlot::new(t, CacheTierType::L2, configured)),
+                l3,
+                counters,
+                locks: KeyLocks::new(),
+                dirty,
+                evicted_use,
+                maintenance: Maintenance::default(),
+                probe_interval: self.probe_interval,
+                clock: self.clock,
+                closed: AtomicBool::new(false),
+                weak_self: weak_self.clone(),
+                remote: Mutex::new(remote),
+            }
         });
+        if let Some(e) = remote_failure {
+            return Err(e);
+        }
         let ttl = TtlManager::new(Arc::downgrade(&inner), interval);
         if background {
             ttl.start();
@@ -674,6 +709,7 @@ impl CacheManager {
         }
         self.ttl.stop();
         self.inner.stop_maintenance();
+        self.inner.stop_remote();
         let flushed = self.inner.flush();
         let mut failures = self.inner.last_resync();
         self.inner.closed.store(true, Ordering::Release);
@@ -695,6 +731,7 @@ impl Drop for CacheManager {
     fn drop(&mut self) {
         self.ttl.stop();
         self.inner.stop_maintenance();
+        self.inner.stop_remote();
         if !self.inner.is_closed() {
             if let Err(e) = self.inner.flush() {
                 tracing::warn!(error = %e, "flushing the cache on drop failed");
@@ -705,6 +742,44 @@ impl Drop for CacheManager {
 }
 
 impl Inner {
+    /// Stops following a shared L3's changes (joins the subscriber thread, which never holds
+    /// the last reference to `self` afterwards).
+    fn stop_remote(&self) {
+        let subscription = relock(&self.remote).take();
+        drop(subscription);
+    }
+
+    /// Drops L1's copy of `key` (another host changed the entry), and its unrecorded use.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis L3's change feed")
+    )]
+    pub(crate) fn drop_l1_copy(&self, key: &str) {
+        if let Some(l1) = &self.l1 {
+            let _ = l1.delete(key);
+        }
+        self.dirty.unmark(key);
+    }
+
+    /// Empties L1 (and L2 when `with_l2`) without touching L3: another host cleared the shared
+    /// L3, or changes to it may have been missed.
+    #[cfg_attr(
+        not(feature = "redis"),
+        allow(dead_code, reason = "used by the Redis L3's change feed")
+    )]
+    pub(crate) fn clear_local_tiers(&self, with_l2: bool) {
+        if let Some(l1) = &self.l1 {
+            let _ = l1.clear();
+        }
+        self.dirty.clear();
+        if with_l2
+            && let Some(l2) = &self.l2
+            && let Err(e) = l2.tier.clear()
+        {
+            tracing::warn!(error = %e, "could not clear L2 after the shared L3 was cleared");
+        }
+    }
+
     /// Now, from the builder's clock or the system's (microsecond precision).
     pub(crate) fn now(&self) -> OffsetDateTime {
         match &self.clock {
@@ -759,7 +834,7 @@ impl Inner {
     }
 
     /// Writes `entry` to `slot` if it is serving; records what the tier missed otherwise.
-    fn write_to(&self, slot: &TierSlot, entry: &CacheEntry) -> Result<(), String> {
+    pub(crate) fn write_to(&self, slot: &TierSlot, entry: &CacheEntry) -> Result<(), String> {
         if !slot.serving() {
             slot.note_stale(&entry.key);
             return Err(format!("{}: degraded", slot.kind));
@@ -790,7 +865,7 @@ impl Inner {
 
     /// Removes `key` from `slot`; whether it held it. A tier that cannot (degraded or failing)
     /// has the key noted as missed, to be removed when it recovers.
-    fn delete_from(&self, slot: &TierSlot, key: &str) -> bool {
+    pub(crate) fn delete_from(&self, slot: &TierSlot, key: &str) -> bool {
         if !slot.serving() {
             slot.note_stale(key);
             return false;

@@ -118,6 +118,9 @@ pub(crate) fn run(args: &BenchArgs) -> Result<Outcome, Fatal> {
     if !args.only.is_empty() {
         ours.arg("--only").arg(args.only.join(","));
     }
+    if args.redis {
+        ours.arg("--redis");
+    }
     eprintln!(
         "running pw-cache (sizes {}, big {})...",
         join_sizes(&args.sizes),

@@ -33,10 +33,10 @@ use pw_cache::tiers::jsonl::{NUM_SHARDS, shard_file_name};
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{
     CacheConfig, CacheManager, CacheTierConfig, CacheTierType, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, KeyOrigin, KeyRing,
-    L2BackendType, TierStatus,
+    L2BackendType, L3BackendType, TierStatus,
 };
 
-use crate::cli::CacheArgs;
+use crate::cli::{CacheArgs, L3Backend};
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +111,23 @@ pub(crate) fn config_of(args: &CacheArgs) -> Result<CacheConfig, Fatal> {
         }
         None => CacheConfig::builder(),
     };
-    base.l1_config(CacheTierConfig::disabled())
+    let mut builder = base
+        .l1_config(CacheTierConfig::disabled())
         .enable_background_cleanup(false)
         .l2_backend(args.l2_backend.into())
         .l2_cache_dir(&args.l2_dir)
-        .l3_database_path(&args.l3_db)
+        .l3_backend(args.l3_backend.into());
+    match (args.l3_backend, &args.l3_db) {
+        (L3Backend::Sqlite, None) => {
+            return Err(Fatal("--l3-db PATH is required with --l3-backend sqlite".to_owned()));
+        }
+        (_, Some(path)) => builder = builder.l3_database_path(path),
+        (L3Backend::Redis, None) => {}
+    }
+    if let Some(namespace) = &args.redis_namespace {
+        builder = builder.redis_namespace(namespace);
+    }
+    builder
         .build()
         .map_err(|e| Fatal::context("invalid cache configuration", e))
 }
@@ -204,7 +216,7 @@ fn require_existing(config: &CacheConfig) -> Result<(), Fatal> {
             require_file(&dir.join(DB_FILE_NAME), "the SQLite L2 database", "--l2-dir")?;
         }
     }
-    if config.l3_config().enabled {
+    if config.l3_config().enabled && config.l3_backend() == L3BackendType::Sqlite {
         require_file(config.l3_database_path(), "the L3 database", "--l3-db")?;
     }
     Ok(())

@@ -131,7 +131,9 @@ fn as_json(manager: &CacheManager, inspection: &CacheInspection) -> Value {
     json!({
         "l2_backend": config.l2_config().enabled.then(|| config.l2_backend().to_string()),
         "l2_dir": config.l2_config().enabled.then(|| config.l2_cache_dir().display().to_string()),
-        "l3_db": config.l3_config().enabled.then(|| config.l3_database_path().display().to_string()),
+        "l3_db": (config.l3_config().enabled && config.l3_backend() == pw_cache::L3BackendType::Sqlite)
+            .then(|| config.l3_database_path().display().to_string()),
+        "l3_backend": config.l3_backend().as_str(),
         "keys": {
             "origin": origin,
             "key_file": key_file,

@@ -1,0 +1,2041 @@
+//! L3 in Redis (cargo feature `redis`): one tier shared by a fleet of hosts, each keeping its
+//! own L1 (and L2), with the observable behaviour of [`crate::SqliteL3Tier`] and change events
+//! the other hosts' upper tiers can follow.
+//!
+//! # Layout
+//!
+//! Every key lives under the namespace `ns` (default [`DEFAULT_NAMESPACE`]) and carries the
+//! hash tag `{ns}`, so that every key of a namespace is in one Redis Cluster slot and one Lua
+//! script can touch them all (specified in `docs/formats.md`, "Redis L3"):
+//! - `pwc:{ns}:e:<key>`: a HASH per entry whose fields are the L3 column names
+//!   (`key` … `updated_at`, the 8 health fields, `evicted_from_l1`), values as the SQLite L3
+//!   stores them (times as Unix seconds written in Rust's shortest round-trip form, credentials
+//!   as the text of their Fernet tokens, absent optional values as absent fields), with Redis's
+//!   own expiry (`PEXPIREAT`) at `expires_at`, so expired entries disappear with no host
+//!   cleaning;
+//! - `pwc:{ns}:idx`: a ZSET of every key, scored by the eviction policy (LRU `last_accessed`,
+//!   LFU `access_count`, FIFO insertion order), which enforces `max_entries`;
+//!   `pwc:{ns}:ins`: a ZSET of every key scored by insertion order (SQLite's rowid: the
+//!   tie-break), numbered by the counter `pwc:{ns}:seq`; `pwc:{ns}:exp`: a ZSET of every key
+//!   scored by `expires_at`, for [`CacheTier::cleanup_expired`] and to drop from the indexes
+//!   the keys whose hash Redis expired;
+//! - `pwc:{ns}:h:<key>`: a LIST of the entry's health checks as JSON, newest first, capped at
+//!   [`RedisL3Options::history_cap`], with the entry's expiry and deleted with it; ids from the
+//!   counter `pwc:{ns}:hid`;
+//! - `pwc:{ns}:events`: the channel every change is published on (see [Events](#events)).
+//!
+//! Every change that takes more than one command (a put, with its eviction; a delete; clear;
+//! expiry cleanup; a batch of uses; a health check) is one Lua script (`EVALSHA`, loaded again
+//! when the server lost it), so it is atomic, and with `appendfsync always` durable once
+//! acknowledged.
+//!
+//! # Same behaviour as the SQLite L3
+//!
+//! Eviction by LRU (`last_accessed`, then insertion order), LFU (`access_count`, then
+//! `last_accessed`, then insertion order) or FIFO (insertion order; an update keeps its place),
+//! in batches of the entries needed plus `max_entries / 64`; get hits of a bounded LRU or LFU
+//! tier noted in memory and written every [`crate::sqlite::TOUCH_BATCH`] hits, before an
+//! eviction, on flush and on close (a peek notes none; a put drops its key's notes); uses
+//! recorded by [`CacheTier::record_accesses`] skip a record older than the stored
+//! `last_accessed`; `created_at` is kept by an update, `updated_at` moves; the expiry boundary
+//! is `now >= expires_at`; an unreadable value makes that entry [`TierError::Corrupt`], a token
+//! no key opens [`TierError::Crypto`]; every call counts in [`TierHealth`], so three failures in
+//! a row report the tier failing.
+//!
+//! Where Redis differs by design: an entry whose `expires_at` has passed is removed by Redis
+//! itself (within Redis's expiry precision), so [`CacheTier::get`] and
+//! [`CacheTier::contains`] stop finding it without a cleanup (a put of an entry already
+//! expired stores nothing); and the history cap drops the checks recorded first.
+//!
+//! # Events
+//!
+//! Every put, delete and clear, and every health check recorded, publishes on
+//! `pwc:{ns}:events` the message `<origin> <kind> <key>` (`kind` is `put`, `del`, `clear`
+//! (key `-`) or `health`; `origin` is [`RedisL3Tier::origin`] in 16 hex digits) in the same
+//! script. [`RedisL3Tier::subscribe`] delivers the events of the other tier instances to a
+//! callback, from a background thread that reconnects by itself and then reports
+//! [`RemoteEvent::Resync`] (events may have been missed meanwhile). Not published: evictions,
+//! expiry (cleanup or Redis's own) and recorded uses, which change no entry another host may
+//! serve: its own copy expires, and a copy of an evicted entry is still valid.
+//!
+//! # Failures
+//!
+//! Connections come from an r2d2 pool of [`RedisL3Options::pool_size`]; each is made within
+//! [`RedisL3Options::connect_timeout`] and reads and writes within
+//! [`RedisL3Options::command_timeout`]; a connection is never waited for longer than the
+//! connect timeout. With the server gone, an operation fails within about those timeouts with
+//! [`TierError::Remote`] (a tier failure), never a multi-second stall; a connection that failed
+//! is dropped, and a pooled connection found dead (a server restart) is replaced and the
+//! operation retried on a new one. No error, and no `Debug` output, holds the URL or a password.
+//!
+//! # Non-goals
+//!
+//! No Redis Cluster client (the layout is cluster-ready, the connection is to one node), no
+//! async API. No `compact`: a replaced value (a token under a retired key) stays in the
+//! server's append-only file until Redis rewrites it (`auto-aof-rewrite-*`, `BGREWRITEAOF`),
+//! which is the server operator's to run.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pw_cache_crypto::KeyRing;
+use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
+use pw_cache_model::{
+    AccessRecord, CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthDetail, HealthStatus,
+    OffsetDateTime, Secret,
+};
+use r2d2::{ManageConnection, Pool};
+use redis::{ConnectionLike, ErrorKind, RedisError, RedisResult, Script};
+
+use crate::error::TierError;
+use crate::health_history::{HealthCheck, HealthHistory, HealthRecord};
+use crate::jsonl::EVICTION_BATCH_DIVISOR;
+use crate::tier::{CacheTier, TierHealth};
+use crate::touches::{Touch, Touches};
+
+/// The namespace of [`RedisL3Options::new`].
+pub const DEFAULT_NAMESPACE: &str = "pw-cache";
+/// How long making a connection may take, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long a command may wait to be written or answered, by default.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
+/// Most pooled connections, by default.
+pub const DEFAULT_POOL_SIZE: u32 = 8;
+/// Most health checks kept per entry, by default.
+pub const DEFAULT_HISTORY_CAP: usize = 1000;
+
+/// Use records applied by one script: a batch of them (the manager sends up to its
+/// `USE_BATCH`) is split so that no script runs near the command timeout.
+const RECORD_CHUNK: usize = 256;
+
+/// Entries removed by one `clear` or expiry-cleanup script, for the same reason.
+const SCRIPT_CHUNK: usize = 1024;
+
+/// Shortest wait before the event subscriber reconnects; it doubles up to
+/// [`SUBSCRIBER_MAX_BACKOFF`].
+const SUBSCRIBER_MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between two reconnection attempts of the event subscriber.
+pub const SUBSCRIBER_MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A subscribed connection silent for this long is checked with a `PING` (a server that
+/// vanished without closing the connection is noticed within it plus the command timeout).
+const SUBSCRIBER_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// How to reach the Redis server and lay out the tier in it.
+///
+/// `Debug` never shows the URL: it may carry a password (`redis://:pw@host:6379`).
+#[derive(Clone)]
+pub struct RedisL3Options {
+    /// `redis://[user][:password@]host[:port][/db]`, or `rediss://…` with the `redis-tls`
+    /// feature.
+    pub url: Secret,
+    /// Prefix of every key: `pwc:{namespace}:…`. Not empty; no `{`, `}`, whitespace or
+    /// control characters.
+    pub namespace: String,
+    /// Longest time to make a connection, and to wait for a pooled one.
+    pub connect_timeout: Duration,
+    /// Longest time a command may wait to be written or answered.
+    pub command_timeout: Duration,
+    /// Most connections in the pool (at least 1). An operation waits for a free one at most
+    /// the connect timeout, so it should be at least the number of threads using the tier at
+    /// once.
+    pub pool_size: u32,
+    /// Most health checks kept per entry (at least 1): recording one more drops the first
+    /// recorded.
+    pub history_cap: usize,
+    /// PEM certificates of the authorities a `rediss://` server's certificate must chain to,
+    /// instead of the public ones (webpki's roots): for a server with a private CA. Needs the
+    /// `redis-tls` feature.
+    pub tls_root_certs_pem: Option<Vec<u8>>,
+}
+
+impl RedisL3Options {
+    /// The server at `url`, with the defaults: namespace [`DEFAULT_NAMESPACE`], timeouts
+    /// [`DEFAULT_CONNECT_TIMEOUT`] and [`DEFAULT_COMMAND_TIMEOUT`], [`DEFAULT_POOL_SIZE`]
+    /// connections, [`DEFAULT_HISTORY_CAP`] checks per entry.
+    pub fn new(url: Secret) -> Self {
+        Self {
+            url,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            history_cap: DEFAULT_HISTORY_CAP,
+            tls_root_certs_pem: None,
+        }
+    }
+
+    /// With this namespace.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// With this connect timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// With this command timeout.
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// With at most this many pooled connections.
+    pub fn with_pool_size(mut self, pool_size: u32) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Keeping at most this many health checks per entry.
+    pub fn with_history_cap(mut self, history_cap: usize) -> Self {
+        self.history_cap = history_cap;
+        self
+    }
+
+    /// Trusting these PEM root certificates for `rediss://` (see
+    /// [`RedisL3Options::tls_root_certs_pem`]).
+    pub fn with_tls_root_certs_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certs_pem = Some(pem.into());
+        self
+    }
+
+    /// The client for the URL (and root certificates).
+    fn client(&self) -> Result<redis::Client, String> {
+        #[cfg(feature = "redis-tls")]
+        {
+            // redis builds its rustls config with the process's default crypto provider, which
+            // rustls cannot pick by itself when another crate of the build enables a second
+            // one (it would panic): make `ring` the default unless one is set already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let url = self.url.expose_secret();
+        match &self.tls_root_certs_pem {
+            None => redis::Client::open(url).map_err(|e| e.to_string()),
+            #[cfg(feature = "redis-tls")]
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            )
+            .map_err(|e| e.to_string()),
+            #[cfg(not(feature = "redis-tls"))]
+            Some(_) => Err("TLS root certificates need the `redis-tls` feature of pw-cache-tiers".to_owned()),
+        }
+    }
+
+    /// Fails unless every value is usable.
+    fn check(&self) -> Result<(), TierError> {
+        let bad = |reason: String| {
+            Err(TierError::Remote {
+                op: "check options",
+                reason,
+            })
+        };
+        let ns = &self.namespace;
+        if ns.is_empty()
+            || ns
+                .chars()
+                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+        {
+            return bad(format!(
+                "namespace {ns:?} must be non-empty, without braces, whitespace or control characters"
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.command_timeout.is_zero() {
+            return bad("timeouts must be longer than zero".to_owned());
+        }
+        if self.pool_size == 0 || self.history_cap == 0 {
+            return bad("pool_size and history_cap must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisL3Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisL3Options")
+            .field("url", &"***")
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("history_cap", &self.history_cap)
+            .field(
+                "tls_root_certs_pem",
+                &self.tls_root_certs_pem.as_ref().map(|pem| pem.len()),
+            )
+            .finish()
+    }
+}
+
+/// Replaces, in text about the server, everything of its URL that may be secret.
+struct Redactor {
+    /// Longest first.
+    needles: Vec<String>,
+}
+
+impl Redactor {
+    fn new(url: &str) -> Self {
+        let mut needles = vec![url.to_owned()];
+        let authority = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(rest));
+        if let Some((userinfo, _host)) = authority.rsplit_once('@') {
+            needles.push(userinfo.to_owned());
+            // `user:password` or `:password` (a lone name is a user name, no secret).
+            if let Some((_user, password)) = userinfo.split_once(':') {
+                needles.push(password.to_owned());
+                needles.push(percent_decode(password));
+            }
+        }
+        needles.retain(|n| !n.is_empty());
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Self { needles }
+    }
+
+    fn clean(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for needle in &self.needles {
+            if out.contains(needle.as_str()) {
+                out = out.replace(needle.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Redactor")
+    }
+}
+
+/// `%XX` escapes decoded (what the URL parser gives the server as the password).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The names of a namespace's keys.
+#[derive(Debug, Clone)]
+struct Names {
+    /// `pwc:{ns}:`
+    prefix: String,
+    idx: String,
+    exp: String,
+    ins: String,
+    seq: String,
+    hid: String,
+    probe: String,
+    channel: String,
+}
+
+impl Names {
+    fn new(namespace: &str) -> Self {
+        let prefix = format!("pwc:{{{namespace}}}:");
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        Self {
+            idx: name("idx"),
+            exp: name("exp"),
+            ins: name("ins"),
+            seq: name("seq"),
+            hid: name("hid"),
+            probe: name("probe"),
+            channel: name("events"),
+            prefix,
+        }
+    }
+
+    fn entry(&self, key: &str) -> String {
+        format!("{}e:{key}", self.prefix)
+    }
+
+    fn history(&self, key: &str) -> String {
+        format!("{}h:{key}", self.prefix)
+    }
+}
+
+/// What every script starts with: `KEYS` = idx, exp, ins, seq, hid; `ARGV[1]` = the prefix,
+/// `ARGV[2]` = the origin.
+macro_rules! lua_common {
+    () => {
+        r#"
+local idx, exp, ins = KEYS[1], KEYS[2], KEYS[3]
+local prefix, origin = ARGV[1], ARGV[2]
+local function ekey(k) return prefix .. 'e:' .. k end
+local function hkey(k) return prefix .. 'h:' .. k end
+local function publish(kind, k) redis.call('PUBLISH', prefix .. 'events', origin .. ' ' .. kind .. ' ' .. k) end
+local function forget(k)
+  redis.call('DEL', ekey(k), hkey(k))
+  redis.call('ZREM', idx, k)
+  redis.call('ZREM', exp, k)
+  redis.call('ZREM', ins, k)
+end
+local function server_seconds()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+-- Drops from the indexes the keys whose hash Redis expired.
+local function prune()
+  local due = redis.call('ZRANGEBYSCORE', exp, '-inf', string.format('%.6f', server_seconds()))
+  for _, k in ipairs(due) do
+    if redis.call('EXISTS', ekey(k)) == 0 then forget(k) end
+  end
+end
+local function num(v)
+  local x = tonumber(v or '')
+  if x == nil or x ~= x then return nil end
+  return x
+end
+-- Sets the index score of k from its hash, by policy.
+local function rescore(k, policy)
+  local field
+  if policy == 'lru' then field = 'last_accessed' elseif policy == 'lfu' then field = 'access_count' else return end
+  local v = redis.call('HGET', ekey(k), field)
+  if num(v) then redis.pcall('ZADD', idx, v, k) end
+end
+-- A get hit noted in memory: last_accessed = max(last_accessed, last), access_count + hits.
+local function touch(k, last, hits, policy)
+  local ek = ekey(k)
+  if redis.call('EXISTS', ek) == 0 then return end
+  local cur = num(redis.call('HGET', ek, 'last_accessed'))
+  if cur and num(last) > cur then redis.call('HSET', ek, 'last_accessed', last) end
+  if redis.call('HEXISTS', ek, 'access_count') == 1 then redis.pcall('HINCRBY', ek, 'access_count', hits) end
+  rescore(k, policy)
+end
+"#
+    };
+}
+
+/// ARGV: 3 key, 4 max_entries ('' unbounded), 5 policy, 6 batch divisor, 7 expiry (Unix ms),
+/// 8 expires_at, 9 now (created_at / updated_at), 10 last_accessed, 11 access_count,
+/// 12 hits pending ('0'/'1'), 13 n hits, n × (key, last, hits), m fields, m × (name, value).
+/// Returns {status (0 expired, 1 stored, 2 send the pending hits), evicted, hits applied}.
+const PUT_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local key = ARGV[3]
+local ek = ekey(key)
+local policy = ARGV[5]
+local ntouch = tonumber(ARGV[13])
+local touches_at = 14
+local nfields_at = touches_at + 3 * ntouch
+local nfields = tonumber(ARGV[nfields_at])
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ty = redis.call('TYPE', ek)['ok']
+if ty ~= 'none' and ty ~= 'hash' then redis.call('DEL', ek); ty = 'none' end
+local existed = ty == 'hash'
+local created = false
+if existed then created = redis.call('HGET', ek, 'created_at') end
+if tonumber(ARGV[7]) <= now_ms then
+  forget(key)
+  publish('put', key)
+  return {0, 0, 0}
+end
+local evicted, touched = 0, 0
+if existed then
+  redis.call('DEL', ek)
+else
+  forget(key)
+  if ARGV[4] ~= '' then
+    local max = tonumber(ARGV[4])
+    prune()
+    local n = redis.call('ZCARD', idx)
+    if n >= max then
+      if ARGV[12] == '1' and ntouch == 0 then return {2, 0, 0} end
+      for j = 0, ntouch - 1 do
+        local at = touches_at + 3 * j
+        touch(ARGV[at], ARGV[at + 1], ARGV[at + 2], policy)
+      end
+      touched = 1
+      local need = math.min(n - max + 1 + math.floor(max / tonumber(ARGV[6])), n)
+      local first = redis.call('ZRANGE', idx, 0, need - 1, 'WITHSCORES')
+      local victims = {}
+      if policy == 'fifo' then
+        for i = 1, #first, 2 do victims[#victims + 1] = first[i] end
+      elseif #first > 0 then
+        local bound = first[#first]
+        for _, k in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', '(' .. bound)) do victims[#victims + 1] = k end
+        local tied = {}
+        for _, k in ipairs(redis.call('ZRANGEBYSCORE', idx, bound, bound)) do
+          local la = 0
+          if policy == 'lfu' then la = num(redis.call('HGET', ekey(k), 'last_accessed')) or math.huge end
+          tied[#tied + 1] = {k, la, num(redis.call('ZSCORE', ins, k)) or math.huge}
+        end
+        table.sort(tied, function(a, b)
+          if a[2] ~= b[2] then return a[2] < b[2] end
+          if a[3] ~= b[3] then return a[3] < b[3] end
+          return a[1] < b[1]
+        end)
+        local i = 1
+        while #victims < need and i <= #tied do victims[#victims + 1] = tied[i][1]; i = i + 1 end
+      end
+      for _, v in ipairs(victims) do forget(v); evicted = evicted + 1 end
+    end
+  end
+end
+local hset = {'HSET', ek}
+for j = 0, nfields - 1 do
+  hset[#hset + 1] = ARGV[nfields_at + 1 + 2 * j]
+  hset[#hset + 1] = ARGV[nfields_at + 2 + 2 * j]
+end
+hset[#hset + 1] = 'created_at'
+hset[#hset + 1] = created or ARGV[9]
+hset[#hset + 1] = 'updated_at'
+hset[#hset + 1] = ARGV[9]
+redis.call(unpack(hset))
+redis.call('PEXPIREAT', ek, ARGV[7])
+if redis.call('EXISTS', hkey(key)) == 1 then redis.call('PEXPIREAT', hkey(key), ARGV[7]) end
+redis.call('ZADD', exp, ARGV[8], key)
+local seq = redis.call('ZSCORE', ins, key)
+if not seq then
+  seq = redis.call('INCR', KEYS[4])
+  redis.call('ZADD', ins, seq, key)
+end
+local score = seq
+if policy == 'lru' then score = ARGV[10] elseif policy == 'lfu' then score = ARGV[11] end
+redis.call('ZADD', idx, score, key)
+publish('put', key)
+return {1, evicted, touched}
+"#
+);
+
+/// ARGV: 3 key. Returns whether the entry was there.
+const DELETE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local key = ARGV[3]
+local existed = redis.call('EXISTS', ekey(key))
+forget(key)
+publish('del', key)
+return existed
+"#
+);
+
+/// ARGV: 3 at most this many keys. Returns {entries removed, keys left}; publishes the clear
+/// once none is left.
+const CLEAR_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local n = 0
+for _, k in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[3]) - 1)) do
+  n = n + redis.call('EXISTS', ekey(k))
+  forget(k)
+end
+local left = redis.call('ZCARD', idx)
+if left == 0 then
+  redis.call('DEL', idx, exp, ins)
+  publish('clear', '-')
+end
+return {n, left}
+"#
+);
+
+/// ARGV: 3 now (Unix seconds), 4 at most this many keys. Returns {entries removed, keys seen}.
+const CLEANUP_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local n, seen = 0, 0
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))) do
+  n = n + redis.call('EXISTS', ekey(k))
+  seen = seen + 1
+  forget(k)
+end
+return {n, seen}
+"#
+);
+
+/// Returns the number of entries.
+const SIZE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+prune()
+return redis.call('ZCARD', idx)
+"#
+);
+
+/// Returns every key.
+const KEYS_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+prune()
+return redis.call('ZRANGE', idx, 0, -1)
+"#
+);
+
+/// ARGV: 3 policy, then (key, last, hits) per key. Returns 0.
+const TOUCH_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+for i = 4, #ARGV, 3 do touch(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3]) end
+return 0
+"#
+);
+
+/// ARGV: 3 policy, 4 updated_at, then (key, access_count, last_accessed, evicted 0/1) per
+/// record. Returns how many entries changed.
+const RECORD_USES_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local changed = 0
+for i = 5, #ARGV, 4 do
+  local k, count, last, ev = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ek = ekey(k)
+  if redis.call('EXISTS', ek) == 1 then
+    local cur = num(redis.call('HGET', ek, 'last_accessed'))
+    if cur and cur <= num(last) then
+      local set = {'HSET', ek, 'access_count', count, 'last_accessed', last, 'updated_at', ARGV[4]}
+      if ev == '1' then
+        set[#set + 1] = 'evicted_from_l1'
+        set[#set + 1] = '1'
+      end
+      redis.call(unpack(set))
+      rescore(k, ARGV[3])
+      changed = changed + 1
+    end
+  end
+end
+return changed
+"#
+);
+
+/// ARGV: 3 key, 4 cap, 5 the record's JSON after its id (`"proxy_key":…}`). Returns the id,
+/// or -1 when no entry has the key.
+const RECORD_CHECK_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local key = ARGV[3]
+local ek = ekey(key)
+if redis.call('EXISTS', ek) == 0 then return -1 end
+local id = redis.call('INCR', KEYS[5])
+local hk = hkey(key)
+redis.call('LPUSH', hk, '{"id":' .. string.format('%d', id) .. ',' .. ARGV[5])
+redis.call('LTRIM', hk, 0, tonumber(ARGV[4]) - 1)
+local ttl = redis.call('PTTL', ek)
+if ttl > 0 then redis.call('PEXPIRE', hk, ttl) else redis.call('PERSIST', hk) end
+publish('health', key)
+return id
+"#
+);
+
+/// ARGV: 3 older_than (Unix seconds), then keys. Returns how many checks were removed.
+const PRUNE_HISTORY_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local older = tonumber(ARGV[3])
+local n = 0
+for i = 4, #ARGV do
+  local hk = hkey(ARGV[i])
+  for _, item in ipairs(redis.call('LRANGE', hk, 0, -1)) do
+    local ok, rec = pcall(cjson.decode, item)
+    if ok and type(rec) == 'table' and type(rec.check_time) == 'number' and rec.check_time < older then
+      n = n + redis.call('LREM', hk, 1, item)
+    end
+  end
+end
+return n
+"#
+);
+
+/// The scripts, each hashed once.
+struct Scripts {
+    put: Script,
+    delete: Script,
+    clear: Script,
+    cleanup: Script,
+    size: Script,
+    keys: Script,
+    touch: Script,
+    record_uses: Script,
+    record_check: Script,
+    prune_history: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    put: Script::new(PUT_LUA),
+    delete: Script::new(DELETE_LUA),
+    clear: Script::new(CLEAR_LUA),
+    cleanup: Script::new(CLEANUP_LUA),
+    size: Script::new(SIZE_LUA),
+    keys: Script::new(KEYS_LUA),
+    touch: Script::new(TOUCH_LUA),
+    record_uses: Script::new(RECORD_USES_LUA),
+    record_check: Script::new(RECORD_CHECK_LUA),
+    prune_history: Script::new(PRUNE_HISTORY_LUA),
+});
+
+/// Keys checked per history-pruning script.
+const PRUNE_CHUNK: usize = 256;
+
+/// A connection of the pool: the redis connection, whether it failed (then the pool drops
+/// it), and how many operations it served (a dead connection that served none is no stale
+/// one: its failure is not retried).
+struct PooledConn {
+    conn: redis::Connection,
+    broken: bool,
+    uses: u64,
+}
+
+/// Makes connections within the connect timeout, with read and write timeouts.
+struct Connector {
+    client: redis::Client,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+impl Connector {
+    fn connect_raw(&self) -> RedisResult<redis::Connection> {
+        let conn = self.client.get_connection_with_timeout(self.connect_timeout)?;
+        conn.set_read_timeout(Some(self.command_timeout))?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
+        Ok(conn)
+    }
+}
+
+/// Logs the pool's connection failures (the URL redacted) at debug level: the operation that
+/// waited reports them.
+#[derive(Debug)]
+struct QuietErrors {
+    redactor: Arc<Redactor>,
+}
+
+impl r2d2::HandleError<RedisError> for QuietErrors {
+    fn handle_error(&self, error: RedisError) {
+        tracing::debug!(error = %self.redactor.clean(&error.to_string()), "redis connection failed");
+    }
+}
+
+type RedisPool = Pool<ConnectorRef>;
+
+/// Whether `e` leaves its connection usable (the server answered with an error).
+fn connection_survives(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Server(_) | ErrorKind::Extension | ErrorKind::UnexpectedReturnType
+    )
+}
+
+/// A random id for this tier instance (std's per-process random hasher keys, the time and a
+/// counter).
+fn random_origin() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A float as stored: Rust's shortest text that reads back as the same `f64`.
+fn real(x: f64) -> String {
+    format!("{x}")
+}
+
+/// Unix milliseconds of `at`, rounded up (the hash lives until `expires_at` at least).
+fn unix_millis_ceil(at: OffsetDateTime) -> i64 {
+    let micros = at.unix_timestamp() * 1_000_000 + i64::from(at.microsecond());
+    micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)
+}
+
+/// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
+/// with the ring's current key.
+fn entry_fields(entry: &CacheEntry, ring: &KeyRing) -> Result<Vec<(&'static str, String)>, TierError> {
+    if entry.key.is_empty() {
+        return Err(TierError::InvalidEntry {
+            key: String::new(),
+            reason: "the key is empty".to_owned(),
+        });
+    }
+    // The SQLite L3's bound: the same entries are storable in both.
+    let int = |field: &str, value: u64| {
+        i64::try_from(value)
+            .map(|v| v.to_string())
+            .map_err(|_| TierError::InvalidEntry {
+                key: entry.key.clone(),
+                reason: format!("{field} {value} does not fit a 64-bit signed integer"),
+            })
+    };
+    let mut out = vec![("key", entry.key.clone()), ("proxy_url", entry.proxy_url.clone())];
+    if let Some(s) = &entry.username {
+        out.push(("username_encrypted", ring.encrypt(s).as_str().to_owned()));
+    }
+    if let Some(s) = &entry.password {
+        out.push(("password_encrypted", ring.encrypt(s).as_str().to_owned()));
+    }
+    out.extend([
+        ("source", entry.source.clone()),
+        ("fetch_time", real(to_unix_seconds(entry.fetch_time))),
+        ("last_accessed", real(to_unix_seconds(entry.last_accessed))),
+        ("access_count", int("access_count", entry.access_count)?),
+        ("ttl_seconds", int("ttl_seconds", entry.ttl_seconds)?),
+        ("expires_at", real(to_unix_seconds(entry.expires_at))),
+        ("health_status", entry.health_status.as_str().to_owned()),
+        ("failure_count", int("failure_count", entry.failure_count)?),
+    ]);
+    if let Some(t) = entry.last_health_check {
+        out.push(("last_health_check", real(to_unix_seconds(t))));
+    }
+    out.extend([
+        (
+            "consecutive_health_failures",
+            int("consecutive_health_failures", entry.consecutive_health_failures)?,
+        ),
+        (
+            "consecutive_health_successes",
+            int("consecutive_health_successes", entry.consecutive_health_successes)?,
+        ),
+        ("recovery_attempt", int("recovery_attempt", entry.recovery_attempt)?),
+    ]);
+    if let Some(t) = entry.next_check_time {
+        out.push(("next_check_time", real(to_unix_seconds(t))));
+    }
+    if let Some(e) = &entry.last_health_error {
+        out.push(("last_health_error", e.clone()));
+    }
+    out.extend([
+        (
+            "total_health_checks",
+            int("total_health_checks", entry.total_health_checks)?,
+        ),
+        (
+            "total_health_check_failures",
+            int("total_health_check_failures", entry.total_health_check_failures)?,
+        ),
+        (
+            "evicted_from_l1",
+            if entry.evicted_from_l1 { "1" } else { "0" }.to_owned(),
+        ),
+    ]);
+    Ok(out)
+}
+
+/// Typed reads of one hash's fields; a value that does not fit is [`TierError::Corrupt`].
+struct Fields<'a> {
+    key: &'a str,
+    map: HashMap<&'a str, &'a [u8]>,
+}
+
+impl<'a> Fields<'a> {
+    /// `flat` is `HGETALL`'s reply: name, value, name, value …
+    fn new(key: &'a str, flat: &'a [Vec<u8>]) -> Self {
+        let map = flat
+            .chunks_exact(2)
+            .filter_map(|pair| Some((std::str::from_utf8(&pair[0]).ok()?, pair[1].as_slice())))
+            .collect();
+        Self { key, map }
+    }
+
+    fn corrupt(&self, field: &str, what: impl fmt::Display) -> TierError {
+        TierError::Corrupt {
+            key: self.key.to_owned(),
+            reason: format!("field {field}: {what}"),
+        }
+    }
+
+    fn optional_text(&self, field: &str) -> Result<Option<String>, TierError> {
+        self.map
+            .get(field)
+            .map(|bytes| {
+                std::str::from_utf8(bytes)
+                    .map(str::to_owned)
+                    .map_err(|_| self.corrupt(field, "not UTF-8"))
+            })
+            .transpose()
+    }
+
+    fn text(&self, field: &str) -> Result<String, TierError> {
+        self.optional_text(field)?.ok_or_else(|| self.corrupt(field, "missing"))
+    }
+
+    fn optional_time(&self, field: &str) -> Result<Option<OffsetDateTime>, TierError> {
+        let Some(text) = self.optional_text(field)? else {
+            return Ok(None);
+        };
+        let seconds: f64 = text
+            .parse()
+            .map_err(|_| self.corrupt(field, format_args!("{text:?} is not a number")))?;
+        from_unix_seconds(seconds).map(Some).map_err(|e| self.corrupt(field, e))
+    }
+
+    fn time(&self, field: &str) -> Result<OffsetDateTime, TierError> {
+        self.optional_time(field)?.ok_or_else(|| self.corrupt(field, "missing"))
+    }
+
+    fn count(&self, field: &str) -> Result<u64, TierError> {
+        let text = self.text(field)?;
+        text.parse()
+            .map_err(|_| self.corrupt(field, format_args!("{text:?} is not a non-negative integer")))
+    }
+
+    /// Non-zero is true; absent is false (as the SQLite tiers read NULL).
+    fn flag(&self, field: &str) -> Result<bool, TierError> {
+        match self.optional_text(field)? {
+            None => Ok(false),
+            Some(text) => text
+                .parse::<i64>()
+                .map(|n| n != 0)
+                .map_err(|_| self.corrupt(field, format_args!("{text:?} is not an integer"))),
+        }
+    }
+
+    fn status(&self, field: &str) -> Result<HealthStatus, TierError> {
+        self.text(field)?.parse().map_err(|e| self.corrupt(field, e))
+    }
+
+    /// A credential token's bytes; absent or empty is no credential.
+    fn token(&self, field: &str) -> Option<&'a [u8]> {
+        self.map.get(field).copied().filter(|bytes| !bytes.is_empty())
+    }
+
+    fn entry(&self, ring: &KeyRing) -> Result<CacheEntry, TierError> {
+        let mut entry = CacheEntry {
+            key: self.text("key")?,
+            proxy_url: self.text("proxy_url")?,
+            username: None,
+            password: None,
+            source: self.text("source")?,
+            fetch_time: self.time("fetch_time")?,
+            last_accessed: self.time("last_accessed")?,
+            access_count: self.count("access_count")?,
+            ttl_seconds: self.count("ttl_seconds")?,
+            expires_at: self.time("expires_at")?,
+            health_status: self.status("health_status")?,
+            failure_count: self.count("failure_count")?,
+            evicted_from_l1: self.flag("evicted_from_l1")?,
+            last_health_check: None,
+            consecutive_health_failures: 0,
+            consecutive_health_successes: 0,
+            recovery_attempt: 0,
+            next_check_time: None,
+            last_health_error: None,
+            total_health_checks: 0,
+            total_health_check_failures: 0,
+        };
+        self.health_detail()?.apply_to(&mut entry);
+        let open = |field: &str| {
+            self.token(field)
+                .map(|bytes| ring.decrypt_bytes(bytes))
+                .transpose()
+                .map_err(|source| TierError::Crypto {
+                    key: self.key.to_owned(),
+                    source,
+                })
+        };
+        entry.username = open("username_encrypted")?;
+        entry.password = open("password_encrypted")?;
+        Ok(entry)
+    }
+
+    fn health_detail(&self) -> Result<HealthDetail, TierError> {
+        Ok(HealthDetail {
+            last_health_check: self.optional_time("last_health_check")?,
+            consecutive_health_failures: self.count("consecutive_health_failures")?,
+            consecutive_health_successes: self.count("consecutive_health_successes")?,
+            recovery_attempt: self.count("recovery_attempt")?,
+            next_check_time: self.optional_time("next_check_time")?,
+            last_health_error: self.optional_text("last_health_error")?,
+            total_health_checks: self.count("total_health_checks")?,
+            total_health_check_failures: self.count("total_health_check_failures")?,
+        })
+    }
+}
+
+/// The eight health fields, in the order [`RedisL3Tier::health_detail`] reads them.
+const HEALTH_FIELDS: [&str; 8] = [
+    "last_health_check",
+    "consecutive_health_failures",
+    "consecutive_health_successes",
+    "recovery_attempt",
+    "next_check_time",
+    "last_health_error",
+    "total_health_checks",
+    "total_health_check_failures",
+];
+
+/// A health-history record as stored, without its id (written before it by the script).
+#[derive(serde::Serialize)]
+struct CheckJson<'a> {
+    proxy_key: &'a str,
+    check_time: f64,
+    status: &'a str,
+    response_time_ms: Option<f64>,
+    error_message: Option<&'a str>,
+    check_url: &'a str,
+}
+
+/// A health-history record as read; numbers kept as their text, read with Rust's correctly
+/// rounded parser.
+#[derive(serde::Deserialize)]
+struct CheckRead<'a> {
+    id: i64,
+    #[serde(borrow)]
+    proxy_key: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    check_time: &'a serde_json::value::RawValue,
+    #[serde(borrow)]
+    status: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    response_time_ms: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    error_message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    check_url: std::borrow::Cow<'a, str>,
+}
+
+/// Reads one stored record of `proxy_key`'s history.
+fn read_check(proxy_key: &str, item: &[u8]) -> Result<HealthRecord, TierError> {
+    let corrupt = |what: String| TierError::Corrupt {
+        key: proxy_key.to_owned(),
+        reason: format!("health history record: {what}"),
+    };
+    let rec: CheckRead<'_> = serde_json::from_slice(item).map_err(|e| corrupt(e.to_string()))?;
+    let id = rec.id;
+    let corrupt = |what: String| TierError::Corrupt {
+        key: proxy_key.to_owned(),
+        reason: format!("health history record {id}: {what}"),
+    };
+    let number = |field: &str, raw: &serde_json::value::RawValue| -> Result<Option<f64>, TierError> {
+        match raw.get() {
+            "null" => Ok(None),
+            text => text
+                .parse::<f64>()
+                .map(Some)
+                .map_err(|_| corrupt(format!("{field} {text} is not a number"))),
+        }
+    };
+    let check_time = number("check_time", rec.check_time)?.ok_or_else(|| corrupt("check_time is null".to_owned()))?;
+    Ok(HealthRecord {
+        id,
+        check: HealthCheck {
+            proxy_key: rec.proxy_key.into_owned(),
+            check_time: from_unix_seconds(check_time).map_err(|e| corrupt(format!("check_time: {e}")))?,
+            status: rec.status.parse().map_err(|e| corrupt(format!("status: {e}")))?,
+            response_time_ms: match rec.response_time_ms {
+                Some(raw) => number("response_time_ms", raw)?,
+                None => None,
+            },
+            error_message: rec.error_message.map(std::borrow::Cow::into_owned),
+            check_url: rec.check_url.into_owned(),
+        },
+    })
+}
+
+/// The L3 tier in Redis: see the module docs.
+pub struct RedisL3Tier {
+    connector: Arc<Connector>,
+    pool: RwLock<Option<RedisPool>>,
+    names: Names,
+    ring: Arc<KeyRing>,
+    max_entries: Option<u64>,
+    policy: EvictionPolicy,
+    /// `Some` for bounded LRU and LFU tiers.
+    touches: Option<Touches>,
+    evictions: AtomicU64,
+    health: TierHealth,
+    origin: u64,
+    pool_size: u32,
+    history_cap: usize,
+    redactor: Arc<Redactor>,
+}
+
+impl fmt::Debug for RedisL3Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisL3Tier")
+            .field("url", &"***")
+            .field("prefix", &self.names.prefix)
+            .field("origin", &format_args!("{:016x}", self.origin))
+            .field("max_entries", &self.max_entries)
+            .field("policy", &self.policy)
+            .field("connect_timeout", &self.connector.connect_timeout)
+            .field("command_timeout", &self.connector.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("history_cap", &self.history_cap)
+            .field("health", &self.health)
+            .finish()
+    }
+}
+
+impl RedisL3Tier {
+    /// Connects to the server of `options` and checks it answers (`PING`). Entries hold at
+    /// most `config.max_entries` under `config.eviction_policy`; credentials are encrypted
+    /// with `ring`'s current key and decrypted with any of its keys.
+    ///
+    /// Errors ([`TierError::Remote`], never holding the URL): options that cannot be used, a
+    /// URL that does not parse (or `rediss://`, or root certificates, without the `redis-tls`
+    /// feature), no server answering within about the connect timeout (nor, for `rediss://`,
+    /// with a certificate that chains to a trusted root), a refused password.
+    pub fn open(options: &RedisL3Options, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        options.check()?;
+        let redactor = Arc::new(Redactor::new(options.url.expose_secret()));
+        let client = options.client().map_err(|e| TierError::Remote {
+            op: "open",
+            reason: redactor.clean(&e),
+        })?;
+        let tracks_hits = config.max_entries.is_some() && config.eviction_policy != EvictionPolicy::Fifo;
+        let tier = Self {
+            connector: Arc::new(Connector {
+                client,
+                connect_timeout: options.connect_timeout,
+                command_timeout: options.command_timeout,
+            }),
+            pool: RwLock::new(None),
+            names: Names::new(&options.namespace),
+            ring,
+            max_entries: config.max_entries,
+            policy: config.eviction_policy,
+            touches: tracks_hits.then(Touches::default),
+            evictions: AtomicU64::new(0),
+            health: TierHealth::new(),
+            origin: random_origin(),
+            pool_size: options.pool_size,
+            history_cap: options.history_cap,
+            redactor,
+        };
+        *tier.pool.write().unwrap_or_else(PoisonError::into_inner) = Some(tier.new_pool());
+        tier.run("connect", None, |c| redis::cmd("PING").query::<()>(c))?;
+        Ok(tier)
+    }
+
+    /// The random id of this tier instance, the `<origin>` of the events it publishes.
+    pub fn origin(&self) -> u64 {
+        self.origin
+    }
+
+    /// The prefix of every key of the tier: `pwc:{namespace}:`.
+    pub fn key_prefix(&self) -> &str {
+        &self.names.prefix
+    }
+
+    /// Entries this tier evicted to stay within `max_entries`, since it opened.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Calls `on_event` with every change other tier instances (other hosts, other processes,
+    /// other tiers of this process) publish on the namespace, from a background thread with
+    /// its own connection, until the [`Subscription`] is dropped. The thread reconnects by
+    /// itself when the connection is lost (backoff doubling from 50 ms to
+    /// [`SUBSCRIBER_MAX_BACKOFF`]) and then calls `on_event(RemoteEvent::Resync)`: events may
+    /// have been missed. `on_event` runs on that thread: it should be quick.
+    ///
+    /// Returns once subscribed (events published after that are delivered); errors with
+    /// [`TierError::Remote`] when the server cannot be reached within about the timeouts.
+    pub fn subscribe(&self, on_event: impl Fn(RemoteEvent) + Send + Sync + 'static) -> Result<Subscription, TierError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let subscriber = Subscriber {
+            connector: Arc::clone(&self.connector),
+            channel: self.names.channel.clone(),
+            origin: self.origin,
+            redactor: Arc::clone(&self.redactor),
+            stop: Arc::clone(&stop),
+        };
+        let poll = subscriber.poll();
+        let thread = std::thread::Builder::new()
+            .name("pw-cache-redis-events".to_owned())
+            .spawn(move || subscriber.run(&on_event, ready_tx))
+            .map_err(|e| TierError::Remote {
+                op: "subscribe",
+                reason: format!("cannot start the subscriber thread: {e}"),
+            })?;
+        let subscription = Subscription {
+            stop,
+            thread: Some(thread),
+        };
+        let patience = self.connector.connect_timeout + self.connector.command_timeout * 2 + poll;
+        match ready_rx.recv_timeout(patience) {
+            Ok(Ok(())) => Ok(subscription),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(TierError::Remote {
+                op: "subscribe",
+                reason: format!("not subscribed within {patience:?}"),
+            }),
+        }
+    }
+
+    /// Writes the get hits noted for LRU/LFU so far (also done by itself every
+    /// [`TOUCH_BATCH`] hits and before an eviction).
+    pub fn flush(&self) -> Result<(), TierError> {
+        self.health.observe(self.flush_touches())
+    }
+
+    /// Writes pending hits and closes the pool. Later operations fail with
+    /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
+    pub fn close(&self) -> Result<(), TierError> {
+        let open = self.pool.read().unwrap_or_else(PoisonError::into_inner).is_some();
+        let flushed = if open { self.flush_touches() } else { Ok(()) };
+        drop(self.pool.write().unwrap_or_else(PoisonError::into_inner).take());
+        flushed
+    }
+
+    fn new_pool(&self) -> RedisPool {
+        Pool::builder()
+            .max_size(self.pool_size)
+            .min_idle(Some(0))
+            .test_on_check_out(false)
+            .connection_timeout(self.connector.connect_timeout)
+            .error_handler(Box::new(QuietErrors {
+                redactor: Arc::clone(&self.redactor),
+            }))
+            .build_unchecked(ConnectorRef(Arc::clone(&self.connector)))
+    }
+
+    fn closed(&self) -> TierError {
+        TierError::Closed {
+            path: PathBuf::from(format!("redis {}", self.names.prefix.trim_end_matches(':'))),
+        }
+    }
+
+    fn remote(&self, op: &'static str, e: &dyn fmt::Display) -> TierError {
+        TierError::Remote {
+            op,
+            reason: self.redactor.clean(&e.to_string()),
+        }
+    }
+
+    /// Runs `f` on a pooled connection. A connection that fails is dropped; when a connection
+    /// that served before is found dead (the server restarted since), `f` runs again on
+    /// another, up to the pool's size. `WRONGTYPE` on `key` makes that entry corrupt.
+    fn run<T>(
+        &self,
+        op: &'static str,
+        key: Option<&str>,
+        mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
+    ) -> Result<T, TierError> {
+        let pool = self
+            .pool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| self.closed())?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut conn = pool.get().map_err(|e| self.remote(op, &e))?;
+            let reused = conn.uses > 0;
+            conn.uses += 1;
+            match f(&mut conn.conn) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if !connection_survives(&e) {
+                        conn.broken = true;
+                    }
+                    if reused && e.is_connection_dropped() && attempts <= self.pool_size {
+                        tracing::debug!(op, "retrying on a new connection: a pooled one was dead");
+                        continue;
+                    }
+                    if let Some(key) = key
+                        && e.code() == Some("WRONGTYPE")
+                    {
+                        return Err(TierError::Corrupt {
+                            key: key.to_owned(),
+                            reason: "its Redis key holds a value of another type".to_owned(),
+                        });
+                    }
+                    return Err(self.remote(op, &e));
+                }
+            }
+        }
+    }
+
+    /// Runs `script` with the namespace's keys and common arguments, then `args`.
+    fn script<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        args: &[&str],
+    ) -> Result<T, TierError> {
+        self.run(op, None, |c| self.invocation(script, args).invoke(c))
+    }
+
+    fn invocation<'s>(&self, script: &'s Script, args: &[&str]) -> redis::ScriptInvocation<'s> {
+        let mut inv = script.prepare_invoke();
+        let n = &self.names;
+        inv.key(&n.idx)
+            .key(&n.exp)
+            .key(&n.ins)
+            .key(&n.seq)
+            .key(&n.hid)
+            .arg(&n.prefix)
+            .arg(format!("{:016x}", self.origin));
+        for a in args {
+            inv.arg(*a);
+        }
+        inv
+    }
+
+    fn policy_arg(&self) -> &'static str {
+        self.policy.as_str()
+    }
+
+    fn peek_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let name = self.names.entry(key);
+        let flat: Vec<Vec<u8>> = self.run("read entry", Some(key), |c| redis::cmd("HGETALL").arg(&name).query(c))?;
+        if flat.is_empty() {
+            return Ok(None);
+        }
+        Fields::new(key, &flat).entry(&self.ring).map(Some).inspect_err(|e| {
+            tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
+        })
+    }
+
+    fn get_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let Some(entry) = self.peek_inner(key)? else {
+            return Ok(None);
+        };
+        if let Some(touches) = &self.touches
+            && let Some(batch) = touches.record(key, to_unix_seconds(timestamp::now_utc()))
+            && let Err(e) = self.write_touches(batch)
+        {
+            // Hits only order evictions: losing a batch of them is not worth failing a get.
+            tracing::warn!(prefix = %self.names.prefix, error = %e, "could not record cache hits");
+        }
+        Ok(Some(entry))
+    }
+
+    fn touch_args(batch: &HashMap<String, Touch>) -> Vec<String> {
+        let mut args = Vec::with_capacity(batch.len() * 3);
+        for (key, t) in batch {
+            args.extend([key.clone(), real(t.last), t.hits.min(i64::MAX as u64).to_string()]);
+        }
+        args
+    }
+
+    fn write_touches(&self, batch: HashMap<String, Touch>) -> Result<(), TierError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let args = Self::touch_args(&batch);
+        let policy = self.policy_arg();
+        let mut all: Vec<&str> = vec![policy];
+        all.extend(args.iter().map(String::as_str));
+        self.script::<i64>("record hits", &SCRIPTS.touch, &all).map(drop)
+    }
+
+    fn flush_touches(&self) -> Result<(), TierError> {
+        match &self.touches {
+            Some(touches) => self.write_touches(touches.take()),
+            None => Ok(()),
+        }
+    }
+
+    fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        let fields = entry_fields(entry, &self.ring)?;
+        if let Some(touches) = &self.touches {
+            touches.forget(&entry.key);
+        }
+        let now = real(to_unix_seconds(timestamp::now_utc()));
+        let max = self.max_entries.map(|m| m.to_string()).unwrap_or_default();
+        let expire_ms = unix_millis_ceil(entry.expires_at).to_string();
+        let expires_at = real(to_unix_seconds(entry.expires_at));
+        let last_accessed = real(to_unix_seconds(entry.last_accessed));
+        let access_count = entry.access_count.to_string();
+        let divisor = EVICTION_BATCH_DIVISOR.to_string();
+        let policy = self.policy_arg();
+        let mut batch: Option<HashMap<String, Touch>> = None;
+        let result = loop {
+            let touch_args = batch.as_ref().map(Self::touch_args).unwrap_or_default();
+            // First round: whether hits are pending (the script asks for them when it must
+            // evict); second round: the hits taken, if any.
+            let has_touches = match &batch {
+                None if self.touches.as_ref().is_some_and(|t| !t.is_empty()) => "1",
+                Some(_) if !touch_args.is_empty() => "1",
+                _ => "0",
+            };
+            let ntouch = (touch_args.len() / 3).to_string();
+            let nfields = fields.len().to_string();
+            let mut args: Vec<&str> = vec![
+                &entry.key,
+                &max,
+                policy,
+                &divisor,
+                &expire_ms,
+                &expires_at,
+                &now,
+                &last_accessed,
+                &access_count,
+                has_touches,
+                &ntouch,
+            ];
+            args.extend(touch_args.iter().map(String::as_str));
+            args.push(&nfields);
+            for (name, value) in &fields {
+                args.push(name);
+                args.push(value);
+            }
+            let reply: Result<Vec<i64>, TierError> = self.script("write entry", &SCRIPTS.put, &args);
+            match reply.as_deref() {
+                Ok([2, _, _]) if batch.is_none() => {
+                    batch = Some(self.touches.as_ref().map(Touches::take).unwrap_or_default());
+                }
+                Ok([0 | 1, evicted, touched]) => {
+                    if *touched == 0
+                        && let (Some(b), Some(touches)) = (batch.take(), &self.touches)
+                    {
+                        touches.restore(b);
+                    }
+                    break Ok(u64::try_from(*evicted).unwrap_or(0));
+                }
+                Ok(other) => {
+                    break Err(TierError::Remote {
+                        op: "write entry",
+                        reason: format!("unexpected script reply {other:?}"),
+                    });
+                }
+                Err(_) => {
+                    if let (Some(b), Some(touches)) = (batch.take(), &self.touches) {
+                        touches.restore(b);
+                    }
+                    break reply.map(|_| 0);
+                }
+            }
+        };
+        let evicted = result?;
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+            tracing::debug!(prefix = %self.names.prefix, evicted, "evicted cache entries");
+        }
+        Ok(())
+    }
+
+    fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
+        if let Some(touches) = &self.touches {
+            touches.forget(key);
+        }
+        let existed: i64 = self.script("delete entry", &SCRIPTS.delete, &[key])?;
+        Ok(existed > 0)
+    }
+
+    fn clear_inner(&self) -> Result<usize, TierError> {
+        if let Some(touches) = &self.touches {
+            touches.take();
+        }
+        // In chunks, so that no script runs near the command timeout; the last one publishes
+        // the clear. Entries put by others meanwhile may be removed too, as by one clear after.
+        let chunk = SCRIPT_CHUNK.to_string();
+        let mut removed = 0;
+        loop {
+            let (n, left): (i64, i64) = self.script("clear entries", &SCRIPTS.clear, &[&chunk])?;
+            removed += usize::try_from(n).unwrap_or(0);
+            if left == 0 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    fn keys_inner(&self) -> Result<Vec<String>, TierError> {
+        let raw: Vec<Vec<u8>> = self.script("list keys", &SCRIPTS.keys, &[])?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|k| {
+                String::from_utf8(k)
+                    .inspect_err(|_| tracing::warn!(prefix = %self.names.prefix, "skipped a key that is not UTF-8"))
+                    .ok()
+            })
+            .collect())
+    }
+
+    fn record_accesses_inner(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        if records.len() > RECORD_CHUNK {
+            // One script per chunk, so that none runs near the command timeout (a use record
+            // stands alone: the batch need not be atomic as a whole).
+            let mut changed = 0;
+            for chunk in records.chunks(RECORD_CHUNK) {
+                changed += self.record_accesses_inner(chunk)?;
+            }
+            return Ok(changed);
+        }
+        let updated_at = real(to_unix_seconds(timestamp::now_utc()));
+        let policy = self.policy_arg();
+        let mut values = Vec::with_capacity(records.len() * 3);
+        for r in records {
+            values.extend([
+                r.access_count.min(i64::MAX as u64).to_string(),
+                real(to_unix_seconds(r.last_accessed)),
+                if r.evicted_from_l1 { "1" } else { "0" }.to_owned(),
+            ]);
+        }
+        let mut args: Vec<&str> = vec![policy, &updated_at];
+        for (r, v) in records.iter().zip(values.chunks_exact(3)) {
+            args.extend([r.key.as_str(), &v[0], &v[1], &v[2]]);
+        }
+        let n: i64 = self.script("record uses", &SCRIPTS.record_uses, &args)?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn health_detail_inner(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        let name = self.names.entry(key);
+        let values: Vec<Option<Vec<u8>>> = self.run("read health detail", Some(key), |c| {
+            redis::cmd("HMGET")
+                .arg(&name)
+                .arg("key")
+                .arg(&HEALTH_FIELDS[..])
+                .query(c)
+        })?;
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let flat: Vec<Vec<u8>> = std::iter::once("key")
+            .chain(HEALTH_FIELDS)
+            .zip(values)
+            .filter_map(|(field, value)| Some([field.as_bytes().to_vec(), value?]))
+            .flatten()
+            .collect();
+        Fields::new(key, &flat).health_detail().map(Some)
+    }
+
+    fn probe_inner(&self) -> Result<(), TierError> {
+        // Connections made while the server was away are dead: probe, and serve, with new ones.
+        {
+            let mut pool = self.pool.write().unwrap_or_else(PoisonError::into_inner);
+            if pool.is_none() {
+                return Err(self.closed());
+            }
+            *pool = Some(self.new_pool());
+        }
+        let probe = &self.names.probe;
+        let origin = format!("{:016x}", self.origin);
+        self.run("probe", None, |c| {
+            redis::cmd("PING").query::<()>(c)?;
+            redis::cmd("SET")
+                .arg(probe)
+                .arg(&origin)
+                .arg("PX")
+                .arg(60_000)
+                .query::<()>(c)?;
+            redis::cmd("DEL").arg(probe).query::<()>(c)
+        })
+    }
+
+    fn record_check_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
+        if let Some(ms) = check.response_time_ms
+            && !(ms.is_finite() && ms >= 0.0)
+        {
+            return Err(TierError::InvalidEntry {
+                key: check.proxy_key.clone(),
+                reason: format!("response_time_ms {ms} is not a finite, non-negative number"),
+            });
+        }
+        let json = serde_json::to_string(&CheckJson {
+            proxy_key: &check.proxy_key,
+            check_time: to_unix_seconds(check.check_time),
+            status: check.status.as_str(),
+            response_time_ms: check.response_time_ms,
+            error_message: check.error_message.as_deref(),
+            check_url: &check.check_url,
+        })
+        .map_err(|e| TierError::InvalidEntry {
+            key: check.proxy_key.clone(),
+            reason: format!("cannot encode the check: {e}"),
+        })?;
+        let rest = json.strip_prefix('{').unwrap_or(&json);
+        let cap = self.history_cap.to_string();
+        let id: i64 = self.script(
+            "record health check",
+            &SCRIPTS.record_check,
+            &[&check.proxy_key, &cap, rest],
+        )?;
+        if id < 0 {
+            return Err(TierError::InvalidEntry {
+                key: check.proxy_key.clone(),
+                reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
+            });
+        }
+        Ok(id)
+    }
+
+    fn history_inner(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let name = self.names.history(proxy_key);
+        let items: Vec<Vec<u8>> = self.run("read health history", Some(proxy_key), |c| {
+            redis::cmd("LRANGE").arg(&name).arg(0).arg(-1).query(c)
+        })?;
+        let mut records = items
+            .iter()
+            .map(|item| read_check(proxy_key, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        records.sort_by(|a, b| b.check.check_time.cmp(&a.check.check_time).then(b.id.cmp(&a.id)));
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    fn prune_history_inner(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
+        let keys = self.keys_inner()?;
+        let older = real(to_unix_seconds(older_than));
+        let mut pruned = 0;
+        for chunk in keys.chunks(PRUNE_CHUNK) {
+            let mut args: Vec<&str> = vec![&older];
+            args.extend(chunk.iter().map(String::as_str));
+            let n: i64 = self.script("prune health history", &SCRIPTS.prune_history, &args)?;
+            pruned += usize::try_from(n).unwrap_or(0);
+        }
+        Ok(pruned)
+    }
+}
+
+/// The pool's manager: the tier's connector (shared with the event subscriber and with the
+/// pools a probe makes).
+struct ConnectorRef(Arc<Connector>);
+
+impl ManageConnection for ConnectorRef {
+    type Connection = PooledConn;
+    type Error = RedisError;
+
+    fn connect(&self) -> RedisResult<PooledConn> {
+        Ok(PooledConn {
+            conn: self.0.connect_raw()?,
+            broken: false,
+            uses: 0,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut PooledConn) -> RedisResult<()> {
+        redis::cmd("PING").query::<()>(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut PooledConn) -> bool {
+        conn.broken || !conn.conn.is_open()
+    }
+}
+
+impl Drop for RedisL3Tier {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!(prefix = %self.names.prefix, error = %e, "closing the Redis tier failed");
+        }
+    }
+}
+
+impl CacheTier for RedisL3Tier {
+    fn tier_type(&self) -> CacheTierType {
+        CacheTierType::L3
+    }
+
+    fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.health.observe(self.get_inner(key))
+    }
+
+    fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        self.health.observe(self.peek_inner(key))
+    }
+
+    fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        self.health.observe(self.put_inner(entry))
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, TierError> {
+        self.health.observe(self.delete_inner(key))
+    }
+
+    fn clear(&self) -> Result<usize, TierError> {
+        self.health.observe(self.clear_inner())
+    }
+
+    fn size(&self) -> Result<usize, TierError> {
+        let n: Result<i64, TierError> = self.script("count entries", &SCRIPTS.size, &[]);
+        self.health.observe(n.map(|n| usize::try_from(n).unwrap_or(0)))
+    }
+
+    fn keys(&self) -> Result<Vec<String>, TierError> {
+        self.health.observe(self.keys_inner())
+    }
+
+    fn contains(&self, key: &str) -> Result<bool, TierError> {
+        let name = self.names.entry(key);
+        self.health
+            .observe(self.run("look up key", None, |c| redis::cmd("EXISTS").arg(&name).query(c)))
+    }
+
+    fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+        let now = real(to_unix_seconds(now));
+        let chunk = SCRIPT_CHUNK.to_string();
+        let mut removed = 0;
+        let outcome = loop {
+            // In chunks, as `clear`.
+            match self.script::<(i64, i64)>("delete expired entries", &SCRIPTS.cleanup, &[&now, &chunk]) {
+                Ok((n, seen)) => {
+                    removed += usize::try_from(n).unwrap_or(0);
+                    if seen < SCRIPT_CHUNK as i64 {
+                        break Ok(removed);
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.health.observe(outcome)
+    }
+
+    fn health(&self) -> &TierHealth {
+        &self.health
+    }
+
+    /// One script for the whole batch.
+    fn record_accesses(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
+        self.health.observe(self.record_accesses_inner(records))
+    }
+
+    /// Reads the eight fields alone (no credential is decrypted).
+    fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        self.health.observe(self.health_detail_inner(key))
+    }
+
+    fn evictions(&self) -> u64 {
+        RedisL3Tier::evictions(self)
+    }
+
+    fn flush(&self) -> Result<(), TierError> {
+        RedisL3Tier::flush(self)
+    }
+
+    fn close(&self) -> Result<(), TierError> {
+        RedisL3Tier::close(self)
+    }
+
+    /// `PING`, then a write and a delete of `pwc:{ns}:probe`, on new connections.
+    fn probe(&self) -> Result<(), TierError> {
+        self.health.observe(self.probe_inner())
+    }
+}
+
+impl HealthHistory for RedisL3Tier {
+    /// One script: checks the entry exists, takes an id, pushes the record, trims the list to
+    /// the cap, gives it the entry's expiry, publishes `health`.
+    fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
+        self.health.observe(self.record_check_inner(check))
+    }
+
+    fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
+        self.health.observe(self.history_inner(proxy_key, limit))
+    }
+
+    /// One script per 256 entries.
+    fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
+        self.health.observe(self.prune_history_inner(older_than))
+    }
+}
+
+/// What changed an entry, in a [`RemoteEvent::Changed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// The entry was stored (new or replaced; a put of an entry already expired removes it).
+    Put,
+    /// The entry was deleted (whether it was there or not).
+    Delete,
+    /// A health check of the entry was recorded.
+    Health,
+}
+
+/// A change published by another tier instance on the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteEvent {
+    /// The entry under `key` changed: copies of it in upper tiers are stale.
+    Changed {
+        /// The entry's key.
+        key: String,
+        /// What changed it.
+        kind: ChangeKind,
+    },
+    /// Every entry was removed.
+    Cleared,
+    /// The subscriber reconnected after losing its connection: events may have been missed,
+    /// so any copy may be stale.
+    Resync,
+}
+
+/// Reads one event message; `None` for a message of `own` origin or one that is not an event.
+fn parse_event(payload: &[u8], own: u64) -> Option<RemoteEvent> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(3, ' ');
+    let origin = u64::from_str_radix(parts.next()?, 16).ok()?;
+    if origin == own {
+        return None;
+    }
+    let kind = parts.next()?;
+    let key = parts.next()?;
+    let kind = match kind {
+        "clear" => return Some(RemoteEvent::Cleared),
+        "put" => ChangeKind::Put,
+        "del" => ChangeKind::Delete,
+        "health" => ChangeKind::Health,
+        _ => return None,
+    };
+    Some(RemoteEvent::Changed {
+        key: key.to_owned(),
+        kind,
+    })
+}
+
+/// The background thread of a [`Subscription`].
+struct Subscriber {
+    connector: Arc<Connector>,
+    channel: String,
+    origin: u64,
+    redactor: Arc<Redactor>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Subscriber {
+    /// How long one read waits before the thread looks at the stop flag.
+    fn poll(&self) -> Duration {
+        self.connector
+            .command_timeout
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn run(self, on_event: &(dyn Fn(RemoteEvent) + Send + Sync), ready: mpsc::Sender<Result<(), TierError>>) {
+        let mut ready = Some(ready);
+        let mut backoff = SUBSCRIBER_MIN_BACKOFF;
+        while !self.stopped() {
+            match self.connector.connect_raw() {
+                Ok(mut conn) => {
+                    let mut pubsub = conn.as_pubsub();
+                    match pubsub
+                        .subscribe(&self.channel)
+                        .and_then(|()| pubsub.set_read_timeout(Some(self.poll())))
+                    {
+                        Ok(()) => {
+                            backoff = SUBSCRIBER_MIN_BACKOFF;
+                            match ready.take() {
+                                Some(tx) => {
+                                    let _ = tx.send(Ok(()));
+                                }
+                                None => {
+                                    tracing::info!(channel = %self.channel, "resubscribed to cache events");
+                                    deliver(on_event, RemoteEvent::Resync);
+                                }
+                            }
+                            self.listen(&mut pubsub, on_event);
+                        }
+                        Err(e) => {
+                            if self.fail_start(&mut ready, &e) {
+                                return;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    if self.fail_start(&mut ready, &e) {
+                        return;
+                    }
+                }
+            }
+            // Wait before reconnecting, looking at the stop flag.
+            let until = Instant::now() + backoff;
+            while !self.stopped() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10).min(backoff));
+            }
+            backoff = (backoff * 2).min(SUBSCRIBER_MAX_BACKOFF);
+        }
+    }
+
+    /// Reports a failure to subscribe: to the caller of `subscribe` the first time (then the
+    /// thread ends: `true`), in the log afterwards.
+    fn fail_start(&self, ready: &mut Option<mpsc::Sender<Result<(), TierError>>>, e: &RedisError) -> bool {
+        let reason = self.redactor.clean(&e.to_string());
+        match ready.take() {
+            Some(tx) => {
+                let _ = tx.send(Err(TierError::Remote {
+                    op: "subscribe",
+                    reason,
+                }));
+                true
+            }
+            None => {
+                tracing::debug!(error = %reason, "cannot resubscribe to cache events yet");
+                false
+            }
+        }
+    }
+
+    /// Delivers messages until the connection fails or the subscription stops.
+    fn listen(&self, pubsub: &mut redis::PubSub<'_>, on_event: &(dyn Fn(RemoteEvent) + Send + Sync)) {
+        let mut heard = Instant::now();
+        while !self.stopped() {
+            match pubsub.get_message() {
+                Ok(msg) => {
+                    heard = Instant::now();
+                    if let Some(event) = parse_event(msg.get_payload_bytes(), self.origin) {
+                        deliver(on_event, event);
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    if heard.elapsed() >= SUBSCRIBER_KEEPALIVE {
+                        if let Err(e) = pubsub.ping::<redis::Value>() {
+                            self.lost(&e);
+                            return;
+                        }
+                        heard = Instant::now();
+                    }
+                }
+                Err(e) => {
+                    self.lost(&e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn lost(&self, e: &RedisError) {
+        if !self.stopped() {
+            tracing::warn!(
+                channel = %self.channel,
+                error = %self.redactor.clean(&e.to_string()),
+                "lost the cache events connection; reconnecting"
+            );
+        }
+    }
+}
+
+/// Calls `on_event`, containing a panic of it (the subscription goes on).
+fn deliver(on_event: &(dyn Fn(RemoteEvent) + Send + Sync), event: RemoteEvent) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| on_event(event))).is_err() {
+        tracing::error!("a cache event handler panicked");
+    }
+}
+
+/// Delivery of a tier's events ([`RedisL3Tier::subscribe`]); dropping it stops the background
+/// thread and waits for it (about the command timeout at most).
+#[derive(Debug)]
+pub struct Subscription {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the cache events thread panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Without the `redis-tls` feature a `rediss://` URL is a typed error at open, before any
+    /// connection, naming the feature.
+    #[cfg(not(feature = "redis-tls"))]
+    #[test]
+    fn rediss_without_the_tls_feature_is_a_typed_error() {
+        let options = RedisL3Options::new(Secret::new("rediss://:pw-not-shown@127.0.0.1:1"));
+        let ring = Arc::new(KeyRing::new(pw_cache_crypto::FernetKey::generate(), []));
+        let err = RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), ring).unwrap_err();
+        assert!(matches!(err, TierError::Remote { .. }), "{err}");
+        assert!(!err.to_string().contains("pw-not-shown"), "{err}");
+    }
+
+    use super::*;
+
+    #[test]
+    fn redactor_masks_url_userinfo_and_password() {
+        let r = Redactor::new("redis://user:p%40ss@example.invalid:6379/2");
+        let text = "failed redis://user:p%40ss@example.invalid:6379/2 with p@ss, p%40ss, user:p%40ss";
+        assert_eq!(r.clean(text), "failed *** with ***, ***, ***");
+        assert_eq!(r.clean("user_script:1"), "user_script:1", "a user name is no secret");
+        let r = Redactor::new("redis://:sekrit@127.0.0.1:1/");
+        assert_eq!(r.clean("x sekrit y"), "x *** y");
+        assert_eq!(Redactor::new("redis://127.0.0.1:6379").clean("nothing"), "nothing");
+    }
+
+    #[test]
+    fn options_debug_hides_the_url() {
+        let o = RedisL3Options::new(Secret::new("redis://:sekrit@127.0.0.1:1"));
+        let text = format!("{o:?}");
+        assert!(!text.contains("sekrit") && !text.contains("127.0.0.1"), "{text}");
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        let url = || Secret::new("redis://127.0.0.1:1");
+        for o in [
+            RedisL3Options::new(url()).with_namespace(""),
+            RedisL3Options::new(url()).with_namespace("a}b"),
+            RedisL3Options::new(url()).with_namespace("a b"),
+            RedisL3Options::new(url()).with_pool_size(0),
+            RedisL3Options::new(url()).with_history_cap(0),
+            RedisL3Options::new(url()).with_command_timeout(Duration::ZERO),
+        ] {
+            assert!(matches!(o.check(), Err(TierError::Remote { .. })), "{o:?}");
+        }
+        assert!(RedisL3Options::new(url()).check().is_ok());
+    }
+
+    #[test]
+    fn events_parse_and_skip_their_own_origin() {
+        let me = 0xabc;
+        assert_eq!(parse_event(b"0000000000000abc put k", me), None);
+        assert_eq!(
+            parse_event(b"00000000000000ff put a key with spaces", me),
+            Some(RemoteEvent::Changed {
+                key: "a key with spaces".to_owned(),
+                kind: ChangeKind::Put
+            })
+        );
+        assert_eq!(parse_event(b"ff clear -", me), Some(RemoteEvent::Cleared));
+        assert_eq!(
+            parse_event(b"ff health k", me),
+            Some(RemoteEvent::Changed {
+                key: "k".to_owned(),
+                kind: ChangeKind::Health
+            })
+        );
+        assert_eq!(parse_event(b"ff nonsense k", me), None);
+        assert_eq!(parse_event(b"zz put k", me), None);
+    }
+
+    #[test]
+    fn expiry_is_rounded_up_to_the_millisecond() {
+        use time::macros::datetime;
+        assert_eq!(unix_millis_ceil(datetime!(1970-01-01 00:00:01 UTC)), 1000);
+        assert_eq!(unix_millis_ceil(datetime!(1970-01-01 00:00:01.000001 UTC)), 1001);
+        assert_eq!(unix_millis_ceil(datetime!(1969-12-31 23:59:59.9995 UTC)), 0);
+    }
+
+    #[test]
+    fn floats_are_written_shortest() {
+        assert_eq!(real(1_700_000_000.123_456), "1700000000.123456");
+        assert_eq!(real(1.0), "1");
+        assert_eq!(real(0.1), "0.1");
+    }
+}

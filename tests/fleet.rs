@@ -1,0 +1,360 @@
+//! Several hosts (managers, and separate OS processes) sharing one Redis L3 (issue 10).
+//!
+//! Each "host" has its own L1 and its own L2 directory; all share one Redis namespace and one
+//! key. What must hold:
+//! - a change on one host (update, delete, health invalidation, clear) reaches the other
+//!   hosts' L1 and L2 copies within [`BOUND`] (`docs/fleet.md` states it);
+//! - 4 processes × 500 puts into one Redis lose nothing, and every process reads every other's
+//!   entries, credentials included;
+//! - Redis killed in the middle of a run: gets and puts keep working from the local tiers, each
+//!   within [`OP_BOUND`], the L3 is flagged degraded, and it serves again by itself once Redis
+//!   is back, with every entry Redis acknowledged still there;
+//! - a fleet refuses a key this host just generated, and an L3 without a URL.
+//!
+//! Every server is started by the test on a free 127.0.0.1 port (`pw_cache_tests::redis_server`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pw_cache::{
+    CacheConfig, CacheEntry, CacheManager, CacheTierConfig, CacheTierType, EnvKeys, HealthInvalidation, KeyRing,
+    L2BackendType, L3BackendType, ManagerError, Secret, TierStatus,
+};
+use pw_cache_tests::child_process::{PATIENCE, spawn_self, wait_for};
+use pw_cache_tests::managers;
+use pw_cache_tests::redis_server::RedisServer;
+
+/// How soon another host's change must be visible on this host (the stated guarantee, with a
+/// margin for a loaded test machine: measured delays are a few milliseconds).
+const BOUND: Duration = Duration::from_secs(1);
+/// How long one get or put may take while Redis is down (connect and command timeouts are
+/// 250 ms each).
+const OP_BOUND: Duration = Duration::from_secs(2);
+const CHILD_VAR: &str = "PW_CACHE_TEST_FLEET_CHILD";
+const PUTS_PER_PROCESS: usize = 500;
+
+/// A host's config: L1 of `l1_max`, its own L2 (`backend`) under `dir`, L3 in Redis.
+fn host_config(dir: &Path, backend: L2BackendType, l1_max: u64, url: &str) -> CacheConfig {
+    managers::config(dir, backend, l1_max)
+        .l3_backend(L3BackendType::Redis)
+        .redis_url(Some(Secret::new(url)))
+        .redis_namespace("fleet-test")
+        .build()
+        .unwrap()
+}
+
+fn host(dir: &Path, backend: L2BackendType, url: &str, ring: &Arc<KeyRing>) -> CacheManager {
+    let manager = CacheManager::builder(host_config(dir, backend, 100, url))
+        .key_ring(Arc::clone(ring))
+        .probe_interval(Duration::from_millis(50))
+        .open()
+        .unwrap();
+    assert_eq!(manager.tier_status(CacheTierType::L3), TierStatus::Serving);
+    manager
+}
+
+fn entry(url: &str, source: &str, password: &str) -> CacheEntry {
+    CacheEntry::new(url, source, 3600)
+        .unwrap()
+        .with_credentials(Some(Secret::new("fleet-user")), Some(Secret::new(password)))
+}
+
+/// Polls until `condition` holds; the time it took. Fails after [`BOUND`].
+fn within_bound(what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < BOUND, "{what}: not within {BOUND:?}");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    start.elapsed()
+}
+
+fn password_of(manager: &CacheManager, key: &str) -> Option<String> {
+    manager
+        .get(key)
+        .map(|e| e.password.map(|p| p.expose_secret().to_owned()).unwrap_or_default())
+}
+
+/// Updates, health invalidations, deletes and a clear made on host A reach host B's L1 and L2
+/// within the bound; B's own writes reach A the same way. Run for both L2 backends.
+#[test]
+fn changes_on_one_host_reach_the_other_hosts_copies() {
+    let server = RedisServer::start();
+    let ring = managers::test_ring();
+    for backend in managers::BACKENDS {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = host(dir_a.path(), backend, &server.url(), &ring);
+        let b = host(dir_b.path(), backend, &server.url(), &ring);
+        let mut delays = Vec::new();
+
+        // Update: B caches version 1 (L1 and L2), A writes version 2.
+        let v1 = entry("http://10.9.0.1:8080", "fleet", "pass-v1");
+        let key = v1.key.clone();
+        a.put(&v1).unwrap();
+        assert_eq!(password_of(&b, &key).as_deref(), Some("pass-v1"));
+        a.put(&entry("http://10.9.0.1:8080", "fleet", "pass-v2")).unwrap();
+        delays.push(within_bound("an update", || {
+            password_of(&b, &key).as_deref() == Some("pass-v2")
+        }));
+        // B's L2 was refreshed too: a third host reading B's L2 directory sees version 2.
+        let b_l2 = managers::open_tier(dir_b.path(), CacheTierType::L2, backend, &ring);
+        let in_l2 = b_l2.get(&key).unwrap().expect("B's L2 holds the entry");
+        assert_eq!(in_l2.password.unwrap().expose_secret(), "pass-v2", "{backend:?}");
+        drop(b_l2);
+
+        // Health invalidation up to eviction on A: B stops handing the proxy out.
+        assert!(b.get(&key).is_some());
+        let mut outcome = HealthInvalidation::NotFound;
+        for _ in 0..10 {
+            outcome = a.invalidate_by_health(&key);
+            if matches!(outcome, HealthInvalidation::Evicted { .. }) {
+                break;
+            }
+        }
+        assert!(matches!(outcome, HealthInvalidation::Evicted { .. }), "{outcome:?}");
+        delays.push(within_bound("a health eviction", || b.get(&key).is_none()));
+
+        // A health mark short of eviction reaches B as the new failure count.
+        let e = entry("http://10.9.0.2:8080", "fleet", "p");
+        a.put(&e).unwrap();
+        assert_eq!(b.get(&e.key).unwrap().failure_count, 0);
+        assert!(matches!(
+            a.invalidate_by_health(&e.key),
+            HealthInvalidation::Marked { .. }
+        ));
+        delays.push(within_bound("a health mark", || {
+            b.get(&e.key).is_some_and(|got| got.failure_count == 1)
+        }));
+
+        // Delete on B reaches A.
+        assert!(a.get(&e.key).is_some());
+        assert!(b.delete(&e.key));
+        delays.push(within_bound("a delete", || a.get(&e.key).is_none()));
+
+        // Clear on A empties B's L1 and L2.
+        let kept = entry("http://10.9.0.3:8080", "fleet", "p3");
+        b.put(&kept).unwrap();
+        assert!(a.get(&kept.key).is_some());
+        a.clear();
+        delays.push(within_bound("a clear", || b.get(&kept.key).is_none()));
+
+        delays.sort();
+        eprintln!(
+            "{backend:?} L2: change-to-visible delays {:?} (max {:?})",
+            delays,
+            delays.last().unwrap()
+        );
+        a.close().unwrap();
+        b.close().unwrap();
+    }
+}
+
+/// Redis killed in the middle of a run: the manager keeps serving and storing from L1/L2,
+/// each operation within the bound, flags L3 degraded, and serves from it again once Redis is
+/// back (with `appendfsync always`, every entry Redis acknowledged is still there).
+#[test]
+fn redis_killed_and_restarted_mid_run() {
+    let mut server = RedisServer::start();
+    let ring = managers::test_ring();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = host(dir.path(), L2BackendType::Sqlite, &server.url(), &ring);
+    let before: Vec<CacheEntry> = (0..20)
+        .map(|i| entry(&format!("http://10.8.0.{i}:80"), "before", &format!("p{i}")))
+        .collect();
+    for e in &before {
+        let stored = manager.put(e).unwrap();
+        assert!(stored.l3, "acknowledged by Redis");
+    }
+
+    server.kill();
+    let mut during = Vec::new();
+    for (i, old) in before.iter().enumerate() {
+        let e = entry(&format!("http://10.8.1.{i}:80"), "during", &format!("q{i}"));
+        let start = Instant::now();
+        let stored = manager.put(&e).expect("L1 and L2 still store");
+        assert!(stored.l1 && stored.l2, "{stored:?}");
+        assert!(
+            start.elapsed() < OP_BOUND,
+            "a put took {:?} with Redis down",
+            start.elapsed()
+        );
+        let start = Instant::now();
+        assert!(manager.get(&old.key).is_some(), "served from L1/L2");
+        assert!(
+            start.elapsed() < OP_BOUND,
+            "a get took {:?} with Redis down",
+            start.elapsed()
+        );
+        during.push(e);
+    }
+    assert_eq!(manager.tier_status(CacheTierType::L3), TierStatus::Degraded);
+    assert!(manager.get_statistics().l3_degraded);
+
+    server.restart();
+    let start = Instant::now();
+    while manager.tier_status(CacheTierType::L3) != TierStatus::Serving {
+        assert!(start.elapsed() < PATIENCE, "L3 never recovered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Everything acknowledged is served; what Redis acknowledged before the kill is in Redis.
+    for e in before.iter().chain(&during) {
+        let got = manager.get(&e.key).expect("acknowledged entry lost");
+        assert_eq!(
+            got.password.unwrap().expose_secret(),
+            e.password.as_ref().unwrap().expose_secret()
+        );
+    }
+    let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-test");
+    let l3 = pw_cache::RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
+    for e in &before {
+        assert!(
+            pw_cache::CacheTier::get(&l3, &e.key).unwrap().is_some(),
+            "acknowledged by Redis, lost"
+        );
+    }
+    manager.close().unwrap();
+}
+
+/// A child: puts its share with credentials, marks itself done, waits for the others, reads
+/// every process's entries (through Redis: each L1 holds few), and checks them.
+fn child(spec: &str) {
+    let mut parts = spec.split(';');
+    let (dir, url, p, procs) = (
+        Path::new(parts.next().unwrap()).to_path_buf(),
+        parts.next().unwrap().to_owned(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+    );
+    let key_text = std::fs::read_to_string(dir.join("key")).unwrap();
+    let ring = Arc::new(KeyRing::from_secrets(&Secret::new(key_text.trim()), &[]).unwrap());
+    let own = dir.join(format!("host-{p}"));
+    let manager = CacheManager::builder(host_config(&own, L2BackendType::Jsonl, 50, &url))
+        .key_ring(ring)
+        .env_keys(EnvKeys::new(None, None))
+        .open()
+        .unwrap();
+    for i in 0..PUTS_PER_PROCESS {
+        let e = entry(
+            &format!("http://10.{p}.{}.{}:80", i / 256, i % 256),
+            "proc",
+            &format!("p{p}-{i}"),
+        );
+        let stored = manager.put(&e).unwrap();
+        assert!(stored.l3, "process {p}: put {i} not in Redis");
+    }
+    std::fs::write(dir.join(format!("done-{p}")), b"").unwrap();
+    let start = Instant::now();
+    for q in 0..procs {
+        wait_for(&dir, &format!("done-{q}"), start);
+    }
+    for q in 0..procs {
+        for i in 0..PUTS_PER_PROCESS {
+            let key = pw_cache::generate_cache_key(&format!("http://10.{q}.{}.{}:80", i / 256, i % 256));
+            let got = manager
+                .get(&key)
+                .unwrap_or_else(|| panic!("process {p}: {q}'s entry {i} lost"));
+            assert_eq!(got.password.unwrap().expose_secret(), format!("p{q}-{i}"));
+        }
+    }
+    // Process 0's first entry, in every process's L1; then process 0 evicts it by health, and
+    // every other process must stop serving it within the bound.
+    let hot = pw_cache::generate_cache_key("http://10.0.0.0:80");
+    assert!(manager.get(&hot).is_some());
+    std::fs::write(dir.join(format!("ready-{p}")), b"").unwrap();
+    let start = Instant::now();
+    if p == 0 {
+        for q in 0..procs {
+            wait_for(&dir, &format!("ready-{q}"), start);
+        }
+        while !matches!(manager.invalidate_by_health(&hot), HealthInvalidation::Evicted { .. }) {}
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        std::fs::write(dir.join("evicted.tmp"), at.as_nanos().to_string()).unwrap();
+        std::fs::rename(dir.join("evicted.tmp"), dir.join("evicted")).unwrap();
+    } else {
+        wait_for(&dir, "evicted", start);
+        let at: u128 = std::fs::read_to_string(dir.join("evicted")).unwrap().parse().unwrap();
+        let evicted_at = std::time::UNIX_EPOCH + Duration::from_nanos(u64::try_from(at).unwrap());
+        while manager.get(&hot).is_some() {
+            let waited = std::time::SystemTime::now()
+                .duration_since(evicted_at)
+                .unwrap_or_default();
+            assert!(
+                waited < BOUND,
+                "process {p} still serves the evicted entry after {waited:?}"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let delay = std::time::SystemTime::now()
+            .duration_since(evicted_at)
+            .unwrap_or_default();
+        std::fs::write(dir.join(format!("delay-{p}")), format!("{delay:?}")).unwrap();
+    }
+    manager.close().unwrap();
+    std::fs::write(dir.join(format!("checked-{p}")), b"").unwrap();
+}
+
+/// 4 processes × 500 puts into one Redis: nothing lost, each reads all the others' entries;
+/// then a health eviction in one process removes the entry from the others' L1 within the
+/// bound (the delays are printed).
+#[test]
+fn four_processes_share_one_redis_and_lose_nothing() {
+    if let Ok(spec) = std::env::var(CHILD_VAR) {
+        child(&spec);
+        return;
+    }
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let key = pw_cache::FernetKey::generate().to_base64();
+    std::fs::write(dir.path().join("key"), key.expose_secret()).unwrap();
+    let procs = 4;
+    let children: Vec<_> = (0..procs)
+        .map(|p| {
+            let spec = format!("{};{};{p};{procs}", dir.path().display(), server.url());
+            spawn_self("four_processes_share_one_redis_and_lose_nothing", CHILD_VAR, spec)
+        })
+        .collect();
+    for (p, mut child) in children.into_iter().enumerate() {
+        let status = child.wait().unwrap();
+        assert!(status.success(), "process {p} failed: {status}");
+        assert!(dir.path().join(format!("checked-{p}")).exists());
+    }
+    let delays: Vec<String> = (1..procs)
+        .map(|p| std::fs::read_to_string(dir.path().join(format!("delay-{p}"))).unwrap())
+        .collect();
+    eprintln!("health eviction in process 0 -> gone from the other processes' L1 after {delays:?}");
+    let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-test");
+    let ring = Arc::new(KeyRing::from_secrets(&key, &[]).unwrap());
+    let l3 = pw_cache::RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), ring).unwrap();
+    // Every put is there but the one process 0 evicted.
+    assert_eq!(pw_cache::CacheTier::size(&l3).unwrap(), procs * PUTS_PER_PROCESS - 1);
+}
+
+/// A fleet needs one key on every host: a key this host just generated is refused, and so is
+/// an L3 without a URL; the errors say what to configure.
+#[test]
+fn a_fleet_refuses_a_generated_key_and_a_missing_url() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let err = CacheManager::builder(host_config(dir.path(), L2BackendType::Jsonl, 10, &server.url()))
+        .env_keys(EnvKeys::new(None, None))
+        .open()
+        .unwrap_err();
+    assert!(matches!(err, ManagerError::SharedKeyRequired { .. }), "{err}");
+    assert!(err.to_string().contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY"), "{err}");
+
+    // No URL in the config (and none in the environment of this test).
+    if std::env::var_os(pw_cache::REDIS_URL_ENV).is_none() {
+        let config = managers::config(dir.path(), L2BackendType::Jsonl, 10)
+            .l3_backend(L3BackendType::Redis)
+            .build()
+            .unwrap();
+        let err = CacheManager::builder(config)
+            .key_ring(managers::test_ring())
+            .open()
+            .unwrap_err();
+        assert!(err.to_string().contains(pw_cache::REDIS_URL_ENV), "{err}");
+    }
+}
