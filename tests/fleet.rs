@@ -358,3 +358,38 @@ fn a_fleet_refuses_a_generated_key_and_a_missing_url() {
         assert!(err.to_string().contains(pw_cache::REDIS_URL_ENV), "{err}");
     }
 }
+
+/// A clear on one host while another host keeps reading the entry: the reader must not put a
+/// copy it read from its L2 back into its L1 after the clear emptied L1 (the clear and the
+/// lookups exclude each other), so the entry is gone from it within the bound, every time.
+#[test]
+fn a_remote_clear_racing_lookups_leaves_no_stale_copy() {
+    let server = RedisServer::start();
+    let ring = managers::test_ring();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = host(dir_a.path(), L2BackendType::Sqlite, &server.url(), &ring);
+    let b = Arc::new(host(dir_b.path(), L2BackendType::Sqlite, &server.url(), &ring));
+    for round in 0..40 {
+        let e = entry(&format!("http://10.7.0.{round}:80"), "race", "p");
+        b.put(&e).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (b, key, stop) = (Arc::clone(&b), e.key.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = b.get(&key);
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        a.clear();
+        std::thread::sleep(Duration::from_millis(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+        within_bound(&format!("round {round}: a clear racing lookups"), || {
+            b.get(&e.key).is_none()
+        });
+    }
+    a.close().unwrap();
+    b.close().unwrap();
+}

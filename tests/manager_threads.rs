@@ -460,3 +460,43 @@ fn concurrent_reads_of_hot_keys_count_every_hit_jsonl() {
 fn concurrent_reads_of_hot_keys_count_every_hit_sqlite() {
     concurrent_reads_of_hot_keys_count_every_hit(L2BackendType::Sqlite);
 }
+
+/// `clear` while other threads read: a lookup that read an entry from L2 just before the clear
+/// must not put it into L1 after the clear emptied L1 (clear and lookups exclude each other),
+/// so after every clear the entry is gone for good. Found by the fleet tests (the same race
+/// through a remote clear).
+#[test]
+fn clear_racing_lookups_leaves_no_copy_behind() {
+    let ring = test_ring();
+    for backend in [L2BackendType::Jsonl, L2BackendType::Sqlite] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Arc::new(manager(dir.path(), backend, 2, &ring));
+        for round in 0..30u32 {
+            let e = CacheEntry::new(format!("http://10.6.0.{round}:80"), "race", 600).unwrap();
+            m.put(&e).unwrap();
+            // Push it out of L1, so that lookups read it from L2 and promote it.
+            for filler in 0..3 {
+                let f = CacheEntry::new(format!("http://10.6.1.{filler}:80"), "race", 600).unwrap();
+                m.put(&f).unwrap();
+            }
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (m, key, stop) = (Arc::clone(&m), e.key.clone(), Arc::clone(&stop));
+                    std::thread::spawn(move || {
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let _ = m.get(&key);
+                        }
+                    })
+                })
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            m.clear();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for r in readers {
+                r.join().unwrap();
+            }
+            assert!(m.get(&e.key).is_none(), "{backend:?} round {round}: served after clear");
+        }
+    }
+}

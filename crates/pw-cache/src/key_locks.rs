@@ -6,7 +6,8 @@
 //! one hash and one uncontended mutex, with no allocation (the hit path of the manager takes
 //! one per get). Two keys may share a stripe: an operation on one then waits for the other,
 //! one chance in [`STRIPES`] per pair of concurrent operations. That is never a deadlock,
-//! because no code holds two key locks at once (checked in debug builds).
+//! because no code holds two key locks at once (checked in debug builds), except
+//! [`KeyLocks::lock_all`], which takes every stripe in one fixed order, holding no other.
 
 use std::sync::MutexGuard;
 
@@ -50,6 +51,20 @@ impl KeyLocks {
         }
     }
 
+    /// Waits for, then holds, the lock of every key: in stripe order, and only by a thread
+    /// holding no key lock, so it cannot deadlock. For what must not interleave with any
+    /// operation on any key (emptying L1 while a lookup could promote a copy from below).
+    pub(crate) fn lock_all(&self) -> AllKeysGuard<'_> {
+        #[cfg(debug_assertions)]
+        HOLDING.with(|h| {
+            assert!(!h.get(), "every key lock was asked for while this thread held one");
+            h.set(true);
+        });
+        AllKeysGuard {
+            _stripes: self.stripes.iter().map(relock).collect(),
+        }
+    }
+
     #[cfg(test)]
     fn stripe_of(&self, key: &str) -> *const std::sync::Mutex<()> {
         self.stripes.for_key(key)
@@ -57,6 +72,18 @@ impl KeyLocks {
 }
 
 impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        #[cfg(debug_assertions)]
+        HOLDING.with(|h| h.set(false));
+    }
+}
+
+/// Holds every key's lock until dropped ([`KeyLocks::lock_all`]).
+pub(crate) struct AllKeysGuard<'a> {
+    _stripes: Vec<MutexGuard<'a, ()>>,
+}
+
+impl Drop for AllKeysGuard<'_> {
     fn drop(&mut self) {
         #[cfg(debug_assertions)]
         HOLDING.with(|h| h.set(false));

@@ -768,6 +768,8 @@ impl Inner {
         allow(dead_code, reason = "used by the Redis L3's change feed")
     )]
     pub(crate) fn clear_local_tiers(&self, with_l2: bool) {
+        // No lookup may promote a copy from L2 (or L3's old version) into L1 between the clears.
+        let _all = self.locks.lock_all();
         if let Some(l1) = &self.l1 {
             let _ = l1.clear();
         }
@@ -1071,6 +1073,8 @@ impl Inner {
         if self.is_closed() {
             return 0;
         }
+        // No lookup may promote a lower tier's copy into L1 between the clears.
+        let _all = self.locks.lock_all();
         let mut total = 0;
         if let Some(l1) = &self.l1 {
             total += l1.clear().unwrap_or(0);
