@@ -12,6 +12,10 @@
 //!   other processes — wait for each other instead of failing, and without SQLite's default
 //!   backoff, which sleeps up to 100 ms at a time;
 //! - `synchronous = NORMAL` and `foreign_keys = ON`;
+//! - a page cache of up to [`PAGE_CACHE_KIB`] (SQLite's default is 2 MiB): a large cache's
+//!   lookups otherwise read their index and table pages from the file again and again (at 1M
+//!   entries get_hit ran 2.4× slower than at 10k; with 32 MiB, 1.7×). SQLite allocates the
+//!   cache as it reads pages, so a small database costs no more than before;
 //! - a cache of [`STATEMENT_CACHE_CAPACITY`] prepared statements: every statement is prepared
 //!   once per connection (`prepare_cached`).
 //!
@@ -100,6 +104,11 @@ pub const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// Most connections a tier's pool holds.
 pub const MAX_CONNECTIONS: u32 = 8;
 
+/// The most page cache one connection keeps, in KiB (32 MiB; so at most
+/// [`MAX_CONNECTIONS`] × 32 MiB per tier, reached only by a database that large read by that
+/// many threads at once).
+pub const PAGE_CACHE_KIB: i64 = 32 * 1024;
+
 /// Get hits noted in memory before they are written (bounded LRU and LFU tiers).
 pub const TOUCH_BATCH: usize = 256;
 
@@ -126,6 +135,7 @@ fn busy_wait(attempt: i32) -> bool {
 fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_handler(Some(busy_wait))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     Ok(())
 }
