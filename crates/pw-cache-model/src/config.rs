@@ -501,15 +501,19 @@ fn in_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigErr
     Ok(())
 }
 
+/// Whether `namespace` can be part of every Redis key and of a hash tag: not empty, and none of
+/// `{`, `}`, white space or control characters. (The config also bounds it to 64 characters.)
+pub fn is_usable_redis_namespace(namespace: &str) -> bool {
+    !namespace.is_empty()
+        && !namespace
+            .chars()
+            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
+}
+
 /// The namespace is part of every Redis key and of a hash tag: 1-64 characters, none of `{`,
 /// `}`, white space or control characters.
 fn check_redis_namespace(namespace: &str) -> Result<(), ConfigError> {
-    let bad = namespace.is_empty()
-        || namespace.chars().count() > 64
-        || namespace
-            .chars()
-            .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control());
-    if bad {
+    if !is_usable_redis_namespace(namespace) || namespace.chars().count() > 64 {
         return Err(ConfigError::Invalid {
             field: "redis_namespace".to_owned(),
             reason: "must be 1 to 64 characters, without braces, white space or control characters".to_owned(),
@@ -522,9 +526,9 @@ fn check_redis_namespace(namespace: &str) -> Result<(), ConfigError> {
 /// carry a password).
 pub fn check_redis_url(url: &Secret) -> Result<(), ConfigError> {
     let text = url.expose_secret().trim();
-    let scheme_ok = ["redis://", "rediss://"]
-        .iter()
-        .any(|scheme| text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme));
+    let scheme_ok = ["redis://", "rediss://"].iter().any(|scheme| {
+        text.len() > scheme.len() && text.get(..scheme.len()).is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    });
     if !scheme_ok {
         return Err(ConfigError::Invalid {
             field: "redis_url".to_owned(),
@@ -536,22 +540,30 @@ pub fn check_redis_url(url: &Secret) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn deserialize_redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+/// A secret field of a config document; the mask `"***"` a serialized config writes in its
+/// place is refused with `refusal`, never read as the secret `***`.
+fn deserialize_secret<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    refusal: &'static str,
+) -> Result<Option<Secret>, D::Error> {
     match Option::<String>::deserialize(deserializer)? {
-        Some(s) if s == MASK => Err(serde::de::Error::custom(
-            "redis_url is the mask \"***\" of a serialized config, not a URL: supply the real URL",
-        )),
+        Some(s) if s == MASK => Err(serde::de::Error::custom(refusal)),
         other => Ok(other.map(Secret::from)),
     }
 }
 
+fn deserialize_redis_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    deserialize_secret(
+        deserializer,
+        "redis_url is the mask \"***\" of a serialized config, not a URL: supply the real URL",
+    )
+}
+
 fn deserialize_key<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
-    match Option::<String>::deserialize(deserializer)? {
-        Some(s) if s == MASK => Err(serde::de::Error::custom(
-            "encryption_key is the mask \"***\" of a serialized config, not a key: supply the real key",
-        )),
-        other => Ok(other.map(Secret::from)),
-    }
+    deserialize_secret(
+        deserializer,
+        "encryption_key is the mask \"***\" of a serialized config, not a key: supply the real key",
+    )
 }
 
 #[cfg(test)]
@@ -588,6 +600,11 @@ mod tests {
             ),
             (
                 CacheConfig::builder().redis_url(Some(Secret::new("redis://"))),
+                "redis_url",
+            ),
+            // A multi-byte character where the scheme would end: refused, not a panic.
+            (
+                CacheConfig::builder().redis_url(Some(Secret::new("redis:/é/pw-in-url@h"))),
                 "redis_url",
             ),
             (CacheConfig::builder().redis_namespace(""), "redis_namespace"),

@@ -243,11 +243,7 @@ impl RedisL3Options {
             })
         };
         let ns = &self.namespace;
-        if ns.is_empty()
-            || ns
-                .chars()
-                .any(|c| c == '{' || c == '}' || c.is_whitespace() || c.is_control())
-        {
+        if !pw_cache_model::config::is_usable_redis_namespace(ns) {
             return bad(format!(
                 "namespace {ns:?} must be non-empty, without braces, whitespace or control characters"
             ));

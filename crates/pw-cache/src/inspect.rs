@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use pw_cache_model::{CacheTierType, L2BackendType, L3BackendType};
+use pw_cache_model::{CacheTierType, L2BackendType};
 use pw_cache_tiers::CacheTier;
 
 use crate::error::ManagerError;
@@ -164,8 +164,7 @@ impl CacheManager {
             }
             total
         };
-        // Not on this host's disk: a tier given to the builder, or L3 in Redis.
-        if !slot.configured || (slot.kind == CacheTierType::L3 && config.l3_backend() == L3BackendType::Redis) {
+        if !slot.configured {
             return None;
         }
         Some(match (slot.kind, config.l2_backend()) {

@@ -125,7 +125,8 @@ struct Resync {
 pub(crate) struct TierSlot {
     pub(crate) tier: Box<dyn CacheTier>,
     pub(crate) kind: CacheTierType,
-    /// Opened from the config (its files are where the config says), not given to the builder.
+    /// Its files are on this host where the config says: opened from the config, not given
+    /// to the builder, and not a Redis L3.
     pub(crate) configured: bool,
     degraded: AtomicBool,
     /// Consecutive failed writes (puts, deletes, clears). Reads succeeding in between do not
@@ -501,7 +502,8 @@ impl CacheManagerBuilder {
                     Ok(subscription) => remote = Some(Box::new(subscription)),
                     Err(e) => remote_failure = Some(e),
                 }
-                l3 = Some(TierSlot::new(Box::new(tier), CacheTierType::L3, true));
+                // Not `configured`: it has no files on this host.
+                l3 = Some(TierSlot::new(Box::new(tier), CacheTierType::L3, false));
             }
             Inner {
                 config,
@@ -774,11 +776,8 @@ impl Inner {
             let _ = l1.clear();
         }
         self.dirty.clear();
-        if with_l2
-            && let Some(l2) = &self.l2
-            && let Err(e) = l2.tier.clear()
-        {
-            tracing::warn!(error = %e, "could not clear L2 after the shared L3 was cleared");
+        if with_l2 && let Some(l2) = &self.l2 {
+            self.clear_slot(l2);
         }
     }
 
@@ -1082,20 +1081,27 @@ impl Inner {
         self.evicted_use.clear();
         self.dirty.clear();
         for slot in self.slots() {
-            if !slot.serving() {
-                slot.note_cleared();
-                continue;
-            }
-            match slot.tier.clear() {
-                Ok(n) => total += n,
-                Err(e) => {
-                    slot.note_cleared();
-                    self.failed(slot, "clear", "", &e);
-                    self.wake_maintenance();
-                }
-            }
+            total += self.clear_slot(slot);
         }
         total
+    }
+
+    /// Empties `slot`; how many entries it held. A tier that cannot (degraded or failing) has
+    /// the clear noted as missed: none of its copies is served until it recovers and is cleared.
+    fn clear_slot(&self, slot: &TierSlot) -> usize {
+        if !slot.serving() {
+            slot.note_cleared();
+            return 0;
+        }
+        match slot.tier.clear() {
+            Ok(n) => n,
+            Err(e) => {
+                slot.note_cleared();
+                self.failed(slot, "clear", "", &e);
+                self.wake_maintenance();
+                0
+            }
+        }
     }
 
     fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {

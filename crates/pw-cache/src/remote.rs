@@ -40,31 +40,32 @@ pub(crate) fn open_l3(config: &CacheConfig, ring: &Arc<KeyRing>) -> Result<Redis
         None => match std::env::var(REDIS_URL_ENV) {
             Ok(url) if !url.trim().is_empty() => Secret::new(url.trim().to_owned()),
             _ => {
-                return Err(ManagerError::OpenTier {
-                    tier: CacheTierType::L3,
-                    source: TierError::Remote {
-                        op: "open",
-                        reason: format!("no Redis URL: set redis_url in the config or {REDIS_URL_ENV}"),
-                    },
-                });
+                return Err(open_failed(TierError::Remote {
+                    op: "open",
+                    reason: format!("no Redis URL: set redis_url in the config or {REDIS_URL_ENV}"),
+                }));
             }
         },
     };
-    pw_cache_model::config::check_redis_url(&url).map_err(|e| ManagerError::OpenTier {
-        tier: CacheTierType::L3,
-        source: TierError::Remote {
+    pw_cache_model::config::check_redis_url(&url).map_err(|e| {
+        open_failed(TierError::Remote {
             op: "open",
             reason: e.to_string(),
-        },
+        })
     })?;
     let options = RedisL3Options::new(url)
         .with_namespace(config.redis_namespace())
         .with_connect_timeout(config.redis_connect_timeout())
         .with_command_timeout(config.redis_command_timeout());
-    RedisL3Tier::open(&options, config.l3_config(), Arc::clone(ring)).map_err(|source| ManagerError::OpenTier {
+    RedisL3Tier::open(&options, config.l3_config(), Arc::clone(ring)).map_err(open_failed)
+}
+
+/// The manager's error for an L3 that cannot be opened or subscribed to.
+fn open_failed(source: TierError) -> ManagerError {
+    ManagerError::OpenTier {
         tier: CacheTierType::L3,
         source,
-    })
+    }
 }
 
 /// Subscribes `manager` (not yet fully built: events arriving before it is are dropped, and
@@ -75,10 +76,7 @@ pub(crate) fn subscribe(tier: &RedisL3Tier, manager: Weak<Inner>) -> Result<Subs
             inner.on_remote_event(&event);
         }
     })
-    .map_err(|source| ManagerError::OpenTier {
-        tier: CacheTierType::L3,
-        source,
-    })
+    .map_err(open_failed)
 }
 
 impl Inner {
