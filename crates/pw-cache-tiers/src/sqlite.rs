@@ -909,12 +909,8 @@ impl Store {
             .prepare_cached(self.layout.statements().touch)
             .map_err(self.err("record hits"))?;
         for (key, t) in &batch {
-            stmt.execute(rusqlite::params![
-                key,
-                t.last,
-                i64::try_from(t.hits).unwrap_or(i64::MAX)
-            ])
-            .map_err(self.err("record hits"))?;
+            stmt.execute(rusqlite::params![key, t.last, count_param(t.hits)])
+                .map_err(self.err("record hits"))?;
         }
         Ok(())
     }
