@@ -279,7 +279,8 @@ pub mod child_process {
     /// the test sees the variable and plays the child.
     pub fn spawn_self(test_name: &str, env_var: &str, spec: String) -> Child {
         Command::new(std::env::current_exe().expect("test binary path"))
-            .args(["--exact", test_name, "--test-threads=1", "--quiet"])
+            // --nocapture: a failing child's panic message reaches the parent's stderr.
+            .args(["--exact", test_name, "--test-threads=1", "--quiet", "--nocapture"])
             .env(env_var, spec)
             .stdout(Stdio::null())
             .spawn()

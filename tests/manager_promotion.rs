@@ -226,26 +226,48 @@ fn an_entry_evicted_after_use_is_demoted_with_its_access_data() {
     }
 }
 
+/// Puts `USE_BATCH + 1` entries into `m` (L1 of one entry), getting each once: each put
+/// evicts the previous entry, used, so the last put fills a batch of use records.
+fn fill_a_use_batch(m: &CacheManager, second_octet: u8) -> Vec<CacheEntry> {
+    let entries: Vec<CacheEntry> = (0..=pw_cache::USE_BATCH)
+        .map(|i| entry(&format!("http://10.{second_octet}.{}.{}:80", i / 256, i % 256)))
+        .collect();
+    for e in &entries {
+        m.put(e).unwrap();
+        assert_eq!(m.get(&e.key).unwrap().access_count, 1);
+    }
+    entries
+}
+
+/// Waits (at most 30 s) until the manager's background writer has written a batch of use.
+fn wait_for_a_written_batch(m: &CacheManager, backend: L2BackendType) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while m.statistics_breakdown().demotion_writes < pw_cache::USE_BATCH as u64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{backend}: the batch was never written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn the_use_of_evicted_entries_is_written_in_batches_without_a_flush() {
     for backend in BACKENDS {
         let dir = tempfile::tempdir().unwrap();
         let ring = test_ring();
         let m = manager(dir.path(), backend, 1, &ring);
-        let entries: Vec<CacheEntry> = (0..=pw_cache::USE_BATCH)
-            .map(|i| entry(&format!("http://10.9.{}.{}:80", i / 256, i % 256)))
-            .collect();
         // Each entry is put, used once, then evicted by the next put: USE_BATCH uses queued.
-        for e in &entries {
-            m.put(e).unwrap();
-            assert_eq!(m.get(&e.key).unwrap().access_count, 1);
-        }
+        let entries = fill_a_use_batch(&m, 9);
+        // Written by the manager's background writer, without a flush or close (so no get or
+        // put waited for the batch's UPDATEs)...
+        wait_for_a_written_batch(&m, backend);
         assert_eq!(
             m.statistics_breakdown().demotion_writes,
             pw_cache::USE_BATCH as u64,
             "{backend}"
         );
-        // Written without a flush or close: another process (a tier opened beside) sees them.
+        // ...and another process (a tier opened beside) sees them.
         for tier in [CacheTierType::L2, CacheTierType::L3] {
             let t = open_tier(dir.path(), tier, backend, &ring);
             for e in &entries[..pw_cache::USE_BATCH] {
@@ -262,6 +284,36 @@ fn the_use_of_evicted_entries_is_written_in_batches_without_a_flush() {
             1,
             "{backend}: as put, plus this get"
         );
+    }
+}
+
+/// The background writer records a batch while the caller goes on: a put of a key whose
+/// older use is in that batch must not be overwritten by it (the put waits for the batch).
+/// The key put is the batch's last in key order, so without that wait the batch's `UPDATE`
+/// of it would land well after the put.
+#[test]
+fn a_put_is_not_overwritten_by_the_use_batch_being_written() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = test_ring();
+        let m = manager(dir.path(), backend, 1, &ring);
+        let entries = fill_a_use_batch(&m, 8);
+        // The last put filled the batch and woke the writer; replace its last key at once.
+        let last = entries[..pw_cache::USE_BATCH]
+            .iter()
+            .max_by(|a, b| a.key.cmp(&b.key))
+            .unwrap();
+        m.put(last).unwrap();
+        wait_for_a_written_batch(&m, backend);
+        for tier in [CacheTierType::L2, CacheTierType::L3] {
+            let t = open_tier(dir.path(), tier, backend, &ring);
+            let held = t.get(&last.key).unwrap().unwrap();
+            assert_eq!(
+                (held.access_count, held.evicted_from_l1),
+                (0, false),
+                "{backend} {tier}: the put, not the older use"
+            );
+        }
     }
 }
 

@@ -16,16 +16,21 @@
 //! key is noted *dirty* (L1 holds use the tiers below have not seen). When L1 evicts a dirty
 //! entry, its use (an [`AccessRecord`]: count, last access, `evicted_from_l1`) is queued, and
 //! recorded in L2/L3 in batches of [`USE_BATCH`], one transaction of three-column `UPDATE`s per
-//! tier ([`CacheTier::record_accesses`]), by the operation that fills the batch, and on
-//! [`CacheManager::flush`] and close (which also record the use of dirty entries still in L1).
+//! tier ([`CacheTier::record_accesses`]), by a background thread that the operation filling a
+//! batch wakes (so no get or put waits for a batch; if the thread falls
+//! `USE_BACKLOG_BATCHES` batches behind, the operation that queues more writes them itself),
+//! and on [`CacheManager::flush`] and close (which also record the use of dirty entries still
+//! in L1).
 //! Until then a lookup that misses L1 applies the queued use to what it reads below, so no use
 //! is counted twice or lost while the process runs. An entry L1 evicts that is not dirty is
 //! not written at all: L2/L3 already hold it as it was put. (The reference rewrites every
 //! evicted entry, credentials re-encrypted, into both tiers.)
 //!
 //! What is deferred is use only, never an entry: a put is in L2/L3 when it returns. A crash
-//! loses at most the use of the last [`USE_BATCH`] evicted entries (their counts and last
-//! access times are older in L2/L3).
+//! loses at most the use of `USE_BACKLOG_BATCHES + 1` batches of [`USE_BATCH`] evicted entries
+//! (their counts and last access times are older in L2/L3). A put or delete of a key whose use
+//! is in the batch being written waits for that batch, so older use never lands on what it
+//! writes.
 //!
 //! # Degradation
 //!
@@ -230,14 +235,29 @@ impl EvictedUse {
         log.queued.remove(key).or_else(|| log.in_flight.get(key).cloned())
     }
 
-    /// Drops what is noted of `key` (it was replaced or deleted).
+    /// Drops what is noted of `key` (it was replaced or deleted). When the batch being written
+    /// holds it, first waits for that batch, so that its older use cannot land on what the
+    /// caller writes next.
     fn forget(&self, key: &str) {
-        let mut log = relock(&self.log);
-        log.queued.remove(key);
-        log.in_flight.remove(key);
+        let in_flight = {
+            let mut log = relock(&self.log);
+            log.queued.remove(key);
+            log.in_flight.remove(key).is_some()
+        };
+        if in_flight {
+            self.wait_for_writer();
+        }
     }
 
+    /// Returns once no batch is being written (the writer holds no key lock, so a caller
+    /// holding some may wait).
+    fn wait_for_writer(&self) {
+        drop(relock(&self.writer));
+    }
+
+    /// Drops everything noted, after the batch being written (if any) has landed.
     fn clear(&self) {
+        self.wait_for_writer();
         let mut log = relock(&self.log);
         let drained = (std::mem::take(&mut log.queued), std::mem::take(&mut log.in_flight));
         drop(log);
@@ -291,6 +311,33 @@ struct Maintenance {
     wake: Condvar,
 }
 
+/// The thread that records evicted entries' use ([`EvictedUse`]) in L2/L3, so that the
+/// operation that fills a batch does not wait for its thousands of `UPDATE`s: started by the
+/// first full batch, stopped by close and drop.
+#[derive(Default)]
+struct UseWriter {
+    thread: Mutex<Option<JoinHandle<()>>>,
+    signal: Arc<UseWriterSignal>,
+}
+
+#[derive(Default)]
+struct UseWriterSignal {
+    state: Mutex<UseWriterState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct UseWriterState {
+    /// A full batch is queued.
+    pending: bool,
+    stop: bool,
+}
+
+/// Full batches of evicted entries' use that may wait for the writer thread; beyond, the
+/// operation that queues more writes them itself (after the batch being written), so the
+/// queue stays bounded when the disk is slower than L1's evictions.
+const USE_BACKLOG_BATCHES: usize = 4;
+
 /// The shared state of a manager (the background threads hold a `Weak` of it).
 pub(crate) struct Inner {
     pub(crate) config: CacheConfig,
@@ -303,6 +350,7 @@ pub(crate) struct Inner {
     dirty: Arc<DirtyKeys>,
     evicted_use: Arc<EvictedUse>,
     maintenance: Maintenance,
+    use_writer: UseWriter,
     probe_interval: Duration,
     clock: Option<Clock>,
     closed: AtomicBool,
@@ -516,6 +564,7 @@ impl CacheManagerBuilder {
                 dirty,
                 evicted_use,
                 maintenance: Maintenance::default(),
+                use_writer: UseWriter::default(),
                 probe_interval: self.probe_interval,
                 clock: self.clock,
                 closed: AtomicBool::new(false),
@@ -606,7 +655,7 @@ impl CacheManager {
     /// miss. Tier failures and unreadable entries are misses of that tier (counted, logged).
     pub fn get(&self, key: &str) -> Option<CacheEntry> {
         let found = self.inner.get(key);
-        self.inner.record_evicted_use(USE_BATCH, false);
+        self.inner.hand_off_evicted_use();
         found
     }
 
@@ -618,7 +667,7 @@ impl CacheManager {
     /// [`pw_cache_model::proxy_url_has_userinfo`]), which would reach the disk in plaintext.
     pub fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
         let stored = self.inner.put(entry);
-        self.inner.record_evicted_use(USE_BATCH, false);
+        self.inner.hand_off_evicted_use();
         stored
     }
 
@@ -655,7 +704,7 @@ impl CacheManager {
     /// it; below, the updated entry is stored where it is (not promoted).
     pub fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
         let outcome = self.inner.invalidate_by_health(key);
-        self.inner.record_evicted_use(USE_BATCH, false);
+        self.inner.hand_off_evicted_use();
         outcome
     }
 
@@ -711,6 +760,7 @@ impl CacheManager {
         }
         self.ttl.stop();
         self.inner.stop_maintenance();
+        self.inner.stop_use_writer();
         self.inner.stop_remote();
         let flushed = self.inner.flush();
         let mut failures = self.inner.last_resync();
@@ -733,6 +783,7 @@ impl Drop for CacheManager {
     fn drop(&mut self) {
         self.ttl.stop();
         self.inner.stop_maintenance();
+        self.inner.stop_use_writer();
         self.inner.stop_remote();
         if !self.inner.is_closed() {
             if let Err(e) = self.inner.flush() {
@@ -1386,6 +1437,64 @@ impl Inner {
         }
     }
 
+    /// After an operation: hands a full batch of evicted entries' use to the writer thread,
+    /// or writes it here when that thread is far behind or cannot run.
+    pub(crate) fn hand_off_evicted_use(&self) {
+        let queued = relock(&self.evicted_use.log).queued.len();
+        if queued < USE_BATCH {
+            return;
+        }
+        if queued >= USE_BACKLOG_BATCHES * USE_BATCH || !self.wake_use_writer() {
+            self.record_evicted_use(USE_BATCH, true);
+        }
+    }
+
+    /// Wakes the use writer (starting it the first time); `false` when it is stopped or
+    /// cannot be started.
+    fn wake_use_writer(&self) -> bool {
+        let signal = &self.use_writer.signal;
+        {
+            let mut state = relock(&signal.state);
+            if state.stop {
+                return false;
+            }
+            state.pending = true;
+        }
+        signal.wake.notify_one();
+        let mut thread = relock(&self.use_writer.thread);
+        if thread.is_some() {
+            return true;
+        }
+        let weak = self.weak_self.clone();
+        let signal = Arc::clone(signal);
+        match thread::Builder::new()
+            .name("pw-cache-use-writer".into())
+            .spawn(move || use_writer_loop(&weak, &signal))
+        {
+            Ok(handle) => {
+                *thread = Some(handle);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the cache's use-writer thread");
+                false
+            }
+        }
+    }
+
+    /// Stops the use writer after the batch it is writing (what is still queued is left to
+    /// the caller's flush).
+    fn stop_use_writer(&self) {
+        relock(&self.use_writer.signal.state).stop = true;
+        self.use_writer.signal.wake.notify_all();
+        let handle = relock(&self.use_writer.thread).take();
+        if let Some(handle) = handle
+            && handle.thread().id() != thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
+
     /// Waits `interval` unless stopped; whether to go on.
     fn maintenance_wait(&self, interval: Duration) -> bool {
         let stop = relock(&self.maintenance.stop);
@@ -1490,6 +1599,27 @@ impl Inner {
         slot.write_failures.store(0, Ordering::Release);
         slot.degraded.store(false, Ordering::Release);
         true
+    }
+}
+
+/// Writes a batch of evicted entries' use each time one is full, until stopped. Holds the
+/// manager only while writing.
+fn use_writer_loop(weak: &Weak<Inner>, signal: &UseWriterSignal) {
+    loop {
+        {
+            let mut state = relock(&signal.state);
+            while !state.pending && !state.stop {
+                state = signal.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+            if state.stop {
+                return;
+            }
+            state.pending = false;
+        }
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        inner.record_evicted_use(USE_BATCH, true);
     }
 }
 
