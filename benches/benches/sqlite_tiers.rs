@@ -1,7 +1,7 @@
 //! Benchmarks of the SQLite tiers at 10,000 and 100,000 entries, beside a raw rusqlite
 //! baseline on the same schema (the database the tier creates), with the same pragmas
-//! (WAL, `synchronous = NORMAL`, `foreign_keys = ON`) and cached prepared statements, doing
-//! the same statements by hand: no pool, no row decoding, no encryption (its rows carry tokens
+//! (WAL, `synchronous = NORMAL`, `foreign_keys = ON`, the tiers' page cache) and cached
+//! prepared statements ([`pw_cache_benches::raw`]), doing the same statements by hand: no pool, no row decoding, no encryption (its rows carry tokens
 //! made beforehand). The difference between a tier and its baseline is what the tier adds:
 //! the pool, typed decoding, and Fernet (two encryptions per put, two decryptions per get for
 //! entries with credentials: see `fernet_*`).
@@ -34,11 +34,12 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use pw_cache::model::timestamp::{self, to_unix_seconds};
+use pw_cache::model::timestamp;
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
-use pw_cache::{CacheTier, CacheTierConfig, FernetKey, KeyRing, Secret, SqliteL2Tier, SqliteL3Tier};
+use pw_cache::{CacheTier, CacheTierConfig, FernetKey, KeyRing, SqliteL2Tier, SqliteL3Tier};
+use pw_cache_benches::raw::{self, Table, Tokens};
 use pw_cache_benches::workload::Workload;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 const SIZES: [usize; 2] = [10_000, 100_000];
 const MAX: usize = 100_000;
@@ -67,138 +68,27 @@ fn bench_ring() -> Arc<KeyRing> {
     Arc::new(KeyRing::new(FernetKey::generate(), []))
 }
 
-/// An entry's username and password tokens (the bytes stored), if set.
-type Tokens = (Option<Vec<u8>>, Option<Vec<u8>>);
-
 /// Each entry's credential tokens, made once (the baseline's rows).
-static TOKENS: LazyLock<Vec<Tokens>> = LazyLock::new(|| {
-    let seal = |s: &Option<Secret>| s.as_ref().map(|s| RING.encrypt(s).into_bytes());
-    WORKLOAD
-        .entries
-        .iter()
-        .map(|e| (seal(&e.username), seal(&e.password)))
-        .collect()
-});
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    L2,
-    L3,
-}
-
-const L2_UPSERT: &str = "INSERT INTO l2_cache (key, proxy_url, username_encrypted, password_encrypted, source, \
-    fetch_time, last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(key) DO UPDATE SET \
-    proxy_url = excluded.proxy_url, username_encrypted = excluded.username_encrypted, \
-    password_encrypted = excluded.password_encrypted, source = excluded.source, fetch_time = excluded.fetch_time, \
-    last_accessed = excluded.last_accessed, access_count = excluded.access_count, \
-    ttl_seconds = excluded.ttl_seconds, expires_at = excluded.expires_at, health_status = excluded.health_status, \
-    failure_count = excluded.failure_count, evicted_from_l1 = excluded.evicted_from_l1";
-
-const L3_UPSERT: &str = "INSERT INTO cache_entries (key, proxy_url, username_encrypted, password_encrypted, source, \
-    fetch_time, last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1, \
-    last_health_check, consecutive_health_failures, consecutive_health_successes, recovery_attempt, \
-    next_check_time, last_health_error, total_health_checks, total_health_check_failures, created_at, updated_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, 0, 0, 0, NULL, NULL, 0, 0, ?14, ?14) \
-    ON CONFLICT(key) DO UPDATE SET proxy_url = excluded.proxy_url, \
-    username_encrypted = excluded.username_encrypted, password_encrypted = excluded.password_encrypted, \
-    source = excluded.source, fetch_time = excluded.fetch_time, last_accessed = excluded.last_accessed, \
-    access_count = excluded.access_count, ttl_seconds = excluded.ttl_seconds, expires_at = excluded.expires_at, \
-    health_status = excluded.health_status, failure_count = excluded.failure_count, \
-    evicted_from_l1 = excluded.evicted_from_l1, updated_at = excluded.updated_at";
-
-const L2_SELECT: &str = "SELECT key, proxy_url, username_encrypted, password_encrypted, source, fetch_time, \
-    last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1 \
-    FROM l2_cache WHERE key = ?1";
-
-const L3_SELECT: &str = "SELECT key, proxy_url, username_encrypted, password_encrypted, source, fetch_time, \
-    last_accessed, access_count, ttl_seconds, expires_at, health_status, failure_count, evicted_from_l1, \
-    last_health_check, consecutive_health_failures, consecutive_health_successes, recovery_attempt, \
-    next_check_time, last_health_error, total_health_checks, total_health_check_failures \
-    FROM cache_entries WHERE key = ?1";
+static TOKENS: LazyLock<Vec<Tokens>> = LazyLock::new(|| raw::tokens(&WORKLOAD.entries, &RING));
 
 /// An empty database with the tier's schema, at `dir/l2_cache.db` or `dir/l3.db`.
 fn create(table: Table, dir: &Path) -> PathBuf {
-    match table {
-        Table::L2 => {
-            SqliteL2Tier::open(dir, &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap();
-            dir.join(DB_FILE_NAME)
-        }
-        Table::L3 => {
-            let path = dir.join("l3.db");
-            SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), Arc::clone(&RING)).unwrap();
-            path
-        }
-    }
+    raw::create(table, dir, &RING).unwrap()
 }
 
 /// The baseline's connection: the tiers' pragmas.
 fn raw_connection(path: &Path) -> Connection {
-    let conn = Connection::open(path).unwrap();
-    conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .unwrap();
-    conn.set_prepared_statement_cache_capacity(64);
-    conn
+    raw::connection(path).unwrap()
 }
 
 /// The baseline's put of entry `i`: one autocommit upsert, tokens made beforehand.
 fn raw_put(conn: &Connection, table: Table, i: usize) -> usize {
-    let e = &WORKLOAD.entries[i];
-    let (user, pass) = &TOKENS[i];
-    let fetch = to_unix_seconds(e.fetch_time);
-    let last = to_unix_seconds(e.last_accessed);
-    let expires = to_unix_seconds(e.expires_at);
-    let (count, ttl, failures) = (e.access_count as i64, e.ttl_seconds as i64, e.failure_count as i64);
-    let status = e.health_status.as_str();
-    let evicted = i64::from(e.evicted_from_l1);
-    match table {
-        Table::L2 => conn.prepare_cached(L2_UPSERT).unwrap().execute(params![
-            e.key,
-            e.proxy_url,
-            user,
-            pass,
-            e.source,
-            fetch,
-            last,
-            count,
-            ttl,
-            expires,
-            status,
-            failures,
-            evicted
-        ]),
-        Table::L3 => conn.prepare_cached(L3_UPSERT).unwrap().execute(params![
-            e.key,
-            e.proxy_url,
-            user,
-            pass,
-            e.source,
-            fetch,
-            last,
-            count,
-            ttl,
-            expires,
-            status,
-            failures,
-            evicted,
-            to_unix_seconds(timestamp::now_utc())
-        ]),
-    }
-    .unwrap()
+    raw::put(conn, table, &WORKLOAD.entries[i], &TOKENS[i]).unwrap()
 }
 
 /// The baseline's get: one indexed read, the row's values copied out (no decoding).
 fn raw_get(conn: &Connection, table: Table, key: &str) -> Option<Vec<rusqlite::types::Value>> {
-    let (sql, columns) = match table {
-        Table::L2 => (L2_SELECT, 13),
-        Table::L3 => (L3_SELECT, 21),
-    };
-    let mut stmt = conn.prepare_cached(sql).unwrap();
-    let mut rows = stmt.query([key]).unwrap();
-    rows.next()
-        .unwrap()
-        .map(|row| (0..columns).map(|i| row.get(i).unwrap()).collect())
+    raw::get(conn, table, key).unwrap()
 }
 
 /// A directory holding an L2 and an L3 database of the first `n` entries, for the tiers and

@@ -1,6 +1,9 @@
 //! The side-by-side table of `cargo xtask bench --vs-python`: our records and
 //! `bench_python.py`'s, joined on `(config, backend, n, phase)`, with the ratio
-//! pw-cache / proxywhirl of `ops_per_sec` and the issue's target for the manager rows.
+//! pw-cache / proxywhirl of `ops_per_sec` and the issue's target for the manager rows. The
+//! floors under the SQLite manager (`floor_io`, `floor_full`: see [`crate::replay`]) are set
+//! beside proxywhirl's SQLite manager, and their target cell says whether the manager's target
+//! is within reach of that floor at all.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -59,6 +62,16 @@ pub fn target(config: &str, backend: &str, n: u64, phase: &str) -> Option<f64> {
     })
 }
 
+/// Whether `config` is one of the replay's floors under the SQLite manager.
+pub fn is_floor(config: &str) -> bool {
+    config.starts_with("floor_")
+}
+
+/// The reference configuration a row of ours is compared with: a floor with the manager.
+fn reference_config(config: &str) -> &str {
+    if is_floor(config) { "manager" } else { config }
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -87,7 +100,7 @@ pub fn join(ours: &[Rate], theirs: &[Rate]) -> Vec<Row> {
         .map(|r| Row {
             ours: r.clone(),
             theirs: by_id
-                .get(&(r.config.as_str(), r.backend.as_str(), r.n, r.phase.as_str()))
+                .get(&(reference_config(&r.config), r.backend.as_str(), r.n, r.phase.as_str()))
                 .map(|t| (*t).clone()),
         })
         .collect()
@@ -128,8 +141,16 @@ pub fn render(rows: &[Row]) -> String {
     for row in rows {
         let r = &row.ours;
         let ratio = row.ratio();
-        let target = match (target(&r.config, &r.backend, r.n, &r.phase), ratio) {
+        let target = match (target(reference_config(&r.config), &r.backend, r.n, &r.phase), ratio) {
             (None, _) => String::new(),
+            (Some(t), Some(x)) if is_floor(&r.config) => format!(
+                "≥ {t:.0}×: {}",
+                if x >= t {
+                    "within this floor"
+                } else {
+                    "beyond this floor"
+                }
+            ),
             (Some(t), Some(x)) => format!("≥ {t:.0}×: {}", if x >= t { "met" } else { "NOT met" }),
             (Some(t), None) => format!("≥ {t:.0}×: no reference"),
         };
@@ -156,30 +177,36 @@ mod tests {
     const OURS: &str = r#"{"impl":"pw-cache","config":"manager","backend":"jsonl","n":10000,"phase":"get_hit","ops_done":10000,"complete":true,"seconds":0.5,"ops_per_sec":20000.0}
 {"impl":"pw-cache","config":"manager","backend":"sqlite","n":10000,"phase":"put","complete":true,"ops_per_sec":40000.0}
 {"impl":"pw-cache","config":"tier_memory","backend":"memory","n":1000,"phase":"put","complete":true,"ops_per_sec":1000000.0}
+{"impl":"pw-cache","config":"floor_io","backend":"sqlite","n":10000,"phase":"put","complete":true,"ops_per_sec":30000.0}
+{"impl":"pw-cache","config":"floor_io","backend":"sqlite","n":10000,"phase":"get_hit","complete":true,"ops_per_sec":60000.0}
 {"impl":"pw-cache","phase":"total","wall_seconds":3.0}"#;
 
     const THEIRS: &str = r#"{"impl":"python-proxywhirl-0.3.3","config":"manager","backend":"jsonl","n":10000,"phase":"get_hit","complete":false,"ops_per_sec":19.0}
 {"impl":"python-proxywhirl-0.3.3","config":"manager","backend":"sqlite","n":10000,"phase":"put","complete":true,"ops_per_sec":476.0}
+{"impl":"python-proxywhirl-0.3.3","config":"manager","backend":"sqlite","n":10000,"phase":"get_hit","complete":true,"ops_per_sec":500.0}
 not json
 {"impl":"python-proxywhirl-0.3.3","config":"tier_memory","backend":"memory","n":1000,"phase":"put","skipped":"global time budget exhausted"}"#;
 
     #[test]
     fn rows_join_on_config_backend_n_and_phase() {
         let rows = join(&parse_rates(OURS), &parse_rates(THEIRS));
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 5);
         let ratio = rows[0].ratio().unwrap();
         assert!((ratio - 20000.0 / 19.0).abs() < 1e-9);
         assert!((rows[1].ratio().unwrap() - 40000.0 / 476.0).abs() < 1e-9);
         // The reference's skipped phase has no rate: no ratio.
         assert_eq!(rows[2].ratio(), None);
         assert_eq!(rows[2].theirs.as_ref().unwrap().ops_per_sec, None);
+        // A floor is set beside the reference's SQLite manager.
+        assert!((rows[3].ratio().unwrap() - 30000.0 / 476.0).abs() < 1e-9);
+        assert!((rows[4].ratio().unwrap() - 60000.0 / 500.0).abs() < 1e-9);
     }
 
     #[test]
     fn the_table_names_targets_met_and_missed() {
         let table = render(&join(&parse_rates(OURS), &parse_rates(THEIRS)));
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 5, "{table}");
+        assert_eq!(lines.len(), 7, "{table}");
         assert!(
             lines[2].contains("| 20,000 | 19 (capped) | 1053× | ≥ 1000×: met |"),
             "{}",
@@ -191,6 +218,16 @@ not json
             lines[3]
         );
         assert!(lines[4].contains("| 1,000,000 | skipped | — |  |"), "{}", lines[4]);
+        assert!(
+            lines[5].contains("| 30,000 | 476 | 63× | ≥ 100×: beyond this floor |"),
+            "{}",
+            lines[5]
+        );
+        assert!(
+            lines[6].contains("| 60,000 | 500 | 120× | ≥ 100×: within this floor |"),
+            "{}",
+            lines[6]
+        );
     }
 
     #[test]

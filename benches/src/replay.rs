@@ -7,7 +7,22 @@
 //!   phases `put`, `get_hit`, `get_miss`;
 //! - `manager_jsonl`, `manager_sqlite`: the [`CacheManager`] with L1 bounded at `n / 10`, L2
 //!   (JSONL or SQLite) and L3 unbounded, phases `put`, `get_hit`, `get_miss`, `mixed`;
-//! - for each `--big` size: `tier_sqlite_l2` and `manager_sqlite`;
+//! - `floor_io` and `floor_full` (backend `sqlite`), at each size of `--sizes` and `--big`:
+//!   floors under `manager_sqlite`, in raw rusqlite on the same files, schema and pragmas
+//!   ([`crate::raw`]), with the same bounded [`MemoryTier`] as L1 (so their `stats_delta` shows
+//!   the manager's L1 hits), and none of the manager's bookkeeping (key locks, statistics, the
+//!   pool, typed decoding, expiry, health invalidation).
+//!   - `floor_io` is the I/O no implementation on these files can skip: a put is the two
+//!     durable upserts (L2, L3; tokens made beforehand, so not even the encryption is counted);
+//!     a get that misses L1 is the L2 read, the decryption of its credentials and the
+//!     promotion into L1; a miss is the L2 and the L3 read. Its ratio to proxywhirl's manager
+//!     is the most any implementation could reach on this machine.
+//!   - `floor_full` adds what the manager keeps that proxywhirl's L2 file cannot give: on an
+//!     L2 hit, L3's health-check detail (`l2_cache` has no columns for it), and the use of
+//!     each entry L1 evicts recorded in L2 and L3 (batches of [`pw_cache::USE_BATCH`] in key
+//!     order, one transaction per tier, as the manager). The manager against it is the cost of
+//!     the manager's own code;
+//! - for each `--big` size: `tier_sqlite_l2`, `manager_sqlite` and `floor`;
 //! - with `--redis`, `manager_redis` at each size: the manager with L3 in a `redis-server` of
 //!   its own on 127.0.0.1 (`appendfsync always`) and a JSONL or a SQLite L2 (backend
 //!   `jsonl+redis`, `sqlite+redis`). proxywhirl has no counterpart.
@@ -30,6 +45,7 @@ use pw_cache::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::raw::{self, Table};
 use crate::workload::Workload;
 
 /// The value of `impl` in every record.
@@ -103,6 +119,11 @@ pub fn run(options: &ReplayOptions, emitter: &mut Emitter<'_>) -> Result<()> {
                 manager(options, emitter, backend, n)?;
             }
         }
+        for full in [false, true] {
+            if want(floor_name(full)) {
+                floor(options, emitter, n, full)?;
+            }
+        }
         if options.redis && want("manager_redis") {
             for backend in ["jsonl+redis", "sqlite+redis"] {
                 let server = RedisServer::start(&options.dir)?;
@@ -116,6 +137,11 @@ pub fn run(options: &ReplayOptions, emitter: &mut Emitter<'_>) -> Result<()> {
         }
         if want("manager_sqlite") {
             manager(options, emitter, "sqlite", n)?;
+        }
+        for full in [false, true] {
+            if want(floor_name(full)) {
+                floor(options, emitter, n, full)?;
+            }
         }
     }
     let total = json!({
@@ -369,6 +395,126 @@ fn manager_on(
     }
     m.close()?;
     Ok(())
+}
+
+/// `floor_io` or (`full`) `floor_full`.
+fn floor_name(full: bool) -> &'static str {
+    if full { "floor_full" } else { "floor_io" }
+}
+
+/// A floor under the SQLite manager (see the module's docs): put, get_hit, get_miss, mixed.
+fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: bool) -> Result<()> {
+    let work = Workload::new(n, pw_cache::model::timestamp::now_utc());
+    let dir = bench_dir(options)?;
+    let ring = ring();
+    let mut l2 = raw::connection(&raw::create(Table::L2, &dir.path().join("l2"), &ring)?)?;
+    let mut l3 = raw::connection(&raw::create(Table::L3, &dir.path().join("l3"), &ring)?)?;
+    let tokens = raw::tokens(&work.entries, &ring);
+    // floor_full: the use of each entry L1 evicts, queued as the manager queues it.
+    let evicted = Arc::new(std::sync::Mutex::new(Vec::<raw::Use>::new()));
+    let mut l1 = MemoryTier::new(&CacheTierConfig::bounded((n / 10).max(1) as u64));
+    if full {
+        let queue = Arc::clone(&evicted);
+        l1 = l1.with_locked_eviction_sink(move |e| {
+            let count = i64::try_from(e.access_count).unwrap_or(i64::MAX);
+            let last = pw_cache::model::timestamp::to_unix_seconds(e.last_accessed);
+            if let Ok(mut q) = queue.lock() {
+                q.push((e.key.clone(), count, last));
+            }
+        });
+    }
+    // Records the queued uses once a batch is full (`force`: whatever is queued).
+    let flush = |l2: &mut rusqlite::Connection, l3: &mut rusqlite::Connection, force: bool| -> Result<()> {
+        let mut batch = {
+            let mut q = evicted.lock().map_err(|_| anyhow::anyhow!("use queue poisoned"))?;
+            if q.is_empty() || (!force && q.len() < pw_cache::USE_BATCH) {
+                return Ok(());
+            }
+            std::mem::take(&mut *q)
+        };
+        batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        raw::record_uses(l2, Table::L2, &batch)?;
+        raw::record_uses(l3, Table::L3, &batch)?;
+        Ok(())
+    };
+    let mut b = base(emitter, floor_name(full), "sqlite", n);
+    b.insert("l1_max".into(), json!((n / 10).max(1)));
+
+    // put: L1, then the two durable upserts.
+    let mut failures = 0usize;
+    let (done, secs) = run_phase(&(0..n).collect::<Vec<usize>>(), options.cap, |&i| {
+        let e = &work.entries[i];
+        let ok = l1.put(e).is_ok()
+            && raw::put(&l2, Table::L2, e, &tokens[i]).is_ok()
+            && raw::put(&l3, Table::L3, e, &tokens[i]).is_ok()
+            && flush(&mut l2, &mut l3, false).is_ok();
+        failures += usize::from(!ok);
+    });
+    let mut rec = record(&b, "put", n, done, secs);
+    if done < n {
+        for (e, t) in work.entries[done..].iter().zip(&tokens[done..]) {
+            l1.put(e)?;
+            raw::put(&l2, Table::L2, e, t)?;
+            raw::put(&l3, Table::L3, e, t)?;
+        }
+    }
+    rec.insert("failures".into(), json!(failures));
+    emitter.emit(Value::Object(rec))?;
+
+    // A get: L1; on a miss the L2 read, the credentials decrypted and the entry promoted into
+    // L1; on an L2 miss the L3 read.
+    let mut counts = BTreeMap::<&str, u64>::new();
+    let mut get = |i: Option<usize>, key: &str, counts: &mut BTreeMap<&str, u64>| -> Result<bool> {
+        if l1.get(key)?.is_some() {
+            *counts.entry("l1_hits").or_default() += 1;
+            return Ok(true);
+        }
+        *counts.entry("l1_misses").or_default() += 1;
+        if let Some(row) = raw::get(&l2, Table::L2, key)? {
+            let credentials = raw::decrypt_credentials(&ring, &row)?;
+            drop(credentials);
+            if full {
+                raw::health_detail(&l3, key)?;
+            }
+            if let Some(i) = i {
+                l1.put(&work.entries[i])?;
+                flush(&mut l2, &mut l3, false)?;
+            }
+            *counts.entry("l2_hits").or_default() += 1;
+            return Ok(true);
+        }
+        *counts.entry("l2_misses").or_default() += 1;
+        let found = raw::get(&l3, Table::L3, key)?.is_some();
+        *counts.entry(if found { "l3_hits" } else { "l3_misses" }).or_default() += 1;
+        Ok(found)
+    };
+    let miss_ops: Vec<(Option<usize>, &str)> = work.miss_keys.iter().map(|k| (None, k.as_str())).collect();
+    let hit_ops: Vec<(Option<usize>, &str)> = work
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (Some(i), e.key.as_str()))
+        .collect();
+    let mixed_ops: Vec<(Option<usize>, &str)> = work
+        .mixed
+        .iter()
+        .map(|&i| (Some(i), work.entries[i].key.as_str()))
+        .collect();
+    for (phase, ops) in [("get_hit", &hit_ops), ("get_miss", &miss_ops), ("mixed", &mixed_ops)] {
+        counts.clear();
+        let (mut returned, mut failures) = (0usize, 0usize);
+        let (done, secs) = run_phase(ops, options.cap, |&(i, key)| match get(i, key, &mut counts) {
+            Ok(found) => returned += usize::from(found),
+            Err(_) => failures += 1,
+        });
+        let mut rec = record(&b, phase, ops.len(), done, secs);
+        rec.insert("stats_delta".into(), json!(counts));
+        rec.insert("returned_entries".into(), json!(returned));
+        rec.insert("failures".into(), json!(failures));
+        emitter.emit(Value::Object(rec))?;
+    }
+    // `get` borrows the connections mutably until its last use above.
+    flush(&mut l2, &mut l3, true)
 }
 
 /// Fills an unbounded L1 with `n` workload entries and returns the resident memory it added,

@@ -104,7 +104,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 300.0)]
     pub(crate) cap: f64,
     /// Only these configurations (comma separated: tier_memory, tier_jsonl, tier_sqlite_l2,
-    /// tier_sqlite_l3, manager_jsonl, manager_sqlite).
+    /// tier_sqlite_l3, manager_jsonl, manager_sqlite, floor_io, floor_full, manager_redis).
     #[arg(long, value_delimiter = ',')]
     pub(crate) only: Vec<String>,
     /// Then fill an L1 tier with this many entries in a fresh process and print its resident

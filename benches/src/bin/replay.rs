@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, default_value_t = 120.0)]
     cap: f64,
     /// Only these configurations (comma separated: tier_memory, tier_jsonl, tier_sqlite_l2,
-    /// tier_sqlite_l3, manager_jsonl, manager_sqlite).
+    /// tier_sqlite_l3, manager_jsonl, manager_sqlite, floor_io, floor_full, manager_redis).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Instead of the phases: fill an L1 tier with this many entries and print its resident
