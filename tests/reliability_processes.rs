@@ -763,10 +763,11 @@ impl Gate {
 }
 
 /// A tier that does what `inner` does, except that a delete can stop at its [`Gate`] before it
-/// starts.
+/// starts, or (`after_get`) a get can stop there once it has read.
 struct Gated {
     inner: Box<dyn CacheTier>,
     gate: Arc<Gate>,
+    after_get: bool,
 }
 
 impl CacheTier for Gated {
@@ -774,7 +775,11 @@ impl CacheTier for Gated {
         self.inner.tier_type()
     }
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, pw_cache::TierError> {
-        self.inner.get(key)
+        let found = self.inner.get(key);
+        if self.after_get {
+            self.gate.pass();
+        }
+        found
     }
     fn peek(&self, key: &str) -> Result<Option<CacheEntry>, pw_cache::TierError> {
         self.inner.peek(key)
@@ -782,8 +787,17 @@ impl CacheTier for Gated {
     fn put(&self, entry: &CacheEntry) -> Result<(), pw_cache::TierError> {
         self.inner.put(entry)
     }
+    fn put_if_absent_with(
+        &self,
+        entry: &CacheEntry,
+        still_below: &mut dyn FnMut() -> bool,
+    ) -> Result<bool, pw_cache::TierError> {
+        self.inner.put_if_absent_with(entry, still_below)
+    }
     fn delete(&self, key: &str) -> Result<bool, pw_cache::TierError> {
-        self.gate.pass();
+        if !self.after_get {
+            self.gate.pass();
+        }
         self.inner.delete(key)
     }
     fn clear(&self) -> Result<usize, pw_cache::TierError> {
@@ -835,6 +849,27 @@ fn manager_with(dir: &Path, backend: Backend, ring: &Arc<KeyRing>) -> CacheManag
         .unwrap()
 }
 
+/// [`manager_with`], its L3 [`Gated`] (gets when `after_get`, deletes otherwise).
+fn manager_with_gated_l3(
+    dir: &Path,
+    backend: Backend,
+    ring: &Arc<KeyRing>,
+    after_get: bool,
+) -> (CacheManager, Arc<Gate>, GateControl) {
+    let (gate, control) = gate();
+    let l3 = Gated {
+        inner: open_tier(dir, CacheTierType::L3, L2BackendType::Jsonl, ring),
+        gate: Arc::clone(&gate),
+        after_get,
+    };
+    let manager = CacheManager::builder(backend.config(dir))
+        .key_ring(Arc::clone(ring))
+        .l3_tier(Box::new(l3))
+        .open()
+        .unwrap();
+    (manager, gate, control)
+}
+
 /// The race the multi-process runs above hit with hot keys, made certain (two managers on one
 /// directory are two processes: neither knows of the other's key locks or L1). A manager's
 /// delete removes the key from L1, then L2, then L3. A lookup by another process between the
@@ -846,16 +881,7 @@ fn a_read_during_a_delete_does_not_bring_the_entry_back() {
     for backend in [Backend::Jsonl, Backend::Sqlite] {
         let dir = tempfile::tempdir().unwrap();
         let ring = pw_cache_tests::managers::test_ring();
-        let (gate, control) = gate();
-        let l3 = Gated {
-            inner: open_tier(dir.path(), CacheTierType::L3, L2BackendType::Jsonl, &ring),
-            gate: Arc::clone(&gate),
-        };
-        let deleting = CacheManager::builder(backend.config(dir.path()))
-            .key_ring(Arc::clone(&ring))
-            .l3_tier(Box::new(l3))
-            .open()
-            .unwrap();
+        let (deleting, gate, control) = manager_with_gated_l3(dir.path(), backend, &ring, false);
         let reading = manager_with(dir.path(), backend, &ring);
         let e = entry(0, Id::Hot(0), 0);
         deleting.put(&e).unwrap();
@@ -880,6 +906,53 @@ fn a_read_during_a_delete_does_not_bring_the_entry_back() {
                 "{backend:?}: an entry deleted while another process read it (and found it: {seen}) is back: \
                  in L2 {in_l2}, served by a new manager {served}"
             ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The other side of that race (seen once in CI, with hot keys): a lookup that missed L2 and
+/// found L3's copy promotes it into L2. If another process puts a newer version, or deletes
+/// the key, between the lookup's L3 read and its L2 write, an upsert of the copy would undo
+/// that write: an older version (or a deleted entry) served from L2 after the put (or delete)
+/// returned. The lookup is stopped right after its L3 read; the other manager writes; then the
+/// lookup goes on. L2 must hold what the other manager wrote.
+#[test]
+fn a_promotion_from_l3_does_not_undo_another_process_write() {
+    let mut failures = Vec::new();
+    for backend in [Backend::Jsonl, Backend::Sqlite] {
+        for delete in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let ring = pw_cache_tests::managers::test_ring();
+            let (reading, gate, control) = manager_with_gated_l3(dir.path(), backend, &ring, true);
+            let writing = manager_with(dir.path(), backend, &ring);
+            let (v1, v2) = (entry(0, Id::Hot(0), 1), entry(0, Id::Hot(0), 2));
+            // Version 1 in L3 alone, as between a put's L2 and L3 writes after a delete.
+            writing.put(&v1).unwrap();
+            let l2 = open_tier(dir.path(), CacheTierType::L2, backend.l2().unwrap(), &ring);
+            assert!(l2.delete(&v1.key).unwrap());
+            gate.arm();
+            let found = std::thread::scope(|s| {
+                let lookup = s.spawn(|| reading.get(&v1.key));
+                control.wait_reached();
+                if delete {
+                    assert!(writing.delete(&v1.key), "{backend:?}: the delete found nothing");
+                } else {
+                    writing.put(&v2).unwrap();
+                }
+                control.release();
+                lookup.join().unwrap()
+            });
+            // The lookup itself read version 1 before the write: it may return it.
+            assert_eq!(found.map(|e| e.source), Some(v1.source.clone()), "{backend:?}");
+            let held = l2.get(&v1.key).unwrap().map(|e| e.source);
+            let want = if delete { None } else { Some(v2.source.clone()) };
+            if held != want {
+                failures.push(format!(
+                    "{backend:?}, {}: L2 holds {held:?} after the other process's write, not {want:?}",
+                    if delete { "delete" } else { "put" }
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");

@@ -368,11 +368,36 @@ impl JsonlTier {
     }
 
     fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+        self.write_entry(entry, None).map(|_| ())
+    }
+
+    /// [`CacheTier::put_if_absent_with`]: the check, `still_below` and the append under the
+    /// home shard's exclusive lock (which first catches up with other processes' writes).
+    fn put_if_absent_inner(
+        &self,
+        entry: &CacheEntry,
+        still_below: &mut dyn FnMut() -> bool,
+    ) -> Result<bool, TierError> {
+        self.write_entry(entry, Some(still_below))
+    }
+
+    /// Appends `entry`'s line to its home shard, under the shard's exclusive lock; with
+    /// `only_if`, only when no shard holds the key and `only_if()` (called under that lock)
+    /// says so. Whether it wrote.
+    fn write_entry(
+        &self,
+        entry: &CacheEntry,
+        mut only_if: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<bool, TierError> {
         if entry.key.is_empty() {
             return Err(TierError::InvalidEntry {
                 key: String::new(),
                 reason: "the key is empty".to_owned(),
             });
+        }
+        // Held in any shard (a misplaced line too): nothing to do.
+        if only_if.is_some() && self.contains_inner(&entry.key)? {
+            return Ok(false);
         }
         let line = encode_line(entry, &self.ring)?;
         if let Some(max) = self.max_entries {
@@ -386,21 +411,28 @@ impl JsonlTier {
             born: now,
         };
         let expires = micros(entry.expires_at);
-        self.with_shard(home, |sh| {
+        let wrote = self.with_shard(home, |sh| {
             let guard = sh.lock_exclusive()?;
+            if let Some(only_if) = only_if.as_mut()
+                && (sh.find(&entry.key, None).is_some() || !only_if())
+            {
+                return Ok::<_, TierError>(false);
+            }
             sh.append(&guard, &entry.key, line.as_bytes(), rank, expires)?;
             if sh.needs_compaction()
                 && let Err(e) = sh.rewrite(&guard, |_, _| false)
             {
-                // The put itself is done; the next write tries again.
+                // The write itself is done; the next write tries again.
                 tracing::warn!(shard = home, error = %e, "JSONL shard compaction failed");
             }
-            Ok::<_, TierError>(())
+            Ok(true)
         })?;
-        for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
-            self.remove_from(id, &entry.key)?;
+        if wrote {
+            for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
+                self.remove_from(id, &entry.key)?;
+            }
         }
-        Ok(())
+        Ok(wrote)
     }
 
     fn record_accesses_inner(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
@@ -620,6 +652,11 @@ impl CacheTier for JsonlTier {
 
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
         self.health.observe(self.put_inner(entry))
+    }
+
+    /// The check, `still_below` and the append under the home shard's exclusive lock.
+    fn put_if_absent_with(&self, entry: &CacheEntry, still_below: &mut dyn FnMut() -> bool) -> Result<bool, TierError> {
+        self.health.observe(self.put_if_absent_inner(entry, still_below))
     }
 
     /// Each record is read, applied and appended under its shard's exclusive lock, so a put

@@ -993,6 +993,23 @@ impl Store {
         Ok(())
     }
 
+    /// [`CacheTier::put_if_absent_with`]: the check, `still_below` and the write in one write
+    /// transaction (encryption done before it).
+    pub(crate) fn put_if_absent_with(
+        &self,
+        entry: &CacheEntry,
+        still_below: &mut dyn FnMut() -> bool,
+    ) -> Result<bool, TierError> {
+        let row = EntryRow::new(entry, &self.ring, self.layout)?;
+        let outcome = self.write("promote entry", |tx| {
+            if self.contains_in(tx, &entry.key)? || !still_below() {
+                return Ok(None);
+            }
+            self.put_in(tx, &row).map(Some)
+        })?;
+        Ok(outcome.map(|evicted| self.count_evictions(evicted)).is_some())
+    }
+
     /// Adds entries evicted by a committed transaction to the count.
     pub(crate) fn count_evictions(&self, evicted: u64) {
         if evicted > 0 {
@@ -1179,6 +1196,17 @@ macro_rules! impl_cache_tier_via_store {
 
             fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
                 self.store.health.observe(self.store.put(entry))
+            }
+
+            /// The check, `still_below` and the write in one write transaction.
+            fn put_if_absent_with(
+                &self,
+                entry: &CacheEntry,
+                still_below: &mut dyn FnMut() -> bool,
+            ) -> Result<bool, TierError> {
+                self.store
+                    .health
+                    .observe(self.store.put_if_absent_with(entry, still_below))
             }
 
             fn delete(&self, key: &str) -> Result<bool, TierError> {

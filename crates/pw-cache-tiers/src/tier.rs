@@ -35,6 +35,26 @@ pub trait CacheTier: Send + Sync {
     /// Stores `entry` under `entry.key`, replacing what was there.
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError>;
 
+    /// Stores `entry`, a copy found in the tier below, unless this tier holds `entry.key`
+    /// already, and only if `still_below()` (called after this tier's check, while this tier
+    /// holds its write lock for the key where it has one: SQLite's write transaction, a JSONL
+    /// shard's file lock) says the tier below still holds that version. Returns whether it
+    /// stored `entry`.
+    ///
+    /// This is how a lookup promotes a copy from L3 into L2 without racing another process:
+    /// a put writes L2 before L3 and a delete removes L3 before L2, so under L2's lock either
+    /// L2 already holds a newer version (nothing is stored), or L3 no longer holds the copy
+    /// (nothing is stored), or whatever changes the key next must wait for this lock and
+    /// comes after. An upsert instead could write the copy over a newer put, or back after a
+    /// delete. The default (no lock across the two steps) suits tiers of one process.
+    fn put_if_absent_with(&self, entry: &CacheEntry, still_below: &mut dyn FnMut() -> bool) -> Result<bool, TierError> {
+        if self.contains(&entry.key)? || !still_below() {
+            return Ok(false);
+        }
+        self.put(entry)?;
+        Ok(true)
+    }
+
     /// Removes `key`; whether it was there.
     fn delete(&self, key: &str) -> Result<bool, TierError>;
 

@@ -1043,11 +1043,26 @@ impl Inner {
             }
         }
         if found_in == CacheTierType::L3
-            && let Some(l2) = &self.l2
+            && let (Some(l2), Some(l3)) = (&self.l2, &self.l3)
             && l2.serving()
-            && self.write_to(l2, entry).is_ok()
         {
-            bump(&self.counters.promotions, 1);
+            // Into L2 only if absent, and only while L3 still holds this version (checked under
+            // L2's lock): another process's newer put or delete is never undone by this copy.
+            let mut still_below = || matches!(l3.tier.peek(&entry.key), Ok(Some(now)) if same_version(&now, entry));
+            match l2.tier.put_if_absent_with(entry, &mut still_below) {
+                Ok(stored) => {
+                    l2.write_failures.store(0, Ordering::Release);
+                    if stored {
+                        l2.note_fresh(&entry.key);
+                        bump(&self.counters.promotions, 1);
+                    }
+                }
+                Err(e) => {
+                    l2.note_stale(&entry.key);
+                    self.failed(l2, "promote", &entry.key, &e);
+                    self.wake_maintenance();
+                }
+            }
         }
     }
 
@@ -1600,6 +1615,19 @@ impl Inner {
         slot.degraded.store(false, Ordering::Release);
         true
     }
+}
+
+/// Whether `a` and `b` are the same version of an entry: equal in everything but the use
+/// (`access_count`, `last_accessed`, `evicted_from_l1`), which a lookup changes.
+fn same_version(a: &CacheEntry, b: &CacheEntry) -> bool {
+    let without_use = |e: &CacheEntry| {
+        let mut e = e.clone();
+        e.access_count = 0;
+        e.last_accessed = e.fetch_time;
+        e.evicted_from_l1 = false;
+        e
+    };
+    without_use(a) == without_use(b)
 }
 
 /// Writes a batch of evicted entries' use each time one is full, until stopped. Holds the
