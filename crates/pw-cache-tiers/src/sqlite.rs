@@ -245,6 +245,9 @@ struct Statements {
     delete: &'static str,
     delete_all: &'static str,
     count: &'static str,
+    /// Every row, for the bound: SQLite counts them from the smallest index's pages without
+    /// decoding a row (`count`'s filter on the key reads every row).
+    count_rows: &'static str,
     keys: &'static str,
     cleanup: &'static str,
     touch: &'static str,
@@ -294,6 +297,7 @@ macro_rules! statements {
             // The rows `keys` lists: a key that is not TEXT (NULL, written by something else)
             // is not an entry anyone can look up.
             count: concat!("SELECT COUNT(*) FROM ", $table, " WHERE typeof(key) = 'text'"),
+            count_rows: concat!("SELECT COUNT(*) FROM ", $table),
             keys: concat!("SELECT key FROM ", $table),
             cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ?1"),
             touch: concat!(
@@ -1029,7 +1033,7 @@ impl Store {
         if let Some(max) = self.max_entries
             && !self.contains_in(tx, key)?
         {
-            let n = self.count_in(tx)?;
+            let n = self.count_in(tx, self.layout.statements().count_rows)?;
             if n >= max {
                 evicted = self.evict(tx, n, max)?;
             }
@@ -1065,10 +1069,9 @@ impl Store {
         stmt.exists([key]).map_err(self.err("look up key"))
     }
 
-    fn count_in(&self, conn: &Connection) -> Result<u64, TierError> {
-        let mut stmt = conn
-            .prepare_cached(self.layout.statements().count)
-            .map_err(self.err("count entries"))?;
+    /// What `sql` (`count`: the entries `keys` lists; `count_rows`: every row) counts.
+    fn count_in(&self, conn: &Connection, sql: &str) -> Result<u64, TierError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(self.err("count entries"))?;
         let n: i64 = stmt
             .query_row([], |row| row.get(0))
             .map_err(self.err("count entries"))?;
@@ -1080,7 +1083,7 @@ impl Store {
     }
 
     pub(crate) fn size(&self) -> Result<usize, TierError> {
-        let n = self.count_in(&*self.conn()?)?;
+        let n = self.count_in(&*self.conn()?, self.layout.statements().count)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
