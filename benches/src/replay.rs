@@ -22,7 +22,7 @@
 //!     each entry L1 evicts recorded in L2 and L3 (batches of [`pw_cache::USE_BATCH`] in key
 //!     order, one transaction per tier, as the manager). The manager against it is the cost of
 //!     the manager's own code;
-//! - for each `--big` size: `tier_sqlite_l2`, `manager_sqlite` and `floor`;
+//! - for each `--big` size: `tier_sqlite_l2`, `manager_sqlite`, `floor_io` and `floor_full`;
 //! - with `--redis`, `manager_redis` at each size: the manager with L3 in a `redis-server` of
 //!   its own on 127.0.0.1 (`appendfsync always`) and a JSONL or a SQLite L2 (backend
 //!   `jsonl+redis`, `sqlite+redis`). proxywhirl has no counterpart.
@@ -440,23 +440,20 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     let mut b = base(emitter, floor_name(full), "sqlite", n);
     b.insert("l1_max".into(), json!((n / 10).max(1)));
 
-    // put: L1, then the two durable upserts.
-    let mut failures = 0usize;
-    let (done, secs) = run_phase(&(0..n).collect::<Vec<usize>>(), options.cap, |&i| {
+    // put: L1, then the two durable upserts (the same untimed for what a cut phase left).
+    let mut put = |i: usize| -> Result<()> {
         let e = &work.entries[i];
-        let ok = l1.put(e).is_ok()
-            && raw::put(&l2, Table::L2, e, &tokens[i]).is_ok()
-            && raw::put(&l3, Table::L3, e, &tokens[i]).is_ok()
-            && flush(&mut l2, &mut l3, false).is_ok();
-        failures += usize::from(!ok);
-    });
+        l1.put(e)?;
+        raw::put(&l2, Table::L2, e, &tokens[i])?;
+        raw::put(&l3, Table::L3, e, &tokens[i])?;
+        flush(&mut l2, &mut l3, false)
+    };
+    let mut failures = 0usize;
+    let indices: Vec<usize> = (0..n).collect();
+    let (done, secs) = run_phase(&indices, options.cap, |&i| failures += usize::from(put(i).is_err()));
     let mut rec = record(&b, "put", n, done, secs);
-    if done < n {
-        for (e, t) in work.entries[done..].iter().zip(&tokens[done..]) {
-            l1.put(e)?;
-            raw::put(&l2, Table::L2, e, t)?;
-            raw::put(&l3, Table::L3, e, t)?;
-        }
+    for &i in &indices[done..] {
+        put(i)?;
     }
     rec.insert("failures".into(), json!(failures));
     emitter.emit(Value::Object(rec))?;

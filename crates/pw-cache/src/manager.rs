@@ -887,19 +887,35 @@ impl Inner {
 
     /// Writes `entry` to `slot` if it is serving; records what the tier missed otherwise.
     pub(crate) fn write_to(&self, slot: &TierSlot, entry: &CacheEntry) -> Result<(), String> {
+        self.write_with(slot, &entry.key, "put", || slot.tier.put(entry).map(|()| true))
+            .map(|_| ())
+    }
+
+    /// Runs `write`, a write of `key` to `slot` that says whether it stored anything, if the
+    /// slot is serving, and keeps the slot's record of what it missed: a key written is fresh
+    /// there, a key not written because of a failure (or a degraded tier) is stale.
+    fn write_with(
+        &self,
+        slot: &TierSlot,
+        key: &str,
+        op: &'static str,
+        write: impl FnOnce() -> Result<bool, TierError>,
+    ) -> Result<bool, String> {
         if !slot.serving() {
-            slot.note_stale(&entry.key);
+            slot.note_stale(key);
             return Err(format!("{}: degraded", slot.kind));
         }
-        match slot.tier.put(entry) {
-            Ok(()) => {
+        match write() {
+            Ok(stored) => {
                 slot.write_failures.store(0, Ordering::Release);
-                slot.note_fresh(&entry.key);
-                Ok(())
+                if stored {
+                    slot.note_fresh(key);
+                }
+                Ok(stored)
             }
             Err(e) => {
-                slot.note_stale(&entry.key);
-                self.failed(slot, "put", &entry.key, &e);
+                slot.note_stale(key);
+                self.failed(slot, op, key, &e);
                 self.wake_maintenance();
                 Err(format!("{}: {e}", slot.kind))
             }
@@ -1049,19 +1065,9 @@ impl Inner {
             // Into L2 only if absent, and only while L3 still holds this version (checked under
             // L2's lock): another process's newer put or delete is never undone by this copy.
             let mut still_below = || matches!(l3.tier.peek(&entry.key), Ok(Some(now)) if same_version(&now, entry));
-            match l2.tier.put_if_absent_with(entry, &mut still_below) {
-                Ok(stored) => {
-                    l2.write_failures.store(0, Ordering::Release);
-                    if stored {
-                        l2.note_fresh(&entry.key);
-                        bump(&self.counters.promotions, 1);
-                    }
-                }
-                Err(e) => {
-                    l2.note_stale(&entry.key);
-                    self.failed(l2, "promote", &entry.key, &e);
-                    self.wake_maintenance();
-                }
+            let promote = || l2.tier.put_if_absent_with(entry, &mut still_below);
+            if self.write_with(l2, &entry.key, "promote", promote) == Ok(true) {
+                bump(&self.counters.promotions, 1);
             }
         }
     }
