@@ -76,8 +76,8 @@ fn create(table: Table, dir: &Path) -> PathBuf {
     raw::create(table, dir, &RING).unwrap()
 }
 
-/// The baseline's connection: the tiers' pragmas.
-fn raw_connection(path: &Path) -> Connection {
+/// The baseline's connection: the tiers' pragmas and checkpoints.
+fn raw_connection(path: &Path) -> raw::Db {
     raw::connection(path).unwrap()
 }
 
@@ -145,6 +145,7 @@ fn full(n: usize) -> Arc<Full> {
             raw_put(&tx, table, i);
         }
         tx.commit().unwrap();
+        conn.committed();
     }
     all.push(Arc::clone(&full));
     full
@@ -219,7 +220,7 @@ fn raw_put_all(bencher: Bencher, table: Table, n: usize) {
         })
         .bench_local_values(|(dir, conn)| {
             for i in 0..n {
-                raw_put(&conn, table, i);
+                conn.put(table, &WORKLOAD.entries[i], &TOKENS[i]).unwrap();
             }
             (dir, conn)
         });

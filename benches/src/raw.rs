@@ -2,7 +2,8 @@
 //!
 //! Hand-written statements on the database a tier creates, with the tiers' pragmas (WAL,
 //! `synchronous = NORMAL`, `foreign_keys = ON`, a page cache of
-//! [`PAGE_CACHE_KIB`](pw_cache::tiers::sqlite::PAGE_CACHE_KIB)) and cached prepared statements,
+//! [`PAGE_CACHE_KIB`](pw_cache::tiers::sqlite::PAGE_CACHE_KIB)), their background WAL
+//! checkpoints ([`Db`]) and cached prepared statements,
 //! at the tiers' durability (one autocommit upsert per put), and nothing else: no pool, no row
 //! decoding (values are copied out as SQLite gives them), no encryption (rows carry tokens made
 //! beforehand, [`tokens`]). Used by the `sqlite_tiers` divan bench (each tier beside its
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use pw_cache::model::timestamp::{self, to_unix_seconds};
+use pw_cache::tiers::checkpoint::{self, Checkpointer};
 use pw_cache::tiers::sqlite::PAGE_CACHE_KIB;
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{CacheEntry, CacheTierConfig, KeyRing, Secret, SqliteL2Tier, SqliteL3Tier};
@@ -105,14 +107,62 @@ pub fn create(table: Table, dir: &Path, ring: &Arc<KeyRing>) -> Result<PathBuf> 
     })
 }
 
-/// A connection with the tiers' pragmas.
-pub fn connection(path: &Path) -> Result<Connection> {
+/// A connection with the tiers' pragmas and their WAL checkpoints
+/// ([`pw_cache::tiers::checkpoint`]: a background thread copies the log, so a commit that
+/// fills it does not).
+pub struct Db {
+    conn: Connection,
+    checkpoints: Checkpointer,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Db {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Db {
+    /// The checkpoint step the tiers take after a commit (for a commit made through the
+    /// connection directly).
+    pub fn committed(&self) {
+        self.checkpoints.after_commit(&self.conn);
+    }
+
+    /// [`put`], then the checkpoint step the tiers take after a commit.
+    pub fn put(&self, table: Table, e: &CacheEntry, tokens: &Tokens) -> Result<usize> {
+        let changed = put(&self.conn, table, e, tokens)?;
+        self.checkpoints.after_commit(&self.conn);
+        Ok(changed)
+    }
+
+    /// [`record_uses`], then the checkpoint step the tiers take after a commit.
+    pub fn record_uses(&mut self, table: Table, uses: &[Use]) -> Result<usize> {
+        let changed = record_uses(&mut self.conn, table, uses)?;
+        self.checkpoints.after_commit(&self.conn);
+        Ok(changed)
+    }
+}
+
+/// A connection to `path` with the tiers' pragmas and checkpoints.
+pub fn connection(path: &Path) -> Result<Db> {
     let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
+    conn.wal_hook(Some(checkpoint::note_wal_frames));
+    Ok(Db {
+        conn,
+        checkpoints: Checkpointer::new(path),
+    })
 }
 
 /// The put of `e` with its `tokens`: one autocommit upsert (or one statement of the caller's

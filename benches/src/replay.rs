@@ -424,7 +424,7 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
         });
     }
     // Records the queued uses once a batch is full (`force`: whatever is queued).
-    let flush = |l2: &mut rusqlite::Connection, l3: &mut rusqlite::Connection, force: bool| -> Result<()> {
+    let flush = |l2: &mut raw::Db, l3: &mut raw::Db, force: bool| -> Result<()> {
         let mut batch = {
             let mut q = evicted.lock().map_err(|_| anyhow::anyhow!("use queue poisoned"))?;
             if q.is_empty() || (!force && q.len() < pw_cache::USE_BATCH) {
@@ -433,8 +433,8 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
             std::mem::take(&mut *q)
         };
         batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        raw::record_uses(l2, Table::L2, &batch)?;
-        raw::record_uses(l3, Table::L3, &batch)?;
+        l2.record_uses(Table::L2, &batch)?;
+        l3.record_uses(Table::L3, &batch)?;
         Ok(())
     };
     let mut b = base(emitter, floor_name(full), "sqlite", n);
@@ -444,8 +444,8 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     let mut put = |i: usize| -> Result<()> {
         let e = &work.entries[i];
         l1.put(e)?;
-        raw::put(&l2, Table::L2, e, &tokens[i])?;
-        raw::put(&l3, Table::L3, e, &tokens[i])?;
+        l2.put(Table::L2, e, &tokens[i])?;
+        l3.put(Table::L3, e, &tokens[i])?;
         flush(&mut l2, &mut l3, false)
     };
     let mut failures = 0usize;

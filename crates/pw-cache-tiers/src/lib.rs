@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 mod error;
 pub mod health_history;
 pub mod jsonl;

@@ -17,7 +17,10 @@
 //!   entries get_hit ran 2.4× slower than at 10k; with 32 MiB, 1.7×). SQLite allocates the
 //!   cache as it reads pages, so a small database costs no more than before;
 //! - a cache of [`STATEMENT_CACHE_CAPACITY`] prepared statements: every statement is prepared
-//!   once per connection (`prepare_cached`).
+//!   once per connection (`prepare_cached`);
+//! - a WAL hook ([`crate::checkpoint::note_wal_frames`]) in place of SQLite's automatic
+//!   checkpoint: a connection going back to the pool after a commit that filled the log asks
+//!   the tier's checkpoint thread to copy it into the database file ([`crate::checkpoint`]).
 //!
 //! The database is put in WAL mode when the tier opens (it is a property of the file): readers
 //! never wait for a writer, nor for each other. With `synchronous = NORMAL` in WAL mode a
@@ -86,6 +89,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior};
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::error::TierError;
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
 use crate::tier::TierHealth;
@@ -137,6 +141,8 @@ fn init_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    // Replaces the automatic checkpoint: see crate::checkpoint.
+    conn.wal_hook(Some(checkpoint::note_wal_frames));
     Ok(())
 }
 
@@ -706,8 +712,32 @@ fn new_pool(path: &Path) -> SqlitePool {
         .build_unchecked(SqliteConnectionManager::file(path).with_init(init_connection))
 }
 
-/// A connection from the pool.
-pub(crate) type Conn = PooledConnection<SqliteConnectionManager>;
+/// A connection from a store's pool. Going back to the pool, it asks for a WAL checkpoint when
+/// a commit made through it left the log long enough (see [`crate::checkpoint`]).
+pub(crate) struct Conn<'a> {
+    conn: PooledConnection<SqliteConnectionManager>,
+    store: &'a Store,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        self.store.checkpointer.after_commit(&self.conn);
+    }
+}
 
 /// One table of entries in one database file, behind a pool: what both tiers run.
 #[derive(Debug)]
@@ -722,6 +752,8 @@ pub(crate) struct Store {
     touches: Option<Touches>,
     evictions: AtomicU64,
     pub(crate) health: TierHealth,
+    /// Copies the WAL into the database file in the background.
+    pub(crate) checkpointer: Checkpointer,
     /// Creates the tables when missing (a database file removed under a running tier comes
     /// back empty): run by [`Store::probe`].
     ensure_schema: SchemaFn,
@@ -766,6 +798,7 @@ impl Store {
         let tracks_hits = config.max_entries.is_some() && config.eviction_policy != EvictionPolicy::Fifo;
         Ok(Self {
             layout,
+            checkpointer: Checkpointer::new(&path),
             path,
             pool: RwLock::new(Some(pool)),
             ring,
@@ -799,7 +832,7 @@ impl Store {
     }
 
     /// A connection from the pool ([`TierError::Closed`] after [`Store::close`]).
-    pub(crate) fn conn(&self) -> Result<Conn, TierError> {
+    pub(crate) fn conn(&self) -> Result<Conn<'_>, TierError> {
         // Clone the pool (an Arc) and let go of the lock before waiting for a connection.
         let pool = self
             .pool
@@ -809,10 +842,11 @@ impl Store {
             .ok_or_else(|| TierError::Closed {
                 path: self.path.clone(),
             })?;
-        pool.get().map_err(|source| TierError::Pool {
+        let conn = pool.get().map_err(|source| TierError::Pool {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        Ok(Conn { conn, store: self })
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committed when `f` succeeds.
@@ -1147,6 +1181,7 @@ impl Store {
         let flushed = if open { self.flush_touches() } else { Ok(()) };
         let pool = self.pool.write().unwrap_or_else(PoisonError::into_inner).take();
         drop(pool);
+        self.checkpointer.stop();
         flushed
     }
 }
@@ -1175,6 +1210,18 @@ macro_rules! impl_cache_tier_via_store {
             /// [`crate::sqlite`]).
             pub fn flush(&self) -> Result<(), TierError> {
                 self.store.health.observe(self.store.flush_touches())
+            }
+
+            /// Checkpoints the background thread has completed (tests).
+            #[cfg(test)]
+            pub(crate) fn background_checkpoints(&self) -> u64 {
+                self.store.checkpointer.completed()
+            }
+
+            /// Whether the checkpoint thread is running (tests).
+            #[cfg(test)]
+            pub(crate) fn checkpoint_thread_running(&self) -> bool {
+                self.store.checkpointer.running()
             }
 
             /// Writes pending hits and closes the database's connections. Later operations fail with
@@ -1700,6 +1747,61 @@ mod tests {
             assert!(matches!(err, TierError::InvalidEntry { .. }), "{err}");
             assert!(!err.is_tier_failure());
             assert_eq!(tier.size().unwrap(), 0);
+        }
+    }
+
+    /// The most pages the log of the database at `path` has held: SQLite never shrinks the
+    /// `-wal` file while the database is open (a 32-byte header, then frames of a 24-byte
+    /// header and a 4 KiB page).
+    fn most_wal_frames(path: &Path) -> u64 {
+        let wal = std::fs::metadata(format!("{}-wal", path.display())).unwrap().len();
+        wal.saturating_sub(32) / (24 + 4096)
+    }
+
+    #[test]
+    fn a_long_log_is_checkpointed_by_the_thread_and_close_stops_it() {
+        const PUTS: i64 = 3000;
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let path = db_path(kind, dir.path());
+            let (l2, l3);
+            let (tier, completed, running): (&dyn CacheTier, &dyn Fn() -> u64, &dyn Fn() -> bool) = match kind {
+                Kind::L2 => {
+                    l2 = SqliteL2Tier::open(dir.path(), &CacheTierConfig::unbounded(), ring()).unwrap();
+                    (&l2, &|| l2.background_checkpoints(), &|| l2.checkpoint_thread_running())
+                }
+                Kind::L3 => {
+                    l3 = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), ring()).unwrap();
+                    (&l3, &|| l3.background_checkpoints(), &|| l3.checkpoint_thread_running())
+                }
+            };
+            assert!(!running(), "{kind:?}: no thread before a long log");
+            for i in 0..PUTS {
+                tier.put(&entry(i)).unwrap();
+            }
+            let most = most_wal_frames(&path);
+            eprintln!("MOST {kind:?} {most} bg {}", completed());
+            // ~6 pages a put: without checkpoints the log would hold ~18,000 pages. Past the
+            // backstop, the writer's own checkpoint is busy while the thread's runs: the log
+            // grows by what is committed meanwhile.
+            assert!(
+                most <= (checkpoint::BACKSTOP_FRAMES + checkpoint::CHECKPOINT_FRAMES) as u64,
+                "{kind:?}: the log reached {most} pages"
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while completed() == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{kind:?}: no background checkpoint"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(running(), "{kind:?}");
+            tier.close().unwrap();
+            assert!(!running(), "{kind:?}: close stops the thread");
+            let again = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            assert_eq!(again.size().unwrap(), PUTS as usize, "{kind:?}");
+            assert_eq!(again.get("k2999").unwrap().unwrap(), entry(2999), "{kind:?}");
         }
     }
 
