@@ -10,7 +10,7 @@
 //! the tier's [`CacheTier::get`] does (moka's and quick_cache's `get` clone the value too):
 //! the clone (five small allocations for an entry with credentials) is part of every number.
 //! Each candidate keeps its own policy: the tier its default (LRU, up to 16 shards of `std`
-//! mutexes, SipHash), moka its TinyLFU (SipHash), quick_cache its CLOCK-PRO (ahash, `4 × cores`
+//! mutexes, foldhash), moka its TinyLFU (SipHash), quick_cache its CLOCK-PRO (ahash, `4 × cores`
 //! shards).
 //!
 //! - `get_hit`: gets of the `n` held keys, in the workload's order, from a cache of capacity

@@ -1,7 +1,7 @@
 //! Per-key locks: what makes an operation on one key atomic across the tiers without holding
 //! any lock across the disk I/O of another key (bar a rare shared stripe, below).
 //!
-//! Lock striping: keys hash (SipHash, keyed per manager) onto [`STRIPES`] mutexes, and an
+//! Lock striping: keys hash (foldhash, seeded per manager at random) onto [`STRIPES`] mutexes, and an
 //! operation on a key holds its stripe's mutex for the whole operation. Taking a key lock is
 //! one hash and one uncontended mutex, with no allocation (the hit path of the manager takes
 //! one per get). Two keys may share a stripe: an operation on one then waits for the other,

@@ -267,7 +267,7 @@ impl EvictedUse {
 
 /// Keys whose L1 copy holds use (access count, last access) that L2/L3 have not been given.
 struct DirtyKeys {
-    shards: Sharded<HashSet<String>>,
+    shards: Sharded<HashSet<String, foldhash::fast::RandomState>>,
 }
 
 impl DirtyKeys {

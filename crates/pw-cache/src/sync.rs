@@ -1,7 +1,8 @@
 //! Locking helpers shared by the manager's modules.
 
-use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+
+use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Locks a mutex, ignoring poisoning. Every mutex of this crate guards data that a single call
@@ -23,7 +24,7 @@ impl<T: Default> Sharded<T> {
     pub(crate) fn new(count: usize) -> Self {
         Self {
             shards: (0..count.max(1)).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 }
