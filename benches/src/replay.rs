@@ -20,8 +20,9 @@
 //!   - `floor_full` adds what the manager keeps that proxywhirl's L2 file cannot give: on an
 //!     L2 hit, L3's health-check detail (`l2_cache` has no columns for it), and the use of
 //!     each entry L1 evicts recorded in L2 and L3 (batches of [`pw_cache::USE_BATCH`] in key
-//!     order, one transaction per tier, as the manager). The manager against it is the cost of
-//!     the manager's own code;
+//!     order, one transaction per tier, on a thread of its own with its own connections, as
+//!     the manager's use writer). The manager against it is the cost of the manager's own
+//!     code;
 //! - for each `--big` size: `tier_sqlite_l2`, `manager_sqlite`, `floor_io` and `floor_full`;
 //! - with `--redis`, `manager_redis` at each size: the manager with L3 in a `redis-server` of
 //!   its own on 127.0.0.1 (`appendfsync always`) and a JSONL or a SQLite L2 (backend
@@ -407,8 +408,8 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     let work = Workload::new(n, pw_cache::model::timestamp::now_utc());
     let dir = bench_dir(options)?;
     let ring = ring();
-    let mut l2 = raw::connection(&raw::create(Table::L2, &dir.path().join("l2"), &ring)?)?;
-    let mut l3 = raw::connection(&raw::create(Table::L3, &dir.path().join("l3"), &ring)?)?;
+    let l2 = raw::connection(&raw::create(Table::L2, &dir.path().join("l2"), &ring)?)?;
+    let l3 = raw::connection(&raw::create(Table::L3, &dir.path().join("l3"), &ring)?)?;
     let tokens = raw::tokens(&work.entries, &ring);
     // floor_full: the use of each entry L1 evicts, queued as the manager queues it.
     let evicted = Arc::new(std::sync::Mutex::new(Vec::<raw::Use>::new()));
@@ -423,8 +424,28 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
             }
         });
     }
-    // Records the queued uses once a batch is full (`force`: whatever is queued).
-    let flush = |l2: &mut raw::Db, l3: &mut raw::Db, force: bool| -> Result<()> {
+    // floor_full records the queued uses on a thread of its own with its own connections, as
+    // the manager's use writer does: once a batch is full (`force`: whatever is queued).
+    let (batches, writer) = if full {
+        let (send, receive) = std::sync::mpsc::channel::<Vec<raw::Use>>();
+        let (l2_path, l3_path) = (l2.path().map(PathBuf::from), l3.path().map(PathBuf::from));
+        let writer = std::thread::spawn(move || -> Result<()> {
+            let open = |p: Option<PathBuf>| raw::connection(&p.ok_or_else(|| anyhow::anyhow!("no database path"))?);
+            let (mut l2, mut l3) = (open(l2_path)?, open(l3_path)?);
+            for batch in receive {
+                l2.record_uses(Table::L2, &batch)?;
+                l3.record_uses(Table::L3, &batch)?;
+            }
+            Ok(())
+        });
+        (Some(send), Some(writer))
+    } else {
+        (None, None)
+    };
+    let flush = |force: bool| -> Result<()> {
+        let Some(batches) = &batches else {
+            return Ok(());
+        };
         let mut batch = {
             let mut q = evicted.lock().map_err(|_| anyhow::anyhow!("use queue poisoned"))?;
             if q.is_empty() || (!force && q.len() < pw_cache::USE_BATCH) {
@@ -433,20 +454,18 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
             std::mem::take(&mut *q)
         };
         batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        l2.record_uses(Table::L2, &batch)?;
-        l3.record_uses(Table::L3, &batch)?;
-        Ok(())
+        batches.send(batch).map_err(|_| anyhow::anyhow!("the use writer stopped"))
     };
     let mut b = base(emitter, floor_name(full), "sqlite", n);
     b.insert("l1_max".into(), json!((n / 10).max(1)));
 
     // put: L1, then the two durable upserts (the same untimed for what a cut phase left).
-    let mut put = |i: usize| -> Result<()> {
+    let put = |i: usize| -> Result<()> {
         let e = &work.entries[i];
         l1.put(e)?;
         l2.put(Table::L2, e, &tokens[i])?;
         l3.put(Table::L3, e, &tokens[i])?;
-        flush(&mut l2, &mut l3, false)
+        flush(false)
     };
     let mut failures = 0usize;
     let indices: Vec<usize> = (0..n).collect();
@@ -461,7 +480,7 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     // A get: L1; on a miss the L2 read, the credentials decrypted and the entry promoted into
     // L1; on an L2 miss the L3 read.
     let mut counts = BTreeMap::<&str, u64>::new();
-    let mut get = |i: Option<usize>, key: &str, counts: &mut BTreeMap<&str, u64>| -> Result<bool> {
+    let get = |i: Option<usize>, key: &str, counts: &mut BTreeMap<&str, u64>| -> Result<bool> {
         if l1.get(key)?.is_some() {
             *counts.entry("l1_hits").or_default() += 1;
             return Ok(true);
@@ -475,7 +494,7 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
             }
             if let Some(i) = i {
                 l1.put(&work.entries[i])?;
-                flush(&mut l2, &mut l3, false)?;
+                flush(false)?;
             }
             *counts.entry("l2_hits").or_default() += 1;
             return Ok(true);
@@ -510,8 +529,13 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
         rec.insert("failures".into(), json!(failures));
         emitter.emit(Value::Object(rec))?;
     }
-    // `get` borrows the connections mutably until its last use above.
-    flush(&mut l2, &mut l3, true)
+    flush(true)?;
+    drop(batches);
+    match writer.map(std::thread::JoinHandle::join) {
+        Some(Ok(written)) => written,
+        Some(Err(_)) => Err(anyhow::anyhow!("the use writer panicked")),
+        None => Ok(()),
+    }
 }
 
 /// Fills an unbounded L1 with `n` workload entries and returns the resident memory it added,
