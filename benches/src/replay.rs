@@ -454,7 +454,9 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
             std::mem::take(&mut *q)
         };
         batch.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        batches.send(batch).map_err(|_| anyhow::anyhow!("the use writer stopped"))
+        batches
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("the use writer stopped"))
     };
     let mut b = base(emitter, floor_name(full), "sqlite", n);
     b.insert("l1_max".into(), json!((n / 10).max(1)));
