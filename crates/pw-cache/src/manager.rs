@@ -41,7 +41,7 @@
 //! from it (its copies of them are stale), is it used again. Until then lookups of those keys
 //! skip it, so a stale or deleted entry is never served from a recovered tier.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
@@ -59,7 +59,7 @@ use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tie
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
-use crate::sync::{Sharded, relock};
+use crate::sync::{KeyMap, KeySet, Sharded, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many (see [`EvictedUse`]).
@@ -210,9 +210,9 @@ struct EvictedUse {
 
 #[derive(Default)]
 struct UseLog {
-    queued: HashMap<String, AccessRecord>,
+    queued: KeyMap<AccessRecord>,
     /// The batch being written: still visible to lookups until it is.
-    in_flight: HashMap<String, AccessRecord>,
+    in_flight: KeyMap<AccessRecord>,
 }
 
 impl EvictedUse {
@@ -267,7 +267,7 @@ impl EvictedUse {
 
 /// Keys whose L1 copy holds use (access count, last access) that L2/L3 have not been given.
 struct DirtyKeys {
-    shards: Sharded<HashSet<String, foldhash::fast::RandomState>>,
+    shards: Sharded<KeySet>,
 }
 
 impl DirtyKeys {

@@ -5,6 +5,13 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+/// A map keyed by cache keys, hashed as the rest of the manager hashes keys (foldhash, seeded
+/// at random per map).
+pub(crate) type KeyMap<V> = std::collections::HashMap<String, V, RandomState>;
+
+/// A set of cache keys (see [`KeyMap`]).
+pub(crate) type KeySet = std::collections::HashSet<String, RandomState>;
+
 /// Locks a mutex, ignoring poisoning. Every mutex of this crate guards data that a single call
 /// updates (a flag, a counter, a map or set insert/remove), so a holder that panicked cannot
 /// have left it half-updated.
