@@ -43,7 +43,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -204,6 +204,9 @@ impl TierSlot {
 #[derive(Default)]
 struct EvictedUse {
     log: Mutex<UseLog>,
+    /// `log.queued.len()`, stored under `log`'s lock by every change: read without the lock
+    /// by [`Inner::hand_off_evicted_use`] after every get and put.
+    queued_len: AtomicUsize,
     /// Held by the one thread writing a batch (others do not wait for it: they skip).
     writer: Mutex<()>,
 }
@@ -216,6 +219,16 @@ struct UseLog {
 }
 
 impl EvictedUse {
+    /// Records how many are queued (`log` is locked by the caller).
+    fn note_len(&self, log: &UseLog) {
+        self.queued_len.store(log.queued.len(), Ordering::Relaxed);
+    }
+
+    /// How many are queued, without taking the lock (a moment ago).
+    fn queued(&self) -> usize {
+        self.queued_len.load(Ordering::Relaxed)
+    }
+
     /// Queues `record` (a later record of the same key replaces an earlier one).
     fn queue(&self, record: AccessRecord) {
         let mut log = relock(&self.log);
@@ -224,6 +237,7 @@ impl EvictedUse {
             Some(queued) => *queued = record,
             None => {
                 log.queued.insert(record.key.clone(), record);
+                self.note_len(&log);
             }
         }
     }
@@ -232,7 +246,11 @@ impl EvictedUse {
     /// is being written).
     fn take(&self, key: &str) -> Option<AccessRecord> {
         let mut log = relock(&self.log);
-        log.queued.remove(key).or_else(|| log.in_flight.get(key).cloned())
+        let queued = log.queued.remove(key);
+        if queued.is_some() {
+            self.note_len(&log);
+        }
+        queued.or_else(|| log.in_flight.get(key).cloned())
     }
 
     /// Drops what is noted of `key` (it was replaced or deleted). When the batch being written
@@ -241,7 +259,9 @@ impl EvictedUse {
     fn forget(&self, key: &str) {
         let in_flight = {
             let mut log = relock(&self.log);
-            log.queued.remove(key);
+            if log.queued.remove(key).is_some() {
+                self.note_len(&log);
+            }
             log.in_flight.remove(key).is_some()
         };
         if in_flight {
@@ -260,6 +280,7 @@ impl EvictedUse {
         self.wait_for_writer();
         let mut log = relock(&self.log);
         let drained = (std::mem::take(&mut log.queued), std::mem::take(&mut log.in_flight));
+        self.note_len(&log);
         drop(log);
         drop(drained);
     }
@@ -1283,6 +1304,7 @@ impl Inner {
                 return Vec::new();
             }
             log.in_flight = std::mem::take(&mut log.queued);
+            self.evicted_use.note_len(&log);
             let mut batch: Vec<AccessRecord> = log.in_flight.values().cloned().collect();
             // In key order: consecutive updates then walk the key index in order.
             batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
@@ -1461,7 +1483,7 @@ impl Inner {
     /// After an operation: hands a full batch of evicted entries' use to the writer thread,
     /// or writes it here when that thread is far behind or cannot run.
     pub(crate) fn hand_off_evicted_use(&self) {
-        let queued = relock(&self.evicted_use.log).queued.len();
+        let queued = self.evicted_use.queued();
         if queued < USE_BATCH {
             return;
         }
