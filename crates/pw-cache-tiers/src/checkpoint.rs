@@ -49,7 +49,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::hooks::Wal;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 /// Pages in the log from which a commit asks for a background checkpoint (SQLite's default
 /// automatic checkpoint threshold).
@@ -57,6 +57,9 @@ pub const CHECKPOINT_FRAMES: i32 = 1000;
 
 /// Pages in the log from which the writer checkpoints it itself (16 MiB of 4 KiB pages).
 pub const BACKSTOP_FRAMES: i32 = 4 * CHECKPOINT_FRAMES;
+
+/// How long the checkpoint thread waits for another connection's lock.
+const THREAD_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Most `PASSIVE` checkpoints the thread runs for one request (see [`Checkpointer`]).
 pub const CHASE_ROUNDS: usize = 4;
@@ -217,11 +220,22 @@ impl Checkpointer {
                     }
                     // Without SQLITE_OPEN_CREATE: a database removed meanwhile is not made.
                     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                    match Connection::open_with_flags(&path, flags).and_then(|conn| chase(&conn)) {
+                    let outcome = Connection::open_with_flags(&path, flags).and_then(|conn| {
+                        // Opening the log may wait for another connection's lock; nobody
+                        // waits for this thread.
+                        conn.busy_timeout(THREAD_BUSY_TIMEOUT)?;
+                        chase(&conn)
+                    });
+                    match outcome {
                         Ok(Some((log, copied))) => {
                             tracing::trace!(path = %path.display(), log, copied, "checkpointed the WAL");
                         }
                         Ok(None) => tracing::trace!(path = %path.display(), "WAL checkpoint busy"),
+                        Err(rusqlite::Error::SqliteFailure(e, _))
+                            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+                        {
+                            tracing::trace!(path = %path.display(), "WAL checkpoint busy");
+                        }
                         Err(e) => tracing::warn!(path = %path.display(), error = %e, "WAL checkpoint failed"),
                     }
                     // Done either way: the writer copies what is left.
