@@ -32,6 +32,20 @@ pub struct HealthCheck {
     pub check_url: String,
 }
 
+impl HealthCheck {
+    /// Checks what every backend refuses before storing anything: a response time that is
+    /// negative or not finite ([`TierError::InvalidEntry`]).
+    pub(crate) fn validate(&self) -> Result<(), TierError> {
+        match self.response_time_ms {
+            Some(ms) if !(ms.is_finite() && ms >= 0.0) => Err(TierError::InvalidEntry {
+                key: self.proxy_key.clone(),
+                reason: format!("response_time_ms {ms} is not a finite, non-negative number"),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A recorded health check with its id (ids grow with each record).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthRecord {

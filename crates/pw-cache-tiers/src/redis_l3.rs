@@ -1537,14 +1537,7 @@ impl RedisL3Tier {
     }
 
     fn record_check_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        if let Some(ms) = check.response_time_ms
-            && !(ms.is_finite() && ms >= 0.0)
-        {
-            return Err(TierError::InvalidEntry {
-                key: check.proxy_key.clone(),
-                reason: format!("response_time_ms {ms} is not a finite, non-negative number"),
-            });
-        }
+        check.validate()?;
         let json = serde_json::to_string(&CheckJson {
             proxy_key: &check.proxy_key,
             check_time: to_unix_seconds(check.check_time),

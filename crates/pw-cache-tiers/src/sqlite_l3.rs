@@ -280,14 +280,7 @@ impl SqliteL3Tier {
     }
 
     fn record_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        if let Some(ms) = check.response_time_ms
-            && !(ms.is_finite() && ms >= 0.0)
-        {
-            return Err(TierError::InvalidEntry {
-                key: check.proxy_key.clone(),
-                reason: format!("response_time_ms {ms} is not a finite, non-negative number"),
-            });
-        }
+        check.validate()?;
         let conn = self.store.conn()?;
         let mut stmt = conn
             .prepare_cached(INSERT_CHECK)
