@@ -139,14 +139,14 @@ impl Db {
     /// [`put`], then the checkpoint step the tiers take after a commit.
     pub fn put(&self, table: Table, e: &CacheEntry, tokens: &Tokens) -> Result<usize> {
         let changed = put(&self.conn, table, e, tokens)?;
-        self.checkpoints.after_commit(&self.conn);
+        self.committed();
         Ok(changed)
     }
 
     /// [`record_uses`], then the checkpoint step the tiers take after a commit.
     pub fn record_uses(&mut self, table: Table, uses: &[Use]) -> Result<usize> {
         let changed = record_uses(&mut self.conn, table, uses)?;
-        self.checkpoints.after_commit(&self.conn);
+        self.committed();
         Ok(changed)
     }
 }

@@ -408,8 +408,9 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     let work = Workload::new(n, pw_cache::model::timestamp::now_utc());
     let dir = bench_dir(options)?;
     let ring = ring();
-    let l2 = raw::connection(&raw::create(Table::L2, &dir.path().join("l2"), &ring)?)?;
-    let l3 = raw::connection(&raw::create(Table::L3, &dir.path().join("l3"), &ring)?)?;
+    let l2_path = raw::create(Table::L2, &dir.path().join("l2"), &ring)?;
+    let l3_path = raw::create(Table::L3, &dir.path().join("l3"), &ring)?;
+    let (l2, l3) = (raw::connection(&l2_path)?, raw::connection(&l3_path)?);
     let tokens = raw::tokens(&work.entries, &ring);
     // floor_full: the use of each entry L1 evicts, queued as the manager queues it.
     let evicted = Arc::new(std::sync::Mutex::new(Vec::<raw::Use>::new()));
@@ -428,10 +429,8 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     // the manager's use writer does: once a batch is full (`force`: whatever is queued).
     let (batches, writer) = if full {
         let (send, receive) = std::sync::mpsc::channel::<Vec<raw::Use>>();
-        let (l2_path, l3_path) = (l2.path().map(PathBuf::from), l3.path().map(PathBuf::from));
         let writer = std::thread::spawn(move || -> Result<()> {
-            let open = |p: Option<PathBuf>| raw::connection(&p.ok_or_else(|| anyhow::anyhow!("no database path"))?);
-            let (mut l2, mut l3) = (open(l2_path)?, open(l3_path)?);
+            let (mut l2, mut l3) = (raw::connection(&l2_path)?, raw::connection(&l3_path)?);
             for batch in receive {
                 l2.record_uses(Table::L2, &batch)?;
                 l3.record_uses(Table::L3, &batch)?;
