@@ -417,7 +417,7 @@ fn floor(options: &ReplayOptions, emitter: &mut Emitter<'_>, n: usize, full: boo
     let mut l1 = MemoryTier::new(&CacheTierConfig::bounded((n / 10).max(1) as u64));
     if full {
         let queue = Arc::clone(&evicted);
-        l1 = l1.with_locked_eviction_sink(move |e| {
+        l1 = l1.with_locked_eviction_sink(move |e, _flagged| {
             let count = i64::try_from(e.access_count).unwrap_or(i64::MAX);
             let last = pw_cache::model::timestamp::to_unix_seconds(e.last_accessed);
             if let Ok(mut q) = queue.lock() {

@@ -134,7 +134,7 @@ const NIL: usize = usize::MAX;
 type EvictionCallback = Box<dyn Fn(String, CacheEntry) + Send + Sync>;
 
 /// What sees each entry the policy evicts, under the shard's lock.
-type EvictionSink = Box<dyn Fn(&CacheEntry) + Send + Sync>;
+type EvictionSink = Box<dyn Fn(&CacheEntry, bool) + Send + Sync>;
 
 /// The L1 tier: entries in memory, bounded by `max_entries`, evicted by the configured
 /// [`EvictionPolicy`]. See the [module documentation](self) for the design and the exact
@@ -210,13 +210,13 @@ impl MemoryTier {
         self
     }
 
-    /// The same tier, calling `sink(entry)` for each entry the policy evicts **while the
-    /// shard's lock is still held**, so that no other thread can observe the tier between the
+    /// The same tier, calling `sink(entry, flagged)` for each entry the policy evicts (with
+    /// its flag, see [`MemoryTier::put_flagged`]) **while the shard's lock is still held**, so that no other thread can observe the tier between the
     /// eviction and what `sink` records (the manager queues the entry for demotion this way:
     /// a lookup never finds it neither in L1 nor queued). `sink` must be short and must not call
     /// into the tier (that would deadlock); use [`MemoryTier::with_eviction_callback`] for
     /// anything else. Both may be set; the sink runs first.
-    pub fn with_locked_eviction_sink(mut self, sink: impl Fn(&CacheEntry) + Send + Sync + 'static) -> Self {
+    pub fn with_locked_eviction_sink(mut self, sink: impl Fn(&CacheEntry, bool) + Send + Sync + 'static) -> Self {
         self.on_evict_locked = Some(Box::new(sink));
         self
     }
@@ -262,8 +262,77 @@ impl MemoryTier {
     ///
     /// `update` runs under the shard's lock: it must be short and must not call into the tier.
     pub fn touch(&self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<CacheEntry> {
+        self.touch_flagging(key, |entry| {
+            update(entry);
+            false
+        })
+    }
+
+    /// [`MemoryTier::touch`], and the entry is flagged (see [`MemoryTier::put_flagged`]) when
+    /// `update` returns `true`, in the same step under the shard's lock.
+    pub fn touch_flagging(&self, key: &str, update: impl FnOnce(&mut CacheEntry) -> bool) -> Option<CacheEntry> {
         let found = lock(self.shard_for(key)).touch(key, update);
         found.map(|entry| CacheEntry::clone(&entry))
+    }
+
+    /// [`CacheTier::put`], with the stored entry's flag set to `flagged`.
+    ///
+    /// Each entry carries one flag for the caller's bookkeeping (the manager flags the entries
+    /// whose use the tiers below have not recorded yet). It is set by `put_flagged(_, true)`,
+    /// [`MemoryTier::touch_flagging`] and [`MemoryTier::flag`]; cleared by a plain
+    /// [`put`](CacheTier::put) of the key and by [`MemoryTier::unflag`]; and gone with the
+    /// entry. The locked eviction sink ([`MemoryTier::with_locked_eviction_sink`]) gets the
+    /// evicted entry's flag. Keeping it in the tier costs a hit nothing extra: no second map
+    /// of keys to look up and lock.
+    pub fn put_flagged(&self, entry: &CacheEntry, flagged: bool) -> Result<(), TierError> {
+        if entry.key.is_empty() {
+            return Err(TierError::InvalidEntry {
+                key: String::new(),
+                reason: "the key is empty".into(),
+            });
+        }
+        let stored = Arc::new(entry.clone());
+        let displaced = {
+            let mut shard = lock(self.shard_for(&entry.key));
+            let displaced = shard.put(stored, flagged);
+            if let (Displaced::Evicted(evicted, evicted_flag), Some(sink)) = (&displaced, &self.on_evict_locked) {
+                sink(evicted, *evicted_flag);
+            }
+            displaced
+        };
+        // The lock is released: drop, count and report outside it.
+        self.health.record_success();
+        match displaced {
+            Displaced::Nothing => {}
+            Displaced::Replaced(previous) => drop(previous),
+            Displaced::Evicted(evicted, _) => {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+                if let Some(on_evict) = &self.on_evict {
+                    let evicted = Arc::unwrap_or_clone(evicted);
+                    on_evict(evicted.key.clone(), evicted);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flags the entry of `key`; whether the tier holds it.
+    pub fn flag(&self, key: &str) -> bool {
+        lock(self.shard_for(key)).set_flag(key, true).is_some()
+    }
+
+    /// Clears the flag of `key`; whether it was set (`false` also when the key is not held).
+    pub fn unflag(&self, key: &str) -> bool {
+        lock(self.shard_for(key)).set_flag(key, false) == Some(true)
+    }
+
+    /// The keys whose entries are flagged.
+    pub fn flagged_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        for shard in self.shards.iter() {
+            lock(shard).push_flagged_keys(&mut keys);
+        }
+        keys
     }
 
     /// `update` applied to the stored entry of `key` in place, atomically, without it being an
@@ -316,36 +385,9 @@ impl CacheTier for MemoryTier {
         Ok(found.map(|entry| CacheEntry::clone(&entry)))
     }
 
+    /// Stores `entry`, its flag cleared ([`MemoryTier::put_flagged`]).
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
-        if entry.key.is_empty() {
-            return Err(TierError::InvalidEntry {
-                key: String::new(),
-                reason: "the key is empty".into(),
-            });
-        }
-        let stored = Arc::new(entry.clone());
-        let displaced = {
-            let mut shard = lock(self.shard_for(&entry.key));
-            let displaced = shard.put(stored);
-            if let (Displaced::Evicted(evicted), Some(sink)) = (&displaced, &self.on_evict_locked) {
-                sink(evicted);
-            }
-            displaced
-        };
-        // The lock is released: drop, count and report outside it.
-        self.health.record_success();
-        match displaced {
-            Displaced::Nothing => {}
-            Displaced::Replaced(previous) => drop(previous),
-            Displaced::Evicted(evicted) => {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-                if let Some(on_evict) = &self.on_evict {
-                    let evicted = Arc::unwrap_or_clone(evicted);
-                    on_evict(evicted.key.clone(), evicted);
-                }
-            }
-        }
-        Ok(())
+        self.put_flagged(entry, false)
     }
 
     fn delete(&self, key: &str) -> Result<bool, TierError> {
@@ -441,8 +483,8 @@ enum Displaced {
     Nothing,
     /// The previous version of the same key.
     Replaced(Arc<CacheEntry>),
-    /// Another entry, evicted by the policy to make room.
-    Evicted(Arc<CacheEntry>),
+    /// Another entry, evicted by the policy to make room, and its flag.
+    Evicted(Arc<CacheEntry>, bool),
 }
 
 /// The links of one slot of a shard's slab in its bucket's list (its entry is in `Shard::entries`).
@@ -568,6 +610,8 @@ struct Shard {
     /// The entry of each slot (`None` when the slot is free), apart from the slots' links so
     /// that a hit reads no line that applying noted accesses writes.
     entries: Vec<Option<Arc<CacheEntry>>>,
+    /// The flag of each slot's entry ([`MemoryTier::put_flagged`]).
+    flags: Vec<bool>,
     /// The links of each slot.
     slots: Vec<Slot>,
     free_slots: Vec<usize>,
@@ -586,6 +630,7 @@ impl Shard {
             capacity: capacity.max(1),
             index: HashMap::default(),
             entries: Vec::new(),
+            flags: Vec::new(),
             slots: Vec::new(),
             free_slots: Vec::new(),
             buckets: Vec::new(),
@@ -622,22 +667,38 @@ impl Shard {
 
     /// One access, and `update` applied to the stored entry in place. The entry is copied only
     /// if a reader still holds the previous version (`Arc::make_mut`), which is rare.
-    fn touch(&mut self, key: &str, update: impl FnOnce(&mut CacheEntry)) -> Option<Arc<CacheEntry>> {
+    /// `update` may ask for the entry to be flagged by returning `true`.
+    fn touch(&mut self, key: &str, update: impl FnOnce(&mut CacheEntry) -> bool) -> Option<Arc<CacheEntry>> {
         let slot = *self.index.get(key)?;
         self.record_access(slot);
         let stored = self.entries[slot].as_mut()?;
-        update(Arc::make_mut(stored));
+        if update(Arc::make_mut(stored)) {
+            self.flags[slot] = true;
+        }
         Some(Arc::clone(stored))
+    }
+
+    /// Sets the flag of `key` to `value`; its previous value, or `None` when `key` is not held.
+    fn set_flag(&mut self, key: &str, value: bool) -> Option<bool> {
+        let slot = *self.index.get(key)?;
+        Some(std::mem::replace(&mut self.flags[slot], value))
+    }
+
+    /// Appends the keys of the flagged entries to `keys`.
+    fn push_flagged_keys(&self, keys: &mut Vec<String>) {
+        let flagged = self.entries.iter().zip(&self.flags).filter(|(_, flagged)| **flagged);
+        keys.extend(flagged.filter_map(|(entry, _)| entry.as_ref().map(|e| e.key.clone())));
     }
 
     /// Stores `entry` under its key: replaces (an access) or inserts, evicting the policy's
     /// victim first if the shard is full.
-    fn put(&mut self, entry: Arc<CacheEntry>) -> Displaced {
+    fn put(&mut self, entry: Arc<CacheEntry>, flagged: bool) -> Displaced {
         // Earlier accesses first: the new entry goes after them, and the victim is chosen
         // from the lists as they are.
         self.apply_pending();
         if let Some(&slot) = self.index.get(&entry.key) {
             let previous = self.entries[slot].replace(entry);
+            self.flags[slot] = flagged;
             self.record_access(slot);
             return previous.map_or(Displaced::Nothing, Displaced::Replaced);
         }
@@ -647,7 +708,7 @@ impl Shard {
             None
         };
         let key = entry.key.clone();
-        let slot = self.allocate_slot(entry);
+        let slot = self.allocate_slot(entry, flagged);
         self.index.insert(key, slot);
         let first_bucket = if self.lowest != NIL && self.buckets[self.lowest].count == 1 {
             self.lowest
@@ -655,18 +716,18 @@ impl Shard {
             self.insert_bucket_after(NIL, 1)
         };
         self.append(first_bucket, slot);
-        evicted.map_or(Displaced::Nothing, Displaced::Evicted)
+        evicted.map_or(Displaced::Nothing, |(entry, flag)| Displaced::Evicted(entry, flag))
     }
 
     /// Removes `key`; its entry if it was there.
     fn remove(&mut self, key: &str) -> Option<Arc<CacheEntry>> {
         let slot = *self.index.get(key)?;
         self.apply_pending();
-        self.remove_slot(slot)
+        self.remove_slot(slot).map(|(entry, _)| entry)
     }
 
     /// Removes the policy's victim: the least recently used slot of the lowest bucket.
-    fn evict_one(&mut self) -> Option<Arc<CacheEntry>> {
+    fn evict_one(&mut self) -> Option<(Arc<CacheEntry>, bool)> {
         if self.lowest == NIL {
             return None;
         }
@@ -680,7 +741,10 @@ impl Shard {
         let expired: Vec<usize> = (0..self.slots.len())
             .filter(|&slot| self.entries[slot].as_ref().is_some_and(|e| e.is_expired_at(now)))
             .collect();
-        expired.into_iter().filter_map(|slot| self.remove_slot(slot)).collect()
+        expired
+            .into_iter()
+            .filter_map(|slot| self.remove_slot(slot).map(|(entry, _)| entry))
+            .collect()
     }
 
     /// Empties the shard; the entries it held (for the caller to drop).
@@ -746,18 +810,19 @@ impl Shard {
         self.release_bucket_if_empty(from);
     }
 
-    /// Unlinks and frees `slot`, and removes its key from the index; its entry.
-    fn remove_slot(&mut self, slot: usize) -> Option<Arc<CacheEntry>> {
+    /// Unlinks and frees `slot`, and removes its key from the index; its entry and flag.
+    fn remove_slot(&mut self, slot: usize) -> Option<(Arc<CacheEntry>, bool)> {
         let entry = self.entries[slot].take()?;
+        let flagged = std::mem::take(&mut self.flags[slot]);
         let bucket = self.slots[slot].bucket;
         self.unlink(bucket, slot);
         self.release_bucket_if_empty(bucket);
         self.free_slots.push(slot);
         self.index.remove(&entry.key);
-        Some(entry)
+        Some((entry, flagged))
     }
 
-    fn allocate_slot(&mut self, entry: Arc<CacheEntry>) -> usize {
+    fn allocate_slot(&mut self, entry: Arc<CacheEntry>, flagged: bool) -> usize {
         let slot = Slot {
             prev: NIL,
             next: NIL,
@@ -767,11 +832,13 @@ impl Shard {
             Some(free) => {
                 self.slots[free] = slot;
                 self.entries[free] = Some(entry);
+                self.flags[free] = flagged;
                 free
             }
             None => {
                 self.slots.push(slot);
                 self.entries.push(Some(entry));
+                self.flags.push(flagged);
                 self.slots.len() - 1
             }
         }
@@ -895,6 +962,10 @@ impl Shard {
         }
         assert_eq!(seen, self.index.len(), "every indexed key is linked once");
         assert!(self.index.len() <= self.capacity, "capacity respected");
+        assert_eq!(self.flags.len(), self.entries.len(), "a flag per slot");
+        for (entry, flagged) in self.entries.iter().zip(&self.flags) {
+            assert!(entry.is_some() || !flagged, "a free slot is not flagged");
+        }
         let occupied = self.entries.iter().filter(|e| e.is_some()).count();
         assert_eq!(occupied, self.index.len(), "no leaked slot");
         assert_eq!(occupied + self.free_slots.len(), self.slots.len(), "free list complete");
@@ -1063,6 +1134,48 @@ mod tests {
         check(&t);
     }
 
+    /// The per-entry flag: set and cleared as documented on `put_flagged`, reported to the
+    /// locked eviction sink, gone with the entry.
+    #[test]
+    fn flags_follow_their_entries() {
+        let seen = Arc::new(StdMutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let config = CacheTierConfig::bounded(3);
+        let t = MemoryTier::with_shards(&config, 1).with_locked_eviction_sink(move |e, flagged| {
+            sink.lock().unwrap().push((e.key.clone(), flagged));
+        });
+        let entry = |key: &str| CacheEntry::new("http://1.2.3.4:8080", "s", 60).unwrap().with_key(key);
+        t.put_flagged(&entry("a"), true).unwrap();
+        t.put(&entry("b")).unwrap();
+        t.put(&entry("c")).unwrap();
+        assert_eq!(t.flagged_keys(), ["a"]);
+        // A plain put of a flagged key clears its flag; a touch may set it.
+        t.put(&entry("a")).unwrap();
+        assert!(t.flagged_keys().is_empty());
+        assert!(t.touch_flagging("b", |_| true).is_some());
+        assert!(t.touch_flagging("c", |_| false).is_some());
+        assert!(t.touch_flagging("missing", |_| true).is_none());
+        assert_eq!(t.flagged_keys(), ["b"]);
+        // unflag says whether it was set; flag whether the key is held.
+        assert!(t.unflag("b"));
+        assert!(!t.unflag("b"));
+        assert!(!t.unflag("missing"));
+        assert!(t.flag("c"));
+        assert!(!t.flag("missing"));
+        assert_eq!(t.flagged_keys(), ["c"]);
+        // LRU order now: a, b, c. Two new keys evict a (not flagged), then b (not flagged);
+        // flagging b first makes the sink see it flagged.
+        assert!(t.flag("b"));
+        t.put(&entry("d")).unwrap();
+        t.put(&entry("e")).unwrap();
+        assert_eq!(*seen.lock().unwrap(), [("a".to_owned(), false), ("b".to_owned(), true)]);
+        // A deleted entry's flag goes with it: the key put again is not flagged.
+        assert!(t.delete("c").unwrap());
+        t.put(&entry("c")).unwrap();
+        assert!(t.flagged_keys().is_empty());
+        check(&t);
+    }
+
     #[test]
     fn contains_is_not_an_access() {
         let (t, evicted) = tier(EvictionPolicy::Lru, 2);
@@ -1119,7 +1232,7 @@ mod tests {
         use std::sync::atomic::AtomicUsize;
         let recorded = Arc::new(StdMutex::new(HashSet::new()));
         let sink = Arc::clone(&recorded);
-        let t = MemoryTier::with_shards(&CacheTierConfig::bounded(8), 1).with_locked_eviction_sink(move |e| {
+        let t = MemoryTier::with_shards(&CacheTierConfig::bounded(8), 1).with_locked_eviction_sink(move |e, _| {
             sink.lock().unwrap().insert(e.key.clone());
         });
         let inserted = AtomicUsize::new(0);

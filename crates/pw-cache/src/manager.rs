@@ -13,7 +13,9 @@
 //! # Access data and demotion
 //!
 //! A hit updates `access_count` and `last_accessed` in L1 only (no disk write on a hit): the
-//! key is noted *dirty* (L1 holds use the tiers below have not seen). When L1 evicts a dirty
+//! entry is *dirty* (L1 holds use the tiers below have not seen), which L1 keeps as the entry's
+//! flag ([`MemoryTier::put_flagged`]), set under the shard lock the hit takes anyway, so a hit
+//! looks up and locks nothing more. When L1 evicts a dirty
 //! entry, its use (an [`AccessRecord`]: count, last access, `evicted_from_l1`) is queued, and
 //! recorded in L2/L3 in batches of [`USE_BATCH`], one transaction of three-column `UPDATE`s per
 //! tier ([`CacheTier::record_accesses`]), by a background thread that the operation filling a
@@ -59,7 +61,7 @@ use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tie
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
-use crate::sync::{KeyMap, KeySet, Sharded, relock};
+use crate::sync::{KeyMap, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many (see [`EvictedUse`]).
@@ -286,43 +288,6 @@ impl EvictedUse {
     }
 }
 
-/// Keys whose L1 copy holds use (access count, last access) that L2/L3 have not been given.
-struct DirtyKeys {
-    shards: Sharded<KeySet>,
-}
-
-impl DirtyKeys {
-    fn new() -> Self {
-        Self {
-            shards: Sharded::new(16),
-        }
-    }
-
-    fn mark(&self, key: &str) {
-        let mut shard = relock(self.shards.for_key(key));
-        if !shard.contains(key) {
-            shard.insert(key.to_owned());
-        }
-    }
-
-    fn unmark(&self, key: &str) -> bool {
-        relock(self.shards.for_key(key)).remove(key)
-    }
-
-    fn snapshot(&self) -> Vec<String> {
-        self.shards
-            .iter()
-            .flat_map(|s| relock(s).iter().cloned().collect::<Vec<_>>())
-            .collect()
-    }
-
-    fn clear(&self) {
-        for shard in self.shards.iter() {
-            relock(shard).clear();
-        }
-    }
-}
-
 /// The background probe of degraded tiers: a thread that runs only while something needs it.
 #[derive(Default)]
 struct Maintenance {
@@ -368,7 +333,6 @@ pub(crate) struct Inner {
     pub(crate) l3: Option<TierSlot>,
     pub(crate) counters: Arc<Counters>,
     locks: KeyLocks,
-    dirty: Arc<DirtyKeys>,
     evicted_use: Arc<EvictedUse>,
     maintenance: Maintenance,
     use_writer: UseWriter,
@@ -533,15 +497,13 @@ impl CacheManagerBuilder {
         };
         let counters = Arc::new(Counters::default());
         let evicted_use = Arc::new(EvictedUse::default());
-        let dirty = Arc::new(DirtyKeys::new());
         let has_lower = l2.is_some() || l3.is_some();
         let l1 = config.l1_config().enabled.then(|| {
             let counters = Arc::clone(&counters);
             let evicted_use = Arc::clone(&evicted_use);
-            let dirty = Arc::clone(&dirty);
             // Under L1's shard lock: the use is queued before anyone can see the entry gone from
-            // L1, and a hit (which marks the key dirty under the same lock) is never missed.
-            MemoryTier::new(config.l1_config()).with_locked_eviction_sink(move |entry| {
+            // L1, and a hit (which flags the entry under the same lock) is never missed.
+            MemoryTier::new(config.l1_config()).with_locked_eviction_sink(move |entry, used| {
                 let l1 = counters.tier(CacheTierType::L1);
                 bump(&l1.evictions_lru, 1);
                 if PROMOTING.get() {
@@ -549,8 +511,8 @@ impl CacheManagerBuilder {
                 }
                 if has_lower {
                     bump(&counters.demotions, 1);
-                    // Not dirty: L2/L3 hold the entry as it was put, nothing to write.
-                    if dirty.unmark(&entry.key) {
+                    // Not flagged: L2/L3 hold the entry as it was put, nothing to write.
+                    if used {
                         evicted_use.queue(AccessRecord::of(entry, true));
                     }
                 }
@@ -582,7 +544,6 @@ impl CacheManagerBuilder {
                 l3,
                 counters,
                 locks: KeyLocks::new(),
-                dirty,
                 evicted_use,
                 maintenance: Maintenance::default(),
                 use_writer: UseWriter::default(),
@@ -832,7 +793,6 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             let _ = l1.delete(key);
         }
-        self.dirty.unmark(key);
     }
 
     /// Empties L1 (and L2 when `with_l2`) without touching L3: another host cleared the shared
@@ -847,9 +807,16 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             let _ = l1.clear();
         }
-        self.dirty.clear();
         if with_l2 && let Some(l2) = &self.l2 {
             self.clear_slot(l2);
+        }
+    }
+
+    /// Clears L1's flag of `key`: its L1 copy holds no use the tiers below lack (see the
+    /// module docs' "Access data and demotion").
+    fn unflag_l1(&self, key: &str) {
+        if let Some(l1) = &self.l1 {
+            l1.unflag(key);
         }
     }
 
@@ -981,13 +948,15 @@ impl Inner {
         let now = self.now();
         if let Some(l1) = &self.l1 {
             let counters = self.counters.tier(CacheTierType::L1);
-            // Marked dirty under L1's shard lock, where an eviction of the key looks.
-            let hit = l1.touch(key, |e| {
-                if !e.is_expired_at(now) {
-                    e.access_count = e.access_count.saturating_add(1);
-                    e.last_accessed = now;
-                    self.dirty.mark(key);
+            // Flagged (a use the tiers below have not seen) under L1's shard lock, where an
+            // eviction of the key looks.
+            let hit = l1.touch_flagging(key, |e| {
+                if e.is_expired_at(now) {
+                    return false;
                 }
+                e.access_count = e.access_count.saturating_add(1);
+                e.last_accessed = now;
+                true
             });
             match hit {
                 Some(entry) if !entry.is_expired_at(now) => {
@@ -1067,16 +1036,13 @@ impl Inner {
     /// Copies `entry`, found in `found_in`, to the tiers above it.
     fn promote_locked(&self, entry: &CacheEntry, found_in: CacheTierType) {
         if let Some(l1) = &self.l1 {
-            // L1 is about to hold a use the tiers below have not seen: marked first, so that
+            // L1 is about to hold a use the tiers below have not seen: stored flagged, so that
             // an eviction right after the put finds it.
-            self.dirty.mark(&entry.key);
             PROMOTING.set(true);
-            let stored = l1.put(entry);
+            let stored = l1.put_flagged(entry, true);
             PROMOTING.set(false);
             if stored.is_ok() {
                 bump(&self.counters.promotions, 1);
-            } else {
-                self.dirty.unmark(&entry.key);
             }
         }
         if found_in == CacheTierType::L3
@@ -1113,10 +1079,11 @@ impl Inner {
         }
         let key = entry.key.as_str();
         let _guard = self.locks.lock(key);
-        // Use noted of the previous entry is superseded (unmarked before L1 holds the new one,
-        // so that its eviction does not record the old use).
+        // Use noted of the previous entry is superseded (unflagged before L1 holds the new one,
+        // so that its eviction does not record the old use; the put clears the flag too, this
+        // covers a put that fails).
         self.evicted_use.forget(key);
-        self.dirty.unmark(key);
+        self.unflag_l1(key);
         let mut stored = Stored::default();
         let mut failures = Vec::new();
         if let Some(l1) = &self.l1 {
@@ -1149,7 +1116,7 @@ impl Inner {
     /// after L2's delete (that copy would outlive the delete).
     fn delete_locked(&self, key: &str) -> bool {
         self.evicted_use.forget(key);
-        self.dirty.unmark(key);
+        self.unflag_l1(key);
         let mut deleted = false;
         let slots: Vec<&TierSlot> = self.slots().collect();
         for slot in slots.into_iter().rev() {
@@ -1172,7 +1139,6 @@ impl Inner {
             total += l1.clear().unwrap_or(0);
         }
         self.evicted_use.clear();
-        self.dirty.clear();
         for slot in self.slots() {
             total += self.clear_slot(slot);
         }
@@ -1279,7 +1245,7 @@ impl Inner {
         });
         let complete = self.write_down(level, &updated).is_empty();
         if level == CacheTierType::L1 && complete {
-            self.dirty.unmark(key);
+            self.unflag_l1(key);
         }
         HealthInvalidation::Marked { failure_count }
     }
@@ -1351,9 +1317,9 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             // The use of entries still in L1, as one batch.
             let mut batch = Vec::new();
-            for key in self.dirty.snapshot() {
+            for key in l1.flagged_keys() {
                 let _guard = self.locks.lock(&key);
-                if !self.dirty.unmark(&key) {
+                if !l1.unflag(&key) {
                     continue;
                 }
                 if let Ok(Some(entry)) = l1.peek(&key) {
@@ -1364,7 +1330,7 @@ impl Inner {
             if !missed.is_empty() {
                 // Noted again, for the next flush.
                 for record in &batch {
-                    self.dirty.mark(&record.key);
+                    l1.flag(&record.key);
                 }
                 failures.extend(missed);
             }

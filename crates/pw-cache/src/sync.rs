@@ -9,9 +9,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// at random per map).
 pub(crate) type KeyMap<V> = std::collections::HashMap<String, V, RandomState>;
 
-/// A set of cache keys (see [`KeyMap`]).
-pub(crate) type KeySet = std::collections::HashSet<String, RandomState>;
-
 /// Locks a mutex, ignoring poisoning. Every mutex of this crate guards data that a single call
 /// updates (a flag, a counter, a map or set insert/remove), so a holder that panicked cannot
 /// have left it half-updated.
