@@ -64,7 +64,8 @@ use crate::key_locks::KeyLocks;
 use crate::sync::{KeyMap, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
-/// Evicted entries' use is recorded in L2/L3 in batches of this many (see [`EvictedUse`]).
+/// Evicted entries' use is recorded in L2/L3 in batches of this many, by a background thread
+/// (see `docs/architecture.md`).
 pub const USE_BATCH: usize = 8192;
 
 /// How often a degraded tier is probed, unless the builder says otherwise.
@@ -349,8 +350,8 @@ pub(crate) struct Inner {
 ///
 /// Built from a [`CacheConfig`] with [`CacheManager::open`] (or [`CacheManager::builder`] for
 /// keys, custom tiers and the probe interval). Any number of threads may share it (`&self`
-/// everywhere; wrap it in an `Arc`). See the [module documentation](self) for the concurrency,
-/// demotion and degradation design, and `docs/migrating-from-proxywhirl.md` for every
+/// everywhere; wrap it in an `Arc`). See `docs/architecture.md` for the concurrency, demotion
+/// and degradation design, and `docs/migrating-from-proxywhirl.md` for every
 /// difference from proxywhirl 0.3.3's `CacheManager`.
 ///
 /// Dropping the manager stops its background threads and flushes L1's access data to the
