@@ -211,11 +211,12 @@ impl MemoryTier {
     }
 
     /// The same tier, calling `sink(entry, flagged)` for each entry the policy evicts (with
-    /// its flag, see [`MemoryTier::put_flagged`]) **while the shard's lock is still held**, so that no other thread can observe the tier between the
-    /// eviction and what `sink` records (the manager queues the entry for demotion this way:
-    /// a lookup never finds it neither in L1 nor queued). `sink` must be short and must not call
-    /// into the tier (that would deadlock); use [`MemoryTier::with_eviction_callback`] for
-    /// anything else. Both may be set; the sink runs first.
+    /// its flag, see [`MemoryTier::put_flagged`]) **while the shard's lock is still held**, so
+    /// that no other thread can observe the tier between the eviction and what `sink` records
+    /// (the manager queues the entry's use for L2/L3 this way: a lookup never finds it neither
+    /// in L1 nor queued). `sink` must be short and must not call into the tier (that would
+    /// deadlock); use [`MemoryTier::with_eviction_callback`] for anything else. Both may be
+    /// set; the sink runs first.
     pub fn with_locked_eviction_sink(mut self, sink: impl Fn(&CacheEntry, bool) + Send + Sync + 'static) -> Self {
         self.on_evict_locked = Some(Box::new(sink));
         self
@@ -509,7 +510,8 @@ fn thread_lane() -> usize {
     thread_local! {
         static LANE: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % ACCESS_LANES;
     }
-    LANE.with(|lane| *lane)
+    // Lane 0 for a thread past its thread-locals' destruction: sharing a lane is only slower.
+    LANE.try_with(|lane| *lane).unwrap_or(0)
 }
 
 /// One noted access: the shard's sequence number when it happened, and the slot.
