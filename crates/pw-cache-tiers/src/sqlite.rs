@@ -1842,7 +1842,6 @@ mod tests {
                 tier.put(&entry(i)).unwrap();
             }
             let most = most_wal_frames(&path);
-            eprintln!("MOST {kind:?} {most} bg {}", completed());
             // ~6 pages a put: without checkpoints the log would hold ~18,000 pages. Past the
             // backstop, the writer's own checkpoint is busy while the thread's runs: the log
             // grows by what is committed meanwhile.
