@@ -1080,11 +1080,12 @@ impl Inner {
         }
         let key = entry.key.as_str();
         let _guard = self.locks.lock(key);
-        // Use noted of the previous entry is superseded (unflagged before L1 holds the new one,
-        // so that its eviction does not record the old use; the put clears the flag too, this
-        // covers a put that fails).
-        self.evicted_use.forget(key);
+        // Use noted of the previous entry is superseded. Unflagged first: an eviction of the old
+        // entry after this records nothing, and the use an eviction just before it queued is
+        // what `forget` drops (the other order left an eviction between the two free to queue
+        // the old use, to be written over the new entry later).
         self.unflag_l1(key);
+        self.evicted_use.forget(key);
         let mut stored = Stored::default();
         let mut failures = Vec::new();
         if let Some(l1) = &self.l1 {
@@ -1116,8 +1117,9 @@ impl Inner {
     /// gone below before it is gone above, so it cannot promote a copy from L3 back into L2
     /// after L2's delete (that copy would outlive the delete).
     fn delete_locked(&self, key: &str) -> bool {
-        self.evicted_use.forget(key);
+        // Unflagged before the queued use is dropped, as in `put`.
         self.unflag_l1(key);
+        self.evicted_use.forget(key);
         let mut deleted = false;
         let slots: Vec<&TierSlot> = self.slots().collect();
         for slot in slots.into_iter().rev() {
