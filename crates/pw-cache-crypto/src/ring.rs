@@ -140,7 +140,17 @@ impl KeyRing {
     }
 
     /// Checks the shape of stored bytes ([`Token::from_bytes`]) and decrypts them.
+    ///
+    /// The same result as `self.decrypt(&Token::from_bytes(bytes)?)`, faster: sound bytes are
+    /// decrypted without being decoded twice and copied into a [`Token`] first (1.5 % of a
+    /// SQLite-L2 manager's mixed workload), and only bytes that fail are judged the slow way,
+    /// so that the error names what is wrong with them.
     pub fn decrypt_bytes(&self, bytes: &[u8]) -> Result<Secret, CryptoError> {
+        if let Some((text, timestamp)) = Token::peek(bytes)
+            && let Ok((_, plaintext)) = self.open_text(text, timestamp)
+        {
+            return plaintext_to_secret(plaintext);
+        }
         self.decrypt(&Token::from_bytes(bytes)?)
     }
 
@@ -163,9 +173,14 @@ impl KeyRing {
     }
 
     fn open(&self, token: &Token) -> Result<(usize, Vec<u8>), CryptoError> {
+        self.open_text(token.as_str(), token.timestamp())
+    }
+
+    /// [`KeyRing::open`] of a token's text and timestamp.
+    fn open_text(&self, text: &str, timestamp: u64) -> Result<(usize, Vec<u8>), CryptoError> {
         // "Now" = the token's own stamp: no TTL and no clock-skew check, as Python without ttl.
         for (i, key) in self.keys.iter().enumerate() {
-            if let Ok(plaintext) = key.fernet.decrypt_at_time(token.as_str(), None, token.timestamp()) {
+            if let Ok(plaintext) = key.fernet.decrypt_at_time(text, None, timestamp) {
                 return Ok((i, plaintext));
             }
         }
@@ -237,6 +252,71 @@ mod tests {
         bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
         let err = ring.decrypt_bytes(&bytes).unwrap_err();
         assert!(err.is_corrupt_token(), "{err}");
+    }
+
+    /// What `decrypt_bytes` is defined to be: the slow way, every step checked.
+    fn decrypt_bytes_slowly(ring: &KeyRing, bytes: &[u8]) -> Result<Secret, CryptoError> {
+        ring.decrypt(&Token::from_bytes(bytes)?)
+    }
+
+    fn same_outcome(ring: &KeyRing, bytes: &[u8]) {
+        let fast = ring.decrypt_bytes(bytes).map(|s| s.expose_secret().to_owned());
+        let slow = decrypt_bytes_slowly(ring, bytes).map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            format!("{fast:?}"),
+            format!("{slow:?}"),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    #[test]
+    fn decrypt_bytes_agrees_with_the_checked_way_on_damaged_tokens() {
+        let (ring, _, previous) = ring();
+        let mut tokens = vec![KeyRing::new(previous, []).encrypt(&Secret::new("old")).into_bytes()];
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, 47, 48] {
+            tokens.push(ring.encrypt(&Secret::new("p".repeat(len))).into_bytes());
+        }
+        let alphabet = b"AZaz09-_+/=.%\0\xff";
+        for token in &tokens {
+            same_outcome(&ring, token);
+            for at in 0..token.len() {
+                for &b in alphabet {
+                    let mut damaged = token.clone();
+                    damaged[at] = b;
+                    same_outcome(&ring, &damaged);
+                }
+                let mut removed = token.clone();
+                removed.remove(at);
+                same_outcome(&ring, &removed);
+                same_outcome(&ring, &token[..at]);
+            }
+            for tail in [&b"="[..], b"==", b"===", b"A", b"AAAA", b"AA==", b"===="] {
+                let mut longer = token.clone();
+                longer.extend_from_slice(tail);
+                same_outcome(&ring, &longer);
+                let trimmed: Vec<u8> = token.iter().copied().filter(|&b| b != b'=').collect();
+                let mut repadded = trimmed.clone();
+                repadded.extend_from_slice(tail);
+                same_outcome(&ring, &trimmed);
+                same_outcome(&ring, &repadded);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decrypt_bytes_agrees_with_the_checked_way_on_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            base64 in "[A-Za-z0-9_=-]{96,140}",
+        ) {
+            let (ring, _, _) = ring();
+            same_outcome(&ring, &bytes);
+            same_outcome(&ring, base64.as_bytes());
+            let mut prefixed = b"gAAAAA".to_vec();
+            prefixed.extend_from_slice(base64.as_bytes());
+            same_outcome(&ring, &prefixed);
+        }
     }
 
     #[test]

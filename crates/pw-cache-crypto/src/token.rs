@@ -49,6 +49,38 @@ impl Token {
         })
     }
 
+    /// The text and timestamp of `bytes` when they are shaped like a token as far as can be
+    /// told without decoding them: ASCII, a length that is a multiple of 4 with at most two
+    /// `=` of padding, a decoded length that is at least [`MIN_LEN`] and block aligned, and
+    /// (from the first 12 characters, decoded) version 0x80. What is left unchecked, the
+    /// alphabet and padding bits of the rest, the Fernet decryption that follows checks as
+    /// [`Token::from_bytes`] does (the `fernet` crate decodes what is left after trimming the
+    /// `=`, strictly): a token it accepts passes [`Token::from_bytes`] too. On any failure a
+    /// caller judges the bytes again with [`Token::from_bytes`], to name the problem.
+    pub(crate) fn peek(bytes: &[u8]) -> Option<(&str, u64)> {
+        const PREFIX: usize = 12; // 4 * 3 characters: the 9 bytes of version and timestamp
+        let text = std::str::from_utf8(bytes).ok()?;
+        if !text.is_ascii() || text.len() % 4 != 0 || text.len() < PREFIX {
+            return None;
+        }
+        let padding = text.bytes().rev().take_while(|&b| b == b'=').count();
+        if padding > 2 {
+            return None;
+        }
+        let decoded_len = text.len() / 4 * 3 - padding;
+        if decoded_len < MIN_LEN || (decoded_len - 1 - 8 - 16 - 32) % 16 != 0 {
+            return None;
+        }
+        let mut head = [0_u8; 9];
+        match URL_SAFE.decode_slice(&bytes[..PREFIX], &mut head) {
+            Ok(9) if head[0] == VERSION => {}
+            _ => return None,
+        }
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&head[1..9]);
+        Some((text, u64::from_be_bytes(ts)))
+    }
+
     /// As [`Token::from_bytes`].
     pub fn parse(text: &str) -> Result<Self, CryptoError> {
         Self::from_bytes(text.as_bytes())
