@@ -61,7 +61,7 @@ use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tie
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
-use crate::sync::{KeyMap, relock};
+use crate::sync::{KeyedSet, relock};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many, by a background thread
@@ -216,9 +216,39 @@ struct EvictedUse {
 
 #[derive(Default)]
 struct UseLog {
-    queued: KeyMap<AccessRecord>,
-    /// The batch being written: still visible to lookups until it is.
-    in_flight: KeyMap<AccessRecord>,
+    queued: UseSet,
+    /// The batch being written: still visible to lookups until it is. Shared with the writer,
+    /// which copies and sorts it without holding the log's lock.
+    in_flight: Arc<UseSet>,
+}
+
+/// Access records, one per key, found by key.
+type UseSet = KeyedSet<Queued>;
+
+/// An [`AccessRecord`] in a [`UseSet`], hashed and compared by its key (as a `str`, so that
+/// lookups by `&str` find it): the key is held once, in the record, not copied into a map key
+/// beside it (that copy was 1.3 % of the SQLite manager's mixed phase).
+struct Queued(AccessRecord);
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for Queued {}
+
+impl std::hash::Hash for Queued {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: `Borrow<str>` requires the same hash.
+        self.0.key.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Queued {
+    fn borrow(&self) -> &str {
+        &self.0.key
+    }
 }
 
 impl EvictedUse {
@@ -235,11 +265,13 @@ impl EvictedUse {
     /// Queues `record` (a later record of the same key replaces an earlier one).
     fn queue(&self, record: AccessRecord) {
         let mut log = relock(&self.log);
-        match log.queued.get_mut(&record.key) {
-            Some(queued) if queued.last_accessed > record.last_accessed => {}
-            Some(queued) => *queued = record,
+        match log.queued.get(record.key.as_str()) {
+            Some(queued) if queued.0.last_accessed > record.last_accessed => {}
+            Some(_) => {
+                log.queued.replace(Queued(record));
+            }
             None => {
-                log.queued.insert(record.key.clone(), record);
+                log.queued.insert(Queued(record));
                 self.note_len(&log);
             }
         }
@@ -249,23 +281,26 @@ impl EvictedUse {
     /// is being written).
     fn take(&self, key: &str) -> Option<AccessRecord> {
         let mut log = relock(&self.log);
-        let queued = log.queued.remove(key);
-        if queued.is_some() {
-            self.note_len(&log);
+        match log.queued.take(key) {
+            Some(queued) => {
+                self.note_len(&log);
+                Some(queued.0)
+            }
+            None => log.in_flight.get(key).map(|in_flight| in_flight.0.clone()),
         }
-        queued.or_else(|| log.in_flight.get(key).cloned())
     }
 
     /// Drops what is noted of `key` (it was replaced or deleted). When the batch being written
-    /// holds it, first waits for that batch, so that its older use cannot land on what the
-    /// caller writes next.
+    /// holds it, waits for that batch, so that its older use cannot land on what the caller
+    /// writes next (and the batch is no longer visible once it has landed). The caller holds
+    /// the key's lock, so no lookup of `key` sees the batch in the meantime.
     fn forget(&self, key: &str) {
         let in_flight = {
             let mut log = relock(&self.log);
-            if log.queued.remove(key).is_some() {
+            if log.queued.remove(key) {
                 self.note_len(&log);
             }
-            log.in_flight.remove(key).is_some()
+            log.in_flight.contains(key)
         };
         if in_flight {
             self.wait_for_writer();
@@ -1267,20 +1302,23 @@ impl Inner {
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             }
         };
-        let batch: Vec<AccessRecord> = {
+        let in_flight = {
             let mut log = relock(&self.evicted_use.log);
             if log.queued.is_empty() || log.queued.len() < at_least {
                 return Vec::new();
             }
-            log.in_flight = std::mem::take(&mut log.queued);
+            let in_flight = Arc::new(std::mem::take(&mut log.queued));
+            log.in_flight = Arc::clone(&in_flight);
             self.evicted_use.note_len(&log);
-            let mut batch: Vec<AccessRecord> = log.in_flight.values().cloned().collect();
-            // In key order: consecutive updates then walk the key index in order.
-            batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            batch
+            in_flight
         };
+        // Copied and sorted without the log's lock, which every L1 miss and eviction takes.
+        let mut batch: Vec<AccessRecord> = in_flight.iter().map(|queued| queued.0.clone()).collect();
+        drop(in_flight);
+        // In key order: consecutive updates then walk the key index in order.
+        batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let failures = self.record_uses(&batch);
-        relock(&self.evicted_use.log).in_flight.clear();
+        relock(&self.evicted_use.log).in_flight = Arc::default();
         bump(&self.counters.demotion_writes, batch.len() as u64);
         if !failures.is_empty() {
             tracing::warn!(

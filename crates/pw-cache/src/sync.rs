@@ -5,9 +5,9 @@ use std::hash::BuildHasher;
 use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// A map keyed by cache keys, hashed as the rest of the manager hashes keys (foldhash, seeded
-/// at random per map).
-pub(crate) type KeyMap<V> = std::collections::HashMap<String, V, RandomState>;
+/// A set of values found by their cache key (`T: Borrow<str>`), hashed as the rest of the
+/// manager hashes keys (foldhash, seeded at random per set).
+pub(crate) type KeyedSet<T> = std::collections::HashSet<T, RandomState>;
 
 /// Locks a mutex, ignoring poisoning. Every mutex of this crate guards data that a single call
 /// updates (a flag, a counter, a map or set insert/remove), so a holder that panicked cannot
