@@ -98,7 +98,7 @@ fn utc_at(since_epoch: std::time::Duration, second: &std::cell::Cell<(u64, Offse
         cached
     } else {
         // Out of `time`'s range (beyond the year 9999) only for a clock set wildly wrong:
-        // then the plain conversion, which saturates the same way `OffsetDateTime::now_utc` does.
+        // then `OffsetDateTime::now_utc`'s own conversion, as this function always did.
         let Some(base) = i64::try_from(secs)
             .ok()
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
