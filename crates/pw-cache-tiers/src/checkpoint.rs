@@ -33,7 +33,7 @@
 //! slower (L3 tier 50.3k → 47.3k/s, JSONL manager 34.1k → 32.4k/s, SQLite manager 25.9k →
 //! 25.1k/s: the tail copy, and a second thread on the same two cores). One round instead of
 //! [`CHASE_ROUNDS`] gave +24 % on ext4 and −3 % on tmpfs.
-
+//!
 //! Durability does not change: a commit is in the log when it returns, whoever copies it into
 //! the database file later, and a checkpoint is the same operation on either thread.
 //! `PASSIVE` never waits for readers or writers: it copies what it can. The thread starts at
