@@ -38,7 +38,7 @@ mod touches;
 pub use error::TierError;
 pub use health_history::HealthHistory;
 pub use jsonl::{JsonlDamage, JsonlTier};
-pub use memory::MemoryTier;
+pub use memory::{AccessOrder, MemoryTier};
 #[cfg(feature = "redis")]
 pub use redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscription};
 pub use sqlite_l2::{MigrationReport, SqliteL2Tier};
