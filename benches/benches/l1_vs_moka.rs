@@ -11,7 +11,8 @@
 //! the clone (five small allocations for an entry with credentials) is part of every number.
 //! Each candidate keeps its own policy: the tier its default (LRU, up to 16 shards of `std`
 //! mutexes, foldhash), moka its TinyLFU (SipHash), quick_cache its CLOCK-PRO (ahash, `4 × cores`
-//! shards).
+//! shards). `PwCacheL1PerThread` is the tier with `AccessOrder::PerThread` (the threads'
+//! accesses not interleaved exactly: no shared sequence number per hit).
 //!
 //! - `get_hit`: gets of the `n` held keys, in the workload's order, from a cache of capacity
 //!   `2 n` filled with the `n` entries beforehand (headroom so that no candidate evicts any:
@@ -23,8 +24,11 @@
 //!   given `key.clone()` and `entry.clone()`). moka defers its eviction work:
 //!   `run_pending_tasks` ends each sample, so that the work is counted.
 //!
-//! Threads: the cases `t=1` and `t=2` run each sample on `t` scoped threads sharing the cache
-//! (spawned for `t=1` too, so the two pay the same fixed cost). For the gets each thread does
+//! Threads: the cases `t=1` and `t=2` run each sample on `t` threads sharing the cache (used
+//! for `t=1` too, so the two pay the same fixed cost). For the gets, `entry_clone` and
+//! `machine_scaling` the threads are spawned once per case and wait on a barrier between
+//! samples ([`with_workers`]); `insert_evict`, whose samples each take a new cache, spawns
+//! them per sample. For the gets each thread does
 //! at least [`MIN_OPS_PER_THREAD`] gets (whole passes over the keys, thread `i` starting at
 //! key `i n / t`); for `insert_evict` thread `i` inserts entries `i, i + t, i + 2t, ...`, so the
 //! `n` inserts are split between the threads. The counter is the total number of operations
@@ -54,11 +58,13 @@
 )]
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, LazyLock};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use pw_cache::{CacheEntry, CacheTier, CacheTierConfig, MemoryTier};
+use pw_cache::{AccessOrder, CacheEntry, CacheTier, CacheTierConfig, MemoryTier};
 use pw_cache_benches::workload::{SplitMix64, Workload};
 
 /// The largest size: the workload is built once at this size and sliced.
@@ -127,6 +133,25 @@ impl Candidate for PwCacheL1 {
     }
 }
 
+/// The L1 tier with [`AccessOrder::PerThread`]: the threads' accesses are not interleaved
+/// exactly (no shared sequence number per hit).
+struct PwCacheL1PerThread(MemoryTier);
+
+impl Candidate for PwCacheL1PerThread {
+    fn with_capacity(capacity: usize) -> Self {
+        let config = CacheTierConfig::bounded(capacity as u64);
+        Self(MemoryTier::new(&config).with_access_order(AccessOrder::PerThread))
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.0.get(key).unwrap()
+    }
+
+    fn insert(&self, entry: &CacheEntry) {
+        self.0.put(entry).unwrap();
+    }
+}
+
 /// `moka::sync::Cache` with its defaults (TinyLFU, SipHash).
 struct Moka(moka::sync::Cache<String, CacheEntry>);
 
@@ -180,7 +205,8 @@ fn filled<C: Candidate>(n: usize) -> C {
     cache
 }
 
-/// Runs `op(thread)` on `threads` scoped threads and waits for them.
+/// Runs `op(thread)` on `threads` scoped threads and waits for them (threads spawned for the
+/// call: for `insert_evict`, whose samples each take a cache of their own).
 fn on_threads(threads: usize, op: impl Fn(usize) + Sync) {
     std::thread::scope(|scope| {
         for thread in 0..threads {
@@ -190,29 +216,68 @@ fn on_threads(threads: usize, op: impl Fn(usize) + Sync) {
     });
 }
 
+/// Calls `bench` with a `run` that has each of `threads` workers do `op(worker)` once and
+/// returns when all are done. The workers are spawned once, before `bench`, and wait on a
+/// barrier between runs: threads spawned for each sample sometimes started on the core of the
+/// thread that spawned them and shared it for part of a 10–20 ms sample, so the samples of
+/// `t=2` were bimodal (1.0× to 2.0× one thread, even for `machine_scaling`), a scheduler's
+/// delay measured as if it were the cache's.
+fn with_workers(threads: usize, op: impl Fn(usize) + Sync, bench: impl FnOnce(&dyn Fn())) {
+    let start = Barrier::new(threads + 1);
+    let done = Barrier::new(threads + 1);
+    let stop = AtomicBool::new(false);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for worker in 0..threads {
+            let (start, done, stop, failed, op) = (&start, &done, &stop, &failed, &op);
+            scope.spawn(move || {
+                loop {
+                    start.wait();
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // A failed check must fail the bench, not leave the others at the barrier.
+                    if panic::catch_unwind(AssertUnwindSafe(|| op(worker))).is_err() {
+                        failed.store(true, Ordering::Release);
+                    }
+                    done.wait();
+                }
+            });
+        }
+        bench(&|| {
+            start.wait();
+            done.wait();
+            assert!(
+                !failed.load(Ordering::Acquire),
+                "a worker's check failed (see its panic above)"
+            );
+        });
+        stop.store(true, Ordering::Release);
+        start.wait();
+    });
+}
+
 /// `passes` passes of gets over `keys` on each of `case.threads` threads, thread `i` starting
 /// at key `i n / t`; each get must return `Some` when `hit`, `None` otherwise.
 fn gets<C: Candidate>(bencher: Bencher, cache: &C, keys: &[String], case: Case, hit: bool) {
     let n = keys.len();
     let passes = MIN_OPS_PER_THREAD.div_ceil(n);
-    bencher
-        .counter(ItemsCount::new(case.threads * passes * n))
-        .bench_local(|| {
-            on_threads(case.threads, |thread| {
-                let start = thread * n / case.threads;
-                let mut found = 0usize;
-                for _ in 0..passes {
-                    for key in keys[start..].iter().chain(&keys[..start]) {
-                        found += usize::from(divan::black_box(cache.get(key)).is_some());
-                    }
-                }
-                assert_eq!(found, if hit { passes * n } else { 0 });
-            });
-        });
+    let bencher = bencher.counter(ItemsCount::new(case.threads * passes * n));
+    let op = |thread| {
+        let start = thread * n / case.threads;
+        let mut found = 0usize;
+        for _ in 0..passes {
+            for key in keys[start..].iter().chain(&keys[..start]) {
+                found += usize::from(divan::black_box(cache.get(key)).is_some());
+            }
+        }
+        assert_eq!(found, if hit { passes * n } else { 0 });
+    };
+    with_workers(case.threads, op, |run| bencher.bench_local(run));
 }
 
 /// Gets of held keys: each returns a clone of the entry.
-#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+#[divan::bench(types = [PwCacheL1, PwCacheL1PerThread, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
 fn get_hit<C: Candidate>(bencher: Bencher, case: Case) {
     let cache = filled::<C>(case.n);
     let keys: Vec<String> = WORKLOAD.entries[..case.n].iter().map(|e| e.key.clone()).collect();
@@ -227,7 +292,7 @@ fn get_miss<C: Candidate>(bencher: Bencher, case: Case) {
 }
 
 /// `n` inserts into an empty cache of capacity `n / 10`: most of them evict (or are refused).
-#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+#[divan::bench(types = [PwCacheL1, PwCacheL1PerThread, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
 fn insert_evict<C: Candidate>(bencher: Bencher, case: Case) {
     let entries = &WORKLOAD.entries[..case.n];
     bencher
@@ -249,18 +314,16 @@ fn insert_evict<C: Candidate>(bencher: Bencher, case: Case) {
 /// a [`SplitMix64`] of its own (CPU only). The ceiling of any cache's `t=2` / `t=1` here.
 #[divan::bench(args = [1, 2], sample_count = 20, sample_size = 1)]
 fn machine_scaling(bencher: Bencher, threads: usize) {
-    bencher
-        .counter(ItemsCount::new(threads * SPIN_DRAWS_PER_THREAD))
-        .bench_local(|| {
-            on_threads(threads, |thread| {
-                let mut rng = SplitMix64::new(divan::black_box(thread as u64));
-                let mut acc = 0u64;
-                for _ in 0..SPIN_DRAWS_PER_THREAD {
-                    acc ^= rng.next_u64();
-                }
-                divan::black_box(acc);
-            });
-        });
+    let bencher = bencher.counter(ItemsCount::new(threads * SPIN_DRAWS_PER_THREAD));
+    let op = |thread| {
+        let mut rng = SplitMix64::new(divan::black_box(thread as u64));
+        let mut acc = 0u64;
+        for _ in 0..SPIN_DRAWS_PER_THREAD {
+            acc ^= rng.next_u64();
+        }
+        divan::black_box(acc);
+    };
+    with_workers(threads, op, |run| bencher.bench_local(run));
 }
 
 /// The floor of `get_hit`: the same passes and threads over the workload's entries, each only
@@ -269,16 +332,14 @@ fn machine_scaling(bencher: Bencher, threads: usize) {
 fn entry_clone(bencher: Bencher, case: Case) {
     let entries = &WORKLOAD.entries[..case.n];
     let passes = MIN_OPS_PER_THREAD.div_ceil(case.n);
-    bencher
-        .counter(ItemsCount::new(case.threads * passes * case.n))
-        .bench_local(|| {
-            on_threads(case.threads, |thread| {
-                let start = thread * case.n / case.threads;
-                for _ in 0..passes {
-                    for e in entries[start..].iter().chain(&entries[..start]) {
-                        divan::black_box(e.clone());
-                    }
-                }
-            });
-        });
+    let bencher = bencher.counter(ItemsCount::new(case.threads * passes * case.n));
+    let op = |thread| {
+        let start = thread * case.n / case.threads;
+        for _ in 0..passes {
+            for e in entries[start..].iter().chain(&entries[..start]) {
+                divan::black_box(e.clone());
+            }
+        }
+    };
+    with_workers(case.threads, op, |run| bencher.bench_local(run));
 }
