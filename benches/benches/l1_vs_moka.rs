@@ -134,21 +134,21 @@ impl Candidate for PwCacheL1 {
 }
 
 /// The L1 tier with [`AccessOrder::PerThread`]: the threads' accesses are not interleaved
-/// exactly (no shared sequence number per hit).
-struct PwCacheL1PerThread(MemoryTier);
+/// exactly (no shared sequence number per hit). Otherwise [`PwCacheL1`].
+struct PwCacheL1PerThread(PwCacheL1);
 
 impl Candidate for PwCacheL1PerThread {
     fn with_capacity(capacity: usize) -> Self {
-        let config = CacheTierConfig::bounded(capacity as u64);
-        Self(MemoryTier::new(&config).with_access_order(AccessOrder::PerThread))
+        let PwCacheL1(tier) = PwCacheL1::with_capacity(capacity);
+        Self(PwCacheL1(tier.with_access_order(AccessOrder::PerThread)))
     }
 
     fn get(&self, key: &str) -> Option<CacheEntry> {
-        self.0.get(key).unwrap()
+        self.0.get(key)
     }
 
     fn insert(&self, entry: &CacheEntry) {
-        self.0.put(entry).unwrap();
+        self.0.insert(entry);
     }
 }
 

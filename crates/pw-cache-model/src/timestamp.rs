@@ -77,17 +77,20 @@ pub fn now_utc() -> OffsetDateTime {
 
     thread_local! {
         /// The last whole second converted, in Unix seconds, and its date and time.
-        static SECOND: Cell<(u64, OffsetDateTime)> = const { Cell::new((u64::MAX, OffsetDateTime::UNIX_EPOCH)) };
+        static SECOND: Cell<(u64, OffsetDateTime)> = const { Cell::new(NO_SECOND) };
     }
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(since_epoch) => SECOND
             .try_with(|second| utc_at(since_epoch, second))
             // A thread past its thread-locals' destruction converts without the cache.
-            .unwrap_or_else(|_| utc_at(since_epoch, &Cell::new((u64::MAX, OffsetDateTime::UNIX_EPOCH)))),
+            .unwrap_or_else(|_| utc_at(since_epoch, &Cell::new(NO_SECOND))),
         // A clock set before 1970: the plain conversion.
         Err(_) => truncate_to_micros(OffsetDateTime::now_utc()),
     }
 }
+
+/// What [`utc_at`]'s cache holds before its first conversion: no second matches it.
+const NO_SECOND: (u64, OffsetDateTime) = (u64::MAX, OffsetDateTime::UNIX_EPOCH);
 
 /// The UTC date-time `since_epoch` after the Unix epoch, truncated to the microsecond;
 /// `second` holds the last whole second converted (updated when the second changes).
@@ -310,7 +313,7 @@ mod tests {
     fn the_cached_second_converts_like_time_does() {
         use std::cell::Cell;
         use std::time::Duration;
-        let second = Cell::new((u64::MAX, OffsetDateTime::UNIX_EPOCH));
+        let second = Cell::new(NO_SECOND);
         // Within one second, across seconds, days, a leap day and a year's end, backwards
         // (a clock set back) and forwards again: each against `time`'s own conversion.
         let starts = [

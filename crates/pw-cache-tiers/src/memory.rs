@@ -225,6 +225,7 @@ impl MemoryTier {
                 Padded(Mutex::new(Shard::new(
                     config.eviction_policy,
                     shard_capacity(config.max_entries, count, i),
+                    AccessOrder::Exact,
                 )))
             })
             .collect();
@@ -696,7 +697,7 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(policy: EvictionPolicy, capacity: usize) -> Self {
+    fn new(policy: EvictionPolicy, capacity: usize, order: AccessOrder) -> Self {
         Self {
             policy,
             capacity: capacity.max(1),
@@ -708,7 +709,10 @@ impl Shard {
             buckets: Vec::new(),
             free_buckets: Vec::new(),
             lowest: NIL,
-            noted: NotedAccesses::default(),
+            noted: NotedAccesses {
+                order,
+                ..NotedAccesses::default()
+            },
         }
     }
 
@@ -821,9 +825,7 @@ impl Shard {
 
     /// Empties the shard; the entries it held (for the caller to drop).
     fn take_all(&mut self) -> Vec<Arc<CacheEntry>> {
-        let mut empty = Shard::new(self.policy, self.capacity);
-        empty.noted.order = self.noted.order;
-        let emptied = std::mem::replace(self, empty);
+        let emptied = std::mem::replace(self, Shard::new(self.policy, self.capacity, self.noted.order));
         emptied.entries.into_iter().flatten().collect()
     }
 
