@@ -11,8 +11,11 @@
 //! the clone (five small allocations for an entry with credentials) is part of every number.
 //! Each candidate keeps its own policy: the tier its default (LRU, up to 16 shards of `std`
 //! mutexes, foldhash), moka its TinyLFU (SipHash), quick_cache its CLOCK-PRO (ahash, `4 × cores`
-//! shards). `PwCacheL1PerThread` is the tier with `AccessOrder::PerThread` (the threads'
-//! accesses not interleaved exactly: no shared sequence number per hit).
+//! shards). `PwCacheL1` has the tier's default `AccessOrder::PerThread`; `PwCacheL1Exact` is
+//! the tier with `AccessOrder::Exact` (the threads' hits applied in the exact order they
+//! happened: a shared sequence number per hit). `LockedMap` is not a cache: shards of mutexes
+//! around a map, nothing recorded, nothing evicted (the gets only), to show what a lock per
+//! hit alone scales to.
 //!
 //! - `get_hit`: gets of the `n` held keys, in the workload's order, from a cache of capacity
 //!   `2 n` filled with the `n` entries beforehand (headroom so that no candidate evicts any:
@@ -57,10 +60,12 @@
     reason = "a bench that cannot set up its data should stop at once, with the error"
 )]
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, LazyLock};
+use std::sync::{Barrier, LazyLock, Mutex};
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
@@ -116,7 +121,8 @@ trait Candidate: Sync {
     fn settle(&self) {}
 }
 
-/// The L1 tier, as the manager builds it (`MemoryTier::new`, default shards and policy).
+/// The L1 tier, as the manager builds it (`MemoryTier::new`: default shards, policy and access
+/// order, [`AccessOrder::PerThread`]).
 struct PwCacheL1(MemoryTier);
 
 impl Candidate for PwCacheL1 {
@@ -133,14 +139,14 @@ impl Candidate for PwCacheL1 {
     }
 }
 
-/// The L1 tier with [`AccessOrder::PerThread`]: the threads' accesses are not interleaved
-/// exactly (no shared sequence number per hit). Otherwise [`PwCacheL1`].
-struct PwCacheL1PerThread(PwCacheL1);
+/// The L1 tier with [`AccessOrder::Exact`]: the threads' accesses applied in the exact order
+/// they happened (a shared sequence number per hit). Otherwise [`PwCacheL1`].
+struct PwCacheL1Exact(PwCacheL1);
 
-impl Candidate for PwCacheL1PerThread {
+impl Candidate for PwCacheL1Exact {
     fn with_capacity(capacity: usize) -> Self {
         let PwCacheL1(tier) = PwCacheL1::with_capacity(capacity);
-        Self(PwCacheL1(tier.with_access_order(AccessOrder::PerThread)))
+        Self(PwCacheL1(tier.with_access_order(AccessOrder::Exact)))
     }
 
     fn get(&self, key: &str) -> Option<CacheEntry> {
@@ -187,6 +193,49 @@ impl Candidate for QuickCache {
 
     fn insert(&self, entry: &CacheEntry) {
         self.0.insert(entry.key.clone(), entry.clone());
+    }
+}
+
+/// Not a cache: the simplest design with a lock per hit, as the tier's (shards of `std` mutexes
+/// around a map, the tier's default shard count and hasher). A get locks the key's shard,
+/// looks the key up and clones the entry, and records nothing; an insert never evicts (so:
+/// `get_hit` and `get_miss` only). A hit writes one line that the other core may hold, the
+/// shard's lock word, and nothing else: its `t=2` / `t=1` shows what a lock per hit scales to
+/// on the machine at that moment, with no policy's bookkeeping.
+struct LockedMap {
+    shards: Vec<CacheLine<Mutex<HashMap<String, CacheEntry, foldhash::fast::RandomState>>>>,
+    shard_hasher: foldhash::fast::RandomState,
+}
+
+/// A value on 128-byte lines of its own, as the tier's shards are.
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl LockedMap {
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, CacheEntry, foldhash::fast::RandomState>> {
+        let at = self.shard_hasher.hash_one(key) as usize % self.shards.len();
+        &self.shards[at].0
+    }
+}
+
+impl Candidate for LockedMap {
+    fn with_capacity(capacity: usize) -> Self {
+        let count = MemoryTier::default_shard_count(Some(capacity as u64));
+        Self {
+            shards: (0..count).map(|_| CacheLine(Mutex::default())).collect(),
+            shard_hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<CacheEntry> {
+        self.shard(key).lock().unwrap().get(key).cloned()
+    }
+
+    fn insert(&self, entry: &CacheEntry) {
+        self.shard(&entry.key)
+            .lock()
+            .unwrap()
+            .insert(entry.key.clone(), entry.clone());
     }
 }
 
@@ -277,7 +326,7 @@ fn gets<C: Candidate>(bencher: Bencher, cache: &C, keys: &[String], case: Case, 
 }
 
 /// Gets of held keys: each returns a clone of the entry.
-#[divan::bench(types = [PwCacheL1, PwCacheL1PerThread, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+#[divan::bench(types = [PwCacheL1, PwCacheL1Exact, Moka, QuickCache, LockedMap], args = CASES, sample_count = 20, sample_size = 1)]
 fn get_hit<C: Candidate>(bencher: Bencher, case: Case) {
     let cache = filled::<C>(case.n);
     let keys: Vec<String> = WORKLOAD.entries[..case.n].iter().map(|e| e.key.clone()).collect();
@@ -285,14 +334,14 @@ fn get_hit<C: Candidate>(bencher: Bencher, case: Case) {
 }
 
 /// Gets of absent keys, from the same filled cache.
-#[divan::bench(types = [PwCacheL1, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+#[divan::bench(types = [PwCacheL1, Moka, QuickCache, LockedMap], args = CASES, sample_count = 20, sample_size = 1)]
 fn get_miss<C: Candidate>(bencher: Bencher, case: Case) {
     let cache = filled::<C>(case.n);
     gets(bencher, &cache, &WORKLOAD.miss_keys[..case.n], case, false);
 }
 
 /// `n` inserts into an empty cache of capacity `n / 10`: most of them evict (or are refused).
-#[divan::bench(types = [PwCacheL1, PwCacheL1PerThread, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
+#[divan::bench(types = [PwCacheL1, PwCacheL1Exact, Moka, QuickCache], args = CASES, sample_count = 20, sample_size = 1)]
 fn insert_evict<C: Candidate>(bencher: Bencher, case: Case) {
     let entries = &WORKLOAD.entries[..case.n];
     bencher

@@ -39,12 +39,11 @@
 //! taking the lock; replaced, evicted, deleted, expired and cleared entries are dropped (or
 //! handed to the callback) after it is released.
 //!
-//! An access is not applied to the lists at once: the shard notes the slot, with a sequence
-//! number, in a lane of the calling thread (one of four per shard, each on cache lines of its
-//! own), and applies its noted accesses when a lane holds [`PENDING_ACCESSES`], and always
-//! before a put or a removal (anything that chooses a victim or frees a slot), merging the
-//! lanes by sequence number: in the order the accesses happened under the shard's lock.
-//! Evictions are therefore exactly the policy's, while a hit writes a line its own core
+//! An access is not applied to the lists at once: the shard notes the slot in a lane of the
+//! calling thread (one of four per shard, each on cache lines of its own), and applies its
+//! noted accesses when a lane holds [`PENDING_ACCESSES`], and always before a put or a removal
+//! (anything that chooses a victim or frees a slot), in the order the next section says.
+//! Evictions are therefore the policy's, while a hit writes a line its own core
 //! already holds instead of relinking the slot, its neighbours and the list ends, lines that
 //! another core would then have to fetch back. The slots' links are kept apart from their
 //! entries, so a hit reads no line that applying accesses writes. Two threads' hits went from
@@ -53,21 +52,25 @@
 //!
 //! # Access order
 //!
-//! By default ([`AccessOrder::Exact`]) every access takes the shard's next sequence number,
-//! a line both cores write: with the lock's own line, two lines pass between the cores
-//! whenever consecutive hits of a shard come from different threads. That is what exactness
-//! costs, and it is why two threads' hits did not reach 1.5x one thread's at 10,000 entries.
-//! [`AccessOrder::PerThread`] drops the sequence number: each thread's accesses keep their
-//! order, and the accesses of different threads since the shard last applied its noted
-//! accesses (at most `4 × `[`PENDING_ACCESSES`] of them) are applied one thread after the
-//! other. What that changes, exactly: two entries whose last uses fall between the same two
-//! applications, by different threads, are ordered by thread instead of by time. Every
-//! other pair keeps the exact order: an entry last used before an application always goes
-//! before one used after it. LFU counts are exact. With one thread the order is exact
-//! (tested against the model, as the default is).
+//! By default ([`AccessOrder::PerThread`]) each thread's accesses are applied in the order it
+//! made them, and the accesses of different threads since the shard last applied its noted
+//! accesses (at most `4 × `[`PENDING_ACCESSES`] of them) one thread after the other. What
+//! that changes against a single global order, exactly: two entries whose last uses fall
+//! between the same two applications, by different threads, are ordered by thread instead of
+//! by time. Every other pair keeps the exact order: an entry last used before an application
+//! always goes before one used after it. LFU counts are exact. With one thread the order is
+//! exact, so a single-threaded run evicts what proxywhirl's exact LRU evicts, one for one
+//! (tested against the model for every policy; the replay's L1 hits equal proxywhirl's).
 //!
-//! The manager's L1 keeps the default: proxywhirl's L1 is one exact LRU, and with it the
-//! replay's L1 hits and misses equal proxywhirl's one for one.
+//! [`AccessOrder::Exact`] keeps the order of every access across threads too: each access
+//! takes the shard's next sequence number, and the lanes are merged by it. That number is a
+//! line both cores write, so with the lock's own line two lines pass between the cores
+//! whenever consecutive hits of a shard come from different threads, against one without it:
+//! two threads' hits at 10,000 entries scaled 1.38–1.46× one thread's with it and 1.52–1.58×
+//! without it in the same quiet runs (`docs/performance.md`, "L1 against moka"). No
+//! concurrent cache keeps that order either (moka and quick_cache keep approximate ones), so
+//! it is the opt-in: for a caller that must see threads' hits evict in the exact order they
+//! happened.
 //!
 //! # Shards and the policy
 //!
@@ -132,17 +135,18 @@ pub const PENDING_ACCESSES: usize = 64;
 /// order"). Set with [`MemoryTier::with_access_order`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AccessOrder {
-    /// The policy sees every access in the order it happened, whichever thread made it: each
-    /// access takes the shard's next sequence number. The default, and what proxywhirl's L1
-    /// does (one exact LRU).
-    #[default]
+    /// The policy sees every access in the order it happened, whichever thread made it, as
+    /// proxywhirl's L1 (one exact LRU under one lock) does: each access takes the shard's next
+    /// sequence number, a line the other cores then fetch. Two threads' hits scale less.
     Exact,
-    /// Each thread's accesses in their order, but the accesses that different threads made
-    /// since the shard last applied its noted accesses (at most `4 × `[`PENDING_ACCESSES`]) are
-    /// applied one thread after the other rather than interleaved as they happened. No
-    /// shared sequence number: a hit writes one line fewer that the other cores then fetch.
-    /// Only entries last used between the same two applications, by different threads, can be
-    /// out of order; with one thread the order is exact.
+    /// The default. Each thread's accesses in their order, but the accesses that different
+    /// threads made since the shard last applied its noted accesses (at most
+    /// `4 × `[`PENDING_ACCESSES`]) are applied one thread after the other rather than
+    /// interleaved as they happened. No shared sequence number: a hit writes one line fewer
+    /// that the other cores then fetch. Only entries last used between the same two
+    /// applications, by different threads, can be out of order; with one thread the order is
+    /// exact.
+    #[default]
     PerThread,
 }
 
@@ -225,7 +229,7 @@ impl MemoryTier {
                 Padded(Mutex::new(Shard::new(
                     config.eviction_policy,
                     shard_capacity(config.max_entries, count, i),
-                    AccessOrder::Exact,
+                    AccessOrder::default(),
                 )))
             })
             .collect();
@@ -236,7 +240,7 @@ impl MemoryTier {
             shard_hasher: RandomState::default(),
             on_evict: None,
             on_evict_locked: None,
-            access_order: AccessOrder::Exact,
+            access_order: AccessOrder::default(),
             evictions: AtomicU64::new(0),
             health: TierHealth::new(),
         }
@@ -262,7 +266,7 @@ impl MemoryTier {
     }
 
     /// The same tier, ordering the accesses of different threads as `order` says
-    /// ([`AccessOrder::Exact`] unless set).
+    /// ([`AccessOrder::PerThread`], the default, unless set).
     pub fn with_access_order(mut self, order: AccessOrder) -> Self {
         self.access_order = order;
         for shard in self.shards.iter() {
@@ -584,10 +588,11 @@ struct Noted {
 /// Each thread notes in a lane of its own (by thread number, modulo [`ACCESS_LANES`]; two
 /// threads that share a lane are still correct, only slower), each lane on cache lines of its
 /// own: a hit writes a line its own core already holds instead of one the other core wrote
-/// last. Every access also takes the shard's next sequence number (under the shard's lock,
-/// so the numbers follow the order of the accesses exactly), and
+/// last. With [`AccessOrder::Exact`] every access also takes the shard's next sequence number
+/// (under the shard's lock, so the numbers follow the order of the accesses exactly), and
 /// [`drain_in_order`](Self::drain_in_order) merges the lanes by it: the lists see the
-/// accesses in the order they happened, whichever lanes they sit in.
+/// accesses in the order they happened, whichever lanes they sit in. With
+/// [`AccessOrder::PerThread`] it applies the lanes one after the other.
 #[derive(Debug, Default)]
 struct NotedAccesses {
     /// Whether accesses take sequence numbers ([`AccessOrder::Exact`]) or not.
@@ -1151,6 +1156,7 @@ mod tests {
     fn noted_accesses_drain_in_the_order_noted_across_lanes() {
         for start in [0, u64::MAX - 3] {
             let mut noted = NotedAccesses {
+                order: AccessOrder::Exact,
                 next_seq: start,
                 drained_at: start,
                 ..NotedAccesses::default()
@@ -1200,13 +1206,15 @@ mod tests {
         });
     }
 
-    /// Hits from several threads (so from several lanes), taking turns in a known order:
-    /// the evictions follow that order exactly.
+    /// `AccessOrder::Exact`: hits from several threads (so from several lanes), taking turns
+    /// in a known order: the evictions follow that order exactly.
     #[test]
     fn hits_from_several_threads_evict_in_the_order_they_happened() {
         const THREADS: usize = 5;
         let keys = ["k0", "k1", "k2", "k3", "k4", "k5"];
         let (t, evicted) = tier(EvictionPolicy::Lru, keys.len() as u64);
+        let t = t.with_access_order(AccessOrder::Exact);
+        assert_eq!(t.access_order(), AccessOrder::Exact);
         put_all(&t, &keys);
         // Turn i: thread (i * 3) % THREADS gets keys[order[i]]. The last access to each key
         // decides the order: k3, k0, k5, k1, k4, k2 from least to most recent.
@@ -1222,15 +1230,15 @@ mod tests {
         check(&t);
     }
 
-    /// `AccessOrder::PerThread`: the entries that no thread used since the accesses were last
-    /// applied go first, in their exact order; those used meanwhile follow, each thread's in
-    /// the order it used them (the threads' turns interleaved are not kept).
+    /// `AccessOrder::PerThread` (the default): the entries that no thread used since the
+    /// accesses were last applied go first, in their exact order; those used meanwhile
+    /// follow, each thread's in the order it used them (the threads' turns interleaved are
+    /// not kept).
     #[test]
     fn per_thread_order_keeps_each_threads_order_and_evicts_unused_entries_first() {
         let keys = ["k0", "k1", "k2", "k3", "k4", "k5"];
         let (t, evicted) = tier(EvictionPolicy::Lru, keys.len() as u64);
-        let t = t.with_access_order(AccessOrder::PerThread);
-        assert_eq!(t.access_order(), AccessOrder::PerThread);
+        assert_eq!(t.access_order(), AccessOrder::PerThread, "the default");
         put_all(&t, &keys);
         gets_taking_turns(&t, 2, &[(0, "k3"), (1, "k1"), (0, "k4"), (1, "k5"), (0, "k0")]);
         put_all(&t, &["n0", "n1", "n2", "n3", "n4", "n5"]);

@@ -56,7 +56,7 @@ use pw_cache_model::{
     AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, L3BackendType,
     OffsetDateTime,
 };
-use pw_cache_tiers::{CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
+use pw_cache_tiers::{AccessOrder, CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
 
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
@@ -422,6 +422,7 @@ pub struct CacheManagerBuilder {
     l2: Option<Box<dyn CacheTier>>,
     l3: Option<Box<dyn CacheTier>>,
     probe_interval: Duration,
+    l1_access_order: AccessOrder,
 }
 
 impl CacheManagerBuilder {
@@ -470,6 +471,16 @@ impl CacheManagerBuilder {
     /// How often a degraded tier is probed (default [`DEFAULT_PROBE_INTERVAL`]).
     pub fn probe_interval(mut self, interval: Duration) -> Self {
         self.probe_interval = interval;
+        self
+    }
+
+    /// How L1 orders the hits of different threads for its eviction policy (default
+    /// [`AccessOrder::PerThread`]: each thread's hits in their order, which with one thread is
+    /// exactly proxywhirl's LRU order). [`AccessOrder::Exact`] also keeps the order of hits
+    /// made by different threads between two of L1's batch applications, at a cost to
+    /// multi-threaded hits; see [`pw_cache_tiers::memory`], "Access order".
+    pub fn l1_access_order(mut self, order: AccessOrder) -> Self {
+        self.l1_access_order = order;
         self
     }
 
@@ -539,7 +550,8 @@ impl CacheManagerBuilder {
             let evicted_use = Arc::clone(&evicted_use);
             // Under L1's shard lock: the use is queued before anyone can see the entry gone from
             // L1, and a hit (which flags the entry under the same lock) is never missed.
-            MemoryTier::new(config.l1_config()).with_locked_eviction_sink(move |entry, used| {
+            let tier = MemoryTier::new(config.l1_config()).with_access_order(self.l1_access_order);
+            tier.with_locked_eviction_sink(move |entry, used| {
                 let l1 = counters.tier(CacheTierType::L1);
                 bump(&l1.evictions_lru, 1);
                 if PROMOTING.get() {
@@ -634,6 +646,7 @@ impl CacheManager {
             l2: None,
             l3: None,
             probe_interval: DEFAULT_PROBE_INTERVAL,
+            l1_access_order: AccessOrder::default(),
         }
     }
 
