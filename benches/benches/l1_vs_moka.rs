@@ -43,6 +43,9 @@
 //! below 1.5 (a shared machine, SMT siblings, a busy neighbour), no cache can reach 1.5 there:
 //! compare a cache's ratio with this one. `entry_clone` is the floor of `get_hit`: the same
 //! passes over the same entries, only cloning each (no cache), which every candidate pays.
+//! `line_handoff` is the price of a line passing between the two cores (two threads handing
+//! one counter back and forth): every lock-based cache's `t=2` pays it on each hit whose
+//! shard the other thread used last, and it moves with the host's load.
 //!
 //! # Run
 //!
@@ -64,7 +67,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, LazyLock, Mutex};
 
 use divan::Bencher;
@@ -373,6 +376,39 @@ fn machine_scaling(bencher: Bencher, threads: usize) {
         divan::black_box(acc);
     };
     with_workers(threads, op, |run| bencher.bench_local(run));
+}
+
+/// Handoffs per sample of `line_handoff`.
+const HANDOFFS: u64 = 200_000;
+
+/// The machine's price of a line passing between two cores: two threads hand one counter back
+/// and forth, each waiting for the other's increment, [`HANDOFFS`] increments per sample.
+/// Items/s are handoffs per second: `1,000 / Mitem/s` is the nanoseconds of one handoff, what a
+/// hit pays each time it writes a line (a shard's lock word) that the other core wrote last.
+/// It moves with the host's load (48–121 ns here in one hour), and with it every lock-based
+/// cache's `t=2` / `t=1`.
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn line_handoff(bencher: Bencher) {
+    let line = CacheLine(AtomicU64::new(0));
+    let bencher = bencher.counter(ItemsCount::new(HANDOFFS as usize));
+    let op = |worker: usize| {
+        // Between samples the counter is a multiple of HANDOFFS, and it cannot pass the next
+        // one before both workers are in: this sample's start, whichever worker loads first.
+        let start = line.0.load(Ordering::Acquire) / HANDOFFS * HANDOFFS;
+        for i in (worker as u64..HANDOFFS).step_by(2) {
+            let mut spins = 0u32;
+            while line.0.load(Ordering::Acquire) != start + i {
+                spins += 1;
+                if spins.is_multiple_of(1024) {
+                    // One core, or the other worker descheduled: let it run.
+                    std::thread::yield_now();
+                }
+                std::hint::spin_loop();
+            }
+            line.0.store(start + i + 1, Ordering::Release);
+        }
+    };
+    with_workers(2, op, |run| bencher.bench_local(run));
 }
 
 /// The floor of `get_hit`: the same passes and threads over the workload's entries, each only
