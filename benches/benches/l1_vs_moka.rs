@@ -206,16 +206,19 @@ impl Candidate for QuickCache {
 /// shard's lock word, and nothing else: its `t=2` / `t=1` shows what a lock per hit scales to
 /// on the machine at that moment, with no policy's bookkeeping.
 struct LockedMap {
-    shards: Vec<CacheLine<Mutex<HashMap<String, CacheEntry, foldhash::fast::RandomState>>>>,
+    shards: Vec<CacheLine<LockedShard>>,
     shard_hasher: foldhash::fast::RandomState,
 }
+
+/// One shard of [`LockedMap`].
+type LockedShard = Mutex<HashMap<String, CacheEntry, foldhash::fast::RandomState>>;
 
 /// A value on 128-byte lines of its own, as the tier's shards are.
 #[repr(align(128))]
 struct CacheLine<T>(T);
 
 impl LockedMap {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, CacheEntry, foldhash::fast::RandomState>> {
+    fn shard(&self, key: &str) -> &LockedShard {
         let at = self.shard_hasher.hash_one(key) as usize % self.shards.len();
         &self.shards[at].0
     }
@@ -385,8 +388,9 @@ const HANDOFFS: u64 = 200_000;
 /// and forth, each waiting for the other's increment, [`HANDOFFS`] increments per sample.
 /// Items/s are handoffs per second: `1,000 / Mitem/s` is the nanoseconds of one handoff, what a
 /// hit pays each time it writes a line (a shard's lock word) that the other core wrote last.
-/// It moves with the host's load (48–121 ns here in one hour), and with it every lock-based
-/// cache's `t=2` / `t=1`.
+/// It moves with the host's load (48–121 ns within one hour on the machine of
+/// `docs/performance.md`, measured the same way before this case existed), and with it every
+/// lock-based cache's `t=2` / `t=1`.
 #[divan::bench(sample_count = 20, sample_size = 1)]
 fn line_handoff(bencher: Bencher) {
     let line = CacheLine(AtomicU64::new(0));

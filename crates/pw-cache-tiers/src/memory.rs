@@ -9,8 +9,9 @@
 //! attacker who cannot see the seed cannot aim keys at one bucket). Each shard is one
 //! [`Mutex`] around:
 //! - an index, `HashMap<String, slot>`, from key to a slot of
-//! - a slab (`Vec`) of slots, each holding an entry (behind an [`Arc`]) and the intrusive
-//!   `prev`/`next` indices of the list it sits in;
+//! - a slab of slots: per slot an entry (behind an [`Arc`]) and its flag, and, in a `Vec` of
+//!   their own, the intrusive `prev`/`next` indices of the list the slot sits in;
+//! - the accesses noted and not yet applied to the lists (below);
 //! - *frequency buckets*, the classic O(1) LFU structure (Shah, Mitra and Matani, 2010): a
 //!   chain of buckets in increasing access count, each bucket a list of the slots with that
 //!   count, least recently used first.
