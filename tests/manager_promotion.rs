@@ -29,6 +29,7 @@ fn delta(before: &CacheStatistics, after: &CacheStatistics) -> CacheStatistics {
         evictions_ttl: a.evictions_ttl - b.evictions_ttl,
         evictions_health: a.evictions_health - b.evictions_health,
         evictions_corruption: a.evictions_corruption - b.evictions_corruption,
+        unreadable: a.unreadable - b.unreadable,
     };
     CacheStatistics {
         l1_stats: tier(&before.l1_stats, &after.l1_stats),

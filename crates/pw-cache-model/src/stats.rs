@@ -24,8 +24,13 @@ pub struct TierStatistics {
     pub evictions_ttl: u64,
     /// Entries removed by health invalidation.
     pub evictions_health: u64,
-    /// Entries removed because they could not be read (damaged, unknown key).
+    /// Unreadable entries removed by the operator's explicit request
+    /// (`CacheManager::remove_unreadable`): nothing else removes an entry it cannot read.
     pub evictions_corruption: u64,
+    /// Times an operation met an unreadable entry (a damaged record, a credential token no key
+    /// opens) and left it in place: lookups, health marks, exports, expiry cleanup, eviction.
+    /// Not an eviction: the entry is still there.
+    pub unreadable: u64,
 }
 
 impl TierStatistics {
@@ -45,7 +50,7 @@ impl TierStatistics {
 
 impl Serialize for TierStatistics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("TierStatistics", 9)?;
+        let mut s = serializer.serialize_struct("TierStatistics", 10)?;
         s.serialize_field("hits", &self.hits)?;
         s.serialize_field("misses", &self.misses)?;
         s.serialize_field("current_size", &self.current_size)?;
@@ -53,6 +58,7 @@ impl Serialize for TierStatistics {
         s.serialize_field("evictions_ttl", &self.evictions_ttl)?;
         s.serialize_field("evictions_health", &self.evictions_health)?;
         s.serialize_field("evictions_corruption", &self.evictions_corruption)?;
+        s.serialize_field("unreadable", &self.unreadable)?;
         s.serialize_field("hit_rate", &self.hit_rate())?;
         s.serialize_field("total_evictions", &self.total_evictions())?;
         s.end()

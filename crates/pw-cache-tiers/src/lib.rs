@@ -16,6 +16,16 @@
 //! (`redis_l3`: pooled connections with timeouts, Lua scripts, change events). Health history
 //! is one trait for both L3 backends ([`HealthHistory`]). Formats: `docs/formats.md`.
 //!
+//! ## Unreadable entries
+//! An entry a tier cannot read back — a damaged record, a value outside its field, a credential
+//! token that no key of the ring opens — is **not expired and not garbage**. Every backend
+//! follows one rule: a lookup reports it ([`TierError::is_corrupt_entry`]) and changes
+//! nothing; expiry cleanup, eviction, compaction and recording use leave it where it is, byte
+//! for byte, and count the skip ([`CacheTier::unreadable_skipped`]); only a put of the same key
+//! (the caller's new data), a delete of that key, a clear, or the operator's explicit
+//! [`CacheTier::remove_unreadable`] replaces or removes it. A tier that holds nothing but
+//! unreadable entries may so stay above its `max_entries`.
+//!
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
 //! statistics: the manager in `pw-cache` does both.

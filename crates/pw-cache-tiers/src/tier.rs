@@ -119,6 +119,47 @@ pub trait CacheTier: Send + Sync {
         0
     }
 
+    /// Unreadable entries (a damaged record, a credential token no key of the ring opens) that
+    /// this tier's own operations met and left where they were since it was opened: expiry
+    /// cleanup, eviction, compaction. An unreadable entry is never expired, evicted or
+    /// rewritten (see the crate docs, "Unreadable entries"); this counts how often one was
+    /// skipped. Lookups that return [`TierError::is_corrupt_entry`] errors are not counted
+    /// here: their caller counts them.
+    fn unreadable_skipped(&self) -> u64 {
+        0
+    }
+
+    /// Up to `limit` credential tokens as stored (each token's bytes, as
+    /// `pw_cache_crypto::KeyRing::decrypt_bytes` takes them), so that a key ring can be checked
+    /// against what the tier holds before it is used. Not a use of any entry; changes nothing.
+    /// The default has none to give (a tier that cannot sample is not checked).
+    fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// The operator's explicit removal of what this tier cannot read: entries whose record is
+    /// damaged or whose credentials no key of the ring opens (a backend with lines that are not
+    /// entries at all, such as JSONL, removes those too). Returns how many entries (or lines)
+    /// it removed. Nothing else in this workspace removes unreadable data: the manager calls
+    /// this only when an operator asks (`CacheManager::remove_unreadable`). The default looks
+    /// every key up without using it and deletes those that are unreadable.
+    fn remove_unreadable(&self) -> Result<usize, TierError> {
+        let mut removed = 0;
+        for key in self.keys()? {
+            match self.peek(&key) {
+                Err(e) if e.is_corrupt_entry() => {
+                    if self.delete(&key)? {
+                        removed += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
     /// Drops superseded records from storage, so that nothing replaced or deleted (e.g. a
     /// credential token under a retired key) stays on disk; how many files or pages were
     /// rewritten. The default has nothing to drop.

@@ -15,7 +15,11 @@ pub(crate) struct TierCounters {
     /// Expired entries removed: found by a lookup, or by the cleaner (also in `cleaner_ttl`).
     pub(crate) evictions_ttl: AtomicU64,
     pub(crate) evictions_health: AtomicU64,
+    /// Unreadable entries removed by the operator ([`crate::CacheManager::remove_unreadable`]).
     pub(crate) evictions_corruption: AtomicU64,
+    /// Unreadable entries met by the manager's own operations and left in place (the tiers'
+    /// own skips are added in the snapshot).
+    pub(crate) unreadable: AtomicU64,
     /// The part of `evictions_ttl` removed by the cleaner.
     pub(crate) cleaner_ttl: AtomicU64,
 }
@@ -66,6 +70,7 @@ impl Counters {
             evictions_ttl: read(&t.evictions_ttl),
             evictions_health: read(&t.evictions_health),
             evictions_corruption: read(&t.evictions_corruption),
+            unreadable: read(&t.unreadable),
         };
         CacheStatistics {
             l1_stats: tier(&self.tiers[0]),
