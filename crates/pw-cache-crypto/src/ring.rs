@@ -33,6 +33,39 @@ pub enum KeyOrigin {
     },
 }
 
+impl fmt::Display for KeyOrigin {
+    /// Where the key came from, in words for an operator (a path or a variable's name, never
+    /// key material).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOrigin::Explicit => f.write_str("the keys given to the cache"),
+            KeyOrigin::Config => f.write_str("the configuration's encryption_key"),
+            KeyOrigin::Environment => write!(f, "the environment variable {}", crate::ENV_CURRENT_KEY),
+            KeyOrigin::KeyFile { path, .. } => write!(f, "the key file {}", path.display()),
+        }
+    }
+}
+
+/// How the keys of a ring open a sample of stored credential tokens
+/// ([`KeyRing::check_sample`]): what a cache checks before it uses a ring on what it holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleCheck {
+    /// Tokens looked at.
+    pub sampled: usize,
+    /// Opened by the current key or a previous key given with it.
+    pub opened: usize,
+    /// Opened only by a key of the key file, which joined the ring as a previous key because a
+    /// key was configured ([`KeyRing::key_file_previous`]).
+    pub opened_by_key_file_only: usize,
+}
+
+impl SampleCheck {
+    /// Tokens no key of the ring opens.
+    pub fn unopened(&self) -> usize {
+        self.sampled - self.opened - self.opened_by_key_file_only
+    }
+}
+
 /// The keys of a cache: the current key encrypts, every key decrypts (the current first), as
 /// Python's `MultiFernet([current, *previous])`.
 ///
@@ -43,6 +76,9 @@ pub struct KeyRing {
     /// `keys[0]` is the current key; no two are equal.
     keys: Vec<FernetKey>,
     origin: KeyOrigin,
+    /// The key file whose keys joined the ring as previous keys behind a configured key, and
+    /// the index of the first of them.
+    key_file_previous: Option<(PathBuf, usize)>,
 }
 
 impl KeyRing {
@@ -51,6 +87,7 @@ impl KeyRing {
         let mut ring = Self {
             keys: vec![current],
             origin: KeyOrigin::Explicit,
+            key_file_previous: None,
         };
         ring.add_previous(previous);
         ring
@@ -83,6 +120,54 @@ impl KeyRing {
     /// Where the current key came from.
     pub fn origin(&self) -> &KeyOrigin {
         &self.origin
+    }
+
+    /// The key file whose keys are in the ring as previous keys because a key was configured
+    /// while the file existed (see [`KeyRing::resolve`]); `None` when no such key is in it.
+    pub fn key_file_previous(&self) -> Option<&std::path::Path> {
+        self.key_file_previous
+            .as_ref()
+            .filter(|(_, first)| *first < self.keys.len())
+            .map(|(path, _)| path.as_path())
+    }
+
+    /// Adds the keys of the key file at `path` as previous keys, remembering where they came
+    /// from (see [`KeyRing::key_file_previous`]).
+    pub(crate) fn add_key_file_previous(&mut self, path: PathBuf, keys: Vec<FernetKey>) {
+        let first = self.keys.len();
+        self.add_previous(keys);
+        if self.keys.len() > first {
+            self.key_file_previous = Some((path, first));
+        }
+    }
+
+    /// How the keys of the ring open `tokens` (each a stored token's bytes): how many the
+    /// current key or a previous key given with it opens, and how many only a key that came
+    /// from the key file opens. Bytes that are no token count as sampled and unopened. The
+    /// plaintexts are zeroized at once.
+    pub fn check_sample(&self, tokens: &[Vec<u8>]) -> SampleCheck {
+        let file_first = self
+            .key_file_previous
+            .as_ref()
+            .map_or(self.keys.len(), |(_, first)| *first);
+        let mut check = SampleCheck {
+            sampled: tokens.len(),
+            ..SampleCheck::default()
+        };
+        for bytes in tokens {
+            let Ok(token) = Token::from_bytes(bytes) else {
+                continue;
+            };
+            if let Ok((index, mut plaintext)) = self.open(&token) {
+                plaintext.zeroize();
+                if index < file_first {
+                    check.opened += 1;
+                } else {
+                    check.opened_by_key_file_only += 1;
+                }
+            }
+        }
+        check
     }
 
     /// The key that encrypts.

@@ -89,7 +89,7 @@ impl KeyRing {
         if let Some((current, origin)) = configured {
             let mut ring = KeyRing::new(current, env_previous).with_origin(origin);
             if let Some(file_keys) = read_key_file(key_file)? {
-                ring.add_previous(file_keys);
+                ring.add_key_file_previous(key_file.to_path_buf(), file_keys);
             }
             return Ok(ring);
         }

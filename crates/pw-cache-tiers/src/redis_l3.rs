@@ -430,8 +430,16 @@ end
 
 /// ARGV: 3 key, 4 max_entries ('' unbounded), 5 policy, 6 batch divisor, 7 expiry (Unix ms),
 /// 8 expires_at, 9 now (created_at / updated_at), 10 last_accessed, 11 access_count,
-/// 12 hits pending ('0'/'1'), 13 n hits, n × (key, last, hits), m fields, m × (name, value).
-/// Returns {status (0 expired, 1 stored, 2 send the pending hits), evicted, hits applied}.
+/// 12 hits pending ('0'/'1'), 13 n hits, n × (key, last, hits), m fields, m × (name, value),
+/// then the eviction: w (candidates wanted beyond those needed), v, v × (key, updated_at),
+/// over ('1': store even if still full).
+/// Returns {status (0 expired, 1 stored, 2 send the pending hits), evicted, hits applied}, or
+/// {3, entries to evict, hits applied, evicted, key, HGETALL, key, HGETALL …}: the first
+/// `need + w` candidates in the policy's order, for the caller to check which it can read.
+/// Unreadable entries are never evicted: the caller sends back the readable ones with the
+/// `updated_at` it read; only those still at that version are evicted. Still full afterwards
+/// (another host wrote meanwhile): candidates again. The caller sets `over` when unreadable
+/// entries left it fewer readable ones than needed: the bound then yields to the rule.
 const PUT_LUA: &str = concat!(
     lua_common!(),
     r#"
@@ -470,29 +478,56 @@ else
         touch(ARGV[at], ARGV[at + 1], ARGV[at + 2], policy)
       end
       touched = 1
-      local need = math.min(n - max + 1 + math.floor(max / tonumber(ARGV[6])), n)
-      local first = redis.call('ZRANGE', idx, 0, need - 1, 'WITHSCORES')
-      local victims = {}
-      if policy == 'fifo' then
-        for i = 1, #first, 2 do victims[#victims + 1] = first[i] end
-      elseif #first > 0 then
-        local bound = first[#first]
-        for _, k in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', '(' .. bound)) do victims[#victims + 1] = k end
-        local tied = {}
-        for _, k in ipairs(redis.call('ZRANGEBYSCORE', idx, bound, bound)) do
-          local la = 0
-          if policy == 'lfu' then la = num(redis.call('HGET', ekey(k), 'last_accessed')) or math.huge end
-          tied[#tied + 1] = {k, la, num(redis.call('ZSCORE', ins, k)) or math.huge}
+      local ev_at = nfields_at + 1 + 2 * nfields
+      local want = tonumber(ARGV[ev_at])
+      local nv = tonumber(ARGV[ev_at + 1])
+      local over_ok = ARGV[ev_at + 2 + 2 * nv] == '1'
+      for j = 0, nv - 1 do
+        local v, stamp = ARGV[ev_at + 2 + 2 * j], ARGV[ev_at + 3 + 2 * j]
+        local at = redis.call('HGET', ekey(v), 'updated_at')
+        if at == stamp or (at == false and redis.call('EXISTS', ekey(v)) == 0) then
+          forget(v)
+          if at then evicted = evicted + 1 end
         end
-        table.sort(tied, function(a, b)
-          if a[2] ~= b[2] then return a[2] < b[2] end
-          if a[3] ~= b[3] then return a[3] < b[3] end
-          return a[1] < b[1]
-        end)
-        local i = 1
-        while #victims < need and i <= #tied do victims[#victims + 1] = tied[i][1]; i = i + 1 end
       end
-      for _, v in ipairs(victims) do forget(v); evicted = evicted + 1 end
+      if nv > 0 then n = redis.call('ZCARD', idx) end
+      if n >= max and not over_ok then
+        -- Still full (first round, or others wrote meanwhile): the candidates, in order.
+        if want == 0 then want = 8 end
+        local need = math.min(n - max + 1 + math.floor(max / tonumber(ARGV[6])), n)
+        local count = math.min(need + want, n)
+        local first = redis.call('ZRANGE', idx, 0, count - 1, 'WITHSCORES')
+        local cands = {}
+        if policy == 'fifo' then
+          for i = 1, #first, 2 do cands[#cands + 1] = first[i] end
+        elseif #first > 0 then
+          -- Every entry up to the last score taken, ordered by score, then (LFU) last use, then
+          -- insertion: equal scores come back from Redis in key order.
+          local bound = first[#first]
+          local ranked = {}
+          local scores = redis.call('ZRANGEBYSCORE', idx, '-inf', bound, 'WITHSCORES')
+          for i = 1, #scores, 2 do
+            local k = scores[i]
+            local la = 0
+            if policy == 'lfu' then la = num(redis.call('HGET', ekey(k), 'last_accessed')) or math.huge end
+            ranked[#ranked + 1] = {k, num(scores[i + 1]) or math.huge, la, num(redis.call('ZSCORE', ins, k)) or math.huge}
+          end
+          table.sort(ranked, function(a, b)
+            if a[2] ~= b[2] then return a[2] < b[2] end
+            if a[3] ~= b[3] then return a[3] < b[3] end
+            if a[4] ~= b[4] then return a[4] < b[4] end
+            return a[1] < b[1]
+          end)
+          local i = 1
+          while #cands < count and i <= #ranked do cands[#cands + 1] = ranked[i][1]; i = i + 1 end
+        end
+        local reply = {3, need, touched, evicted}
+        for _, k in ipairs(cands) do
+          reply[#reply + 1] = k
+          reply[#reply + 1] = redis.call('HGETALL', ekey(k))
+        end
+        return reply
+      end
     end
   end
 end
@@ -761,6 +796,69 @@ fn real(x: f64) -> String {
 fn unix_millis_ceil(at: OffsetDateTime) -> i64 {
     let micros = at.unix_timestamp() * 1_000_000 + i64::from(at.microsecond());
     micros.div_euclid(1000) + i64::from(micros.rem_euclid(1000) != 0)
+}
+
+/// What the put script answered.
+#[derive(Debug)]
+enum PutReply {
+    /// Expired (not stored) or stored; entries evicted; whether it applied the hits sent.
+    Done { evicted: u64, touched: bool },
+    /// Eviction is due and the pending hits must be sent first.
+    SendHits,
+    /// Eviction is due: these candidates, in the policy's order (key, `HGETALL` reply), of
+    /// which the first `need` readable ones are to be evicted.
+    Candidates {
+        need: usize,
+        touched: bool,
+        evicted: u64,
+        candidates: Vec<(String, Vec<Vec<u8>>)>,
+    },
+}
+
+impl PutReply {
+    fn parse(value: &redis::Value) -> Result<Self, TierError> {
+        let bad = || TierError::Remote {
+            op: "write entry",
+            reason: "unexpected reply from the put script".to_owned(),
+        };
+        let redis::Value::Array(items) = value else {
+            return Err(bad());
+        };
+        let int = |i: usize| match items.get(i) {
+            Some(redis::Value::Int(n)) => Ok(*n),
+            _ => Err(bad()),
+        };
+        match int(0)? {
+            0 | 1 => Ok(PutReply::Done {
+                evicted: u64::try_from(int(1)?).unwrap_or(0),
+                touched: int(2)? != 0,
+            }),
+            2 => Ok(PutReply::SendHits),
+            3 => {
+                let mut candidates = Vec::new();
+                for pair in items.get(4..).unwrap_or_default().chunks(2) {
+                    let [redis::Value::BulkString(key), redis::Value::Array(flat)] = pair else {
+                        return Err(bad());
+                    };
+                    let flat = flat
+                        .iter()
+                        .map(|v| match v {
+                            redis::Value::BulkString(bytes) => Ok(bytes.clone()),
+                            _ => Err(bad()),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    candidates.push((String::from_utf8_lossy(key).into_owned(), flat));
+                }
+                Ok(PutReply::Candidates {
+                    need: usize::try_from(int(1)?).unwrap_or(0),
+                    touched: int(2)? != 0,
+                    evicted: u64::try_from(int(3)?).unwrap_or(0),
+                    candidates,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
@@ -1057,6 +1155,11 @@ pub struct RedisL3Tier {
     /// `Some` for bounded LRU and LFU tiers.
     touches: Option<Touches>,
     evictions: AtomicU64,
+    /// Unreadable entries eviction met and left in place.
+    unreadable_skipped: AtomicU64,
+    /// Whether the bound was exceeded because only unreadable entries were left to evict
+    /// (warned once).
+    over_bound_warned: AtomicBool,
     health: TierHealth,
     origin: u64,
     pool_size: u32,
@@ -1111,6 +1214,8 @@ impl RedisL3Tier {
             policy: config.eviction_policy,
             touches: tracks_hits.then(Touches::default),
             evictions: AtomicU64::new(0),
+            unreadable_skipped: AtomicU64::new(0),
+            over_bound_warned: AtomicBool::new(false),
             health: TierHealth::new(),
             origin: random_origin(),
             pool_size: options.pool_size,
@@ -1359,6 +1464,17 @@ impl RedisL3Tier {
         let divisor = EVICTION_BATCH_DIVISOR.to_string();
         let policy = self.policy_arg();
         let mut batch: Option<HashMap<String, Touch>> = None;
+        // Hits applied by an earlier round (the script applies them before it asks which
+        // entries to evict): never restored afterwards.
+        let mut touches_applied = false;
+        // First: ask for candidates (this many beyond the entries needed) when eviction is due;
+        // then: the readable ones, with the version read.
+        let mut want: usize = 8;
+        let mut verified: Option<Vec<(String, String)>> = None;
+        // Only unreadable entries are left to evict: store above the bound.
+        let mut over = false;
+        // Evicted by earlier rounds.
+        let mut evicted_before = 0;
         let result = loop {
             let touch_args = batch.as_ref().map(Self::touch_args).unwrap_or_default();
             // First round: whether hits are pending (the script asks for them when it must
@@ -1370,6 +1486,10 @@ impl RedisL3Tier {
             };
             let ntouch = (touch_args.len() / 3).to_string();
             let nfields = fields.len().to_string();
+            let (want_arg, nverified) = match &verified {
+                Some(list) => ("0".to_owned(), list.len().to_string()),
+                None => (want.to_string(), "0".to_owned()),
+            };
             let mut args: Vec<&str> = vec![
                 &entry.key,
                 &max,
@@ -1389,18 +1509,63 @@ impl RedisL3Tier {
                 args.push(name);
                 args.push(value);
             }
-            let reply: Result<Vec<i64>, TierError> = self.script("write entry", &SCRIPTS.put, &args);
-            match reply.as_deref() {
-                Ok([2, _, _]) if batch.is_none() => {
+            args.push(&want_arg);
+            args.push(&nverified);
+            for (key, stamp) in verified.iter().flatten() {
+                args.push(key);
+                args.push(stamp);
+            }
+            args.push(if over { "1" } else { "0" });
+            let reply: Result<redis::Value, TierError> = self.script("write entry", &SCRIPTS.put, &args);
+            match reply.and_then(|value| PutReply::parse(&value)) {
+                Ok(PutReply::SendHits) if batch.is_none() => {
                     batch = Some(self.touches.as_ref().map(Touches::take).unwrap_or_default());
                 }
-                Ok([0 | 1, evicted, touched]) => {
-                    if *touched == 0
+                Ok(PutReply::Candidates {
+                    need,
+                    touched,
+                    evicted,
+                    candidates,
+                }) => {
+                    evicted_before += evicted;
+                    if verified.take().is_some() {
+                        // Round two found the tier full again: start over with these.
+                        want = 8;
+                    }
+                    if touched {
+                        // Applied: not sent again, never restored.
+                        touches_applied = true;
+                        batch = Some(HashMap::new());
+                    }
+                    let (chosen, skipped) = self.readable_victims(&candidates, need);
+                    if chosen.len() < need && candidates.len() >= need.saturating_add(want) {
+                        // Unreadable entries took places: look further down the order.
+                        want = want.saturating_mul(4).saturating_add(need);
+                        continue;
+                    }
+                    if skipped > 0 {
+                        self.unreadable_skipped.fetch_add(skipped, Ordering::Relaxed);
+                        if chosen.len() < need && !self.over_bound_warned.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                prefix = %self.names.prefix,
+                                unreadable = skipped,
+                                "Redis L3 above max_entries: the entries left to evict are unreadable, and \
+                                 unreadable entries are never evicted (remove them explicitly if they are garbage)"
+                            );
+                        }
+                    }
+                    over = chosen.len() < need;
+                    verified = Some(chosen);
+                }
+                Ok(PutReply::Done { evicted, touched }) => {
+                    let evicted = evicted + evicted_before;
+                    if !touched
+                        && !touches_applied
                         && let (Some(b), Some(touches)) = (batch.take(), &self.touches)
                     {
                         touches.restore(b);
                     }
-                    break Ok(u64::try_from(*evicted).unwrap_or(0));
+                    break Ok(evicted);
                 }
                 Ok(other) => {
                     break Err(TierError::Remote {
@@ -1408,11 +1573,11 @@ impl RedisL3Tier {
                         reason: format!("unexpected script reply {other:?}"),
                     });
                 }
-                Err(_) => {
-                    if let (Some(b), Some(touches)) = (batch.take(), &self.touches) {
+                Err(e) => {
+                    if !touches_applied && let (Some(b), Some(touches)) = (batch.take(), &self.touches) {
                         touches.restore(b);
                     }
-                    break reply.map(|_| 0);
+                    break Err(e);
                 }
             }
         };
@@ -1422,6 +1587,63 @@ impl RedisL3Tier {
             tracing::debug!(prefix = %self.names.prefix, evicted, "evicted cache entries");
         }
         Ok(())
+    }
+
+    /// The first `need` candidates (key, `HGETALL` reply) that can be read, with the
+    /// `updated_at` read (an index entry without its hash is taken with an empty one: the
+    /// script drops it from the index); how many were skipped as unreadable.
+    fn readable_victims(&self, candidates: &[(String, Vec<Vec<u8>>)], need: usize) -> (Vec<(String, String)>, u64) {
+        let mut chosen = Vec::with_capacity(need);
+        let mut skipped = 0;
+        for (key, flat) in candidates {
+            if chosen.len() == need {
+                break;
+            }
+            if flat.is_empty() {
+                chosen.push((key.clone(), String::new()));
+                continue;
+            }
+            let hash = Fields::new(key, flat);
+            match hash.entry(&self.ring) {
+                Ok(_) => {
+                    let stamp = hash.optional_text("updated_at").ok().flatten().unwrap_or_default();
+                    chosen.push((key.clone(), stamp));
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        (chosen, skipped)
+    }
+
+    /// Up to `limit` stored credential tokens, from the entries first in the index.
+    fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        let keys: Vec<Vec<u8>> = self.run("sample credentials", None, |c| {
+            redis::cmd("ZRANGE")
+                .arg(&self.names.idx)
+                .arg(0)
+                .arg(i64::try_from(limit).unwrap_or(i64::MAX).saturating_sub(1))
+                .query(c)
+        })?;
+        let mut tokens = Vec::new();
+        for key in keys {
+            let name = self.names.entry(&String::from_utf8_lossy(&key));
+            let fields: Vec<Option<Vec<u8>>> = self.run("sample credentials", None, |c| {
+                redis::cmd("HMGET")
+                    .arg(&name)
+                    .arg("username_encrypted")
+                    .arg("password_encrypted")
+                    .query(c)
+            })?;
+            for token in fields.into_iter().flatten() {
+                if !token.is_empty() && tokens.len() < limit {
+                    tokens.push(token);
+                }
+            }
+            if tokens.len() >= limit {
+                break;
+            }
+        }
+        Ok(tokens)
     }
 
     fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
@@ -1705,6 +1927,15 @@ impl CacheTier for RedisL3Tier {
 
     fn evictions(&self) -> u64 {
         RedisL3Tier::evictions(self)
+    }
+
+    fn unreadable_skipped(&self) -> u64 {
+        self.unreadable_skipped.load(Ordering::Relaxed)
+    }
+
+    /// The credentials of the entries first in the index.
+    fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        self.health.observe(self.credential_sample_inner(limit))
     }
 
     fn flush(&self) -> Result<(), TierError> {

@@ -257,13 +257,24 @@ struct Statements {
     /// decoding a row (`count`'s filter on the key reads every row).
     count_rows: &'static str,
     keys: &'static str,
-    cleanup: &'static str,
     touch: &'static str,
     record_access: &'static str,
     health_detail: &'static str,
-    evict_lru: &'static str,
-    evict_lfu: &'static str,
-    evict_fifo: &'static str,
+    /// Every row's `get` columns, then its rowid: eviction candidates in the policy's order.
+    candidates_lru: &'static str,
+    candidates_lfu: &'static str,
+    candidates_fifo: &'static str,
+    /// Every expired row's `get` columns, then its rowid.
+    expired: &'static str,
+    /// Every row's `get` columns, then its rowid.
+    all_rows: &'static str,
+    /// Deletes one row by rowid.
+    delete_rowid: &'static str,
+    /// Deletes one expired row by rowid if its tokens are still the ones given (?3, ?4).
+    delete_expired_rowid: &'static str,
+    /// Credential columns of the first and the last rows holding one (`LIMIT ?1`).
+    sample_first: &'static str,
+    sample_last: &'static str,
 }
 
 /// The 13 columns both tables have, in `l2_cache`'s order (parameters ?1..?13).
@@ -307,7 +318,6 @@ macro_rules! statements {
             count: concat!("SELECT COUNT(*) FROM ", $table, " WHERE typeof(key) = 'text'"),
             count_rows: concat!("SELECT COUNT(*) FROM ", $table),
             keys: concat!("SELECT key FROM ", $table),
-            cleanup: concat!("DELETE FROM ", $table, " WHERE expires_at <= ?1"),
             touch: concat!(
                 "UPDATE ",
                 $table,
@@ -315,26 +325,38 @@ macro_rules! statements {
             ),
             record_access: $record,
             health_detail: $detail,
-            evict_lru: concat!(
-                "DELETE FROM ",
+            candidates_lru: concat!(
+                "SELECT ",
+                $select,
+                ", rowid FROM ",
                 $table,
-                " WHERE rowid IN (SELECT rowid FROM ",
-                $table,
-                " ORDER BY last_accessed, rowid LIMIT ?1)"
+                " ORDER BY last_accessed, rowid LIMIT ?1"
             ),
-            evict_lfu: concat!(
-                "DELETE FROM ",
+            candidates_lfu: concat!(
+                "SELECT ",
+                $select,
+                ", rowid FROM ",
                 $table,
-                " WHERE rowid IN (SELECT rowid FROM ",
-                $table,
-                " ORDER BY access_count, last_accessed, rowid LIMIT ?1)"
+                " ORDER BY access_count, last_accessed, rowid LIMIT ?1"
             ),
-            evict_fifo: concat!(
+            candidates_fifo: concat!("SELECT ", $select, ", rowid FROM ", $table, " ORDER BY rowid LIMIT ?1"),
+            expired: concat!("SELECT ", $select, ", rowid FROM ", $table, " WHERE expires_at <= ?1"),
+            all_rows: concat!("SELECT ", $select, ", rowid FROM ", $table),
+            delete_rowid: concat!("DELETE FROM ", $table, " WHERE rowid = ?1"),
+            delete_expired_rowid: concat!(
                 "DELETE FROM ",
                 $table,
-                " WHERE rowid IN (SELECT rowid FROM ",
+                " WHERE rowid = ?1 AND expires_at <= ?2 AND username_encrypted IS ?3 AND password_encrypted IS ?4"
+            ),
+            sample_first: concat!(
+                "SELECT username_encrypted, password_encrypted FROM ",
                 $table,
-                " ORDER BY rowid LIMIT ?1)"
+                " WHERE username_encrypted IS NOT NULL OR password_encrypted IS NOT NULL ORDER BY rowid LIMIT ?1"
+            ),
+            sample_last: concat!(
+                "SELECT username_encrypted, password_encrypted FROM ",
+                $table,
+                " WHERE username_encrypted IS NOT NULL OR password_encrypted IS NOT NULL ORDER BY rowid DESC LIMIT ?1"
             ),
         }
     };
@@ -384,6 +406,14 @@ impl Layout {
         match self {
             Layout::L2 => &L2_STATEMENTS,
             Layout::L3 => &L3_STATEMENTS,
+        }
+    }
+
+    /// The index of the rowid after the `get` columns in the statements that add it.
+    fn rowid_column(self) -> usize {
+        match self {
+            Layout::L2 => 13,
+            Layout::L3 => 21,
         }
     }
 
@@ -780,6 +810,11 @@ pub(crate) struct Store {
     /// `Some` for bounded LRU and LFU tiers.
     touches: Option<Touches>,
     evictions: AtomicU64,
+    /// Unreadable rows that cleanup and eviction met and left in place.
+    unreadable_skipped: AtomicU64,
+    /// Whether the bound was exceeded because only unreadable rows were left to evict (warned
+    /// once).
+    over_bound_warned: std::sync::atomic::AtomicBool,
     pub(crate) health: TierHealth,
     /// Copies the WAL into the database file in the background.
     pub(crate) checkpointer: Checkpointer,
@@ -838,6 +873,8 @@ impl Store {
             touches: tracks_hits.then(Touches::default),
             ensure_schema,
             evictions: AtomicU64::new(0),
+            unreadable_skipped: AtomicU64::new(0),
+            over_bound_warned: std::sync::atomic::AtomicBool::new(false),
             health: TierHealth::new(),
         })
     }
@@ -1138,23 +1175,144 @@ impl Store {
     }
 
     /// Deletes the entries that go first, to make room for one more under `max` (plus a
-    /// batch); `n` entries are held.
+    /// batch); `n` entries are held. Unreadable rows are never evicted (see the crate docs,
+    /// "Unreadable entries"): candidates are read in the policy's order and the readable ones
+    /// deleted; when fewer are readable than needed, the tier stays above its bound.
     fn evict(&self, tx: &Transaction<'_>, n: u64, max: u64) -> Result<u64, TierError> {
         if let Some(touches) = &self.touches {
             self.apply_touches(tx, touches.take())?;
         }
-        let need = (n - max + 1).saturating_add(max / EVICTION_BATCH_DIVISOR).min(n);
+        let need =
+            usize::try_from((n - max + 1).saturating_add(max / EVICTION_BATCH_DIVISOR).min(n)).unwrap_or(usize::MAX);
         let s = self.layout.statements();
         let sql = match self.policy {
-            EvictionPolicy::Lru => s.evict_lru,
-            EvictionPolicy::Lfu => s.evict_lfu,
-            EvictionPolicy::Fifo => s.evict_fifo,
+            EvictionPolicy::Lru => s.candidates_lru,
+            EvictionPolicy::Lfu => s.candidates_lfu,
+            EvictionPolicy::Fifo => s.candidates_fifo,
         };
-        let deleted = tx
-            .prepare_cached(sql)
-            .and_then(|mut stmt| stmt.execute([i64::try_from(need).unwrap_or(i64::MAX)]))
-            .map_err(self.err("evict entries"))?;
-        Ok(deleted as u64)
+        // Most often the first `need` candidates are all readable; else look further.
+        let mut limit = need.saturating_add(8);
+        let (victims, skipped) = loop {
+            let mut stmt = tx.prepare_cached(sql).map_err(self.err("evict entries"))?;
+            let mut rows = stmt
+                .query([i64::try_from(limit).unwrap_or(i64::MAX)])
+                .map_err(self.err("evict entries"))?;
+            let (mut victims, mut skipped, mut seen) = (Vec::with_capacity(need), 0u64, 0usize);
+            while victims.len() < need
+                && let Some(row) = rows.next().map_err(self.err("evict entries"))?
+            {
+                seen += 1;
+                let rowid: i64 = row.get(self.layout.rowid_column()).map_err(self.err("evict entries"))?;
+                if self.row_is_readable(row) {
+                    victims.push(rowid);
+                } else {
+                    skipped += 1;
+                }
+            }
+            if victims.len() == need || seen < limit {
+                break (victims, skipped);
+            }
+            limit = limit.saturating_mul(4);
+        };
+        let mut stmt = tx.prepare_cached(s.delete_rowid).map_err(self.err("evict entries"))?;
+        let mut deleted = 0;
+        for rowid in &victims {
+            deleted += stmt.execute([rowid]).map_err(self.err("evict entries"))? as u64;
+        }
+        self.note_unreadable_skipped(skipped);
+        if victims.len() < need && !self.over_bound_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                path = %self.path.display(),
+                unreadable = skipped,
+                "cache tier above max_entries: the entries left to evict are unreadable, and unreadable entries are \
+                 never evicted (remove them explicitly if they are garbage)"
+            );
+        }
+        Ok(deleted)
+    }
+
+    /// Whether a row of a statement that selects the `get` columns can be read: every value
+    /// fits its field and every credential token opens with the ring (the plaintext is dropped,
+    /// and zeroized, at once).
+    fn row_is_readable(&self, row: &Row<'_>) -> bool {
+        let key = match row.get_ref(0) {
+            Ok(ValueRef::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => return false,
+        };
+        read_row(row, self.layout, &key)
+            .and_then(|stored| stored.open(&self.ring))
+            .is_ok()
+    }
+
+    /// Counts unreadable rows met and left in place.
+    fn note_unreadable_skipped(&self, n: u64) {
+        if n > 0 {
+            self.unreadable_skipped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Unreadable rows cleanup and eviction met and left in place since the tier opened.
+    pub(crate) fn unreadable_skipped(&self) -> u64 {
+        self.unreadable_skipped.load(Ordering::Relaxed)
+    }
+
+    /// Up to `limit` stored credential tokens: from the first and the last rows holding one.
+    pub(crate) fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        let conn = self.conn()?;
+        let s = self.layout.statements();
+        let half = i64::try_from(limit.div_ceil(2)).unwrap_or(i64::MAX);
+        let mut tokens = Vec::new();
+        for sql in [s.sample_first, s.sample_last] {
+            let mut stmt = conn.prepare_cached(sql).map_err(self.err("sample credentials"))?;
+            let mut rows = stmt.query([half]).map_err(self.err("sample credentials"))?;
+            while let Some(row) = rows.next().map_err(self.err("sample credentials"))? {
+                for i in 0..2 {
+                    if let Ok(ValueRef::Blob(bytes) | ValueRef::Text(bytes)) = row.get_ref(i)
+                        && !bytes.is_empty()
+                        && tokens.len() < limit
+                        && !tokens.iter().any(|t: &Vec<u8>| t.as_slice() == bytes)
+                    {
+                        tokens.push(bytes.to_vec());
+                    }
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The operator's removal of every unreadable row (see [`CacheTier::remove_unreadable`]),
+    /// in one write transaction; how many.
+    pub(crate) fn remove_unreadable(&self) -> Result<usize, TierError> {
+        if let Some(touches) = &self.touches {
+            self.flush_touches()?;
+            touches.take();
+        }
+        let s = self.layout.statements();
+        self.write("remove unreadable entries", |tx| {
+            let mut doomed = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(s.all_rows)
+                    .map_err(self.err("remove unreadable entries"))?;
+                let mut rows = stmt.query([]).map_err(self.err("remove unreadable entries"))?;
+                while let Some(row) = rows.next().map_err(self.err("remove unreadable entries"))? {
+                    if !self.row_is_readable(row) {
+                        let rowid: i64 = row
+                            .get(self.layout.rowid_column())
+                            .map_err(self.err("remove unreadable entries"))?;
+                        doomed.push(rowid);
+                    }
+                }
+            }
+            let mut stmt = tx
+                .prepare_cached(s.delete_rowid)
+                .map_err(self.err("remove unreadable entries"))?;
+            let mut removed = 0;
+            for rowid in doomed {
+                removed += stmt.execute([rowid]).map_err(self.err("remove unreadable entries"))?;
+            }
+            Ok(removed)
+        })
     }
 
     fn contains_in(&self, conn: &Connection, key: &str) -> Result<bool, TierError> {
@@ -1225,14 +1383,52 @@ impl Store {
         Ok(keys)
     }
 
-    /// Deletes every entry expired at `now` (`expires_at <= now`) in one indexed `DELETE`.
+    /// Deletes every readable entry expired at `now` (`expires_at <= now`). The expired rows
+    /// are read (and their tokens checked) outside the write lock; each is then deleted only if
+    /// it is still expired and holds the same tokens, so a put meanwhile is never undone.
+    /// Unreadable rows are left in place and counted (see the crate docs, "Unreadable entries").
     pub(crate) fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
-        let conn = self.conn()?;
-        let mut stmt = conn
-            .prepare_cached(self.layout.statements().cleanup)
-            .map_err(self.err("delete expired entries"))?;
-        stmt.execute([to_unix_seconds(now)])
-            .map_err(self.err("delete expired entries"))
+        let now = to_unix_seconds(now);
+        let s = self.layout.statements();
+        let mut doomed: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+        let mut skipped = 0;
+        {
+            let conn = self.conn()?;
+            let mut stmt = conn
+                .prepare_cached(s.expired)
+                .map_err(self.err("delete expired entries"))?;
+            let mut rows = stmt.query([now]).map_err(self.err("delete expired entries"))?;
+            while let Some(row) = rows.next().map_err(self.err("delete expired entries"))? {
+                if !self.row_is_readable(row) {
+                    skipped += 1;
+                    continue;
+                }
+                let value = |i: usize| match row.get_ref(i) {
+                    Ok(ValueRef::Blob(b) | ValueRef::Text(b)) => Some(b.to_vec()),
+                    _ => None,
+                };
+                let rowid: i64 = row
+                    .get(self.layout.rowid_column())
+                    .map_err(self.err("delete expired entries"))?;
+                doomed.push((rowid, value(2), value(3)));
+            }
+        }
+        self.note_unreadable_skipped(skipped);
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        self.write("delete expired entries", |tx| {
+            let mut stmt = tx
+                .prepare_cached(s.delete_expired_rowid)
+                .map_err(self.err("delete expired entries"))?;
+            let mut deleted = 0;
+            for (rowid, username, password) in &doomed {
+                deleted += stmt
+                    .execute(rusqlite::params![rowid, now, username, password])
+                    .map_err(self.err("delete expired entries"))?;
+            }
+            Ok(deleted)
+        })
     }
 
     /// Writes pending hits and closes every connection (once the operations under way end).
@@ -1351,6 +1547,19 @@ macro_rules! impl_cache_tier_via_store {
 
             fn evictions(&self) -> u64 {
                 self.store.evictions()
+            }
+
+            fn unreadable_skipped(&self) -> u64 {
+                self.store.unreadable_skipped()
+            }
+
+            fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+                self.store.health.observe(self.store.credential_sample(limit))
+            }
+
+            /// Every row is read and its tokens checked in one write transaction.
+            fn remove_unreadable(&self) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.remove_unreadable())
             }
 
             fn flush(&self) -> Result<(), TierError> {

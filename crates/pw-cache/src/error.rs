@@ -17,6 +17,40 @@ pub enum ManagerError {
     /// be read or created. The source names the key's origin or the file.
     #[error("cannot set up the encryption keys: {0}")]
     Keys(#[source] CryptoError),
+    /// No key of the ring opens any of the credential tokens sampled from the tiers: the key is
+    /// not the one these credentials were written with (mistyped, from another cache, or a key
+    /// file generated anew). Refused before any entry was read or written; see
+    /// [`crate::KeyCheck`] to open anyway.
+    #[error(
+        "the encryption key does not open this cache's credentials: no key of the ring (the current key from          {origin}, {previous} previous) opens any of the {sampled} credential tokens sampled from {tiers}. Nothing          was read or written. Use the key these credentials were written with (or list it in          PROXYWHIRL_CACHE_KEY_PREVIOUS), or open anyway (KeyCheck::Skip): unreadable entries are then left in place,          never removed"
+    )]
+    WrongKey {
+        /// Where the current key came from (a variable's name, the config, a path).
+        origin: String,
+        /// How many previous keys the ring has.
+        previous: usize,
+        /// Tokens sampled.
+        sampled: usize,
+        /// The tiers sampled (`L2 and L3` ...).
+        tiers: String,
+    },
+    /// The configured key opens none of the sampled credential tokens, but the key file's key
+    /// (which would silently become a previous key behind it) does: most likely the configured
+    /// key is mistyped. Refused unless the key is new on purpose ([`crate::KeyCheck::NewKey`]).
+    #[error(
+        "the key from {origin} opens none of the {sampled} credential tokens sampled from {tiers}; they open only          with the key in {}, which would become a previous key behind it. If {origin} holds a new key you are          rotating to, say so (KeyCheck::NewKey, or `rotate-key --new-key`); otherwise check it for a typo",
+        key_file.display()
+    )]
+    KeyFileKeyOnly {
+        /// Where the current key came from.
+        origin: String,
+        /// The key file whose key opens the tokens.
+        key_file: PathBuf,
+        /// Tokens sampled.
+        sampled: usize,
+        /// The tiers sampled.
+        tiers: String,
+    },
     /// The config selects a Redis L3, but this build of pw-cache lacks its `redis` feature.
     #[error("l3_backend is redis, but pw-cache was built without its `redis` cargo feature")]
     RedisFeatureMissing,

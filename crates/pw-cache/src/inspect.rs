@@ -47,7 +47,57 @@ pub struct RotationReport {
     pub failed: Vec<(CacheTierType, String, String)>,
 }
 
+/// What [`CacheManager::remove_unreadable`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnreadableRemoval {
+    /// Entries (and, in a JSONL tier, lines that are no entry) removed, per tier.
+    pub removed: BTreeMap<CacheTierType, u64>,
+    /// `(tier, reason)` of every tier whose removal failed (what it held is unchanged, or
+    /// partly removed where the tier removes entry by entry).
+    pub failed: Vec<(CacheTierType, String)>,
+}
+
+impl UnreadableRemoval {
+    /// Removed from all tiers together.
+    pub fn total(&self) -> u64 {
+        self.removed.values().sum()
+    }
+}
+
 impl CacheManager {
+    /// The operator's explicit removal of every entry no serving disk tier can read: damaged
+    /// records, values outside their fields that cannot be read as the nearest legal value,
+    /// credential tokens no key of the ring opens (and, in a JSONL tier, lines that are not
+    /// entries). Nothing else removes such data (see `docs/reliability.md`, "Never lose what you
+    /// cannot read"). Counted in each tier's `evictions_corruption`.
+    ///
+    /// Check first that the key ring is the right one: with a wrong key every credentialed
+    /// entry is unreadable. [`CacheManager::inspect`] lists what this would remove.
+    pub fn remove_unreadable(&self) -> UnreadableRemoval {
+        let inner = &self.inner;
+        let mut report = UnreadableRemoval::default();
+        // The use of evicted entries is written first: nothing queued names a removed key after.
+        inner.record_evicted_use(1, true);
+        let _all = inner.lock_all_keys();
+        for slot in inner.slots() {
+            if !slot.serving() {
+                report.failed.push((slot.kind, "degraded: skipped".to_owned()));
+                continue;
+            }
+            match slot.tier.remove_unreadable() {
+                Ok(n) => {
+                    report.removed.insert(slot.kind, n as u64);
+                    crate::counters::bump(&inner.counters.tier(slot.kind).evictions_corruption, n as u64);
+                    if n > 0 {
+                        tracing::warn!(tier = %slot.kind, removed = n, "unreadable entries removed at the operator's request");
+                    }
+                }
+                Err(e) => report.failed.push((slot.kind, e.to_string())),
+            }
+        }
+        report
+    }
+
     /// Reads every entry of every serving tier without using it (no access, promotion or
     /// removal) and counts them: entries, expired, unreadable, per health status, bytes on
     /// disk. It reads and decrypts every entry: O(entries).

@@ -26,10 +26,10 @@ pub mod warm_file;
 pub use counters::StatisticsBreakdown;
 pub use error::ManagerError;
 pub use export::{ExportCredentials, ExportOptions, ExportReport};
-pub use inspect::{CacheInspection, RotationReport, TierInspection};
+pub use inspect::{CacheInspection, RotationReport, TierInspection, UnreadableRemoval};
 pub use manager::{
-    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, Stored, TierStatus, USE_BATCH,
-    default_key_file,
+    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, KEY_CHECK_SAMPLE, KeyCheck, Stored,
+    TierStatus, USE_BATCH, default_key_file,
 };
 pub use ttl::{CleanupReport, TtlManager};
 pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};

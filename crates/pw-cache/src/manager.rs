@@ -408,6 +408,28 @@ impl std::fmt::Debug for CacheManager {
     }
 }
 
+/// Credential tokens sampled from each disk tier when a manager opens, to check its keys.
+pub const KEY_CHECK_SAMPLE: usize = 32;
+
+/// What [`CacheManagerBuilder::open`] checks of the key ring before it uses it: a sample of
+/// up to [`KEY_CHECK_SAMPLE`] stored credential tokens per disk tier is decrypted (and
+/// forgotten) with each key of the ring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// Refuse to open when tokens were sampled and no key of the ring opens any
+    /// ([`ManagerError::WrongKey`]), or when only the key file's key opens them while a key is
+    /// configured ([`ManagerError::KeyFileKeyOnly`]). The default.
+    #[default]
+    Strict,
+    /// As `Strict`, but the configured key is new on purpose (a rotation away from the key
+    /// file): tokens that only the key file's key opens are fine.
+    NewKey,
+    /// No check: open whatever the sample says. Entries no key opens are then unreadable, and
+    /// left in place (never removed by lookups, expiry, eviction, health marks, export or
+    /// close; see `docs/reliability.md`).
+    Skip,
+}
+
 /// Where the manager reads the time (see [`CacheManagerBuilder::clock`]).
 type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -423,9 +445,17 @@ pub struct CacheManagerBuilder {
     l3: Option<Box<dyn CacheTier>>,
     probe_interval: Duration,
     l1_access_order: AccessOrder,
+    key_check: KeyCheck,
 }
 
 impl CacheManagerBuilder {
+    /// What to check of the keys against the stored credentials before opening (default
+    /// [`KeyCheck::Strict`]: a wrong key is refused before any entry is read or written).
+    pub fn key_check(mut self, check: KeyCheck) -> Self {
+        self.key_check = check;
+        self
+    }
+
     /// The environment's keys to use instead of the process's
     /// ([`EnvKeys::from_process`]): for tests, or a caller that reads its own environment.
     pub fn env_keys(mut self, env: EnvKeys) -> Self {
@@ -542,6 +572,26 @@ impl CacheManagerBuilder {
                 L3BackendType::Redis => return Err(ManagerError::RedisFeatureMissing),
             },
         };
+        {
+            let mut sampled: Vec<(CacheTierType, &dyn CacheTier)> = Vec::new();
+            if let Some((tier, _)) = &l2 {
+                sampled.push((CacheTierType::L2, &**tier));
+            }
+            if let Some((tier, _)) = &l3 {
+                sampled.push((CacheTierType::L3, &**tier));
+            }
+            #[cfg(feature = "redis")]
+            if let Some(tier) = &redis_l3 {
+                sampled.push((CacheTierType::L3, tier));
+            }
+            if let Err(e) = check_keys(&ring, &sampled, self.key_check) {
+                // A key file this open created encrypted nothing: it goes with the refusal.
+                if let pw_cache_crypto::KeyOrigin::KeyFile { path, created: true } = ring.origin() {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e);
+            }
+        }
         let counters = Arc::new(Counters::default());
         let evicted_use = Arc::new(EvictedUse::default());
         let has_lower = l2.is_some() || l3.is_some();
@@ -613,6 +663,50 @@ impl CacheManagerBuilder {
     }
 }
 
+/// Checks `ring` against a sample of the credential tokens `tiers` hold (see [`KeyCheck`]).
+fn check_keys(ring: &KeyRing, tiers: &[(CacheTierType, &dyn CacheTier)], check: KeyCheck) -> Result<(), ManagerError> {
+    if check == KeyCheck::Skip {
+        return Ok(());
+    }
+    let mut tokens = Vec::new();
+    let mut names = Vec::new();
+    for (kind, tier) in tiers {
+        match tier.credential_sample(KEY_CHECK_SAMPLE) {
+            Ok(sample) if !sample.is_empty() => {
+                names.push(kind.to_string());
+                tokens.extend(sample);
+            }
+            Ok(_) => {}
+            // A tier that cannot be read now is the degradation logic's business, not a key's.
+            Err(e) => tracing::warn!(tier = %kind, error = %e, "could not sample credentials to check the key"),
+        }
+    }
+    let result = ring.check_sample(&tokens);
+    if result.sampled == 0 || result.opened > 0 {
+        return Ok(());
+    }
+    let tiers = names.join(" and ");
+    let origin = ring.origin().to_string();
+    if result.opened_by_key_file_only > 0 {
+        if check == KeyCheck::NewKey {
+            return Ok(());
+        }
+        let key_file = ring.key_file_previous().map(Path::to_path_buf).unwrap_or_default();
+        return Err(ManagerError::KeyFileKeyOnly {
+            origin,
+            key_file,
+            sampled: result.sampled,
+            tiers,
+        });
+    }
+    Err(ManagerError::WrongKey {
+        origin,
+        previous: ring.len() - 1,
+        sampled: result.sampled,
+        tiers,
+    })
+}
+
 /// Where the manager keeps its key file for `config` when no key is configured:
 /// `pw-cache.key` in the L2 directory, or beside the L3 database when L2 is disabled.
 pub fn default_key_file(config: &CacheConfig) -> PathBuf {
@@ -647,6 +741,7 @@ impl CacheManager {
             l3: None,
             probe_interval: DEFAULT_PROBE_INTERVAL,
             l1_access_order: AccessOrder::default(),
+            key_check: KeyCheck::default(),
         }
     }
 
@@ -877,6 +972,12 @@ impl Inner {
         }
     }
 
+    /// Takes every key's lock (see [`crate::key_locks`]): no operation on any key runs until the
+    /// guard is dropped.
+    pub(crate) fn lock_all_keys(&self) -> crate::key_locks::AllKeysGuard<'_> {
+        self.locks.lock_all()
+    }
+
     /// Takes the lock of `key` (see [`crate::key_locks`]).
     pub(crate) fn lock_key<'a>(&'a self, key: &'a str) -> crate::key_locks::KeyGuard<'a> {
         self.locks.lock(key)
@@ -960,12 +1061,26 @@ impl Inner {
     }
 
     /// Writes `entry` to every disk tier from `from` down (L2 and L3 for `L1` or `L2`, L3 alone
-    /// for `L3`); why each tier that did not store it did not.
-    fn write_down(&self, from: CacheTierType, entry: &CacheEntry) -> Vec<String> {
-        self.slots()
-            .filter(|slot| slot.kind >= from)
-            .filter_map(|slot| self.write_to(slot, entry).err())
-            .collect()
+    /// for `L3`); why each tier that did not store it did not. A tier whose copy of the key
+    /// cannot be read keeps it (counted in `unreadable`, named in the result): a health mark rewrites the entry it read, never
+    /// an unreadable copy it could not (another writer's data).
+    fn write_down_over_readable(&self, from: CacheTierType, entry: &CacheEntry) -> Vec<String> {
+        let mut missed = Vec::new();
+        for slot in self.slots().filter(|slot| slot.kind >= from) {
+            if slot.serving()
+                && !slot.stale(&entry.key)
+                && let Err(e) = slot.tier.peek(&entry.key)
+                && e.is_corrupt_entry()
+            {
+                bump(&self.counters.tier(slot.kind).unreadable, 1);
+                missed.push(format!("{}: unreadable copy left in place", slot.kind));
+                continue;
+            }
+            if let Err(reason) = self.write_to(slot, entry) {
+                missed.push(reason);
+            }
+        }
+        missed
     }
 
     /// Removes `key` from `slot`; whether it held it. A tier that cannot (degraded or failing)
@@ -1013,7 +1128,7 @@ impl Inner {
                     return Some(entry);
                 }
                 Some(_) => {
-                    self.delete_locked(key);
+                    self.delete_expired_locked(key);
                     bump(&counters.evictions_ttl, 1);
                     return None;
                 }
@@ -1029,7 +1144,7 @@ impl Inner {
             let counters = self.counters.tier(slot.kind);
             match slot.tier.get(key) {
                 Ok(Some(entry)) if entry.is_expired_at(now) => {
-                    self.delete_locked(key);
+                    self.delete_expired_locked(key);
                     bump(&counters.evictions_ttl, 1);
                     return None;
                 }
@@ -1046,10 +1161,11 @@ impl Inner {
                 }
                 Ok(None) => bump(&counters.misses, 1),
                 Err(e) if e.is_corrupt_entry() => {
+                    // Unreadable is not expired: left where it is, counted, and the lookup goes
+                    // on below (see `docs/reliability.md`, "Never lose what you cannot read").
                     bump(&counters.misses, 1);
-                    bump(&counters.evictions_corruption, 1);
-                    tracing::warn!(tier = %slot.kind, key, error = %e, "unreadable entry removed");
-                    self.delete_from(slot, key);
+                    bump(&counters.unreadable, 1);
+                    tracing::warn!(tier = %slot.kind, key, error = %e, "unreadable entry skipped (left in place)");
                 }
                 Err(e) => {
                     bump(&counters.misses, 1);
@@ -1179,6 +1295,49 @@ impl Inner {
         deleted
     }
 
+    /// Removes the expired entry under `key` from every tier that holds a readable copy (the
+    /// caller holds its lock): see [`Inner::delete_readable_locked`].
+    fn delete_expired_locked(&self, key: &str) {
+        self.delete_readable_locked(key);
+    }
+
+    /// Removes `key` from every tier whose copy can be read (or that holds none), bottom up as
+    /// [`Inner::delete_locked`]; a tier whose copy is unreadable keeps it (counted in
+    /// `unreadable`): removing what cannot be read is the operator's act
+    /// ([`crate::CacheManager::remove_unreadable`]), never a side effect of expiry or health
+    /// marks. Returns the tiers that held a copy and removed it. The caller holds the key's lock.
+    fn delete_readable_locked(&self, key: &str) -> Vec<CacheTierType> {
+        self.unflag_l1(key);
+        self.evicted_use.forget(key);
+        let mut removed = Vec::new();
+        let slots: Vec<&TierSlot> = self.slots().collect();
+        for slot in slots.into_iter().rev() {
+            if slot.serving() && !slot.stale(key) {
+                match slot.tier.peek(key) {
+                    Err(e) if e.is_corrupt_entry() => {
+                        bump(&self.counters.tier(slot.kind).unreadable, 1);
+                        continue;
+                    }
+                    Ok(None) => {
+                        slot.note_fresh(key);
+                        continue;
+                    }
+                    // Readable, or the tier failed to say: delete (a failure is noted as missed).
+                    Ok(Some(_)) | Err(_) => {}
+                }
+            }
+            if self.delete_from(slot, key) {
+                removed.push(slot.kind);
+            }
+        }
+        if let Some(l1) = &self.l1
+            && l1.delete(key).unwrap_or(false)
+        {
+            removed.push(CacheTierType::L1);
+        }
+        removed
+    }
+
     fn clear(&self) -> usize {
         if self.is_closed() {
             return 0;
@@ -1246,8 +1405,8 @@ impl Inner {
                     }
                     Ok(None) => {}
                     Err(e) if e.is_corrupt_entry() => {
-                        bump(&self.counters.tier(slot.kind).evictions_corruption, 1);
-                        self.delete_from(slot, key);
+                        // Left in place; the mark goes to a readable copy below, if any.
+                        bump(&self.counters.tier(slot.kind).unreadable, 1);
                     }
                     Err(e) => self.failed(slot, "get", key, &e),
                 }
@@ -1257,7 +1416,7 @@ impl Inner {
             return HealthInvalidation::NotFound;
         };
         if entry.is_expired_at(now) {
-            self.delete_locked(key);
+            self.delete_expired_locked(key);
             bump(&self.counters.tier(level).evictions_ttl, 1);
             return HealthInvalidation::NotFound;
         }
@@ -1268,17 +1427,7 @@ impl Inner {
         };
         let threshold = u64::from(self.config.failure_threshold());
         if self.config.health_check_invalidation() && failure_count >= threshold {
-            let held_l1 = self.l1.as_ref().is_some_and(|l1| l1.contains(key).unwrap_or(false));
-            let held: Vec<CacheTierType> = self
-                .slots()
-                .filter(|s| s.serving() && !s.stale(key) && s.tier.contains(key).unwrap_or(false))
-                .map(|s| s.kind)
-                .collect();
-            self.delete_locked(key);
-            if held_l1 {
-                bump(&self.counters.tier(CacheTierType::L1).evictions_health, 1);
-            }
-            for tier in held {
+            for tier in self.delete_readable_locked(key) {
                 bump(&self.counters.tier(tier).evictions_health, 1);
             }
             tracing::info!(key, failure_count, "proxy evicted after failed health checks");
@@ -1294,7 +1443,7 @@ impl Inner {
             mark(&mut e);
             e
         });
-        let complete = self.write_down(level, &updated).is_empty();
+        let complete = self.write_down_over_readable(level, &updated).is_empty();
         if level == CacheTierType::L1 && complete {
             self.unflag_l1(key);
         }
@@ -1420,6 +1569,7 @@ impl Inner {
                 _ => &mut stats.l3_stats,
             };
             tier_stats.evictions_lru += slot.tier.evictions();
+            tier_stats.unreadable += slot.tier.unreadable_skipped();
             if slot.serving() {
                 tier_stats.current_size = slot.tier.size().unwrap_or(0) as u64;
             }
