@@ -20,11 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pw_cache::{
     CacheEntry, CacheManager, CacheTier, CacheTierConfig, CacheTierType, DEFAULT_WARM_SOURCE, ExportCredentials,
-    ExportOptions, ExportReport, FernetKey, HealthStatus, IssueKind, KeyRing, L2BackendType, MAX_TTL_SECONDS,
+    ExportOptions, ExportReport, FernetKey, HealthStatus, IssueKind, KeyCheck, KeyRing, L2BackendType, MAX_TTL_SECONDS,
     ManagerError, OffsetDateTime, RowLocation, Secret, SqliteL3Tier, TierError, TierHealth, Token, WarmReport,
     generate_cache_key,
 };
-use pw_cache_tests::managers::{BACKENDS, TestClock, config, open, test_ring};
+use pw_cache_tests::managers::{BACKENDS, TestClock, config, open, open_checked, test_ring};
 use pw_cache_tests::{ENTRY_FIELDS, fernet_reference, hex_decode};
 use serde_json::Value;
 use time::macros::datetime;
@@ -554,8 +554,10 @@ fn unreadable_entries_are_left_out_and_named() {
             }
             m.close().unwrap();
         }
-        // Another key: the three entries with a credential cannot be read.
-        let m = open_at(dir.path(), backend, 100, &test_ring(), &clock);
+        // Another key: the three entries with a credential cannot be read (refused at open
+        // unless asked: see tests/unreadable_kept.rs).
+        let config = config(dir.path(), backend, 100).build().unwrap();
+        let m = open_checked(config, &test_ring(), Some(&clock), KeyCheck::Skip);
         let stats = m.get_statistics();
         let out = dir.path().join("export.jsonl");
         let report = m.export_to_file(&out).unwrap();
@@ -571,7 +573,16 @@ fn unreadable_entries_are_left_out_and_named() {
             assert_no_secret(reason.as_bytes(), &SAMPLE_SECRETS);
         }
         assert_eq!(lines_of(&out).len(), 1);
-        assert_eq!(m.get_statistics(), stats, "{backend:?}: the export deletes nothing");
+        let mut after = m.get_statistics();
+        // Met in L2 and in L3, and counted there; left in place.
+        assert_eq!(
+            (after.l2_stats.unreadable, after.l3_stats.unreadable),
+            (3, 3),
+            "{backend:?}"
+        );
+        after.l2_stats.unreadable = 0;
+        after.l3_stats.unreadable = 0;
+        assert_eq!(after, stats, "{backend:?}: the export deletes nothing");
     }
 }
 

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use pw_cache::{
-    CacheConfig, CacheEntry, CacheManager, CacheTierConfig, CacheTierType, FernetKey, KeyRing, L2BackendType,
-    OffsetDateTime, Secret,
+    CacheConfig, CacheEntry, CacheManager, CacheTierConfig, CacheTierType, FernetKey, KeyCheck, KeyRing, L2BackendType,
+    ManagerError, OffsetDateTime, Secret,
 };
 use pw_cache_tests::managers::BACKENDS;
 use pw_cache_tests::{fixture_ring, manifest, proxywhirl_fixtures};
@@ -26,11 +26,31 @@ fn config(l2: &Path, backend: L2BackendType, l3: &Path) -> CacheConfig {
         .unwrap()
 }
 
-fn open(l2: &Path, backend: L2BackendType, l3: &Path, ring: &Arc<KeyRing>) -> CacheManager {
+fn try_open(
+    l2: &Path,
+    backend: L2BackendType,
+    l3: &Path,
+    ring: &Arc<KeyRing>,
+    check: KeyCheck,
+) -> Result<CacheManager, ManagerError> {
     CacheManager::builder(config(l2, backend, l3))
         .key_ring(Arc::clone(ring))
+        .key_check(check)
         .open()
-        .unwrap()
+}
+
+fn open(l2: &Path, backend: L2BackendType, l3: &Path, ring: &Arc<KeyRing>) -> CacheManager {
+    try_open(l2, backend, l3, ring, KeyCheck::Strict).unwrap()
+}
+
+/// Opened with a ring that may open nothing stored: refused unless asked (checked here), then
+/// opened anyway.
+fn open_unchecked(l2: &Path, backend: L2BackendType, l3: &Path, ring: &Arc<KeyRing>) -> CacheManager {
+    assert!(matches!(
+        try_open(l2, backend, l3, ring, KeyCheck::Strict),
+        Err(ManagerError::WrongKey { .. })
+    ));
+    try_open(l2, backend, l3, ring, KeyCheck::Skip).unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -100,7 +120,7 @@ fn inspect_finds_entries_the_ring_cannot_open() {
     copy_dir(&proxywhirl_fixtures().join("jsonl_l2"), &l2);
     copy_dir(&proxywhirl_fixtures().join("l3"), &l3);
     let stranger = Arc::new(KeyRing::new(FernetKey::generate(), []));
-    let m = open(&l2, L2BackendType::Jsonl, &l3.join("proxywhirl.db"), &stranger);
+    let m = open_unchecked(&l2, L2BackendType::Jsonl, &l3.join("proxywhirl.db"), &stranger);
     let report = m.inspect().unwrap();
     let with_credentials = manifest()["stores"]["sqlite_l3"]["entries"]
         .as_array()
@@ -143,7 +163,7 @@ fn rotation_moves_every_credential_to_the_current_key() {
                 m.put(e).unwrap();
             }
         }
-        let before = open(&l2, backend, &l3, &new_only).inspect().unwrap();
+        let before = open_unchecked(&l2, backend, &l3, &new_only).inspect().unwrap();
         assert_eq!(
             before.tiers[&CacheTierType::L2].corrupt,
             7,
@@ -173,7 +193,7 @@ fn rotation_moves_every_credential_to_the_current_key() {
         }
         drop(m);
         // ... and nothing under the old key is left: the old key alone opens no credential.
-        let stale = open(&l2, backend, &l3, &old_only).inspect().unwrap();
+        let stale = open_unchecked(&l2, backend, &l3, &old_only).inspect().unwrap();
         for tier in [CacheTierType::L2, CacheTierType::L3] {
             assert_eq!(stale.tiers[&tier].corrupt, 7, "{backend} {tier}");
         }

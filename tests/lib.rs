@@ -329,7 +329,20 @@ pub mod managers {
 
     /// A manager on `config` with `ring` and, if given, `clock`.
     pub fn open(config: CacheConfig, ring: &Arc<KeyRing>, clock: Option<&TestClock>) -> CacheManager {
-        let mut builder = CacheManager::builder(config).key_ring(Arc::clone(ring));
+        open_checked(config, ring, clock, pw_cache::KeyCheck::Strict)
+    }
+
+    /// [`open`] with this key check (`KeyCheck::Skip` opens with a ring that reads nothing
+    /// stored).
+    pub fn open_checked(
+        config: CacheConfig,
+        ring: &Arc<KeyRing>,
+        clock: Option<&TestClock>,
+        check: pw_cache::KeyCheck,
+    ) -> CacheManager {
+        let mut builder = CacheManager::builder(config)
+            .key_ring(Arc::clone(ring))
+            .key_check(check);
         if let Some(clock) = clock {
             let clock = clock.clone();
             builder = builder.clock(move || clock.now());

@@ -38,7 +38,7 @@ use pw_cache::tiers::jsonl::{encode_line, hex_encode, shard_file_name};
 use pw_cache::tiers::sqlite_l2::SqliteL2Tier;
 use pw_cache::{
     CacheConfig, CacheEntry, CacheManager, CacheTier, CacheTierConfig, EnvKeys, ExportCredentials, ExportOptions,
-    FernetKey, HealthInvalidation, JsonlTier, KeyRing, L2BackendType, ManagerError, OffsetDateTime, Secret,
+    FernetKey, HealthInvalidation, JsonlTier, KeyCheck, KeyRing, L2BackendType, ManagerError, OffsetDateTime, Secret,
     SqliteL3Tier, Token,
 };
 use pw_cache_tests::managers::TestClock;
@@ -380,14 +380,24 @@ fn config(dirs: &Dirs, backend: L2BackendType, key: Option<&Secret>) -> CacheCon
         .unwrap()
 }
 
-fn open(dirs: &Dirs, backend: L2BackendType, key: Option<&Secret>, clock: &TestClock) -> CacheManager {
+fn try_open(
+    dirs: &Dirs,
+    backend: L2BackendType,
+    key: Option<&Secret>,
+    clock: &TestClock,
+    check: KeyCheck,
+) -> Result<CacheManager, ManagerError> {
     let clock = clock.clone();
     CacheManager::builder(config(dirs, backend, key))
         .env_keys(EnvKeys::new(None, None))
         .clock(move || clock.now())
         .probe_interval(Duration::from_millis(20))
+        .key_check(check)
         .open()
-        .unwrap()
+}
+
+fn open(dirs: &Dirs, backend: L2BackendType, key: Option<&Secret>, clock: &TestClock) -> CacheManager {
+    try_open(dirs, backend, key, clock, KeyCheck::Strict).unwrap()
 }
 
 /// Entry `n` with the credentials its number says: both, one of them, or none.
@@ -612,7 +622,11 @@ fn workload(backend: L2BackendType) {
     // encrypted export (tokens of the old key), export again.
     let new_key = FernetKey::generate().to_base64();
     let new_key_needles = key_needles("the configured key", &new_key);
-    let m = open(&dirs, backend, Some(&new_key), &clock);
+    // Refused until the key is said to be new (the key file's key alone opens what is stored).
+    let refused = try_open(&dirs, backend, Some(&new_key), &clock, KeyCheck::Strict).unwrap_err();
+    assert!(matches!(refused, ManagerError::KeyFileKeyOnly { .. }), "{refused:?}");
+    shown.add("key check refusal", format!("{refused} / {refused:?}"));
+    let m = try_open(&dirs, backend, Some(&new_key), &clock, KeyCheck::NewKey).unwrap();
     shown.add(
         "config with key",
         format!("{:?} {:?}", m.config(), m.config().to_builder()),
@@ -791,7 +805,8 @@ fn damaged_files_holding_plaintext_are_never_echoed() {
         shown.add("sqlite error", format!("{err} / {err:?}"));
         keys.push(e.key);
     }
-    // The manager on both: every lookup is an unreadable entry, logged and removed.
+    // The manager on both: refused at open (its message shows no credential), then opened
+    // anyway: every lookup is an unreadable entry, logged and left in place.
     let config = CacheConfig::builder()
         .l1_config(CacheTierConfig::bounded(4))
         .l2_config(CacheTierConfig::unbounded())
@@ -801,8 +816,15 @@ fn damaged_files_holding_plaintext_are_never_echoed() {
         .l3_database_path(&l3)
         .build()
         .unwrap();
+    let refused = CacheManager::builder(config.clone())
+        .key_ring(Arc::clone(&ring))
+        .open()
+        .unwrap_err();
+    assert!(matches!(refused, ManagerError::WrongKey { .. }), "{refused:?}");
+    shown.add("key check refusal", format!("{refused} / {refused:?}"));
     let m = CacheManager::builder(config)
         .key_ring(Arc::clone(&ring))
+        .key_check(KeyCheck::Skip)
         .open()
         .unwrap();
     let export = m.export_to_file(dir.path().join("export.jsonl")).unwrap();
@@ -815,8 +837,10 @@ fn damaged_files_holding_plaintext_are_never_echoed() {
     let stats = m.get_statistics();
     assert_eq!(
         stats.l2_stats.evictions_corruption + stats.l3_stats.evictions_corruption,
-        keys.len() as u64
+        0,
+        "nothing unreadable is removed by lookups"
     );
+    assert!(stats.l2_stats.unreadable + stats.l3_stats.unreadable >= keys.len() as u64);
     m.close().unwrap();
     // Crypto errors on their own.
     for bytes in [pass(907).into_bytes(), format!("gAAAAAB{}", pass(908)).into_bytes()] {

@@ -151,7 +151,12 @@ impl CacheManager {
                     return Ok(Some(entry));
                 }
                 Ok(None) => {}
-                Err(e) => last_error = Some(format!("{}: {e}", slot.kind)),
+                Err(e) => {
+                    if e.is_corrupt_entry() {
+                        crate::counters::bump(&inner.counters.tier(slot.kind).unreadable, 1);
+                    }
+                    last_error = Some(format!("{}: {e}", slot.kind));
+                }
             }
         }
         last_error.map_or(Ok(None), Err)

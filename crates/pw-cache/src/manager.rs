@@ -673,7 +673,7 @@ fn check_keys(ring: &KeyRing, tiers: &[(CacheTierType, &dyn CacheTier)], check: 
     for (kind, tier) in tiers {
         match tier.credential_sample(KEY_CHECK_SAMPLE) {
             Ok(sample) if !sample.is_empty() => {
-                names.push(kind.to_string());
+                names.push(kind.to_string().to_uppercase());
                 tokens.extend(sample);
             }
             Ok(_) => {}
