@@ -62,6 +62,8 @@ pub(crate) enum Command {
     /// Every entry is read (and its credentials decrypted) without being used: nothing is
     /// counted as an access, promoted or removed. "corrupt" entries are those that cannot be
     /// read with the configured keys (damaged, or a credential under a key the ring lacks).
+    /// Exit 1 when some are (they are left in place; `cleanup --remove-unreadable` removes
+    /// them), exit 2 when the key opens none of the stored credentials.
     Stats(StatsArgs),
     /// Re-encrypt every stored credential under the current key.
     ///
@@ -70,9 +72,15 @@ pub(crate) enum Command {
     /// tiers are compacted so no old token is left on disk. Afterwards the previous keys can be
     /// dropped and everything still reads. Exit 1 when an entry could not be rewritten (keep
     /// the previous keys until it is dealt with).
-    RotateKey(CacheOnlyArgs),
+    ///
+    /// A configured key that opens none of the stored credentials, while the key file's key
+    /// does, is refused as a likely typo (exit 2) unless `--new-key` says it is new on purpose.
+    RotateKey(RotateKeyArgs),
     /// Remove the expired entries from every tier and report how many.
-    Cleanup(CacheOnlyArgs),
+    ///
+    /// Entries that cannot be read are never expired: they stay, whatever their expiry time.
+    /// `--remove-unreadable` removes them too, and says how many and why.
+    Cleanup(CleanupArgs),
     /// Replay proxywhirl's benchmark workload through pw-cache (release build).
     ///
     /// Runs the configurations and phases of `bench_python.py` (each tier alone, the manager
@@ -265,12 +273,29 @@ pub(crate) struct StatsArgs {
     pub(crate) json: bool,
 }
 
-/// Options of the commands that need only the cache.
+/// Options of `rotate-key`.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct CacheOnlyArgs {
+pub(crate) struct RotateKeyArgs {
     /// The cache.
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
+    /// The configured key is a new key on purpose: rotate onto it even though only the key
+    /// file's key opens what is stored (without it, that is refused as a likely typo).
+    #[arg(long)]
+    pub(crate) new_key: bool,
+}
+
+/// Options of `cleanup`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CleanupArgs {
+    /// The cache.
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// Also remove every entry the keys cannot read (damaged records, credentials under a key
+    /// the ring lacks; in JSONL, lines that are no entry). Nothing else ever removes them.
+    /// Refused, like every command, when the key opens none of the stored credentials.
+    #[arg(long)]
+    pub(crate) remove_unreadable: bool,
 }
 
 #[cfg(test)]

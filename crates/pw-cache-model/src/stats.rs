@@ -29,7 +29,8 @@ pub struct TierStatistics {
     pub evictions_corruption: u64,
     /// Times an operation met an unreadable entry (a damaged record, a credential token no key
     /// opens) and left it in place: lookups, health marks, exports, expiry cleanup, eviction.
-    /// Not an eviction: the entry is still there.
+    /// Not an eviction: the entry is still there. Not in the JSON form, which is the
+    /// reference's `model_dump` field for field.
     pub unreadable: u64,
 }
 
@@ -50,7 +51,7 @@ impl TierStatistics {
 
 impl Serialize for TierStatistics {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("TierStatistics", 10)?;
+        let mut s = serializer.serialize_struct("TierStatistics", 9)?;
         s.serialize_field("hits", &self.hits)?;
         s.serialize_field("misses", &self.misses)?;
         s.serialize_field("current_size", &self.current_size)?;
@@ -58,7 +59,6 @@ impl Serialize for TierStatistics {
         s.serialize_field("evictions_ttl", &self.evictions_ttl)?;
         s.serialize_field("evictions_health", &self.evictions_health)?;
         s.serialize_field("evictions_corruption", &self.evictions_corruption)?;
-        s.serialize_field("unreadable", &self.unreadable)?;
         s.serialize_field("hit_rate", &self.hit_rate())?;
         s.serialize_field("total_evictions", &self.total_evictions())?;
         s.end()

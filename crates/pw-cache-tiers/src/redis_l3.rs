@@ -588,17 +588,41 @@ return {n, left}
 "#
 );
 
-/// ARGV: 3 now (Unix seconds), 4 at most this many keys. Returns {entries removed, keys seen}.
+/// ARGV: 3 now (Unix seconds), 4 at most this many keys, 5 offset, 6 mode: `ask` returns
+/// {keys seen, key, HGETALL, key, HGETALL …} of the expired entries from `offset` on (index
+/// entries left without their hash are dropped from the indexes and not returned); `del`, then
+/// (key, updated_at) pairs, removes each entry still at that version and still expired, and
+/// returns how many it removed. The caller checks in between which entries it can read:
+/// unreadable ones are never removed as expired.
 const CLEANUP_LUA: &str = concat!(
     lua_common!(),
     r#"
-local n, seen = 0, 0
-for _, k in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))) do
-  n = n + redis.call('EXISTS', ekey(k))
-  seen = seen + 1
-  forget(k)
+local now = ARGV[3]
+if ARGV[6] == 'del' then
+  local n = 0
+  for i = 7, #ARGV, 2 do
+    local k, stamp = ARGV[i], ARGV[i + 1]
+    local score = redis.call('ZSCORE', exp, k)
+    if score and tonumber(score) <= tonumber(now) and redis.call('HGET', ekey(k), 'updated_at') == stamp then
+      forget(k)
+      n = n + 1
+    end
+  end
+  return n
 end
-return {n, seen}
+local seen = 0
+local reply = {0}
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', tonumber(ARGV[5]), tonumber(ARGV[4]))) do
+  seen = seen + 1
+  if redis.call('EXISTS', ekey(k)) == 0 then
+    forget(k)
+  else
+    reply[#reply + 1] = k
+    reply[#reply + 1] = redis.call('HGETALL', ekey(k))
+  end
+end
+reply[1] = seen
+return reply
 "#
 );
 
@@ -835,20 +859,7 @@ impl PutReply {
             }),
             2 => Ok(PutReply::SendHits),
             3 => {
-                let mut candidates = Vec::new();
-                for pair in items.get(4..).unwrap_or_default().chunks(2) {
-                    let [redis::Value::BulkString(key), redis::Value::Array(flat)] = pair else {
-                        return Err(bad());
-                    };
-                    let flat = flat
-                        .iter()
-                        .map(|v| match v {
-                            redis::Value::BulkString(bytes) => Ok(bytes.clone()),
-                            _ => Err(bad()),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    candidates.push((String::from_utf8_lossy(key).into_owned(), flat));
-                }
+                let candidates = hashes_of(items.get(4..).unwrap_or_default()).ok_or_else(bad)?;
                 Ok(PutReply::Candidates {
                     need: usize::try_from(int(1)?).unwrap_or(0),
                     touched: int(2)? != 0,
@@ -859,6 +870,52 @@ impl PutReply {
             _ => Err(bad()),
         }
     }
+}
+
+/// What the cleanup script read of one chunk of expired entries.
+struct ExpiredChunk {
+    /// Keys of the expired range looked at (entries and index leftovers).
+    seen: usize,
+    /// The entries among them: key, `HGETALL` reply.
+    entries: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+impl ExpiredChunk {
+    fn parse(value: &redis::Value) -> Result<Self, TierError> {
+        let bad = || TierError::Remote {
+            op: "delete expired entries",
+            reason: "unexpected reply from the cleanup script".to_owned(),
+        };
+        let redis::Value::Array(items) = value else {
+            return Err(bad());
+        };
+        let Some(redis::Value::Int(seen)) = items.first() else {
+            return Err(bad());
+        };
+        Ok(Self {
+            seen: usize::try_from(*seen).unwrap_or(0),
+            entries: hashes_of(items.get(1..).unwrap_or_default()).ok_or_else(bad)?,
+        })
+    }
+}
+
+/// `(key, HGETALL reply)` pairs of a script reply; `None` when it is not made of them.
+fn hashes_of(items: &[redis::Value]) -> Option<Vec<(String, Vec<Vec<u8>>)>> {
+    let mut out = Vec::new();
+    for pair in items.chunks(2) {
+        let [redis::Value::BulkString(key), redis::Value::Array(flat)] = pair else {
+            return None;
+        };
+        let flat = flat
+            .iter()
+            .map(|v| match v {
+                redis::Value::BulkString(bytes) => Some(bytes.clone()),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        out.push((String::from_utf8_lossy(key).into_owned(), flat));
+    }
+    Some(out)
 }
 
 /// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
@@ -1892,20 +1949,46 @@ impl CacheTier for RedisL3Tier {
             .observe(self.run("look up key", None, |c| redis::cmd("EXISTS").arg(&name).query(c)))
     }
 
+    /// Removes the readable entries expired at `now`, in chunks: each chunk's entries are read
+    /// by one script, checked here, and the readable ones removed by a second script if still
+    /// at the version read. Unreadable entries are left in place and counted.
     fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
         let now = real(to_unix_seconds(now));
         let chunk = SCRIPT_CHUNK.to_string();
         let mut removed = 0;
+        // Entries left in the expired range (unreadable, or changed meanwhile): skipped over.
+        let mut offset = 0usize;
         let outcome = loop {
-            // In chunks, as `clear`.
-            match self.script::<(i64, i64)>("delete expired entries", &SCRIPTS.cleanup, &[&now, &chunk]) {
-                Ok((n, seen)) => {
-                    removed += usize::try_from(n).unwrap_or(0);
-                    if seen < SCRIPT_CHUNK as i64 {
-                        break Ok(removed);
-                    }
-                }
+            let offset_arg = offset.to_string();
+            let asked = self
+                .script::<redis::Value>(
+                    "delete expired entries",
+                    &SCRIPTS.cleanup,
+                    &[&now, &chunk, &offset_arg, "ask"],
+                )
+                .and_then(|value| ExpiredChunk::parse(&value));
+            let chunk_read = match asked {
+                Ok(chunk_read) => chunk_read,
                 Err(e) => break Err(e),
+            };
+            let (readable, skipped) = self.readable_victims(&chunk_read.entries, chunk_read.entries.len());
+            self.unreadable_skipped.fetch_add(skipped, Ordering::Relaxed);
+            let mut deleted = 0;
+            if !readable.is_empty() {
+                let mut args: Vec<&str> = vec![&now, &chunk, &offset_arg, "del"];
+                for (key, stamp) in &readable {
+                    args.push(key);
+                    args.push(stamp);
+                }
+                match self.script::<i64>("delete expired entries", &SCRIPTS.cleanup, &args) {
+                    Ok(n) => deleted = usize::try_from(n).unwrap_or(0),
+                    Err(e) => break Err(e),
+                }
+            }
+            removed += deleted;
+            offset += chunk_read.entries.len().saturating_sub(deleted);
+            if chunk_read.seen < SCRIPT_CHUNK {
+                break Ok(removed);
             }
         };
         self.health.observe(outcome)

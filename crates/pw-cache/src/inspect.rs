@@ -16,8 +16,12 @@ use crate::manager::{CacheManager, TierSlot};
 pub struct TierInspection {
     /// Entries held (readable or not).
     pub entries: u64,
-    /// Of those, expired (still stored: nothing was removed to count them).
+    /// Of the readable ones, expired (still stored: nothing was removed to count them). An
+    /// unreadable entry is never counted as expired: its expiry cannot be trusted, and it is
+    /// never removed as expired.
     pub expired: u64,
+    /// Of the readable ones, those holding a credential (a username or a password).
+    pub with_credentials: u64,
     /// Of those, unreadable: damaged, or a credential no key of the ring opens.
     pub corrupt: u64,
     /// The keys of the unreadable entries, sorted.
@@ -131,6 +135,9 @@ impl CacheManager {
                         t.entries += 1;
                         if entry.is_expired_at(now) {
                             t.expired += 1;
+                        }
+                        if entry.username.is_some() || entry.password.is_some() {
+                            t.with_credentials += 1;
                         }
                         *t.health.entry(entry.health_status.to_string()).or_default() += 1;
                     }

@@ -1,13 +1,14 @@
-//! `cleanup`: `CacheManager::cleanup_now` of an existing cache.
+//! `cleanup`: `CacheManager::cleanup_now` of an existing cache, and with `--remove-unreadable`
+//! the operator's removal of what the keys cannot read (`CacheManager::remove_unreadable`).
 
-use pw_cache::CacheTierType;
+use pw_cache::{CacheManager, CacheTierType};
 
-use super::{Access, CmdResult, close, describe_cache, open_cache};
-use crate::cli::CacheOnlyArgs;
+use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, open_cache};
+use crate::cli::CleanupArgs;
 use crate::progress::Progress;
 
 /// Runs `cleanup`.
-pub(crate) fn run(args: &CacheOnlyArgs, out: &mut String) -> CmdResult {
+pub(crate) fn run(args: &CleanupArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let manager = open_cache(&args.cache, Access::Existing)?;
     progress.phase("removing expired entries");
@@ -30,6 +31,53 @@ pub(crate) fn run(args: &CacheOnlyArgs, out: &mut String) -> CmdResult {
     for (tier, reason) in &report.failures {
         say!(out, "  {tier}: cleanup failed: {reason}");
     }
-    let closed = close(manager);
-    Ok(closed.and(super::Outcome::partial_if(!report.failures.is_empty())))
+    let mut outcome = Outcome::partial_if(!report.failures.is_empty());
+    let left = unreadable_left(&manager)?;
+    if args.remove_unreadable {
+        outcome = outcome.and(remove_unreadable(&manager, &left, out));
+    } else if left.iter().any(|(_, n)| *n > 0) {
+        say!(out);
+        for (tier, n) in left.iter().filter(|(_, n)| *n > 0) {
+            say!(
+                out,
+                "  {tier}: {n} unreadable entries left in place (never expired; --remove-unreadable removes them)"
+            );
+        }
+    }
+    Ok(close(manager).and(outcome))
+}
+
+/// Unreadable entries per disk tier, as `inspect` counts them (every entry read, none used).
+fn unreadable_left(manager: &CacheManager) -> Result<Vec<(CacheTierType, u64)>, Fatal> {
+    let inspection = manager.inspect().map_err(Fatal::from)?;
+    Ok(inspection
+        .tiers
+        .iter()
+        .filter(|(tier, _)| **tier != CacheTierType::L1)
+        .map(|(tier, t)| (*tier, t.corrupt))
+        .collect())
+}
+
+/// Says what will go and why, removes it, says what went.
+fn remove_unreadable(manager: &CacheManager, found: &[(CacheTierType, u64)], out: &mut String) -> Outcome {
+    say!(out);
+    say!(out, "keys    {}", describe_keys(manager.key_ring()));
+    say!(
+        out,
+        "removing the entries these keys cannot read: damaged records, and credentials under a key the ring \
+         lacks (and, in JSONL shards, lines that are no entry)"
+    );
+    for (tier, n) in found {
+        say!(out, "  {:<6}{:>8} found unreadable", tier.to_string(), n);
+    }
+    let removal = manager.remove_unreadable();
+    say!(out, "unreadable entries removed");
+    for (tier, n) in &removal.removed {
+        say!(out, "  {:<6}{:>8}", tier.to_string(), n);
+    }
+    say!(out, "  {:<6}{:>8}", "total", removal.total());
+    for (tier, reason) in &removal.failed {
+        say!(out, "  {tier}: removal failed: {reason}");
+    }
+    Outcome::partial_if(!removal.failed.is_empty())
 }

@@ -32,8 +32,8 @@ use std::path::{Path, PathBuf};
 use pw_cache::tiers::jsonl::{NUM_SHARDS, shard_file_name};
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{
-    CacheConfig, CacheManager, CacheTierConfig, CacheTierType, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, KeyOrigin, KeyRing,
-    L2BackendType, L3BackendType, TierStatus,
+    CacheConfig, CacheManager, CacheTierConfig, CacheTierType, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, KeyCheck, KeyOrigin,
+    KeyRing, L2BackendType, L3BackendType, TierStatus,
 };
 
 use crate::cli::{CacheArgs, L3Backend};
@@ -226,13 +226,20 @@ fn require_existing(config: &CacheConfig) -> Result<(), Fatal> {
 /// databases, and a key: configured, in the environment, or the key file), and nothing is
 /// created; with [`Access::CreateIfMissing`] the library creates what is missing.
 pub(crate) fn open_cache(args: &CacheArgs, access: Access) -> Result<CacheManager, Fatal> {
+    open_cache_checked(args, access, KeyCheck::Strict)
+}
+
+/// [`open_cache`] with this check of the key against the stored credentials (see
+/// [`KeyCheck`]): with the default, a key that opens none of them is refused (exit 2, the
+/// message names where the key came from).
+pub(crate) fn open_cache_checked(args: &CacheArgs, access: Access, check: KeyCheck) -> Result<CacheManager, Fatal> {
     let config = config_of(args)?;
     check_backend(&config)?;
     if access == Access::Existing {
         require_existing(&config)?;
         require_key(config.encryption_key().is_some(), &key_file_of(args, &config))?;
     }
-    let mut builder = CacheManager::builder(config);
+    let mut builder = CacheManager::builder(config).key_check(check);
     if let Some(path) = &args.key_file {
         builder = builder.key_file(path);
     }

@@ -2,19 +2,24 @@
 
 use std::collections::BTreeSet;
 
-use pw_cache::{CacheTierType, ENV_PREVIOUS_KEYS, KeyOrigin};
+use pw_cache::{CacheTierType, ENV_PREVIOUS_KEYS, KeyCheck, KeyOrigin};
 
-use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, key_file_of, open_cache};
-use crate::cli::CacheOnlyArgs;
+use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, key_file_of, open_cache_checked};
+use crate::cli::RotateKeyArgs;
 use crate::progress::Progress;
 
 /// How many failures are listed.
 const FAILURES_SHOWN: usize = 20;
 
 /// Runs `rotate-key`.
-pub(crate) fn run(args: &CacheOnlyArgs, out: &mut String) -> CmdResult {
+pub(crate) fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
-    let manager = open_cache(&args.cache, Access::Existing)?;
+    let check = if args.new_key {
+        KeyCheck::NewKey
+    } else {
+        KeyCheck::Strict
+    };
+    let manager = open_cache_checked(&args.cache, Access::Existing, check)?;
     progress.phase("re-encrypting every credential under the current key");
     let report = manager
         .rotate_credentials_with_progress(&|done, total| progress.step(done, total))

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use pw_cache::{CacheInspection, CacheManager, HealthStatus, KeyOrigin, TierInspection};
 use serde_json::{Value, json};
 
-use super::{Access, CmdResult, Fatal, close, describe_cache, describe_keys, human_bytes, open_cache};
+use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, human_bytes, open_cache};
 use crate::cli::StatsArgs;
 use crate::progress::Progress;
 
@@ -29,8 +29,10 @@ pub(crate) fn run(args: &StatsArgs, out: &mut String) -> CmdResult {
     } else {
         print_table(&manager, &inspection, out);
     }
-    // Finding corrupt entries is what stats is for, not a failure of it: exit 0.
-    Ok(close(manager))
+    // Unreadable entries are reported (exit 1): they are left in place, and the operator
+    // decides (a key to add, or `cleanup --remove-unreadable`).
+    let unreadable = inspection.tiers.values().any(|t| t.corrupt > 0);
+    Ok(close(manager).and(Outcome::partial_if(unreadable)))
 }
 
 /// The health statuses to show: the model's, in its order, then any other found.
@@ -80,6 +82,14 @@ fn print_table(manager: &CacheManager, inspection: &CacheInspection, out: &mut S
             print_corrupt(&tier.to_string(), t, out);
         }
     }
+    if inspection.tiers.values().any(|t| t.corrupt > 0) {
+        say!(out);
+        say!(
+            out,
+            "expired counts the entries that could be read; unreadable entries are never expired or removed \
+             by the cache (`cleanup --remove-unreadable` removes them)"
+        );
+    }
 }
 
 fn print_corrupt(tier: &str, t: &TierInspection, out: &mut String) {
@@ -101,6 +111,14 @@ fn print_corrupt(tier: &str, t: &TierInspection, out: &mut String) {
         t.corrupt,
         shown.join(", ")
     );
+    // No readable entry holds a credential: every credentialed one is among the unreadable.
+    let cause = if t.with_credentials == 0 {
+        "likely cause: the key is not the one the credentials were written with (none of this tier's \
+         credentials opens); add the right key, or list it in PROXYWHIRL_CACHE_KEY_PREVIOUS"
+    } else {
+        "likely cause: damaged records, or credentials written under a key the ring lacks (others open)"
+    };
+    say!(out, "{tier}: {cause}");
 }
 
 /// The `--json` object (its fields are documented in docs/cli.md).
@@ -120,6 +138,7 @@ fn as_json(manager: &CacheManager, inspection: &CacheInspection) -> Value {
             json!({
                 "entries": t.entries,
                 "expired": t.expired,
+                "with_credentials": t.with_credentials,
                 "corrupt": t.corrupt,
                 "corrupt_keys": t.corrupt_keys,
                 "health": t.health,
