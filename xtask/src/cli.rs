@@ -8,8 +8,9 @@ use pw_cache::{L2BackendType, L3BackendType, MAX_TTL_SECONDS};
 /// What `cargo xtask --help` adds after the command list.
 const AFTER_HELP: &str = "\
 Keys: credentials are encrypted with PROXYWHIRL_CACHE_ENCRYPTION_KEY (previous keys, comma \
-separated, in PROXYWHIRL_CACHE_KEY_PREVIOUS), else with the key file pw-cache.key in the L2 \
-directory. Only `warm` creates a key file; the other commands need a key to exist.
+separated, in PROXYWHIRL_CACHE_KEY_PREVIOUS; a proxywhirl 0.3.3 process sharing the cache fails \
+to start with more than one there), else with the key file pw-cache.key in the L2 directory. \
+Only `warm` creates a key file; the other commands need a key to exist.
 
 Exit codes: 0 success; 1 partial (something skipped or failed, reported); 2 bad usage or unusable \
 input (missing directory, unreadable database, invalid key), with a message naming the path or the \

@@ -1,16 +1,18 @@
 //! Unusable input exits 2 with one line naming the path or the key's source (never the key),
 //! creates nothing, and never panics: a missing directory or database, a file that is not a
 //! database, a malformed key in either variable, no key at all, the wrong backend, an unwritable
-//! export path, a missing config file.
+//! export path, a missing config file; for `warm`, which creates what is missing, a path taken by
+//! something else (an L2 directory that is a file, an L3 database that is a directory or not a
+//! database, a key file that is a directory) is found before anything is created.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod common;
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use common::{ENV_CURRENT, ENV_PREVIOUS, Keys, TestCache, cache_args, xtask, xtask_with_env};
+use common::{ENV_CURRENT, ENV_PREVIOUS, Keys, TestCache, cache_args, tree, xtask, xtask_with_env};
 
 /// The commands that read an existing cache, with what else each needs.
 fn reading_commands(dir: &Path) -> Vec<(&'static str, Vec<OsString>)> {
@@ -197,4 +199,109 @@ fn other_unusable_paths_are_exit_2_naming_them() {
     args.extend(TestCache::empty("jsonl").args());
     let r = xtask(&args, Keys::Both);
     assert_names(r.one_line_error(), dir.path(), "not a file");
+}
+
+/// `warm` of a valid file with these cache options.
+fn warm_args(cache: &[OsString]) -> Vec<OsString> {
+    let file = pw_cache_tests::proxywhirl_fixtures().join("warm/warm_input.jsonl");
+    let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
+    args.extend(cache.iter().cloned());
+    args
+}
+
+#[test]
+fn an_l2_directory_that_is_a_file_is_named_as_such_and_nothing_is_created() {
+    for backend in ["jsonl", "sqlite"] {
+        let dir = tempfile::tempdir().unwrap();
+        let l2 = dir.path().join("l2");
+        std::fs::write(&l2, b"not a directory").unwrap();
+        let l3 = dir.path().join("l3").join("cache.db");
+        let before = tree(dir.path());
+        // With a key in the environment and without (where the key file would be looked for, and
+        // made, in the L2 directory): the directory is the problem, not the key.
+        for keys in [Keys::Both, Keys::Unset] {
+            let r = xtask(warm_args(&cache_args(&l2, backend, &l3)), keys);
+            let message = r.one_line_error();
+            assert_eq!(
+                message,
+                format!("error: the L2 directory {} is not a directory (--l2-dir)", l2.display()),
+                "{backend} {keys:?}"
+            );
+            assert!(!message.contains("key"), "{message}");
+            // A directory to be made under it.
+            let under = l2.join("cache");
+            let r = xtask(warm_args(&cache_args(&under, backend, &l3)), keys);
+            assert_names(r.one_line_error(), &l2, "is not a directory (--l2-dir)");
+            assert_eq!(
+                tree(dir.path()),
+                before,
+                "{backend} {keys:?}: nothing created or changed"
+            );
+        }
+        // The commands that read a cache say the same.
+        for (command, extra) in reading_commands(dir.path()) {
+            let r = run(command, &cache_args(&l2, backend, &l3), &extra, Keys::Both);
+            assert_names(r.one_line_error(), &l2, "is not a directory (--l2-dir)");
+        }
+        assert_eq!(tree(dir.path()), before, "{backend}: nothing created or changed");
+    }
+}
+
+#[test]
+fn a_warm_into_paths_taken_by_something_else_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = b"this is not a SQLite database, just some bytes that are long enough to look like a header";
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, b"x").unwrap();
+    let a_dir = dir.path().join("a-dir");
+    std::fs::create_dir(&a_dir).unwrap();
+    let not_db = dir.path().join("not-a-db.db");
+    std::fs::write(&not_db, garbage).unwrap();
+    let sqlite_l2 = dir.path().join("l2-with-bad-db");
+    std::fs::create_dir(&sqlite_l2).unwrap();
+    std::fs::write(sqlite_l2.join("l2_cache.db"), garbage).unwrap();
+    let (l2, l3) = (dir.path().join("new-l2"), dir.path().join("new-l3").join("cache.db"));
+    let before = tree(dir.path());
+    // (the cache options, the path named, what is said of it).
+    let key_file = |path: PathBuf| -> Vec<OsString> {
+        let mut args = cache_args(&l2, "jsonl", &l3);
+        args.extend(["--key-file".into(), path.into()]);
+        args
+    };
+    let cases: Vec<(Vec<OsString>, PathBuf, &str)> = vec![
+        (
+            cache_args(&l2, "jsonl", &a_dir),
+            a_dir.clone(),
+            "is not a file (--l3-db)",
+        ),
+        (
+            cache_args(&l2, "sqlite", &a_file.join("cache.db")),
+            a_file.clone(),
+            "is not a directory (--l3-db)",
+        ),
+        (
+            cache_args(&l2, "sqlite", &not_db),
+            not_db.clone(),
+            "is not a SQLite database (--l3-db)",
+        ),
+        (
+            cache_args(&sqlite_l2, "sqlite", &l3),
+            sqlite_l2.join("l2_cache.db"),
+            "is not a SQLite database (--l2-dir)",
+        ),
+        (key_file(a_dir.clone()), a_dir.clone(), "is not a file (--key-file)"),
+        (
+            key_file(a_file.join("pw-cache.key")),
+            a_file.clone(),
+            "is not a directory (--key-file)",
+        ),
+    ];
+    for (cache, named, what) in cases {
+        for keys in [Keys::Both, Keys::Unset] {
+            let r = xtask(warm_args(&cache), keys);
+            let message = r.one_line_error();
+            assert_names(message, &named, what);
+            assert_eq!(tree(dir.path()), before, "{message}: nothing created or changed");
+        }
+    }
 }

@@ -1,15 +1,19 @@
 //! `cargo xtask warm`: every warm input of the fixtures gives the result the pw-cache column of
 //! `docs/warm.md`'s table documents (loaded / skipped / failed, exit 1 when a row was skipped or
 //! failed; exit 2 with a one-line message naming the file for a file-level error), into both L2
-//! backends; and a warm with no key configured creates the key file and says so.
+//! backends; and a warm with no key configured creates the key file and says so. A file that
+//! cannot be used (bad CSV header, JSON document that is not an array of objects, unsupported
+//! extension, missing, a directory, unreadable) fails before the cache is opened: nothing is
+//! created in a new cache's place, and an existing cache's files are left byte for byte.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 mod common;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use common::{Keys, TestCache, xtask};
+use common::{Keys, TestCache, set_mode, tree, without_file_capabilities, xtask};
 use pw_cache_tests::{manifest, proxywhirl_fixtures};
 
 /// The document holding the table.
@@ -113,9 +117,11 @@ fn every_fixture_warm_file_gives_the_documented_counts() {
                         other => panic!("{case}: error {other} not expected"),
                     };
                     assert!(message.contains(hint), "{case}: {message}");
-                    if !fixture.exists() {
-                        assert!(!cache.l2.exists(), "{case}: no cache is created for a missing file");
-                    }
+                    // The file is checked before the cache is opened: nothing is created.
+                    assert!(
+                        !cache.l2.exists() && !cache.l3.parent().unwrap().exists(),
+                        "{case}: a cache was created for a file that cannot be used"
+                    );
                 }
                 Outcome::NotRepresentable => {
                     // A negative TTL is a usage error.
@@ -199,4 +205,134 @@ fn the_config_file_gives_the_ttls_and_bounds() {
         assert_eq!(entry.ttl_seconds, want, "{tier} {key} ({})", entry.source);
     }
     assert!(l3.iter().any(|(_, e)| e.as_ref().unwrap().source == "csv-src"));
+}
+
+/// Runs `warm --file file` into a fresh cache and into a copy of the fixtures' cache, for both
+/// backends, with the keys in the environment and without (the key file would be created), and
+/// asserts each run exits 2 with one line naming the file and saying `hint`, and creates or
+/// changes nothing.
+fn assert_refused_and_nothing_created(file: &Path, hint: &str) {
+    for backend in ["jsonl", "sqlite"] {
+        for keys in [Keys::Both, Keys::Unset] {
+            for cache in [TestCache::empty(backend), TestCache::fixtures(backend)] {
+                let case = format!("{} into {backend} ({keys:?}, {})", file.display(), cache.l2.exists());
+                let before = tree(cache.dir.path());
+                let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
+                args.extend(cache.args());
+                let run = xtask(&args, keys);
+                let message = run.one_line_error();
+                assert!(message.contains(&file.display().to_string()), "{case}: {message}");
+                assert!(message.contains(hint), "{case}: {message}");
+                assert!(run.stdout.is_empty(), "{case}: {}", run.stdout);
+                assert_eq!(tree(cache.dir.path()), before, "{case}: the cache's directory changed");
+                if before.is_empty() {
+                    assert!(!cache.l2.exists() && !cache.l3.parent().unwrap().exists(), "{case}");
+                }
+            }
+        }
+    }
+}
+
+/// Files `warm` cannot use at all, each with what its message says.
+fn unusable_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    let files: [(&str, &[u8], &str); 8] = [
+        (
+            "no_proxy_url.csv",
+            b"url,username,password\nhttp://a.example:1,u,p\n",
+            "invalid CSV header: no `proxy_url` column (columns found: `url`, `username`, `password`)",
+        ),
+        ("empty.csv", b"", "invalid CSV header: no header row"),
+        (
+            "headerless.csv",
+            b"http://a.example:1,u,p\n",
+            "the first line looks like data",
+        ),
+        (
+            "object.json",
+            br#"{"proxy_url": "http://a.example:1"}"#,
+            "a JSON warm file must be an array of objects, found object",
+        ),
+        (
+            "truncated.json",
+            br#"[{"proxy_url": "http://a.example:1"}, {"#,
+            "invalid JSON at line 1",
+        ),
+        ("latin1.json", b"[{\"source\": \"caf\xe9\"}]", "not valid UTF-8"),
+        (
+            "proxies.txt",
+            b"proxy_url\nhttp://a.example:1\n",
+            "unsupported warm file extension `.txt`",
+        ),
+        ("proxies", b"[]", "unsupported warm file extension (none)"),
+    ];
+    let mut out = Vec::new();
+    for (name, bytes, hint) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        out.push((path, hint));
+    }
+    out.push((dir.join("missing.jsonl"), "No such file or directory"));
+    out.push((dir.join("missing.csv"), "No such file or directory"));
+    for name in ["a-directory.csv", "a-directory.jsonl", "a-directory.json"] {
+        std::fs::create_dir(dir.join(name)).unwrap();
+        out.push((dir.join(name), "the warm file is not a file"));
+    }
+    out
+}
+
+#[test]
+fn a_file_that_cannot_be_used_creates_and_changes_nothing() {
+    let inputs = tempfile::tempdir().unwrap();
+    for (file, hint) in unusable_files(inputs.path()) {
+        assert_refused_and_nothing_created(&file, hint);
+    }
+}
+
+#[test]
+fn an_unreadable_file_creates_and_changes_nothing() {
+    let inputs = tempfile::tempdir().unwrap();
+    let valid = proxywhirl_fixtures().join("warm");
+    // Valid files (warm loads them when they are readable), made unreadable; and one in a
+    // directory that cannot be searched.
+    let mut files = Vec::new();
+    for name in ["warm_input.csv", "warm_input.jsonl", "warm_input.json"] {
+        let path = inputs.path().join(name);
+        std::fs::copy(valid.join(name), &path).unwrap();
+        set_mode(&path, 0o000);
+        files.push(path);
+    }
+    let closed = inputs.path().join("closed");
+    std::fs::create_dir(&closed).unwrap();
+    std::fs::copy(valid.join("warm_input.csv"), closed.join("inside.csv")).unwrap();
+    set_mode(&closed, 0o000);
+    files.push(closed.join("inside.csv"));
+    without_file_capabilities(|| {
+        for file in &files {
+            assert_refused_and_nothing_created(file, "cannot read the warm file: Permission denied");
+        }
+    });
+    set_mode(&closed, 0o700);
+    // Readable again, the same files warm (rows skipped: exit 1).
+    for file in &files {
+        set_mode(file, 0o600);
+        let cache = TestCache::empty("jsonl");
+        let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
+        args.extend(cache.args());
+        let run = xtask(&args, Keys::Both).expect_code(1);
+        assert!(run.count("loaded") > 0, "{}", run.stdout);
+    }
+}
+
+#[test]
+fn a_jsonl_file_has_no_header_its_bad_lines_are_counted() {
+    // Unlike a CSV header, a bad first line of a JSONL file is one row's problem: counted, the
+    // rest loaded (as proxywhirl counts it), exit 1.
+    let inputs = tempfile::tempdir().unwrap();
+    let file = inputs.path().join("bad_first_line.jsonl");
+    std::fs::write(&file, "proxy_url,username\n{\"proxy_url\": \"http://a.example:1\"}\n").unwrap();
+    let cache = TestCache::empty("sqlite");
+    let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
+    args.extend(cache.args());
+    let run = xtask(&args, Keys::Both).expect_code(1);
+    assert_eq!((run.count("loaded"), run.count("failed")), (1, 1), "{}", run.stdout);
 }

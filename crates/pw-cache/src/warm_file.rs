@@ -62,7 +62,7 @@
 //!   here the BOM is ignored;
 //! - stored `str()` of non-string values (`"True"`, `"{'a': 1}"`, `"None"` as a source); here
 //!   booleans, objects and arrays make the row skipped and `null` is absent;
-//! - stored `"***"` (its own export mask) as a password;
+//! - stored `"***"` (its own export mask) as a username and as a password;
 //! - stored URLs with embedded credentials as they were, credentials in plaintext; here they are
 //!   moved out of the URL;
 //! - accepted any `proxy_url` text (`"not a url at all"`) and did not trim values (`" src "`,
@@ -70,7 +70,7 @@
 //! - used `"key": 0` as "no key" (Python's falsy `0`); here it is the key `"0"`.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use pw_cache_model::Secret;
@@ -371,6 +371,57 @@ pub fn read_warm_file(path: &Path) -> Result<WarmFile, WarmFileError> {
     parse_warm_bytes(format, &bytes, path)
 }
 
+/// Checks, without a cache and without reading its rows, whether the warm file at `path` can be
+/// used at all: the problems of the whole file that [`read_warm_file`] (and so
+/// `CacheManager::warm_from_file`) would fail with, found before anything is created for it.
+/// Returns the file's format.
+///
+/// What is checked, by format:
+/// - every format: the extension ([`WarmFileError::Unsupported`]), that the file can be opened
+///   and read ([`WarmFileError::Io`]: missing, a directory, no permission);
+/// - `.csv`: the header row ([`WarmFileError::CsvHeader`]: none, or no `proxy_url` column). Only
+///   the header row is read;
+/// - `.json`: the whole document ([`WarmFileError::NotUtf8`], [`WarmFileError::Json`],
+///   [`WarmFileError::NotArray`]): an error anywhere in it makes the whole file unusable, so it
+///   is read and parsed in full (its items are not turned into rows);
+/// - `.jsonl`: nothing more (every other problem of a JSONL file is a line's). Only its first
+///   bytes are read.
+///
+/// For a file that does not change in between, and reads without an I/O fault past what this
+/// reads, [`read_warm_file`] fails exactly when this does, with the same error. Problems of
+/// single rows are not looked at: they never make the file unusable.
+///
+/// # Errors
+///
+/// The [`WarmFileError`] [`read_warm_file`] would return.
+pub fn check_warm_file(path: &Path) -> Result<WarmFormat, WarmFileError> {
+    let format = WarmFormat::from_path(path)?;
+    let io_error = |source| WarmFileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    if format == WarmFormat::Json {
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io_error)?;
+        json_items(&bytes, path)?;
+        return Ok(format);
+    }
+    // Reading the first bytes finds what opening does not (a directory opens, then fails to
+    // read); for CSV they are also where a byte order mark would be.
+    let mut start = Vec::with_capacity(BOM.len());
+    file.by_ref()
+        .take(BOM.len() as u64)
+        .read_to_end(&mut start)
+        .map_err(io_error)?;
+    if format == WarmFormat::Csv {
+        let rest = start.strip_prefix(BOM).unwrap_or(&start);
+        let mut reader = csv_reader(rest.chain(file));
+        csv_header(&mut reader, path)?;
+    }
+    Ok(format)
+}
+
 /// Parses a warm file already read, as `format` (for fuzzing and tests). `path_for_errors` only
 /// names the file in errors.
 ///
@@ -399,6 +450,14 @@ pub fn parse_warm_bytes(format: WarmFormat, bytes: &[u8], path_for_errors: &Path
 
 /// A `.json` document: an array of objects.
 fn parse_json(bytes: &[u8], path: &Path, out: &mut Collector) -> Result<(), WarmFileError> {
+    for (index, item) in (1u64..).zip(&json_items(bytes, path)?) {
+        out.value(RowLocation::Item(index), item);
+    }
+    Ok(())
+}
+
+/// The items of a `.json` document, or why the document is unusable.
+fn json_items(bytes: &[u8], path: &Path) -> Result<Vec<Value>, WarmFileError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
         let line = bytes
@@ -418,16 +477,13 @@ fn parse_json(bytes: &[u8], path: &Path, out: &mut Collector) -> Result<(), Warm
         column: e.column(),
         message: json_message(&e),
     })?;
-    let Value::Array(items) = document else {
-        return Err(WarmFileError::NotArray {
+    match document {
+        Value::Array(items) => Ok(items),
+        other => Err(WarmFileError::NotArray {
             path: path.to_path_buf(),
-            found: json_type(&document),
-        });
-    };
-    for (index, item) in (1u64..).zip(&items) {
-        out.value(RowLocation::Item(index), item);
+            found: json_type(&other),
+        }),
     }
-    Ok(())
 }
 
 /// A `.jsonl` file: one object per line.
@@ -462,30 +518,9 @@ fn parse_jsonl(bytes: &[u8], out: &mut Collector) {
 
 /// A `.csv` file: a header row, then records.
 fn parse_csv(bytes: &[u8], path: &Path, out: &mut Collector) -> Result<(), WarmFileError> {
-    let header_error = |reason: String| WarmFileError::CsvHeader {
-        path: path.to_path_buf(),
-        reason,
-    };
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(bytes);
-    let header: Vec<String> = reader
-        .byte_headers()
-        .map_err(|e| header_error(format!("cannot read the header row: {e}")))?
-        .iter()
-        .map(|name| String::from_utf8_lossy(name).trim().to_owned())
-        .collect();
-    if header.iter().all(String::is_empty) {
-        return Err(header_error(
-            "no header row (the file is empty or its first line has no column names)".to_owned(),
-        ));
-    }
-    let columns = CsvColumns::new(&header);
-    if columns.proxy_url.is_none() {
-        return Err(header_error(missing_url_column(&header)));
-    }
+    let mut reader = csv_reader(bytes);
+    let (header, columns) = csv_header(&mut reader, path)?;
 
     let mut record = csv::ByteRecord::new();
     let mut lines = LineCounter::default();
@@ -519,6 +554,51 @@ fn parse_csv(bytes: &[u8], path: &Path, out: &mut Collector) -> Result<(), WarmF
         }
     }
     Ok(())
+}
+
+/// The CSV reader of a warm file (after its byte order mark).
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(input)
+}
+
+/// Reads the header row: its (trimmed) column names and where the fields are, or why the file
+/// cannot be used (no header row, no `proxy_url` column).
+fn csv_header<R: Read>(reader: &mut csv::Reader<R>, path: &Path) -> Result<(Vec<String>, CsvColumns), WarmFileError> {
+    let header_error = |reason: String| WarmFileError::CsvHeader {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let header: Vec<String> = reader
+        .byte_headers()
+        .map_err(|e| {
+            if !e.is_io_error() {
+                return header_error(format!("cannot read the header row: {e}"));
+            }
+            // Reading failed (only when reading from a file): as `read_warm_file` reports it.
+            match e.into_kind() {
+                csv::ErrorKind::Io(source) => WarmFileError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+                other => header_error(format!("cannot read the header row: {other:?}")),
+            }
+        })?
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).trim().to_owned())
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(header_error(
+            "no header row (the file is empty or its first line has no column names)".to_owned(),
+        ));
+    }
+    let columns = CsvColumns::new(&header);
+    if columns.proxy_url.is_none() {
+        return Err(header_error(missing_url_column(&header)));
+    }
+    Ok((header, columns))
 }
 
 /// Physical line numbers of CSV records, counted by `\n` in the bytes.
@@ -1611,6 +1691,96 @@ mod tests {
         }
         let err = parse_warm_bytes(WarmFormat::Json, b"", Path::new("x.json")).unwrap_err();
         assert!(matches!(err, WarmFileError::Json { .. }), "{err:?}");
+    }
+
+    /// A directory under the system's temporary directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let dir = std::env::temp_dir().join(format!("pw-cache-{name}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The variant of a whole-file error, `ok` for none.
+    fn verdict<T>(result: &Result<T, WarmFileError>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(WarmFileError::Unsupported { .. }) => "Unsupported",
+            Err(WarmFileError::Io { .. }) => "Io",
+            Err(WarmFileError::NotUtf8 { .. }) => "NotUtf8",
+            Err(WarmFileError::Json { .. }) => "Json",
+            Err(WarmFileError::NotArray { .. }) => "NotArray",
+            Err(WarmFileError::CsvHeader { .. }) => "CsvHeader",
+        }
+    }
+
+    #[test]
+    fn check_warm_file_fails_exactly_when_reading_does() {
+        let dir = TempDir::new("check-warm-file");
+        let bom = "\u{feff}";
+        let files: [(&str, Vec<u8>, &str); 20] = [
+            ("ok.csv", b"proxy_url\nhttp://a.example:1\n".to_vec(), "ok"),
+            ("bom.csv", format!("{bom}proxy_url,x\n").into_bytes(), "ok"),
+            // A quoted header name spanning lines, and rows that fail: the header is all that counts.
+            ("quoted.csv", b"\"a\nb\",proxy_url\n\xff,\xfe\n".to_vec(), "ok"),
+            ("bom_only.csv", bom.as_bytes().to_vec(), "CsvHeader"),
+            ("empty.csv", Vec::new(), "CsvHeader"),
+            ("short.csv", b"a".to_vec(), "CsvHeader"),
+            ("no_url.csv", b"url,user\nhttp://a.example:1,x\n".to_vec(), "CsvHeader"),
+            ("data.csv", b"http://u:p@a.example:1,u,p\n".to_vec(), "CsvHeader"),
+            ("ok.json", b"[{\"proxy_url\": 1}, null]".to_vec(), "ok"),
+            ("bom.json", format!("{bom}[]").into_bytes(), "ok"),
+            (
+                "object.json",
+                b"{\"proxy_url\": \"http://a.example:1\"}".to_vec(),
+                "NotArray",
+            ),
+            ("truncated.json", b"[{\"proxy_url\": ".to_vec(), "Json"),
+            ("empty.json", Vec::new(), "Json"),
+            ("latin1.json", b"[\"\xe9\"]".to_vec(), "NotUtf8"),
+            ("garbage.jsonl", b"not json\n\xff\n[1]\n".to_vec(), "ok"),
+            ("empty.jsonl", Vec::new(), "ok"),
+            ("UPPER.CSV", b"proxy_url\n".to_vec(), "ok"),
+            ("proxies.txt", b"proxy_url\n".to_vec(), "Unsupported"),
+            ("no_extension", b"[]".to_vec(), "Unsupported"),
+            ("ok.jsonl", b"{}\n".to_vec(), "ok"),
+        ];
+        let mut cases = Vec::new();
+        for (name, bytes, want) in files {
+            std::fs::write(dir.0.join(name), bytes).unwrap();
+            cases.push((name.to_owned(), want));
+        }
+        // Not there, or a directory (which opens, then fails to read).
+        for name in ["missing.csv", "missing.json", "missing.jsonl"] {
+            cases.push((name.to_owned(), "Io"));
+        }
+        for name in ["dir.csv", "dir.json", "dir.jsonl"] {
+            std::fs::create_dir(dir.0.join(name)).unwrap();
+            cases.push((name.to_owned(), "Io"));
+        }
+        for (name, want) in cases {
+            let path = dir.0.join(&name);
+            let checked = check_warm_file(&path);
+            let read = read_warm_file(&path).map(|file| file.format);
+            assert_eq!(verdict(&checked), want, "{name}: {checked:?}");
+            assert_eq!(
+                checked.map_err(|e| e.to_string()),
+                read.map_err(|e| e.to_string()),
+                "{name}: the check and the read disagree"
+            );
+        }
     }
 
     #[test]

@@ -222,9 +222,89 @@ fn require_existing(config: &CacheConfig) -> Result<(), Fatal> {
     Ok(())
 }
 
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Fails when `path` is there but is not a SQLite database: not empty (an empty file is an empty
+/// database) and not starting as one. What cannot be read is left to the library to report.
+fn require_sqlite_or_empty(path: &Path, what: &str, option: &str) -> Result<(), Fatal> {
+    use std::io::Read as _;
+    let mut start = Vec::with_capacity(SQLITE_MAGIC.len());
+    let read = fs::File::open(path).and_then(|file| file.take(SQLITE_MAGIC.len() as u64).read_to_end(&mut start));
+    if read.is_ok() && !start.is_empty() && start != SQLITE_MAGIC {
+        return Err(Fatal(format!(
+            "{what} {} is not a SQLite database ({option})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Fails when `dir` cannot be a directory the library creates or uses: it is there and is not a
+/// directory, or the nearest of its parents that is there is not a directory.
+fn require_dir_or_creatable(dir: &Path, what: &str, option: &str) -> Result<(), Fatal> {
+    for path in dir.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) if path == dir => {
+                return Err(Fatal(format!("{what} {} is not a directory ({option})", dir.display())));
+            }
+            Ok(_) => {
+                return Err(Fatal(format!(
+                    "{what} {} cannot be created: {} is not a directory ({option})",
+                    dir.display(),
+                    path.display()
+                )));
+            }
+            // Missing (or not searchable): look further up; the library reports what it hits.
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fails when `file` cannot be a file the library creates or uses: it is there and is not a
+/// file (or a SQLite database, when `sqlite`), or its directory cannot be one.
+fn require_file_or_creatable(file: &Path, what: &str, option: &str, sqlite: bool) -> Result<(), Fatal> {
+    match fs::metadata(file) {
+        Ok(meta) if meta.is_file() => {
+            if sqlite {
+                require_sqlite_or_empty(file, what, option)?;
+            }
+            Ok(())
+        }
+        Ok(_) => Err(Fatal(format!("{what} {} is not a file ({option})", file.display()))),
+        Err(_) => match file.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                require_dir_or_creatable(parent, &format!("the directory of {what}"), option)
+            }
+            _ => Ok(()),
+        },
+    }
+}
+
+/// Checks, without creating anything, that the library can create what is missing of the cache
+/// `config` describes and use what is there: the L2 directory is a directory (or can be made
+/// one), the databases are files and SQLite databases (or can be created), the key file is a
+/// file (or can be created). What it cannot see (permissions, a full disk) the library reports.
+fn require_creatable(config: &CacheConfig, key_file: &Path, key_option: &str) -> Result<(), Fatal> {
+    if config.l2_config().enabled {
+        let dir = config.l2_cache_dir();
+        require_dir_or_creatable(dir, "the L2 directory", "--l2-dir")?;
+        if config.l2_backend() == L2BackendType::Sqlite {
+            require_file_or_creatable(&dir.join(DB_FILE_NAME), "the SQLite L2 database", "--l2-dir", true)?;
+        }
+    }
+    if config.l3_config().enabled && config.l3_backend() == L3BackendType::Sqlite {
+        require_file_or_creatable(config.l3_database_path(), "the L3 database", "--l3-db", true)?;
+    }
+    require_file_or_creatable(key_file, "the key file", key_option, false)
+}
+
 /// Opens the cache the options describe. With [`Access::Existing`] it must exist (directory,
 /// databases, and a key: configured, in the environment, or the key file), and nothing is
-/// created; with [`Access::CreateIfMissing`] the library creates what is missing.
+/// created; with [`Access::CreateIfMissing`] the library creates what is missing, once it is
+/// checked that it can (nothing is created when a path is taken by something else).
 pub(crate) fn open_cache(args: &CacheArgs, access: Access) -> Result<CacheManager, Fatal> {
     open_cache_checked(args, access, KeyCheck::Strict)
 }
@@ -235,9 +315,20 @@ pub(crate) fn open_cache(args: &CacheArgs, access: Access) -> Result<CacheManage
 pub(crate) fn open_cache_checked(args: &CacheArgs, access: Access, check: KeyCheck) -> Result<CacheManager, Fatal> {
     let config = config_of(args)?;
     check_backend(&config)?;
-    if access == Access::Existing {
-        require_existing(&config)?;
-        require_key(config.encryption_key().is_some(), &key_file_of(args, &config))?;
+    let key_file = key_file_of(args, &config);
+    match access {
+        Access::Existing => {
+            require_existing(&config)?;
+            require_key(config.encryption_key().is_some(), &key_file)?;
+        }
+        Access::CreateIfMissing => {
+            let key_option = match (&args.key_file, config.l2_config().enabled) {
+                (Some(_), _) => "--key-file",
+                (None, true) => "--l2-dir",
+                (None, false) => "--l3-db",
+            };
+            require_creatable(&config, &key_file, key_option)?;
+        }
     }
     let mut builder = CacheManager::builder(config).key_check(check);
     if let Some(path) = &args.key_file {

@@ -1,6 +1,9 @@
 //! `warm`: `CacheManager::warm_from_file` into a cache, created if missing.
 
 use std::fs;
+use std::path::Path;
+
+use pw_cache::warm_file::check_warm_file;
 
 use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, open_cache};
 use crate::cli::WarmArgs;
@@ -8,18 +11,9 @@ use crate::progress::Progress;
 
 /// Runs `warm`.
 pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
-    // A file that is not there is found before the cache is created for it.
-    match fs::metadata(&args.file) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(Fatal(format!("{}: the warm file is not a file", args.file.display()))),
-        Err(e) => {
-            return Err(Fatal(format!(
-                "{}: cannot read the warm file: {e}",
-                args.file.display()
-            )));
-        }
-    }
-    let progress = Progress::start("opening the cache");
+    let progress = Progress::start(format!("checking {}", args.file.display()));
+    check_file(&args.file)?;
+    progress.phase("opening the cache");
     let manager = open_cache(&args.cache, Access::CreateIfMissing)?;
     progress.phase(format!("warming from {}", args.file.display()));
     let report = manager
@@ -63,4 +57,21 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
     }
     let outcome = Outcome::partial_if(report.skipped + report.failed > 0);
     Ok(outcome.and(close(manager)))
+}
+
+/// Fails when the warm file cannot be used at all (what would make the library's warm fail
+/// rather than count bad rows), before the cache is opened and so before anything is created
+/// for it: not a regular file, missing or unreadable, an unsupported extension, a `.csv` header
+/// without `proxy_url`, a `.json` document that is not an array.
+fn check_file(file: &Path) -> Result<(), Fatal> {
+    match fs::metadata(file) {
+        // Not a FIFO or a device either: reading one could block or never end.
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(Fatal(format!("{}: the warm file is not a file", file.display()))),
+        Err(e) => {
+            return Err(Fatal(format!("{}: cannot read the warm file: {e}", file.display())));
+        }
+    }
+    check_warm_file(file).map_err(|e| Fatal(e.to_string()))?;
+    Ok(())
 }

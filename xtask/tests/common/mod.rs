@@ -301,6 +301,82 @@ pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// Everything under `dir`, recursively (`dir` itself not included): each path with its file's
+/// bytes, `None` for a directory; empty when `dir` does not exist.
+pub(crate) fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries {
+        let path = e.expect("entry").path();
+        let meta = std::fs::symlink_metadata(&path).expect("metadata");
+        if meta.is_dir() {
+            out.extend(tree(&path));
+            out.insert(path, None);
+        } else {
+            let bytes = std::fs::read(&path).expect("read");
+            out.insert(path, Some(bytes));
+        }
+    }
+    out
+}
+
+/// Runs `f` on a thread of its own that has dropped the capabilities that let root ignore file
+/// permissions (`CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`, `CAP_FOWNER`), from its effective set
+/// and from its bounding and inheritable sets (ambient cleared): the processes it starts (the
+/// xtask binary) cannot have them either. Capabilities are per thread, so the rest of the test
+/// binary keeps them. A capability that is not held is fine: permissions already bind.
+pub(crate) fn without_file_capabilities<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    use caps::{CapSet, Capability};
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let _ = caps::clear(None, CapSet::Ambient);
+                let _ = caps::clear(None, CapSet::Inheritable);
+                for cap in [
+                    Capability::CAP_DAC_OVERRIDE,
+                    Capability::CAP_DAC_READ_SEARCH,
+                    Capability::CAP_FOWNER,
+                ] {
+                    // The bounding set first: dropping from it needs CAP_SETPCAP, not these.
+                    for set in [CapSet::Bounding, CapSet::Effective] {
+                        match caps::has_cap(None, set, cap) {
+                            Ok(true) => caps::drop(None, set, cap).expect("drop a capability"),
+                            Ok(false) => {}
+                            Err(e) => {
+                                eprintln!("cannot read capability {cap} ({set:?}): {e} (assuming it is not held)")
+                            }
+                        }
+                    }
+                }
+                // The permissions must bite: an unreadable file is refused.
+                let dir = tempfile::tempdir().expect("temp dir");
+                let probe = dir.path().join("probe");
+                std::fs::write(&probe, b"x").expect("write");
+                set_mode(&probe, 0o000);
+                let refused = std::fs::read(&probe);
+                set_mode(&probe, 0o600);
+                assert_eq!(
+                    refused
+                        .map(drop)
+                        .expect_err("an unreadable file was read: file permissions are not enforced")
+                        .kind(),
+                    std::io::ErrorKind::PermissionDenied
+                );
+                f()
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+/// Sets the permission bits of `path`.
+pub(crate) fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
 /// The manifest's entries of `store`.
 pub(crate) fn store_entries(store: &str) -> Vec<Value> {
     manifest()["stores"][store]["entries"]
