@@ -645,3 +645,39 @@ fn after_close_puts_fail_lookups_miss_and_the_files_are_left_alone() {
         assert_eq!(e2.failure_count, 0, "{backend}");
     }
 }
+
+/// An L2 directory that is a regular file is reported as such, naming the directory, before
+/// any key is looked for (the default key file would be inside it), and nothing is created.
+#[test]
+fn an_l2_directory_that_is_a_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let l2 = dir.path().join("l2");
+    std::fs::write(&l2, b"not a directory").unwrap();
+    let config = pw_cache::CacheConfig::builder()
+        .l2_cache_dir(&l2)
+        .l3_database_path(dir.path().join("l3").join("cache.db"))
+        .build()
+        .unwrap();
+    let err = pw_cache::CacheManager::builder(config)
+        .env_keys(pw_cache::EnvKeys::new(None, None))
+        .open()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            pw_cache::ManagerError::OpenTier {
+                tier: pw_cache::CacheTierType::L2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        text.contains(&l2.display().to_string()) && text.contains("not a directory"),
+        "{text}"
+    );
+    assert!(!text.contains("key"), "not about keys: {text}");
+    assert_eq!(std::fs::read(&l2).unwrap(), b"not a directory");
+    assert!(!dir.path().join("l3").exists(), "nothing created");
+}

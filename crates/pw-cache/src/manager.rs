@@ -520,6 +520,26 @@ impl CacheManagerBuilder {
         let config = self.config;
         let l2_enabled = config.l2_config().enabled;
         let l3_enabled = config.l3_config().enabled;
+        // Before the keys: the default key file lives in the L2 directory, and a "directory"
+        // that is a file would otherwise be reported as a key-file error.
+        if l2_enabled && self.l2.is_none() {
+            let dir = config.l2_cache_dir();
+            let not_dir = match std::fs::metadata(dir) {
+                Ok(meta) => !meta.is_dir(),
+                // A path under a regular file.
+                Err(e) => e.kind() == std::io::ErrorKind::NotADirectory,
+            };
+            if not_dir {
+                return Err(ManagerError::OpenTier {
+                    tier: CacheTierType::L2,
+                    source: TierError::Io {
+                        op: "use cache directory",
+                        path: dir.to_path_buf(),
+                        source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
+                    },
+                });
+            }
+        }
         let ring = match self.ring {
             Some(ring) => ring,
             None if !l2_enabled && !l3_enabled => {
