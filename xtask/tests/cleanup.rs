@@ -47,3 +47,85 @@ fn cleanup_removes_the_expired_entries_and_reports_counts() {
         assert_eq!(again.count("total"), 0, "{backend}: nothing left to remove");
     }
 }
+
+/// The lines of `block` (the lines after the one equal to `title`, up to an empty line) as
+/// `label count` pairs.
+fn block(stdout: &str, title: &str) -> Vec<(String, u64)> {
+    stdout
+        .lines()
+        .skip_while(|l| l.trim() != title)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn unreadable_entries_stay_until_the_operator_removes_them() {
+    for backend in ["jsonl", "sqlite"] {
+        let cache = TestCache::fixtures(backend);
+        // Entries written under a key the ring will lack, beside the fixtures' readable ones.
+        let mut args = vec![std::ffi::OsString::from("warm"), "--file".into()];
+        args.push(
+            pw_cache_tests::proxywhirl_fixtures()
+                .join("warm")
+                .join("warm_input.jsonl")
+                .into(),
+        );
+        args.extend(cache.args());
+        xtask(&args, Keys::Swapped).expect_code(1);
+        let corrupt = |code: i32| {
+            let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+                .expect_code(code)
+                .json();
+            (
+                stats["tiers"]["l2"]["corrupt"].as_u64().unwrap(),
+                stats["tiers"]["l3"]["corrupt"].as_u64().unwrap(),
+                stats["totals"]["entries"].as_u64().unwrap(),
+            )
+        };
+        let (l2, l3, entries) = corrupt(1);
+        assert!(l2 > 0 && l3 > 0, "{backend}: {l2} {l3}");
+
+        // A cleanup removes expired entries only, and says what it left.
+        let run = xtask(cache.command("cleanup", &[]), Keys::CurrentOnly).expect_code(0);
+        assert!(
+            run.stdout
+                .contains(&format!("l2: {l2} unreadable entries left in place")),
+            "{backend}: {}",
+            run.stdout
+        );
+        let (after_l2, after_l3, after_entries) = corrupt(1);
+        assert_eq!(
+            (after_l2, after_l3),
+            (l2, l3),
+            "{backend}: a cleanup removes nothing unreadable"
+        );
+
+        // The operator's removal: says what and why, removes exactly those.
+        let run = xtask(cache.command("cleanup", &["--remove-unreadable"]), Keys::CurrentOnly).expect_code(0);
+        assert!(
+            run.stdout.contains("removing the entries these keys cannot read"),
+            "{backend}: {}",
+            run.stdout
+        );
+        let removed = block(&run.stdout, "unreadable entries removed");
+        assert_eq!(
+            removed,
+            [
+                ("l2".to_owned(), l2),
+                ("l3".to_owned(), l3),
+                ("total".to_owned(), l2 + l3)
+            ],
+            "{backend}: {}",
+            run.stdout
+        );
+        let (left_l2, left_l3, left_entries) = corrupt(0);
+        assert_eq!((left_l2, left_l3), (0, 0), "{backend}");
+        assert_eq!(left_entries, after_entries - l2 - l3, "{backend}");
+        assert!(after_entries <= entries);
+    }
+}

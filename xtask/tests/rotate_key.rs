@@ -65,9 +65,9 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         let total = 200 + warmed.len() as u64;
         let with_credentials = store_entries(store).iter().filter(|e| has_credentials(e)).count() as u64 + k;
 
-        // Before: without the previous key, exactly those are unreadable.
+        // Before: without the previous key, exactly those are unreadable (reported: exit 1).
         let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
-            .expect_code(0)
+            .expect_code(1)
             .json();
         for tier in ["l2", "l3"] {
             assert_eq!(stats["tiers"][tier]["entries"], total, "{backend} {tier}");
@@ -126,12 +126,51 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
                 "{backend} {tier} {key}"
             );
         }
-        // ... and nothing is left under the previous key: alone, it opens no credential.
-        let stats = xtask(cache.command("stats", &["--json"]), Keys::PreviousOnly)
-            .expect_code(0)
-            .json();
-        for tier in ["l2", "l3"] {
-            assert_eq!(stats["tiers"][tier]["corrupt"], with_credentials, "{backend} {tier}");
-        }
+        // ... and nothing is left under the previous key: alone, it opens no credential, so
+        // it is refused as the wrong key.
+        let refused = xtask(cache.command("stats", &["--json"]), Keys::PreviousOnly).expect_code(2);
+        assert!(
+            refused.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY") && refused.stderr.contains("opens any"),
+            "{backend}: {}",
+            refused.stderr
+        );
+        let _ = with_credentials;
     }
+}
+
+/// A configured key that opens none of the stored credentials, while the key file's key does,
+/// is refused as a likely typo (exit 2, naming the variable and the key file); `--new-key`
+/// rotates onto it, after which the key file's key is no longer needed.
+#[test]
+fn a_new_key_must_be_said_to_be_new() {
+    let cache = TestCache::empty("sqlite");
+    let mut args = vec![OsString::from("warm"), "--file".into()];
+    args.push(proxywhirl_fixtures().join("warm").join("warm_input.jsonl").into());
+    args.extend(cache.args());
+    // No key: the key file is made, and the credentials written under it.
+    xtask(&args, Keys::Unset).expect_code(1);
+    let key_file = cache.l2.join("pw-cache.key");
+    assert!(key_file.is_file());
+    let new_key = pw_cache::FernetKey::generate().to_base64();
+    let env = [("PROXYWHIRL_CACHE_ENCRYPTION_KEY", new_key.expose_secret())];
+    let refused = common::xtask_with_env(cache.command("rotate-key", &[]), Keys::Unset, &env).expect_code(2);
+    assert!(
+        refused.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY")
+            && refused.stderr.contains("--new-key")
+            && refused.stderr.contains(&key_file.display().to_string()),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains(new_key.expose_secret()),
+        "the key is never shown"
+    );
+    let run = common::xtask_with_env(cache.command("rotate-key", &["--new-key"]), Keys::Unset, &env).expect_code(0);
+    assert!(run.stdout.contains("can be dropped"), "{}", run.stdout);
+    // Afterwards the new key alone (no key file) reads everything.
+    std::fs::remove_file(&key_file).unwrap();
+    let stats = common::xtask_with_env(cache.command("stats", &["--json"]), Keys::Unset, &env)
+        .expect_code(0)
+        .json();
+    assert_eq!(stats["tiers"]["l2"]["corrupt"], 0);
 }

@@ -87,23 +87,74 @@ fn stats_on_the_fixtures_prints_the_manifests_counts() {
 #[test]
 fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
     let cache = TestCache::fixtures("jsonl");
-    for (keys, missing) in [(Keys::CurrentOnly, "previous"), (Keys::PreviousOnly, "current")] {
-        let stats = xtask(cache.command("stats", &["--json"]), keys).expect_code(0).json();
-        for (tier, store) in [("l2", "jsonl_l2"), ("l3", "sqlite_l3")] {
-            let want = credentials_under(store, missing);
-            let t = &stats["tiers"][tier];
-            assert_eq!(t["corrupt"], want.len(), "{tier} without the {missing} key");
-            assert_eq!(t["corrupt_keys"], json!(want), "{tier} without the {missing} key");
-            // Unreadable entries are still entries.
-            assert_eq!(t["entries"], 200);
-        }
-    }
+    let before = common::snapshot(&cache.l2);
     // The fixtures' previous-key entries hold no credential; their current-key ones 100.
     assert_eq!(credentials_under("jsonl_l2", "previous").len(), 0);
     assert_eq!(credentials_under("jsonl_l2", "current").len(), 100);
-    let run = xtask(cache.command("stats", &[]), Keys::PreviousOnly).expect_code(0);
-    assert!(run.stdout.contains("100 entries cannot be read"), "{}", run.stdout);
-    assert!(run.stdout.contains("and 90 more"), "{}", run.stdout);
+    let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+        .expect_code(0)
+        .json();
+    for tier in ["l2", "l3"] {
+        assert_eq!(stats["tiers"][tier]["corrupt"], 0, "{tier} without the previous key");
+    }
+    // The previous key alone opens none of the stored credentials: the wrong key, refused
+    // (exit 2) with a message naming where it came from, before anything is read.
+    let run = xtask(cache.command("stats", &[]), Keys::PreviousOnly).expect_code(2);
+    assert!(
+        run.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY") && run.stderr.contains("does not open"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert_eq!(common::snapshot(&cache.l2), before, "refused: nothing changed");
+
+    // Entries written under a key the ring lacks, beside readable ones: exit 1, a line per
+    // tier saying how many and the likely cause, and what `expired` counts.
+    let mut args = vec![std::ffi::OsString::from("warm"), "--file".into()];
+    args.push(
+        pw_cache_tests::proxywhirl_fixtures()
+            .join("warm")
+            .join("warm_input.jsonl")
+            .into(),
+    );
+    args.extend(cache.args());
+    xtask(&args, Keys::Swapped).expect_code(1);
+    let run = xtask(cache.command("stats", &[]), Keys::CurrentOnly).expect_code(1);
+    for tier in ["l2", "l3"] {
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{tier}: ")) && l.contains("entries cannot be read")),
+            "{tier}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(&format!(
+                "{tier}: likely cause: damaged records, or credentials written under a key the ring lacks"
+            )),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("expired counts the entries that could be read"),
+        "{}",
+        run.stdout
+    );
+    let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+        .expect_code(1)
+        .json();
+    let corrupt = stats["tiers"]["l2"]["corrupt"].as_u64().unwrap();
+    assert!(corrupt >= 1, "{stats}");
+    // Unreadable entries are still entries, and stay.
+    assert_eq!(
+        stats["tiers"]["l2"]["entries"].as_u64().unwrap(),
+        stats["tiers"]["l3"]["entries"].as_u64().unwrap()
+    );
+    let again = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+        .expect_code(1)
+        .json();
+    assert_eq!(again["tiers"]["l2"]["corrupt"], corrupt, "looking removes nothing");
 }
 
 #[test]
