@@ -68,15 +68,7 @@ fn unreadable_entries_stay_until_the_operator_removes_them() {
     for backend in ["jsonl", "sqlite"] {
         let cache = TestCache::fixtures(backend);
         // Entries written under a key the ring will lack, beside the fixtures' readable ones.
-        let mut args = vec![std::ffi::OsString::from("warm"), "--file".into()];
-        args.push(
-            pw_cache_tests::proxywhirl_fixtures()
-                .join("warm")
-                .join("warm_input.jsonl")
-                .into(),
-        );
-        args.extend(cache.args());
-        xtask(&args, Keys::Swapped).expect_code(1);
+        common::warm_under_previous_key(&cache);
         let corrupt = |code: i32| {
             let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
                 .expect_code(code)

@@ -110,15 +110,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
 
     // Entries written under a key the ring lacks, beside readable ones: exit 1, a line per
     // tier saying how many and the likely cause, and what `expired` counts.
-    let mut args = vec![std::ffi::OsString::from("warm"), "--file".into()];
-    args.push(
-        pw_cache_tests::proxywhirl_fixtures()
-            .join("warm")
-            .join("warm_input.jsonl")
-            .into(),
-    );
-    args.extend(cache.args());
-    xtask(&args, Keys::Swapped).expect_code(1);
+    common::warm_under_previous_key(&cache);
     let run = xtask(cache.command("stats", &[]), Keys::CurrentOnly).expect_code(1);
     for tier in ["l2", "l3"] {
         assert!(

@@ -416,3 +416,13 @@ pub(crate) fn one_key(current: bool) -> Arc<KeyRing> {
     let key = pw_cache::Secret::new(if current { c } else { p });
     Arc::new(KeyRing::from_secrets(&key, &[]).expect("fixture key"))
 }
+
+/// Warms `cache` from the fixtures' `warm_input.jsonl` with the fixtures' keys swapped (the
+/// previous key current): entries whose credentials only the fixtures' previous key opens,
+/// beside the fixtures' own. The warm file has bad lines: exit 1.
+pub(crate) fn warm_under_previous_key(cache: &TestCache) {
+    let mut args = vec![OsString::from("warm"), "--file".into()];
+    args.push(proxywhirl_fixtures().join("warm").join("warm_input.jsonl").into());
+    args.extend(cache.args());
+    xtask(&args, Keys::Swapped).expect_code(1);
+}
