@@ -1390,7 +1390,9 @@ impl Store {
     pub(crate) fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
         let now = to_unix_seconds(now);
         let s = self.layout.statements();
-        let mut doomed: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
+        // Each expired readable row: its rowid and its two tokens as read.
+        type Expired = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+        let mut doomed: Vec<Expired> = Vec::new();
         let mut skipped = 0;
         {
             let conn = self.conn()?;
