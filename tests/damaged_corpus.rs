@@ -972,16 +972,11 @@ fn with_digits(t: OffsetDateTime, n: usize) -> (String, OffsetDateTime) {
     )
 }
 
-const VARIANTS: [(&str, Variant); 16] = [
+const VARIANTS: [(&str, Variant); 15] = [
     ("Z", |t| {
         let u = t.to_offset(offset!(UTC));
         let (d, h) = ymd_hms(u);
         (format!("{d}T{h}.{:06}Z", u.microsecond()), u)
-    }),
-    ("lowercase z", |t| {
-        let u = t.to_offset(offset!(UTC));
-        let (d, h) = ymd_hms(u);
-        (format!("{d}T{h}.{:06}z", u.microsecond()), u)
     }),
     ("space separator", |t| {
         let u = t.to_offset(offset!(UTC));
@@ -1064,7 +1059,8 @@ fn jsonl_timestamp_variants(base: &Path) -> Expect {
         ("fetch_time", Value::from("16/04/2099 10:00")),
         ("fetch_time", Value::from("")),
         ("last_accessed", Value::from(1_700_000_000)),
-        ("expires_at", Value::from("2099-04-16T10:00:00.+00:00")),
+        // Python 3.11 refuses a lowercase `z`.
+        ("expires_at", Value::from("2099-04-16T10:00:00.000000z")),
     ];
     for (field, value) in bad {
         let (s, i) = targets.next().unwrap();

@@ -73,3 +73,50 @@ fn utc_formatting_is_byte_identical_to_python() {
         assert_eq!(parse_isoformat(text).unwrap(), dt);
     }
 }
+
+#[test]
+fn every_form_python_3_11_reads_is_read_as_the_same_instant() {
+    use pw_cache::model::timestamp::parse_isoformat_with_adjustment;
+    // Python 3.11.7: the instant of datetime.fromisoformat(text) in µs since the epoch (a naive
+    // value taken as UTC).
+    let cases = [
+        ("2026-11-20", 1_795_132_800_000_000_i128),
+        ("20261120", 1_795_132_800_000_000),
+        ("20261120T230000", 1_795_215_600_000_000),
+        ("20261120T2300", 1_795_215_600_000_000),
+        ("2026-W47", 1_794_787_200_000_000),
+        ("2026-W47-5", 1_795_132_800_000_000),
+        ("2026W475", 1_795_132_800_000_000),
+        ("2026-11-20T23", 1_795_215_600_000_000),
+        ("2026-11-20T23:00:00,5", 1_795_215_600_500_000),
+        ("2026-11-20x23:00", 1_795_215_600_000_000),
+        ("2026-11-20T23:00:00.123456789", 1_795_215_600_123_456),
+        ("2026-11-20T23:00:00+01:00:00.000007", 1_795_211_999_999_993),
+        ("0001-01-01T00:00:00+01:00", -62_135_600_400_000_000),
+        ("9999-12-31T23:59:59.999999-23:59:59", 253_402_387_198_999_999),
+        ("2026-11-20T23:00:00Z", 1_795_215_600_000_000),
+    ];
+    for (text, micros) in cases {
+        let (dt, adjustment) = parse_isoformat_with_adjustment(text).unwrap();
+        assert_eq!(dt.unix_timestamp_nanos() / 1000, micros, "{text}");
+        assert_eq!(parse_isoformat(text).unwrap(), dt);
+        // Only the offset with microseconds is adjusted, and exactly.
+        assert_eq!(adjustment.is_some(), text.ends_with(".000007"), "{text}");
+        assert!(adjustment.is_none_or(|a: pw_cache::model::TimestampAdjustment| a.is_exact()));
+        // What is read is written as Python writes it, and reads back the same.
+        let written = format_isoformat(dt);
+        let back = parse_isoformat(&written).unwrap();
+        assert!(back == dt && back.offset() == dt.offset(), "{text} -> {written}");
+    }
+    // What Python 3.11 rejects: a lowercase z, an ordinal date, 24:00, surrounding spaces.
+    for text in [
+        "2026-11-20T23:00:00z",
+        "2026-324",
+        "2026-11-20T24:00:00",
+        " 2026-11-20T23:00:00",
+        "2026-11-20T23:00:00 ",
+        "2026-11-20T23:00:00+24:00",
+    ] {
+        assert!(parse_isoformat(text).is_err(), "{text}");
+    }
+}

@@ -41,4 +41,4 @@ pub use secret::Secret;
 pub use stats::{CacheStatistics, METRIC_NAMES, TierStatistics};
 /// The date-time type of every timestamp in the model (re-exported from `time`).
 pub use time::OffsetDateTime;
-pub use timestamp::TimestampError;
+pub use timestamp::{TimestampAdjustment, TimestampError};
