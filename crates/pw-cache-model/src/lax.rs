@@ -161,9 +161,8 @@ impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let LaxInt(stored) = LaxInt::deserialize(deserializer)?;
         if stored < 0 {
-            return Err(de::Error::custom(format_args!(
-                "{stored} is negative: the count must be greater than or equal to 0"
-            )));
+            let unexpected = i64::try_from(stored).map_or(Unexpected::Other("a negative integer"), Unexpected::Signed);
+            return Err(de::Error::invalid_value(unexpected, &"u64 (a count, at least 0)"));
         }
         Ok(nearest_u64(stored))
     }

@@ -270,11 +270,14 @@ impl JsonlTier {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Lines in the shard files, as last read, that compaction removes: older lines of updated
-    /// keys, and blank lines. (Unreadable lines are not dead: compaction keeps them.)
+    /// Lines in the shard files, as last read, that are not the live line of a key: older
+    /// lines of updated keys and blank lines, which compaction drops, and the skipped lines that
+    /// cannot be read (not JSON, not an entry: [`JsonlDamage::skipped_lines`] less the blank
+    /// ones), which every rewrite keeps in place. So after a compaction this is the count of
+    /// those unreadable lines; they never trigger one.
     pub fn dead_lines(&self) -> u64 {
         (0..NUM_SHARDS)
-            .map(|id| self.with_shard(id, |sh| sh.dead_lines()))
+            .map(|id| self.with_shard(id, |sh| sh.dead_lines() + sh.unreadable_lines()))
             .sum()
     }
 

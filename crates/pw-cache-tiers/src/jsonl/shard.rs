@@ -405,6 +405,11 @@ impl Shard {
         self.counts.dead()
     }
 
+    /// Stray lines: not JSON, or JSON that is no entry (kept by rewrites).
+    pub(crate) fn unreadable_lines(&self) -> u64 {
+        self.stray.len() as u64
+    }
+
     /// Adds this shard's damage to `d`.
     pub(crate) fn add_damage(&self, d: &mut JsonlDamage) {
         d.blank_lines += self.counts.blank;
