@@ -705,9 +705,10 @@ impl JsonlTier {
 
     /// Whether the live line `line` of `key` (its slot `slot`) can be read: not known to be
     /// unreadable, and each credential token opens with a key of the ring (the plaintext is
-    /// dropped, zeroized, at once). Only lines with tokens are parsed again.
+    /// dropped, zeroized, at once). Only lines with tokens not yet tried (written by another
+    /// process, or before this tier opened) are parsed again.
     fn readable(&self, key: &str, slot: &shard::Slot, line: &[u8]) -> bool {
-        !slot.is_unreadable() && (!slot.has_tokens() || line::credentials_open(line, key, &self.ring))
+        !slot.is_unreadable() && (!slot.has_untried_tokens() || line::credentials_open(line, key, &self.ring))
     }
 
     fn clear_inner(&self) -> Result<usize, TierError> {

@@ -172,21 +172,50 @@ impl LineIn<'_> {
     }
 }
 
-/// Whether `line`, the indexed line of `key`, is that key's entry with credentials that open
-/// with `ring` (nothing is kept of them).
+/// The members of a line that say whose credentials it holds: what checking its tokens needs,
+/// without the cost of reading the whole entry (its timestamps above all).
+#[derive(Deserialize)]
+struct TokensIn<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    username_encrypted: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    password_encrypted: Option<Cow<'a, str>>,
+}
+
+impl TokensIn<'_> {
+    /// The credential fields that are set (absent, `null` and `""` are no credential).
+    fn fields(&self) -> impl Iterator<Item = &str> {
+        [&self.username_encrypted, &self.password_encrypted]
+            .into_iter()
+            .filter_map(|f| f.as_deref().filter(|h| !h.is_empty()))
+    }
+}
+
+/// Whether `line`, the indexed line of `key` (an entry when indexed), is that key's entry with
+/// credentials that open with `ring` (nothing is kept of them).
 pub(crate) fn credentials_open(line: &[u8], key: &str, ring: &KeyRing) -> bool {
-    match classify(line) {
-        Classified::Entry(parsed) => parsed.key == key && parsed.tokens_open(ring),
-        _ => false,
+    let open = |hex: &str| hex_decode(hex).is_some_and(|bytes| ring.decrypt_bytes(&bytes).is_ok());
+    match serde_json::from_slice::<TokensIn<'_>>(line) {
+        Ok(tokens) => tokens.key == key && tokens.fields().all(open),
+        // A member written twice, or not an entry after all: the full reading decides.
+        Err(_) => match classify(line) {
+            Classified::Entry(parsed) => parsed.key == key && parsed.tokens_open(ring),
+            _ => false,
+        },
     }
 }
 
 /// The credential tokens of an entry's line, as stored (hex-decoded, not decrypted); a field
 /// that is not hex is left out.
 pub(crate) fn stored_tokens(line: &[u8]) -> Vec<Vec<u8>> {
-    match classify(line) {
-        Classified::Entry(parsed) => parsed.token_fields().filter_map(hex_decode).collect(),
-        _ => Vec::new(),
+    match serde_json::from_slice::<TokensIn<'_>>(line) {
+        Ok(tokens) => tokens.fields().filter_map(hex_decode).collect(),
+        Err(_) => match classify(line) {
+            Classified::Entry(parsed) => parsed.token_fields().filter_map(hex_decode).collect(),
+            _ => Vec::new(),
+        },
     }
 }
 

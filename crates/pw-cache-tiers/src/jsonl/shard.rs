@@ -121,6 +121,9 @@ pub(crate) struct Slot {
     term: u8,
     /// Whether the line holds a credential token (a non-empty `*_encrypted` field).
     creds: bool,
+    /// Whether its tokens are known to open with the ring: this process wrote the line (with
+    /// the ring's current key), so eviction and expiry cleanup need not try them.
+    verified: bool,
     /// Whether a token of the line was found unreadable: not hex, or no key of the ring opens it.
     corrupt: bool,
     state: SlotState,
@@ -139,15 +142,16 @@ impl Slot {
     }
 
     /// Whether the entry is known to be unreadable: broken fields, or a token found unreadable.
-    /// (A token no key opens is only known once something tried it: see [`Slot::has_tokens`].)
+    /// (A token no key opens is only known once something tried it: see
+    /// [`Slot::has_untried_tokens`].)
     pub(crate) fn is_unreadable(&self) -> bool {
         self.corrupt || self.is_invalid()
     }
 
-    /// Whether the line holds credential tokens, which must be tried against the ring before
-    /// the entry is known to be readable.
-    pub(crate) fn has_tokens(&self) -> bool {
-        self.creds
+    /// Whether the line holds credential tokens that must be tried against the ring before the
+    /// entry is known to be readable (tokens this process wrote are known to open).
+    pub(crate) fn has_untried_tokens(&self) -> bool {
+        self.creds && !self.verified
     }
 
     /// Whether the entry, not known to be unreadable, is expired at `now` (Unix µs):
@@ -669,6 +673,7 @@ impl Shard {
                 home,
                 term,
                 creds,
+                verified: false,
                 corrupt: false,
                 state,
             },
@@ -755,7 +760,8 @@ impl Shard {
     }
 
     /// Appends `line` (without terminator) as the live line of `key`; `creds` says whether it
-    /// holds a credential token. `_guard` proves the exclusive lock is held and the index is
+    /// holds a credential token (encrypted with the ring's current key, so known to open).
+    /// `_guard` proves the exclusive lock is held and the index is
     /// current, so the file ends where the index does.
     pub(crate) fn append(
         &mut self,
@@ -805,6 +811,7 @@ impl Shard {
                 home: self.id,
                 term: 1,
                 creds,
+                verified: true,
                 corrupt: false,
                 state: SlotState::Valid {
                     rank: rank.after(prior),
