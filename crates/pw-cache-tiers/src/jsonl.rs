@@ -410,9 +410,9 @@ impl JsonlTier {
             return match line::into_entry(*parsed, &self.ring) {
                 Ok(entry) => Ok(Some(entry)),
                 Err(e) => {
-                    if e.is_corrupt_entry() {
+                    // Reported once per line (the caller counts every lookup that fails).
+                    if e.is_corrupt_entry() && self.with_shard(id, |sh| sh.mark_corrupt(key, offset, prior)) {
                         tracing::warn!(key, shard = id, error = %e, "unreadable entry in JSONL shard");
-                        self.with_shard(id, |sh| sh.mark_corrupt(key, offset, prior));
                     }
                     Err(e)
                 }

@@ -745,18 +745,20 @@ impl Shard {
 
     /// Records that the live line of `key` (at `offset`) cannot be read, and takes back the use
     /// the lookup that found it recorded (`prior`: the rank before it): reading an unreadable
-    /// entry changes nothing.
-    pub(crate) fn mark_corrupt(&mut self, key: &str, offset: u64, prior: Option<Rank>) {
+    /// entry changes nothing. Whether the line was not known to be unreadable before.
+    pub(crate) fn mark_corrupt(&mut self, key: &str, offset: u64, prior: Option<Rank>) -> bool {
         let Some(slot) = self.index.get_mut(key).filter(|s| s.offset == offset) else {
-            return;
+            return false;
         };
         if let (Some(prior), SlotState::Valid { rank, .. }) = (prior, &mut slot.state) {
             *rank = prior;
         }
-        if !slot.corrupt && !slot.is_invalid() {
-            slot.corrupt = true;
-            self.corrupt += 1;
+        if slot.corrupt || slot.is_invalid() {
+            return false;
         }
+        slot.corrupt = true;
+        self.corrupt += 1;
+        true
     }
 
     /// Appends `line` (without terminator) as the live line of `key`; `creds` says whether it
@@ -1148,13 +1150,14 @@ mod tests {
         assert_eq!(prior, Some(stored));
         assert_ne!(rank(&shard), stored, "a lookup records a use");
         // The lookup found the token unreadable: its use is taken back.
-        shard.mark_corrupt(&key, offset, prior);
+        assert!(shard.mark_corrupt(&key, offset, prior), "newly known");
         assert_eq!(rank(&shard), stored);
         // Once known, a lookup records nothing.
         let Some(Found::Line { prior, .. }) = shard.find(&key, Some(i64::MAX)) else {
             panic!("the line is indexed");
         };
         assert_eq!((prior, rank(&shard)), (None, stored));
+        assert!(!shard.mark_corrupt(&key, offset, prior), "known already");
         let mut damage = JsonlDamage::default();
         shard.add_damage(&mut damage);
         assert_eq!(damage.corrupt_entries, 1);
