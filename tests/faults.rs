@@ -864,7 +864,9 @@ fn l3_database_replaced_by_garbage_then_removed() {
 /// JSONL shards replaced by garbage (renamed over, or overwritten in place) while the manager
 /// runs: damage, not a tier failure. The tier keeps serving (counting the damage), every
 /// acknowledged entry is served from L3 and copied back into L2 by the lookup, new writes go
-/// after the garbage; a compaction removes the garbage, and the next run serves everything.
+/// after the garbage; a compaction keeps the garbage (what the cache cannot read is never
+/// dropped by it), the operator's `remove_unreadable` removes it, and the next run serves
+/// everything.
 #[test]
 fn jsonl_shards_replaced_by_garbage_while_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -924,12 +926,19 @@ fn jsonl_shards_replaced_by_garbage_while_running() {
     }
     m.close().unwrap();
     drop(m);
-    // The garbage removed: a compaction rewrites every shard with its live lines only.
+    // A compaction keeps the garbage in place; the operator's removal drops it.
     {
         let direct = JsonlTier::open(&paths.l2, &CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
-        assert!(direct.damage().undecodable_lines >= 16, "{:?}", direct.damage());
+        let garbage = direct.damage().undecodable_lines;
+        assert!(garbage >= 16, "{:?}", direct.damage());
         direct.compact().unwrap();
-        assert_eq!(direct.damage(), JsonlDamage::default(), "compacted");
+        assert_eq!(
+            direct.damage().undecodable_lines,
+            garbage,
+            "compaction keeps unreadable lines"
+        );
+        assert_eq!(direct.remove_unreadable().unwrap() as u64, garbage);
+        assert_eq!(direct.damage(), JsonlDamage::default(), "removed");
     }
     let direct = JsonlTier::open(&paths.l2, &CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
     assert!(direct.damage().is_clean(), "{:?}", direct.damage());

@@ -1,5 +1,7 @@
 //! A JSONL directory with every kind of damage opens, serves every intact entry and counts the
-//! rest exactly; later writes keep the damage from spreading and rewrites drop it.
+//! rest exactly; later writes keep the damage from spreading, rewrites keep the damaged lines
+//! where they are (unreadable is not garbage), and only the operator's `remove_unreadable`
+//! drops them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -198,7 +200,7 @@ fn opens_serves_every_intact_entry_and_counts_the_rest() {
 }
 
 #[test]
-fn writes_do_not_spread_the_damage_and_rewrites_drop_it() {
+fn writes_do_not_spread_the_damage_and_rewrites_keep_it() {
     let d = build();
     let tier = open(d.dir.path());
     let messy_path = d.dir.path().join(shard_file_name(d.messy));
@@ -223,14 +225,28 @@ fn writes_do_not_spread_the_damage_and_rewrites_drop_it() {
     tier.put(&crlf_new).unwrap();
     assert_eq!(open(d.dir.path()).get(&crlf_new.key).unwrap().as_ref(), Some(&crlf_new));
 
-    // A delete rewrites shard 2 with only its live lines: its damage is gone.
+    // A delete rewrites shard 2 without the key: the damaged lines stay, byte for byte and in
+    // their order; only the blank line and the duplicate's superseded line go.
+    let damaged_lines = |bytes: &[u8]| -> Vec<Vec<u8>> {
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|l| {
+                !l.starts_with(b"{\"key\": \"good")
+                    && !l.starts_with(b"{\"key\": \"dup")
+                    && !l.starts_with(b"{\"key\": \"new")
+            })
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let before = damaged_lines(&std::fs::read(&messy_path).unwrap());
+    assert_eq!(before.len(), 5, "garbage, 42, null, \"x\", the cut line");
     assert!(tier.delete(&d.duplicate.key).unwrap());
     let text = std::fs::read_to_string(&messy_path).unwrap();
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text.lines().count(), 7, "{text}");
+    assert_eq!(damaged_lines(text.as_bytes()), before);
     let after_rewrite = JsonlDamage {
         blank_lines: 0,
-        undecodable_lines: 0,
-        non_entry_lines: 0,
         ..OPENED
     };
     assert_eq!(tier.damage(), after_rewrite);
@@ -256,12 +272,22 @@ fn writes_do_not_spread_the_damage_and_rewrites_drop_it() {
     assert_eq!(tier.damage().corrupt_entries, 0);
     assert_eq!(tier.get(&d.unknown_key).unwrap().as_ref(), Some(&readable));
     assert!(tier.delete(&d.invalid_key).unwrap());
+    let stray_lines = JsonlDamage {
+        undecodable_lines: 2,
+        non_entry_lines: 3,
+        ..JsonlDamage::default()
+    };
     assert_eq!(
         tier.damage(),
         JsonlDamage {
             stray_temp_files: 1,
-            ..JsonlDamage::default()
+            ..stray_lines
         }
     );
+    assert_eq!(open(d.dir.path()).damage(), stray_lines);
+
+    // The operator's removal drops the lines nothing can read.
+    assert_eq!(tier.remove_unreadable().unwrap(), 5);
+    assert_eq!(std::fs::read_to_string(&messy_path).unwrap().lines().count(), 2);
     assert!(open(d.dir.path()).damage().is_clean());
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod entry;
 pub mod enums;
 pub mod key;
+pub mod lax;
 pub mod pyjson;
 pub mod secret;
 pub mod stats;

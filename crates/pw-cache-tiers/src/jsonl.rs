@@ -13,13 +13,17 @@
 //!   shard. The index is built when the tier opens (one full read per shard).
 //! - **Writes append.** A put appends one line: proxywhirl's reader takes the last line of a
 //!   key, so an appended update is what it sees. The old line becomes dead; a shard whose dead
-//!   lines (superseded, blank, damaged) outnumber its live ones, with at least
-//!   [`MIN_DEAD_LINES`] of them, is compacted. A delete rewrites the shard without the key:
-//!   proxywhirl has no tombstone, so a rewrite is the only delete it sees.
+//!   lines (superseded, blank) outnumber its live ones, with at least [`MIN_DEAD_LINES`] of
+//!   them, is compacted. A delete rewrites the shard without the key: proxywhirl has no
+//!   tombstone, so a rewrite is the only delete it sees.
 //! - **Rewrites are atomic.** Compaction, delete, eviction and expiry cleanup write
-//!   `shard_NN.jsonl.tmp`, fsync it, rename it over the shard and fsync the directory. A put is
-//!   not fsynced: when it returns, its line has been written (`write(2)` completed), so it
-//!   survives a crash of the process, not necessarily a power loss.
+//!   `shard_NN.jsonl.tmp`, fsync it, rename it over the shard and fsync the directory. Right
+//!   before the rename, under the shard's exclusive lock, the shard file's device, inode, length
+//!   and mtime are checked again: a writer that does not take our lock (proxywhirl renames its
+//!   own rewrite over the shard) may have changed it since we read it, and then the rewrite is
+//!   done again from the file as it now is, instead of renaming over it. A put is not fsynced:
+//!   when it returns, its line has been written (`write(2)` completed), so it survives a crash
+//!   of the process, not necessarily a power loss.
 //! - **Locks.** Every change to a shard file is made under an exclusive `flock` on the shard
 //!   file itself, every read of it (except a single indexed line) under a shared one: the locks
 //!   proxywhirl's `portalocker` takes, so a proxywhirl reader never sees half of our append.
@@ -35,6 +39,21 @@
 //! - **Damage** never fails the tier: blank, undecodable and non-entry lines are skipped, an
 //!   object with a key but broken fields is served as a corrupt entry, a token no key opens is
 //!   a corrupt entry, and all of it is counted ([`JsonlTier::damage`]).
+//! - **Unreadable is not garbage** (the rule of the crate docs, "Unreadable entries"). A line
+//!   that is not JSON or not an entry, an entry with broken fields, an entry whose token no key
+//!   of the ring opens (or is not hex): no lookup, put of another key, eviction, expiry
+//!   cleanup, compaction or rewrite for another key removes or changes it. Every rewrite carries
+//!   such lines over verbatim (content and terminator) in their place; eviction never picks
+//!   such an entry; expiry cleanup leaves it even when its `expires_at` is past (it tries the
+//!   tokens of each expired candidate against the ring first, dropping the plaintext at once);
+//!   they are not dead lines, so compaction does not count them. Each skip is counted
+//!   ([`CacheTier::unreadable_skipped`]). Only a put of the same key (its line is superseded),
+//!   a delete of that key, a clear, or [`CacheTier::remove_unreadable`] removes one. Blank
+//!   lines hold nothing: rewrites drop them.
+//! - **Lax reading.** A line reads as proxywhirl reads it (`pw_cache_model::lax`): integers as
+//!   `"5"` or `5.0`, booleans as `"yes"` or `1`, timestamps as Unix seconds or milliseconds.
+//!   A count outside our `u64` that proxywhirl reads (`access_count: -1`) reads as the nearest
+//!   legal value, reported by a warning naming the key and the field.
 //! - **Misplaced keys** (found in a shard other than their md5 shard) are served; the md5 shard
 //!   wins when both hold the key; a put or delete of the key removes the misplaced copies.
 //!   A misplaced key is found when the shard holding it is read (at open, or when that shard
@@ -43,7 +62,10 @@
 //! # Eviction: an approximation
 //!
 //! With `max_entries` set, a put of a new key first evicts, across all shards, the entries that
-//! go first under the policy until there is room. Unreadable entries go first. The order uses
+//! go first under the policy until there is room. Unreadable entries are never evicted: a
+//! victim whose tokens no key opens is found out when its shard is rewritten, kept, and another
+//! victim is taken; a tier whose other entries are all gone may so stay above `max_entries`
+//! (one warning says so, until it is back within the bound). The order uses
 //! what this process knows: **LRU** the later of the stored `last_accessed` and this process's
 //! last put or get hit; **LFU** the larger of the stored `access_count` and this process's
 //! count (each hit adds one), ties by recency; **FIFO** the stored `fetch_time` of entries
@@ -53,7 +75,8 @@
 //!
 //! Evicting costs a rewrite of each shard holding a victim, so a put that needs room evicts a
 //! batch: the entries needed plus `max_entries / 64` more ([`EVICTION_BATCH_DIVISOR`]). The
-//! size never exceeds `max_entries`; right after a batch it is up to 1/64 below it.
+//! size never exceeds `max_entries` (unreadable entries aside); right after a batch it is up to
+//! 1/64 below it.
 //! [`JsonlTier::evictions`] counts evicted entries.
 //!
 //! # Platform
@@ -67,7 +90,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,15 +102,19 @@ pub use line::{decode_line, encode_line, hex_decode, hex_encode};
 use crate::error::TierError;
 use crate::tier::{CacheTier, TierHealth};
 use line::Classified;
-use shard::{Found, Rank, Shard, micros};
+use shard::{Found, Rank, Shard, Verdict, micros};
 
 /// A put at capacity evicts `max_entries / EVICTION_BATCH_DIVISOR` entries beyond the ones it
 /// needs, so that shard rewrites are amortized over that many puts.
 pub const EVICTION_BATCH_DIVISOR: u64 = 64;
 
-/// A shard is compacted when its dead lines (older lines of updated keys, skipped lines) are
-/// more than its live ones and at least this many.
+/// A shard is compacted when its dead lines (older lines of updated keys, blank lines) are
+/// more than its live ones and at least this many. Unreadable lines are not dead.
 pub const MIN_DEAD_LINES: u64 = 64;
+
+/// How many rounds of victims a put at capacity tries when victims turn out unreadable, before
+/// it stores its entry above the bound.
+const MAX_EVICTION_ROUNDS: usize = 8;
 
 /// How many shard files a JSONL directory has (the reference's default `num_shards`).
 pub const NUM_SHARDS: usize = 16;
@@ -106,26 +133,29 @@ pub fn shard_file_name(shard: usize) -> String {
 
 /// Damage found in the shard files, as last read, plus what the tier cleaned up.
 ///
-/// Counts describe the files as this tier last read them (they go down when a rewrite drops
-/// damaged lines, or when a corrupt entry is replaced or deleted), except
-/// [`JsonlDamage::stray_temp_files`], which counts removals since the tier opened.
+/// Counts describe the files as this tier last read them, except
+/// [`JsonlDamage::stray_temp_files`], which counts removals since the tier opened. Damaged lines
+/// stay where they are (see the module docs: rewrites carry them over), so their counts go down
+/// only when the damage itself goes: a put or delete of a damaged entry's key, a clear, or
+/// [`CacheTier::remove_unreadable`]. Blank lines, which hold nothing, are dropped by rewrites.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JsonlDamage {
-    /// Lines with nothing but whitespace (skipped, as the reference does).
+    /// Lines with nothing but whitespace (skipped, as the reference does; dropped by rewrites).
     pub blank_lines: u64,
-    /// Lines that are not JSON: cut short, garbage, not UTF-8 (skipped).
+    /// Lines that are not JSON: cut short, garbage, not UTF-8 (skipped, kept in place).
     pub undecodable_lines: u64,
     /// Lines that are JSON but not an object with a string `key` (`42`, `null`, `"x"`):
-    /// skipped (proxywhirl's constructor crashes on `42` and `null`).
+    /// skipped and kept in place (proxywhirl's constructor crashes on `42` and `null`).
     pub non_entry_lines: u64,
     /// Keys whose live line is an object with that key but not a valid entry (a missing field,
     /// a bad timestamp): held, and reported as corrupt by a get.
     pub invalid_entries: u64,
     /// Keys found in a shard other than their md5 shard: served from there.
     pub misplaced_keys: u64,
-    /// Keys whose credentials a get could not read (no key of the ring opens the token, or it
-    /// is not hex): reported as corrupt, until the key is written again or deleted, or its shard
-    /// is read again from scratch (counted when a get finds them, not when the tier opens).
+    /// Keys whose credentials could not be read (no key of the ring opens the token, or it is
+    /// not hex): reported as corrupt, until the key is written again or deleted, or its shard is
+    /// read again from scratch. Counted once something tried the tokens (a get, eviction, expiry
+    /// cleanup), not when the tier opens.
     pub corrupt_entries: u64,
     /// `shard_NN.jsonl.tmp` files left by an interrupted rewrite, removed when the tier opened.
     pub stray_temp_files: u64,
@@ -155,6 +185,11 @@ pub struct JsonlTier {
     foreign: Vec<AtomicUsize>,
     stray_temp_files: AtomicU64,
     evictions: AtomicU64,
+    /// [`CacheTier::unreadable_skipped`].
+    unreadable_skipped: AtomicU64,
+    /// Whether the warning that unreadable entries keep the tier above its bound was given
+    /// (cleared when the tier is back within it).
+    over_bound_warned: AtomicBool,
     /// Last use stamp handed out (Unix µs, strictly increasing): orders this process's uses.
     clock: AtomicI64,
     health: TierHealth,
@@ -183,6 +218,8 @@ impl JsonlTier {
             ring,
             stray_temp_files: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            unreadable_skipped: AtomicU64::new(0),
+            over_bound_warned: AtomicBool::new(false),
             clock: AtomicI64::new(0),
             health: TierHealth::new(),
         };
@@ -233,16 +270,20 @@ impl JsonlTier {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// Lines in the shard files, as last read, that are not the live line of a key (older
-    /// lines of updated keys, and skipped lines): what compaction removes.
+    /// Lines in the shard files, as last read, that are not the live line of a key: older
+    /// lines of updated keys and blank lines, which compaction drops, and the skipped lines that
+    /// cannot be read (not JSON, not an entry: [`JsonlDamage::skipped_lines`] less the blank
+    /// ones), which every rewrite keeps in place. So after a compaction this is the count of
+    /// those unreadable lines; they never trigger one.
     pub fn dead_lines(&self) -> u64 {
         (0..NUM_SHARDS)
-            .map(|id| self.with_shard(id, |sh| sh.dead_lines()))
+            .map(|id| self.with_shard(id, |sh| sh.dead_lines() + sh.unreadable_lines()))
             .sum()
     }
 
-    /// Rewrites every shard that has dead lines, keeping only live lines; how many shards were
-    /// rewritten. (Compaction also happens by itself as dead lines accumulate.)
+    /// Rewrites every shard that has dead lines, keeping its live lines and its unreadable
+    /// lines (verbatim, in place); how many shards were rewritten. (Compaction also happens by
+    /// itself as dead lines accumulate.)
     pub fn compact(&self) -> Result<usize, TierError> {
         let result = (|| {
             let mut rewritten = 0;
@@ -253,13 +294,21 @@ impl JsonlTier {
                         return Ok::<_, TierError>(0);
                     }
                     let guard = sh.lock_exclusive()?;
-                    sh.rewrite(&guard, |_, _| false)?;
+                    let (done, _guard) = sh.rewrite(guard, false, |_, _, _| Verdict::Keep)?;
+                    self.skipped(done.carried_stray);
                     Ok(1)
                 })?;
             }
             Ok(rewritten)
         })();
         self.health.observe(result)
+    }
+
+    /// Counts unreadable entries or lines left in place.
+    fn skipped(&self, n: u64) {
+        if n > 0 {
+            self.unreadable_skipped.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Runs `f` on shard `id` under its mutex, then publishes its misplaced-key count.
@@ -325,14 +374,19 @@ impl JsonlTier {
             let Some((id, found)) = found else {
                 return Ok(None);
             };
-            let (file, offset, len) = match found {
+            let (file, offset, len, prior) = match found {
                 Found::Invalid(reason) => {
                     return Err(TierError::Corrupt {
                         key: key.to_owned(),
                         reason,
                     });
                 }
-                Found::Line { file, offset, len } => (file, offset, len),
+                Found::Line {
+                    file,
+                    offset,
+                    len,
+                    prior,
+                } => (file, offset, len, prior),
             };
             let mut buf = vec![0u8; len];
             std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
@@ -356,9 +410,9 @@ impl JsonlTier {
             return match line::into_entry(*parsed, &self.ring) {
                 Ok(entry) => Ok(Some(entry)),
                 Err(e) => {
-                    if e.is_corrupt_entry() {
+                    // Reported once per line (the caller counts every lookup that fails).
+                    if e.is_corrupt_entry() && self.with_shard(id, |sh| sh.mark_corrupt(key, offset, prior)) {
                         tracing::warn!(key, shard = id, error = %e, "unreadable entry in JSONL shard");
-                        self.with_shard(id, |sh| sh.mark_corrupt(key, offset));
                     }
                     Err(e)
                 }
@@ -411,6 +465,7 @@ impl JsonlTier {
             born: now,
         };
         let expires = micros(entry.expires_at);
+        let creds = has_credentials(entry);
         let wrote = self.with_shard(home, |sh| {
             let guard = sh.lock_exclusive()?;
             if let Some(only_if) = only_if.as_mut()
@@ -418,12 +473,13 @@ impl JsonlTier {
             {
                 return Ok::<_, TierError>(false);
             }
-            sh.append(&guard, &entry.key, line.as_bytes(), rank, expires)?;
-            if sh.needs_compaction()
-                && let Err(e) = sh.rewrite(&guard, |_, _| false)
-            {
-                // The write itself is done; the next write tries again.
-                tracing::warn!(shard = home, error = %e, "JSONL shard compaction failed");
+            sh.append(&guard, &entry.key, line.as_bytes(), creds, rank, expires)?;
+            if sh.needs_compaction() {
+                match sh.rewrite(guard, false, |_, _, _| Verdict::Keep) {
+                    Ok((done, _guard)) => self.skipped(done.carried_stray),
+                    // The write itself is done; the next write tries again.
+                    Err(e) => tracing::warn!(shard = home, error = %e, "JSONL shard compaction failed"),
+                }
             }
             Ok(true)
         })?;
@@ -442,7 +498,7 @@ impl JsonlTier {
             let home = shard_of(key);
             let applied = self.with_shard(home, |sh| {
                 let guard = sh.lock_exclusive()?;
-                let Some(Found::Line { file, offset, len }) = sh.find(key, None) else {
+                let Some(Found::Line { file, offset, len, .. }) = sh.find(key, None) else {
                     return Ok::<_, TierError>(false);
                 };
                 let mut buf = vec![0u8; len];
@@ -466,7 +522,8 @@ impl JsonlTier {
                     hits: entry.access_count,
                     born: now,
                 };
-                sh.append(&guard, key, line.as_bytes(), rank, micros(entry.expires_at))?;
+                let creds = has_credentials(&entry);
+                sh.append(&guard, key, line.as_bytes(), creds, rank, micros(entry.expires_at))?;
                 Ok(true)
             })?;
             changed += usize::from(applied);
@@ -474,7 +531,7 @@ impl JsonlTier {
         Ok(changed)
     }
 
-    /// Removes `key` from shard `id` (a rewrite) if it is there.
+    /// Removes `key` from shard `id` (a rewrite that keeps every other line) if it is there.
     fn remove_from(&self, id: usize, key: &str) -> Result<bool, TierError> {
         self.with_shard(id, |sh| {
             sh.sync()?;
@@ -485,8 +542,15 @@ impl JsonlTier {
             if !sh.contains(key) {
                 return Ok(false);
             }
-            sh.rewrite(&guard, |k, _| k == key)?;
-            Ok(true)
+            let (done, _guard) = sh.rewrite(
+                guard,
+                false,
+                |k, _, _| {
+                    if k == key { Verdict::Remove } else { Verdict::Keep }
+                },
+            )?;
+            self.skipped(done.carried_stray);
+            Ok(!done.removed.is_empty())
         })
     }
 
@@ -567,40 +631,84 @@ impl JsonlTier {
         Ok((0..NUM_SHARDS).map(|id| self.with_shard(id, |sh| sh.len())).sum())
     }
 
-    /// Evicts what must go for a new `key` to fit under `max` entries.
+    /// Evicts what must go for a new `key` to fit under `max` entries. Unreadable entries are
+    /// never taken: those known are left out of the choice, and a victim whose tokens no key
+    /// opens (found out by its shard's rewrite) is kept and marked, and another round chooses
+    /// again. When nothing readable is left to evict, the tier stays above `max` (one warning).
     fn make_room(&self, key: &str, max: u64) -> Result<(), TierError> {
         if self.contains_inner(key)? {
             return Ok(());
         }
-        let total = self.size_inner()? as u64;
-        if total < max {
-            return Ok(());
+        // Unreadable entries this put passed over, each counted once.
+        let mut passed: HashSet<(usize, String)> = HashSet::new();
+        for _ in 0..MAX_EVICTION_ROUNDS {
+            let total = self.size_inner()? as u64;
+            if total < max {
+                self.over_bound_warned.store(false, Ordering::Relaxed);
+                return Ok(());
+            }
+            // Evict a batch: each eviction rewrites the victims' shards, so making room for one
+            // entry at a time would rewrite shards on every put at capacity. A batch of 1/64 of
+            // the bound amortizes that to a rewrite per shard every `max / 64` puts.
+            let batch = max / EVICTION_BATCH_DIVISOR;
+            let need = usize::try_from((total - max + 1).saturating_add(batch).min(total)).unwrap_or(usize::MAX);
+            let mut candidates = Vec::new();
+            for id in 0..NUM_SHARDS {
+                let (found, unreadable) = self.with_shard(id, |sh| sh.victims(self.policy, key, need));
+                candidates.extend(found.into_iter().map(|(p, k)| (p, k, id)));
+                passed.extend(unreadable.into_iter().map(|k| (id, k)));
+            }
+            if candidates.is_empty() {
+                break;
+            }
+            candidates.sort_unstable();
+            candidates.truncate(need);
+            let mut by_shard: HashMap<usize, HashSet<String>> = HashMap::new();
+            for (_, victim, id) in candidates {
+                by_shard.entry(id).or_default().insert(victim);
+            }
+            for (id, victims) in by_shard {
+                let done = self.with_shard(id, |sh| {
+                    let guard = sh.lock_exclusive()?;
+                    let (done, _guard) = sh.rewrite(guard, false, |k, slot, line| {
+                        if !victims.contains(k) {
+                            Verdict::Keep
+                        } else if self.readable(k, slot, line) {
+                            Verdict::Remove
+                        } else {
+                            Verdict::KeepUnreadable
+                        }
+                    })?;
+                    Ok::<_, TierError>(done)
+                })?;
+                self.skipped(done.carried_stray);
+                passed.extend(done.kept_unreadable.into_iter().map(|k| (id, k)));
+                self.evictions.fetch_add(done.removed.len() as u64, Ordering::Relaxed);
+                tracing::debug!(shard = id, evicted = done.removed.len(), "JSONL tier evicted entries");
+            }
         }
-        // Evict a batch: each eviction rewrites the victims' shards, so making room for one
-        // entry at a time would rewrite shards on every put at capacity. A batch of 1/64 of the
-        // bound amortizes that to a rewrite per shard every `max / 64` puts.
-        let batch = max / EVICTION_BATCH_DIVISOR;
-        let need = usize::try_from((total - max + 1).saturating_add(batch).min(total)).unwrap_or(usize::MAX);
-        let mut candidates = Vec::new();
-        for id in 0..NUM_SHARDS {
-            let found = self.with_shard(id, |sh| sh.victims(self.policy, key, need));
-            candidates.extend(found.into_iter().map(|(p, k)| (p, k, id)));
-        }
-        candidates.sort_unstable();
-        candidates.truncate(need);
-        let mut by_shard: HashMap<usize, HashSet<String>> = HashMap::new();
-        for (_, victim, id) in candidates {
-            by_shard.entry(id).or_default().insert(victim);
-        }
-        for (id, victims) in by_shard {
-            let evicted = self.with_shard(id, |sh| {
-                let guard = sh.lock_exclusive()?;
-                sh.rewrite(&guard, |k, _| victims.contains(k))
-            })?;
-            self.evictions.fetch_add(evicted.len() as u64, Ordering::Relaxed);
-            tracing::debug!(shard = id, evicted = evicted.len(), "JSONL tier evicted entries");
+        self.skipped(passed.len() as u64);
+        if self.size_inner()? as u64 >= max {
+            if !self.over_bound_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    max_entries = max,
+                    unreadable = passed.len(),
+                    "JSONL tier above max_entries: what is left to evict cannot be read (unreadable \
+                     entries are never evicted; CacheTier::remove_unreadable removes them)"
+                );
+            }
+        } else {
+            self.over_bound_warned.store(false, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Whether the live line `line` of `key` (its slot `slot`) can be read: not known to be
+    /// unreadable, and each credential token opens with a key of the ring (the plaintext is
+    /// dropped, zeroized, at once). Only lines with tokens not yet tried (written by another
+    /// process, or before this tier opened) are parsed again.
+    fn readable(&self, key: &str, slot: &shard::Slot, line: &[u8]) -> bool {
+        !slot.is_unreadable() && (!slot.has_untried_tokens() || line::credentials_open(line, key, &self.ring))
     }
 
     fn clear_inner(&self) -> Result<usize, TierError> {
@@ -613,22 +721,106 @@ impl JsonlTier {
         Ok(distinct.len())
     }
 
+    /// Removes the expired entries; an entry that cannot be read is left, whatever its
+    /// `expires_at` field says: an expired candidate with credential tokens is kept (and marked)
+    /// unless its tokens open with the ring.
     fn cleanup_inner(&self, now: OffsetDateTime) -> Result<usize, TierError> {
         let now = micros(now);
         let mut removed = HashSet::new();
         for id in 0..NUM_SHARDS {
             let gone = self.with_shard(id, |sh| {
                 sh.sync()?;
-                if !sh.any_expired(now) {
+                let (any, unreadable) = sh.expiry_scan(now);
+                self.skipped(unreadable);
+                if !any {
                     return Ok(Vec::new());
                 }
                 let guard = sh.lock_exclusive()?;
-                sh.rewrite(&guard, |_, slot| slot.expired_at(now))
+                let (done, _guard) = sh.rewrite(guard, false, |k, slot, line| {
+                    if !slot.expired_at(now) {
+                        Verdict::Keep
+                    } else if self.readable(k, slot, line) {
+                        Verdict::Remove
+                    } else {
+                        Verdict::KeepUnreadable
+                    }
+                })?;
+                self.skipped(done.carried_stray + done.kept_unreadable.len() as u64);
+                Ok::<_, TierError>(done.removed)
             })?;
             removed.extend(gone);
         }
         Ok(removed.len())
     }
+
+    /// [`CacheTier::credential_sample`]: tokens of lines that hold some, a line per shard in
+    /// turn, read from the lines the index points at (no shard is read whole).
+    fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        let mut tokens = Vec::new();
+        if limit == 0 {
+            return Ok(tokens);
+        }
+        self.sync_all()?;
+        let lines: Vec<_> = (0..NUM_SHARDS)
+            .map(|id| self.with_shard(id, |sh| sh.token_lines(limit)))
+            .collect();
+        let rounds = lines.iter().map(Vec::len).max().unwrap_or(0);
+        for round in 0..rounds {
+            for (id, shard_lines) in lines.iter().enumerate() {
+                let Some((file, offset, len)) = shard_lines.get(round) else {
+                    continue;
+                };
+                let mut buf = vec![0u8; *len];
+                std::os::unix::fs::FileExt::read_exact_at(&**file, &mut buf, *offset)
+                    .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
+                for token in line::stored_tokens(&buf) {
+                    if tokens.len() == limit {
+                        return Ok(tokens);
+                    }
+                    tokens.push(token);
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// [`CacheTier::remove_unreadable`]: per shard, one rewrite without the entries that cannot
+    /// be read (broken fields, a token that is not hex or that no key opens) and without the
+    /// stray lines (not JSON, not an entry).
+    fn remove_unreadable_inner(&self) -> Result<usize, TierError> {
+        let mut removed = 0;
+        for id in 0..NUM_SHARDS {
+            removed += self.with_shard(id, |sh| {
+                sh.sync()?;
+                if !sh.exists() {
+                    return Ok::<_, TierError>(0);
+                }
+                let guard = sh.lock_exclusive()?;
+                let (done, _guard) = sh.rewrite(guard, true, |k, slot, line| {
+                    if self.readable(k, slot, line) {
+                        Verdict::Keep
+                    } else {
+                        Verdict::Remove
+                    }
+                })?;
+                if !done.removed.is_empty() || done.dropped_stray > 0 {
+                    tracing::warn!(
+                        shard = id,
+                        entries = done.removed.len(),
+                        lines = done.dropped_stray,
+                        "unreadable JSONL entries and lines removed at the operator's request"
+                    );
+                }
+                Ok(done.removed.len() + usize::try_from(done.dropped_stray).unwrap_or(usize::MAX))
+            })?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Whether `entry` is written with a credential token.
+fn has_credentials(entry: &CacheEntry) -> bool {
+    entry.username.is_some() || entry.password.is_some()
 }
 
 fn now_micros() -> i64 {
@@ -697,6 +889,27 @@ impl CacheTier for JsonlTier {
         JsonlTier::evictions(self)
     }
 
+    /// Counted: each unreadable entry an eviction passed over (once per put that evicts), each
+    /// unreadable entry an expiry cleanup left although its `expires_at` is past (once per
+    /// cleanup), and each unreadable line that is no entry (not JSON, not an entry) that a
+    /// rewrite of its shard carried over (compaction, delete, eviction, cleanup).
+    fn unreadable_skipped(&self) -> u64 {
+        self.unreadable_skipped.load(Ordering::Relaxed)
+    }
+
+    /// Tokens read from the lines the index points at, a line per shard in turn (so spread over
+    /// the shards), without decrypting them; lines whose fields are broken are not sampled.
+    fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+        self.health.observe(self.credential_sample_inner(limit))
+    }
+
+    /// Removes the entries whose line has broken fields or a token that is not hex or that no
+    /// key of the ring opens, and the lines that are not JSON or not an entry; each shard in one
+    /// atomic rewrite. Returns how many entries and lines it removed.
+    fn remove_unreadable(&self) -> Result<usize, TierError> {
+        self.health.observe(self.remove_unreadable_inner())
+    }
+
     fn compact(&self) -> Result<usize, TierError> {
         // The inherent method records its outcome in the tier's health.
         JsonlTier::compact(self)
@@ -710,4 +923,8 @@ impl CacheTier for JsonlTier {
 }
 
 #[cfg(test)]
+mod lax_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unreadable_tests;

@@ -6,10 +6,30 @@
 //! the credentials. The index of a shard uses [`classify`], which parses a line without
 //! decrypting anything and says what it is (an entry, an entry that cannot be read, a JSON value
 //! that is no entry, or no JSON at all).
+//!
+//! # Reading what proxywhirl reads
+//!
+//! proxywhirl reads a line with `json.loads`, turns string timestamps into datetimes with
+//! `datetime.fromisoformat`, and builds `CacheEntry(**data)` with pydantic v2 in lax mode. So a
+//! line it reads is one we read, with the rules of `pw_cache_model::lax`: integers written as
+//! `"5"` or `5.0` or `true`, booleans as `"yes"`, `"off"`, `1`, `0.0`, timestamps as Unix seconds
+//! (milliseconds above 2e10) as well as isoformat strings, and a member repeated in the object
+//! (the last one wins, as in `json.loads`). The reference bounds every count with `ge=0` except
+//! `access_count`: a negative `access_count` reads as 0, a count above `u64::MAX` as `u64::MAX`,
+//! each reported by a warning that names the key and the field (never a credential); a negative
+//! bounded count, which pydantic refuses, leaves the entry unreadable, as everything proxywhirl
+//! fails to read does.
+//!
+//! Limits: an integer literal beyond `u64::MAX`, which serde_json hands over as a float, is
+//! refused (pydantic takes it: it is a Python `int`); `NaN`, `Infinity` and lone surrogate
+//! escapes, which `json.loads` takes, are not JSON to serde_json, so such a line is unreadable
+//! (and kept as such); a `username` or `password` member in plaintext, which pydantic would take
+//! as the credential, is ignored (proxywhirl never writes one).
 
 use std::borrow::Cow;
 
 use pw_cache_crypto::KeyRing;
+use pw_cache_model::lax::{self, Count, LaxBool, LooseCount};
 use pw_cache_model::timestamp::{isoformat, isoformat_option};
 use pw_cache_model::{CacheEntry, HealthStatus, OffsetDateTime, Secret};
 use serde::{Deserialize, Serialize};
@@ -50,7 +70,8 @@ struct LineOut<'a> {
 }
 
 /// The line as read. Required and defaulted fields as the model's JSON form (the reference's
-/// pydantic defaults); unknown fields are ignored.
+/// pydantic defaults), each value read as pydantic's lax mode reads it (`pw_cache_model::lax`);
+/// unknown fields are ignored.
 #[derive(Deserialize)]
 pub(crate) struct LineIn<'a> {
     #[serde(borrow)]
@@ -59,41 +80,143 @@ pub(crate) struct LineIn<'a> {
     proxy_url: Cow<'a, str>,
     #[serde(borrow)]
     source: Cow<'a, str>,
-    #[serde(with = "isoformat")]
+    #[serde(with = "lax::timestamp")]
     pub(crate) fetch_time: OffsetDateTime,
-    #[serde(with = "isoformat")]
+    #[serde(with = "lax::timestamp")]
     pub(crate) last_accessed: OffsetDateTime,
     #[serde(default)]
-    pub(crate) access_count: u64,
-    ttl_seconds: u64,
-    #[serde(with = "isoformat")]
+    pub(crate) access_count: LooseCount,
+    ttl_seconds: Count,
+    #[serde(with = "lax::timestamp")]
     pub(crate) expires_at: OffsetDateTime,
     #[serde(default)]
     health_status: HealthStatus,
     #[serde(default)]
-    failure_count: u64,
+    failure_count: Count,
     #[serde(default)]
-    evicted_from_l1: bool,
-    #[serde(default, with = "isoformat_option")]
+    evicted_from_l1: LaxBool,
+    #[serde(default, with = "lax::timestamp_option")]
     last_health_check: Option<OffsetDateTime>,
     #[serde(default)]
-    consecutive_health_failures: u64,
+    consecutive_health_failures: Count,
     #[serde(default)]
-    consecutive_health_successes: u64,
+    consecutive_health_successes: Count,
     #[serde(default)]
-    recovery_attempt: u64,
-    #[serde(default, with = "isoformat_option")]
+    recovery_attempt: Count,
+    #[serde(default, with = "lax::timestamp_option")]
     next_check_time: Option<OffsetDateTime>,
     #[serde(default)]
     last_health_error: Option<String>,
     #[serde(default)]
-    total_health_checks: u64,
+    total_health_checks: Count,
     #[serde(default)]
-    total_health_check_failures: u64,
+    total_health_check_failures: Count,
     #[serde(default)]
     username_encrypted: Option<String>,
     #[serde(default)]
     password_encrypted: Option<String>,
+}
+
+impl LineIn<'_> {
+    /// The counts whose stored value was outside `u64` and read as the nearest one:
+    /// `(field, stored, read as)`.
+    fn out_of_range(&self) -> impl Iterator<Item = (&'static str, i128, u64)> {
+        let loose = [("access_count", self.access_count)].map(|(f, c)| (f, c.out_of_range, c.value));
+        let bounded = [
+            ("ttl_seconds", self.ttl_seconds),
+            ("failure_count", self.failure_count),
+            ("consecutive_health_failures", self.consecutive_health_failures),
+            ("consecutive_health_successes", self.consecutive_health_successes),
+            ("recovery_attempt", self.recovery_attempt),
+            ("total_health_checks", self.total_health_checks),
+            ("total_health_check_failures", self.total_health_check_failures),
+        ]
+        .map(|(f, c)| (f, c.out_of_range, c.value));
+        loose
+            .into_iter()
+            .chain(bounded)
+            .filter_map(|(field, stored, value)| Some((field, stored?, value)))
+    }
+
+    /// Reports each count read as the nearest legal value ([`LineIn::out_of_range`]): a
+    /// warning naming the key, the field, the stored value and the value read.
+    pub(crate) fn report_out_of_range(&self) {
+        for (field, stored, read_as) in self.out_of_range() {
+            tracing::warn!(
+                key = %self.key,
+                field,
+                stored = %stored,
+                read_as,
+                "JSONL entry holds a value outside its field's range; read as the nearest legal value"
+            );
+        }
+    }
+
+    /// The credential fields that are set (absent, `null` and `""` are no credential).
+    fn token_fields(&self) -> impl Iterator<Item = &str> {
+        [&self.username_encrypted, &self.password_encrypted]
+            .into_iter()
+            .filter_map(|f| f.as_deref().filter(|h| !h.is_empty()))
+    }
+
+    /// Whether the line holds a credential token.
+    pub(crate) fn has_credentials(&self) -> bool {
+        self.token_fields().next().is_some()
+    }
+
+    /// Whether every credential token is hex and opens with a key of `ring`. The plaintext is
+    /// dropped (and zeroized) as soon as it is known.
+    fn tokens_open(&self, ring: &KeyRing) -> bool {
+        self.token_fields()
+            .all(|hex| hex_decode(hex).is_some_and(|bytes| ring.decrypt_bytes(&bytes).is_ok()))
+    }
+}
+
+/// The members of a line that say whose credentials it holds: what checking its tokens needs,
+/// without the cost of reading the whole entry (its timestamps above all).
+#[derive(Deserialize)]
+struct TokensIn<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(default, borrow)]
+    username_encrypted: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    password_encrypted: Option<Cow<'a, str>>,
+}
+
+impl TokensIn<'_> {
+    /// The credential fields that are set (absent, `null` and `""` are no credential).
+    fn fields(&self) -> impl Iterator<Item = &str> {
+        [&self.username_encrypted, &self.password_encrypted]
+            .into_iter()
+            .filter_map(|f| f.as_deref().filter(|h| !h.is_empty()))
+    }
+}
+
+/// Whether `line`, the indexed line of `key` (an entry when indexed), is that key's entry with
+/// credentials that open with `ring` (nothing is kept of them).
+pub(crate) fn credentials_open(line: &[u8], key: &str, ring: &KeyRing) -> bool {
+    let open = |hex: &str| hex_decode(hex).is_some_and(|bytes| ring.decrypt_bytes(&bytes).is_ok());
+    match serde_json::from_slice::<TokensIn<'_>>(line) {
+        Ok(tokens) => tokens.key == key && tokens.fields().all(open),
+        // A member written twice, or not an entry after all: the full reading decides.
+        Err(_) => match classify(line) {
+            Classified::Entry(parsed) => parsed.key == key && parsed.tokens_open(ring),
+            _ => false,
+        },
+    }
+}
+
+/// The credential tokens of an entry's line, as stored (hex-decoded, not decrypted); a field
+/// that is not hex is left out.
+pub(crate) fn stored_tokens(line: &[u8]) -> Vec<Vec<u8>> {
+    match serde_json::from_slice::<TokensIn<'_>>(line) {
+        Ok(tokens) => tokens.fields().filter_map(hex_decode).collect(),
+        Err(_) => match classify(line) {
+            Classified::Entry(parsed) => parsed.token_fields().filter_map(hex_decode).collect(),
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// What one non-blank line of a shard is.
@@ -106,6 +229,8 @@ pub(crate) enum Classified<'a> {
         key: String,
         /// What is wrong (serde's message).
         reason: String,
+        /// Its `expires_at` field, when that alone can be read.
+        expires: Option<OffsetDateTime>,
     },
     /// Valid JSON that is not an object with a string `key` (`42`, `null`, `"x"`, `[]`).
     NonEntry,
@@ -120,13 +245,23 @@ pub(crate) fn classify(line: &[u8]) -> Classified<'_> {
         // The slow path, for damaged lines only: tell the three kinds of damage apart.
         Err(err) => match serde_json::from_slice::<serde_json::Value>(line) {
             Err(_) => Classified::Undecodable,
-            Ok(serde_json::Value::Object(map)) => match map.get("key") {
-                Some(serde_json::Value::String(key)) => Classified::Invalid {
-                    key: key.clone(),
-                    reason: err.to_string(),
-                },
-                _ => Classified::NonEntry,
-            },
+            Ok(serde_json::Value::Object(map)) => {
+                let Some(serde_json::Value::String(key)) = map.get("key") else {
+                    return Classified::NonEntry;
+                };
+                let key = key.clone();
+                let expires = map.get("expires_at").and_then(|v| lax::timestamp::deserialize(v).ok());
+                // The object holds the last of repeated members, as `json.loads` does; serde's
+                // derive refuses repeated members, so the entry may still be read from it.
+                match LineIn::deserialize(serde_json::Value::Object(map)) {
+                    Ok(parsed) => Classified::Entry(Box::new(parsed)),
+                    Err(_) => Classified::Invalid {
+                        key,
+                        reason: err.to_string(),
+                        expires,
+                    },
+                }
+            }
             Ok(_) => Classified::NonEntry,
         },
     }
@@ -169,7 +304,8 @@ pub fn encode_line(entry: &CacheEntry, ring: &KeyRing) -> Result<String, TierErr
 }
 
 /// Reads one shard line (without its line terminator) back into an entry, decrypting the
-/// credentials with `ring`.
+/// credentials with `ring`. Values are read as proxywhirl reads them (see the module docs): a
+/// count outside our range is read as the nearest legal value and reported by a warning.
 ///
 /// Errors are about the line, never the tier: [`TierError::Corrupt`] when it is not an entry
 /// (the key is empty when the line has none) or a credential is not hex,
@@ -178,8 +314,11 @@ pub fn encode_line(entry: &CacheEntry, ring: &KeyRing) -> Result<String, TierErr
 /// reference reads it.
 pub fn decode_line(line: &[u8], ring: &KeyRing) -> Result<CacheEntry, TierError> {
     match classify(line) {
-        Classified::Entry(parsed) => into_entry(*parsed, ring),
-        Classified::Invalid { key, reason } => Err(TierError::Corrupt { key, reason }),
+        Classified::Entry(parsed) => {
+            parsed.report_out_of_range();
+            into_entry(*parsed, ring)
+        }
+        Classified::Invalid { key, reason, .. } => Err(TierError::Corrupt { key, reason }),
         Classified::NonEntry => Err(TierError::Corrupt {
             key: String::new(),
             reason: "the line is JSON but not an object with a string \"key\"".to_owned(),
@@ -204,20 +343,20 @@ pub(crate) fn into_entry(line: LineIn<'_>, ring: &KeyRing) -> Result<CacheEntry,
         source: line.source.into_owned(),
         fetch_time: line.fetch_time,
         last_accessed: line.last_accessed,
-        access_count: line.access_count,
-        ttl_seconds: line.ttl_seconds,
+        access_count: line.access_count.value,
+        ttl_seconds: line.ttl_seconds.value,
         expires_at: line.expires_at,
         health_status: line.health_status,
-        failure_count: line.failure_count,
-        evicted_from_l1: line.evicted_from_l1,
+        failure_count: line.failure_count.value,
+        evicted_from_l1: line.evicted_from_l1.0,
         last_health_check: line.last_health_check,
-        consecutive_health_failures: line.consecutive_health_failures,
-        consecutive_health_successes: line.consecutive_health_successes,
-        recovery_attempt: line.recovery_attempt,
+        consecutive_health_failures: line.consecutive_health_failures.value,
+        consecutive_health_successes: line.consecutive_health_successes.value,
+        recovery_attempt: line.recovery_attempt.value,
         next_check_time: line.next_check_time,
         last_health_error: line.last_health_error,
-        total_health_checks: line.total_health_checks,
-        total_health_check_failures: line.total_health_check_failures,
+        total_health_checks: line.total_health_checks.value,
+        total_health_check_failures: line.total_health_check_failures.value,
     })
 }
 

@@ -1,6 +1,12 @@
 //! One shard file and what this process knows of it: the index of live lines, the file handle it
 //! was built from, the locks, catching up with other processes, appends and atomic rewrites.
 //!
+//! Lines that no key owns but that are not blank (not JSON, or JSON that is no entry) are
+//! *stray* lines: unreadable, never dead. A rewrite carries them over verbatim (content and
+//! terminator) in their place among the kept lines; only the operator's removal
+//! (`remove_unreadable`) drops them. Likewise a live line that cannot be read (broken fields,
+//! a token no key opens) is kept by every rewrite except one that removes its key.
+//!
 //! Invariants:
 //! - `index` describes exactly the bytes `0..ident.len` of the file `file` refers to (the inode
 //!   named by `ident`). Lines of an inode never change once written (every writer appends or
@@ -9,6 +15,8 @@
 //! - `ident == None` means nothing is known: the next sync reads the file from scratch.
 
 use std::collections::{HashMap, HashSet};
+#[cfg(test)]
+use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -85,13 +93,22 @@ impl Rank {
     }
 }
 
-/// Eviction order: smaller goes first. Unreadable entries go before any readable one.
-pub(crate) type Priority = (u8, i128, i128);
+/// Eviction order among readable entries: smaller goes first. (Unreadable entries are never
+/// victims.)
+pub(crate) type Priority = (i128, i128);
 
 #[derive(Debug)]
 enum SlotState {
-    Valid { rank: Rank, expires: i64 },
-    Invalid(Box<str>),
+    Valid {
+        rank: Rank,
+        expires: i64,
+    },
+    /// An object with this key that is not an entry; `expires` is its `expires_at` when that
+    /// field alone can be read.
+    Invalid {
+        reason: Box<str>,
+        expires: Option<i64>,
+    },
 }
 
 /// The live line of one key.
@@ -100,6 +117,15 @@ pub(crate) struct Slot {
     offset: u64,
     len: usize,
     home: u8,
+    /// Length of the line's terminator (`\n`, `\r`: 1; `\r\n`: 2; 0 for a last line without).
+    term: u8,
+    /// Whether the line holds a credential token (a non-empty `*_encrypted` field).
+    creds: bool,
+    /// Whether its tokens are known to open with the ring: this process wrote the line (with
+    /// the ring's current key), so eviction and expiry cleanup need not try them.
+    verified: bool,
+    /// Whether a token of the line was found unreadable: not hex, or no key of the ring opens it.
+    corrupt: bool,
     state: SlotState,
 }
 
@@ -107,30 +133,62 @@ impl Slot {
     fn rank(&self) -> Option<Rank> {
         match self.state {
             SlotState::Valid { rank, .. } => Some(rank),
-            SlotState::Invalid(_) => None,
+            SlotState::Invalid { .. } => None,
         }
     }
 
     fn is_invalid(&self) -> bool {
-        matches!(self.state, SlotState::Invalid(_))
+        matches!(self.state, SlotState::Invalid { .. })
     }
 
-    /// Whether the entry is expired at `now` (Unix µs): `now >= expires_at`. An unreadable
-    /// entry has no known expiry and is never expired.
+    /// Whether the entry is known to be unreadable: broken fields, or a token found unreadable.
+    /// (A token no key opens is only known once something tried it: see
+    /// [`Slot::has_untried_tokens`].)
+    pub(crate) fn is_unreadable(&self) -> bool {
+        self.corrupt || self.is_invalid()
+    }
+
+    /// Whether the line holds credential tokens that must be tried against the ring before the
+    /// entry is known to be readable (tokens this process wrote are known to open).
+    pub(crate) fn has_untried_tokens(&self) -> bool {
+        self.creds && !self.verified
+    }
+
+    /// Whether the entry, not known to be unreadable, is expired at `now` (Unix µs):
+    /// `now >= expires_at`. An entry known to be unreadable is never expired.
     pub(crate) fn expired_at(&self, now: i64) -> bool {
-        matches!(self.state, SlotState::Valid { expires, .. } if now >= expires)
+        !self.corrupt && matches!(self.state, SlotState::Valid { expires, .. } if now >= expires)
     }
 
-    fn priority(&self, policy: EvictionPolicy) -> Priority {
+    /// Whether the entry is known to be unreadable and its `expires_at` field, read alone, is
+    /// past at `now`: what expiry cleanup leaves and counts.
+    fn unreadable_and_past(&self, now: i64) -> bool {
         match self.state {
-            SlotState::Invalid(_) => (0, 0, 0),
-            SlotState::Valid { rank, .. } => match policy {
-                EvictionPolicy::Lru => (1, rank.used.into(), rank.born.into()),
-                EvictionPolicy::Lfu => (1, rank.hits.into(), rank.used.into()),
-                EvictionPolicy::Fifo => (1, rank.born.into(), rank.used.into()),
-            },
+            SlotState::Valid { expires, .. } => self.corrupt && now >= expires,
+            SlotState::Invalid { expires, .. } => expires.is_some_and(|e| now >= e),
         }
     }
+
+    fn priority(&self, policy: EvictionPolicy) -> Option<Priority> {
+        match self.state {
+            _ if self.corrupt => None,
+            SlotState::Invalid { .. } => None,
+            SlotState::Valid { rank, .. } => Some(match policy {
+                EvictionPolicy::Lru => (rank.used.into(), rank.born.into()),
+                EvictionPolicy::Lfu => (rank.hits.into(), rank.used.into()),
+                EvictionPolicy::Fifo => (rank.born.into(), rank.used.into()),
+            }),
+        }
+    }
+}
+
+/// A stray line: not blank, owned by no key (not JSON, or JSON that is no entry). Unreadable,
+/// kept by every rewrite but the operator's removal.
+#[derive(Debug, Clone, Copy)]
+struct Stray {
+    offset: u64,
+    len: usize,
+    term: u8,
 }
 
 /// Lines that are not the live line of a key.
@@ -143,17 +201,62 @@ struct LineCounts {
 }
 
 impl LineCounts {
+    /// Lines a rewrite drops: blank and superseded ones. Stray lines (undecodable, non-entry)
+    /// are unreadable, not dead: every rewrite keeps them.
     fn dead(&self) -> u64 {
-        self.blank + self.undecodable + self.non_entry + self.superseded
+        self.blank + self.superseded
     }
 }
 
 /// What the index says of a key.
 pub(crate) enum Found {
-    /// Its live line: read `len` bytes at `offset` of `file`.
-    Line { file: Arc<File>, offset: u64, len: usize },
+    /// Its live line: read `len` bytes at `offset` of `file`. `prior` is the key's rank before
+    /// this lookup recorded a use of it (to be put back if the line turns out unreadable).
+    Line {
+        file: Arc<File>,
+        offset: u64,
+        len: usize,
+        prior: Option<Rank>,
+    },
     /// Its live line is an object with this key that is not an entry.
     Invalid(String),
+}
+
+/// What a rewrite does with the live line of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Carried over.
+    Keep,
+    /// Left out: the key is removed.
+    Remove,
+    /// Would have been removed, but the entry cannot be read: carried over, marked unreadable
+    /// and reported in [`Rewritten::kept_unreadable`].
+    KeepUnreadable,
+}
+
+/// What a rewrite did.
+#[derive(Debug, Default)]
+pub(crate) struct Rewritten {
+    /// Keys removed.
+    pub(crate) removed: Vec<String>,
+    /// Keys whose verdict was [`Verdict::KeepUnreadable`].
+    pub(crate) kept_unreadable: Vec<String>,
+    /// Stray lines carried over verbatim.
+    pub(crate) carried_stray: u64,
+    /// Stray lines dropped (only by the operator's removal).
+    pub(crate) dropped_stray: u64,
+}
+
+/// A test's hook, run after the temporary file of a rewrite is written and before the shard
+/// file's identity is checked for the rename: it plays another writer working meanwhile.
+#[cfg(test)]
+pub(crate) struct RenameHook(pub(crate) Box<dyn FnMut(&Path) + Send>);
+
+#[cfg(test)]
+impl fmt::Debug for RenameHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RenameHook")
+    }
 }
 
 /// A lock held on a shard file (exclusive or shared); released when dropped.
@@ -241,8 +344,13 @@ pub(crate) struct Shard {
     foreign: usize,
     /// Live keys whose line is not an entry.
     invalid: usize,
-    /// Live keys a get found unreadable (credentials), until their line changes.
-    corrupt: HashSet<String>,
+    /// Live keys whose credentials were found unreadable, until their line changes.
+    corrupt: usize,
+    /// Stray lines, in file order.
+    stray: Vec<Stray>,
+    /// See [`RenameHook`].
+    #[cfg(test)]
+    pub(crate) before_rename: Option<RenameHook>,
 }
 
 impl Shard {
@@ -261,7 +369,10 @@ impl Shard {
             counts: LineCounts::default(),
             foreign: 0,
             invalid: 0,
-            corrupt: HashSet::new(),
+            corrupt: 0,
+            stray: Vec::new(),
+            #[cfg(test)]
+            before_rename: None,
         }
     }
 
@@ -288,9 +399,19 @@ impl Shard {
         self.index.keys()
     }
 
-    /// Lines that are not the live line of a key.
+    /// Whether the shard file existed when last synced.
+    pub(crate) fn exists(&self) -> bool {
+        self.ident.is_some()
+    }
+
+    /// Lines a rewrite drops: superseded and blank ones (stray lines are not dead).
     pub(crate) fn dead_lines(&self) -> u64 {
         self.counts.dead()
+    }
+
+    /// Stray lines: not JSON, or JSON that is no entry (kept by rewrites).
+    pub(crate) fn unreadable_lines(&self) -> u64 {
+        self.stray.len() as u64
     }
 
     /// Adds this shard's damage to `d`.
@@ -300,7 +421,7 @@ impl Shard {
         d.non_entry_lines += self.counts.non_entry;
         d.invalid_entries += self.invalid as u64;
         d.misplaced_keys += self.foreign as u64;
-        d.corrupt_entries += self.corrupt.len() as u64;
+        d.corrupt_entries += self.corrupt as u64;
     }
 
     /// Whether the dead lines call for a compaction.
@@ -309,9 +430,16 @@ impl Shard {
         dead >= MIN_DEAD_LINES && dead > self.index.len() as u64
     }
 
-    /// Whether any entry is expired at `now` (Unix µs).
-    pub(crate) fn any_expired(&self, now: i64) -> bool {
-        self.index.values().any(|s| s.expired_at(now))
+    /// At `now` (Unix µs): whether any entry not known to be unreadable is expired, and how
+    /// many entries known to be unreadable have an `expires_at` field that is past.
+    pub(crate) fn expiry_scan(&self, now: i64) -> (bool, u64) {
+        let mut any = false;
+        let mut unreadable = 0;
+        for slot in self.index.values() {
+            any |= slot.expired_at(now);
+            unreadable += u64::from(slot.unreadable_and_past(now));
+        }
+        (any, unreadable)
     }
 
     /// Forgets everything: the file is gone.
@@ -324,7 +452,8 @@ impl Shard {
         self.counts = LineCounts::default();
         self.foreign = 0;
         self.invalid = 0;
-        self.corrupt.clear();
+        self.corrupt = 0;
+        self.stray.clear();
     }
 
     /// Makes the next sync read the file from scratch.
@@ -440,7 +569,8 @@ impl Shard {
         self.counts = LineCounts::default();
         self.foreign = 0;
         self.invalid = 0;
-        self.corrupt.clear();
+        self.corrupt = 0;
+        self.stray.clear();
         self.unterminated = false;
         self.ingest(bytes, 0, Some(&previous));
     }
@@ -474,34 +604,51 @@ impl Shard {
                 Some(i) => (i, 1),
                 None => (rest.len(), 0),
             };
-            self.ingest_line(&rest[..content_len], base + pos as u64, previous);
+            // The terminator is at most 2 bytes: the cast cannot truncate.
+            self.ingest_line(&rest[..content_len], term_len as u8, base + pos as u64, previous);
             self.unterminated = term_len == 0;
             pos += content_len + term_len;
         }
     }
 
-    fn ingest_line(&mut self, content: &[u8], offset: u64, previous: Option<&HashMap<String, Slot>>) {
+    fn ingest_line(&mut self, content: &[u8], term: u8, offset: u64, previous: Option<&HashMap<String, Slot>>) {
         if is_blank(content) {
             self.counts.blank += 1;
             return;
         }
-        let (key, state) = match line::classify(content) {
+        let stray = Stray {
+            offset,
+            len: content.len(),
+            term,
+        };
+        let (key, creds, state) = match line::classify(content) {
             Classified::Entry(parsed) => {
+                parsed.report_out_of_range();
                 let rank = Rank {
                     used: micros(parsed.last_accessed),
-                    hits: parsed.access_count,
+                    hits: parsed.access_count.value,
                     born: micros(parsed.fetch_time),
                 };
                 let expires = micros(parsed.expires_at);
-                (parsed.key.into_owned(), SlotState::Valid { rank, expires })
+                let creds = parsed.has_credentials();
+                (parsed.key.into_owned(), creds, SlotState::Valid { rank, expires })
             }
-            Classified::Invalid { key, reason } => (key, SlotState::Invalid(reason.into())),
+            Classified::Invalid { key, reason, expires } => (
+                key,
+                false,
+                SlotState::Invalid {
+                    reason: reason.into(),
+                    expires: expires.map(micros),
+                },
+            ),
             Classified::NonEntry => {
                 self.counts.non_entry += 1;
+                self.stray.push(stray);
                 return;
             }
             Classified::Undecodable => {
                 self.counts.undecodable += 1;
+                self.stray.push(stray);
                 return;
             }
         };
@@ -524,6 +671,10 @@ impl Shard {
                 offset,
                 len: content.len(),
                 home,
+                term,
+                creds,
+                verified: false,
+                corrupt: false,
                 state,
             },
         );
@@ -532,12 +683,14 @@ impl Shard {
     /// Makes `slot` the live line of `key`, keeping the counters right.
     fn insert(&mut self, key: String, slot: Slot) {
         let (home, invalid) = (slot.home, slot.is_invalid());
-        self.corrupt.remove(&key);
         match self.index.insert(key, slot) {
             Some(old) => {
                 self.counts.superseded += 1;
                 if old.is_invalid() {
                     self.invalid -= 1;
+                }
+                if old.corrupt {
+                    self.corrupt -= 1;
                 }
             }
             None if home != self.id => self.foreign += 1,
@@ -557,45 +710,67 @@ impl Shard {
             if old.is_invalid() {
                 self.invalid -= 1;
             }
+            if old.corrupt {
+                self.corrupt -= 1;
+            }
         }
-        self.corrupt.remove(key);
     }
 
-    /// The live line of `key`; a hit at `now` (Unix µs) counts as a use for eviction.
-    /// The live line of `key`; `used_at` records a use of it (for eviction) at that time.
+    /// The live line of `key`; `used_at` records a use of it (for eviction) at that time,
+    /// unless the entry is known to be unreadable.
     pub(crate) fn find(&mut self, key: &str, used_at: Option<i64>) -> Option<Found> {
         let file = self.file.as_ref()?;
         let slot = self.index.get_mut(key)?;
         match &mut slot.state {
-            SlotState::Invalid(reason) => Some(Found::Invalid(reason.to_string())),
+            SlotState::Invalid { reason, .. } => Some(Found::Invalid(reason.to_string())),
             SlotState::Valid { rank, .. } => {
-                if let Some(now) = used_at {
-                    rank.used = rank.used.max(now);
-                    rank.hits = rank.hits.saturating_add(1);
-                }
+                let prior = match used_at {
+                    Some(now) if !slot.corrupt => {
+                        let prior = *rank;
+                        rank.used = rank.used.max(now);
+                        rank.hits = rank.hits.saturating_add(1);
+                        Some(prior)
+                    }
+                    _ => None,
+                };
                 Some(Found::Line {
                     file: Arc::clone(file),
                     offset: slot.offset,
                     len: slot.len,
+                    prior,
                 })
             }
         }
     }
 
-    /// Records that the live line of `key` (at `offset`) cannot be read.
-    pub(crate) fn mark_corrupt(&mut self, key: &str, offset: u64) {
-        if self.index.get(key).is_some_and(|s| s.offset == offset) {
-            self.corrupt.insert(key.to_owned());
+    /// Records that the live line of `key` (at `offset`) cannot be read, and takes back the use
+    /// the lookup that found it recorded (`prior`: the rank before it): reading an unreadable
+    /// entry changes nothing. Whether the line was not known to be unreadable before.
+    pub(crate) fn mark_corrupt(&mut self, key: &str, offset: u64, prior: Option<Rank>) -> bool {
+        let Some(slot) = self.index.get_mut(key).filter(|s| s.offset == offset) else {
+            return false;
+        };
+        if let (Some(prior), SlotState::Valid { rank, .. }) = (prior, &mut slot.state) {
+            *rank = prior;
         }
+        if slot.corrupt || slot.is_invalid() {
+            return false;
+        }
+        slot.corrupt = true;
+        self.corrupt += 1;
+        true
     }
 
-    /// Appends `line` (without terminator) as the live line of `key`. `_guard` proves the
-    /// exclusive lock is held and the index is current, so the file ends where the index does.
+    /// Appends `line` (without terminator) as the live line of `key`; `creds` says whether it
+    /// holds a credential token (encrypted with the ring's current key, so known to open).
+    /// `_guard` proves the exclusive lock is held and the index is
+    /// current, so the file ends where the index does.
     pub(crate) fn append(
         &mut self,
         _guard: &LockGuard,
         key: &str,
         line: &[u8],
+        creds: bool,
         rank: Rank,
         expires: i64,
     ) -> Result<(), TierError> {
@@ -636,6 +811,10 @@ impl Shard {
                 offset: before.len + lead,
                 len: line.len(),
                 home: self.id,
+                term: 1,
+                creds,
+                verified: true,
+                corrupt: false,
                 state: SlotState::Valid {
                     rank: rank.after(prior),
                     expires,
@@ -645,69 +824,162 @@ impl Shard {
         Ok(())
     }
 
-    /// Replaces the file with one holding only the live lines, minus the keys `remove` picks;
-    /// returns those keys. The new file is written to `shard_NN.jsonl.tmp`, fsynced, renamed
-    /// over the shard and the directory fsynced. Damaged and superseded lines are dropped.
+    /// Replaces the file with one holding the lines `verdict` keeps, in their order and byte for
+    /// byte (each with its own terminator; a last line without one gets `\n`): every live line
+    /// whose verdict is not [`Verdict::Remove`], and every stray line unless `drop_stray`.
+    /// Superseded and blank lines are dropped. `verdict` sees each live key, its slot and its
+    /// line's bytes.
+    ///
+    /// The new file is written to `shard_NN.jsonl.tmp` and fsynced. Then, still under the lock,
+    /// the shard file's identity (device, inode, length, mtime) is checked against what was read:
+    /// a writer that does not take our lock (proxywhirl renames its own rewrite over the shard)
+    /// may have changed it meanwhile, and renaming over its file would lose its lines. If so, the
+    /// temporary file is dropped, the lock taken again on the file now at the path, its changes
+    /// read, and the rewrite done again from there. Otherwise the temporary file is renamed over
+    /// the shard and the directory fsynced.
+    ///
+    /// Nothing is written when nothing would change (no key removed, no stray line to drop, no
+    /// dead line). Returns what was done, and the lock (held on the file now at the path).
     pub(crate) fn rewrite(
         &mut self,
-        _guard: &LockGuard,
-        mut remove: impl FnMut(&str, &Slot) -> bool,
-    ) -> Result<Vec<String>, TierError> {
-        let (Some(file), Some(ident)) = (self.file.clone(), self.ident) else {
-            return Err(self.not_locked());
-        };
-        let old = read_range(&file, 0, ident.len, &self.path)?;
-        let removed: Vec<String> = self
-            .index
-            .iter()
-            .filter(|(k, s)| remove(k, s))
-            .map(|(k, _)| k.clone())
-            .collect();
-        let gone: HashSet<&str> = removed.iter().map(String::as_str).collect();
-        let mut live: Vec<(u64, usize)> = self
-            .index
-            .iter()
-            .filter(|(k, _)| !gone.contains(k.as_str()))
-            .map(|(_, s)| (s.offset, s.len))
-            .collect();
-        live.sort_unstable();
-        let mut out = Vec::with_capacity(live.iter().map(|(_, len)| len + 1).sum());
-        let mut moved = HashMap::with_capacity(live.len());
-        for (offset, len) in live {
-            let start = usize::try_from(offset).ok();
-            let Some(bytes) = start.and_then(|s| old.get(s..s.checked_add(len)?)) else {
-                self.ident = None;
-                return Err(TierError::Io {
-                    op: "rewrite shard",
-                    path: self.path.clone(),
-                    source: io::Error::other("the index points past the end of the file"),
-                });
+        mut guard: LockGuard,
+        drop_stray: bool,
+        mut verdict: impl FnMut(&str, &Slot, &[u8]) -> Verdict,
+    ) -> Result<(Rewritten, LockGuard), TierError> {
+        for _ in 0..MAX_REOPEN {
+            let (Some(file), Some(ident)) = (self.file.clone(), self.ident) else {
+                return Err(self.not_locked());
             };
-            moved.insert(offset, out.len() as u64);
-            out.extend_from_slice(bytes);
-            out.push(b'\n');
-        }
-        let (new_file, meta) = self.replace_file(&out)?;
-        // The file is replaced: the index must describe the new one from here on.
-        for key in &removed {
-            self.remove(key);
-        }
-        for slot in self.index.values_mut() {
-            if let Some(&offset) = moved.get(&slot.offset) {
-                slot.offset = offset;
+            let old = read_range(&file, 0, ident.len, &self.path)?;
+            let mut done = Rewritten::default();
+            for (key, slot) in &self.index {
+                let Some(bytes) = span(&old, slot.offset, slot.len) else {
+                    self.ident = None;
+                    return Err(self.past_end());
+                };
+                match verdict(key, slot, bytes) {
+                    Verdict::Keep => {}
+                    Verdict::Remove => done.removed.push(key.clone()),
+                    Verdict::KeepUnreadable => done.kept_unreadable.push(key.clone()),
+                }
             }
+            let drop_stray = drop_stray && !self.stray.is_empty();
+            if done.removed.is_empty() && !drop_stray && self.counts.dead() == 0 {
+                self.mark_unreadable(&done.kept_unreadable);
+                return Ok((done, guard));
+            }
+            let gone: HashSet<&str> = done.removed.iter().map(String::as_str).collect();
+            // (offset, content length, terminator length) of every line kept, in file order.
+            let mut kept: Vec<(u64, usize, u8)> = self
+                .index
+                .iter()
+                .filter(|(k, _)| !gone.contains(k.as_str()))
+                .map(|(_, s)| (s.offset, s.len, s.term))
+                .collect();
+            if !drop_stray {
+                kept.extend(self.stray.iter().map(|l| (l.offset, l.len, l.term)));
+            }
+            kept.sort_unstable();
+            let mut out = Vec::with_capacity(kept.iter().map(|(_, len, term)| len + usize::from(*term).max(1)).sum());
+            let mut moved = HashMap::with_capacity(kept.len());
+            for (offset, len, term) in kept {
+                let Some(bytes) = span(&old, offset, len + usize::from(term)) else {
+                    self.ident = None;
+                    return Err(self.past_end());
+                };
+                moved.insert(offset, out.len() as u64);
+                out.extend_from_slice(bytes);
+                if term == 0 {
+                    out.push(b'\n');
+                }
+            }
+            let (new_file, meta) = self.write_tmp(&out)?;
+            #[cfg(test)]
+            if let Some(hook) = self.before_rename.as_mut() {
+                (hook.0)(&self.path);
+            }
+            if !self.path_still_is(ident)? {
+                // Changed by a writer without our lock: our rewrite would lose its lines.
+                let _ = fs::remove_file(&self.tmp_path);
+                drop(guard);
+                tracing::debug!(shard = self.id, "JSONL shard changed during a rewrite; rewriting again");
+                guard = self.lock_exclusive()?;
+                continue;
+            }
+            if let Err(e) = fs::rename(&self.tmp_path, &self.path) {
+                let _ = fs::remove_file(&self.tmp_path);
+                return Err(TierError::io("rename temporary file over", &self.path)(e));
+            }
+            // The file is replaced: the index must describe the new one from here on.
+            for key in &done.removed {
+                self.remove(key);
+            }
+            for slot in self.index.values_mut() {
+                if let Some(&offset) = moved.get(&slot.offset) {
+                    slot.offset = offset;
+                    slot.term = slot.term.max(1);
+                }
+            }
+            if drop_stray {
+                done.dropped_stray = self.stray.len() as u64;
+                self.stray.clear();
+                self.counts.undecodable = 0;
+                self.counts.non_entry = 0;
+            } else {
+                done.carried_stray = self.stray.len() as u64;
+                for line in &mut self.stray {
+                    if let Some(&offset) = moved.get(&line.offset) {
+                        line.offset = offset;
+                        line.term = line.term.max(1);
+                    }
+                }
+            }
+            self.counts.blank = 0;
+            self.counts.superseded = 0;
+            self.mark_unreadable(&done.kept_unreadable);
+            self.unterminated = false;
+            self.file = Some(Arc::new(new_file));
+            self.writable = true;
+            self.ident = Some(Ident::of(&meta));
+            sync_dir(&self.dir)?;
+            return Ok((done, guard));
         }
-        self.counts = LineCounts::default();
-        self.unterminated = false;
-        self.file = Some(Arc::new(new_file));
-        self.writable = true;
-        self.ident = Some(Ident::of(&meta));
-        sync_dir(&self.dir)?;
-        Ok(removed)
+        Err(self.unstable())
     }
 
-    /// Writes `bytes` to the temporary file, fsyncs it and renames it over the shard.
-    fn replace_file(&self, bytes: &[u8]) -> Result<(File, Metadata), TierError> {
+    /// Marks the live lines of `keys` as holding an unreadable token.
+    fn mark_unreadable(&mut self, keys: &[String]) {
+        for key in keys {
+            if let Some(slot) = self.index.get_mut(key)
+                && !slot.corrupt
+                && !slot.is_invalid()
+            {
+                slot.corrupt = true;
+                self.corrupt += 1;
+            }
+        }
+    }
+
+    /// Whether the file at the path is still the one described by `ident` (same device, inode,
+    /// length and mtime).
+    fn path_still_is(&self, ident: Ident) -> Result<bool, TierError> {
+        match fs::metadata(&self.path) {
+            Ok(meta) => Ok(Ident::of(&meta) == ident),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(TierError::io("stat shard", &self.path)(e)),
+        }
+    }
+
+    fn past_end(&self) -> TierError {
+        TierError::Io {
+            op: "rewrite shard",
+            path: self.path.clone(),
+            source: io::Error::other("the index points past the end of the file"),
+        }
+    }
+
+    /// Writes `bytes` to a fresh temporary file and fsyncs it.
+    fn write_tmp(&self, bytes: &[u8]) -> Result<(File, Metadata), TierError> {
         let tmp = &self.tmp_path;
         match fs::remove_file(tmp) {
             Ok(()) => {}
@@ -725,18 +997,10 @@ impl Shard {
             let meta = f.metadata()?;
             Ok::<_, io::Error>((f, meta))
         })();
-        let (f, meta) = match written {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = fs::remove_file(tmp);
-                return Err(TierError::io("write temporary file", tmp)(e));
-            }
-        };
-        if let Err(e) = fs::rename(tmp, &self.path) {
+        written.map_err(|e| {
             let _ = fs::remove_file(tmp);
-            return Err(TierError::io("rename temporary file over", &self.path)(e));
-        }
-        Ok((f, meta))
+            TierError::io("write temporary file", tmp)(e)
+        })
     }
 
     /// Removes the shard file (under its exclusive lock); returns the keys it held.
@@ -757,11 +1021,23 @@ impl Shard {
         Ok(keys)
     }
 
-    /// Up to `need` keys that go first under `policy`, `exclude` left out.
-    pub(crate) fn victims(&self, policy: EvictionPolicy, exclude: &str, need: usize) -> Vec<(Priority, String)> {
+    /// Up to `need` readable keys that go first under `policy`, `exclude` left out; and the
+    /// keys known to be unreadable, which are never victims.
+    pub(crate) fn victims(
+        &self,
+        policy: EvictionPolicy,
+        exclude: &str,
+        need: usize,
+    ) -> (Vec<(Priority, String)>, Vec<String>) {
         let mut best: Vec<(Priority, &str)> = Vec::with_capacity(need.min(self.index.len()) + 1);
+        let mut unreadable = Vec::new();
         for (key, slot) in &self.index {
-            let p = slot.priority(policy);
+            let Some(p) = slot.priority(policy) else {
+                if key != exclude {
+                    unreadable.push(key.clone());
+                }
+                continue;
+            };
             // Most entries lose on priority alone: compare keys only when it ties.
             let wins = best.len() < need || best.last().is_some_and(|(worst, k)| (p, key.as_str()) < (*worst, *k));
             if wins && key != exclude {
@@ -770,7 +1046,20 @@ impl Shard {
                 best.truncate(need);
             }
         }
-        best.into_iter().map(|(p, k)| (p, k.to_owned())).collect()
+        (best.into_iter().map(|(p, k)| (p, k.to_owned())).collect(), unreadable)
+    }
+
+    /// Where to read up to `limit` lines holding credential tokens: `(file, offset, len)`.
+    pub(crate) fn token_lines(&self, limit: usize) -> Vec<(Arc<File>, u64, usize)> {
+        let Some(file) = &self.file else {
+            return Vec::new();
+        };
+        self.index
+            .values()
+            .filter(|s| s.creds && !s.is_invalid())
+            .take(limit)
+            .map(|s| (Arc::clone(file), s.offset, s.len))
+            .collect()
     }
 
     fn not_locked(&self) -> TierError {
@@ -780,6 +1069,12 @@ impl Shard {
             source: io::Error::other("the shard is not open for writing"),
         }
     }
+}
+
+/// Bytes `offset..offset + len` of `bytes`, if they are there.
+fn span(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    bytes.get(start..start.checked_add(len)?)
 }
 
 /// Opens an existing shard for reading and appending, or only reading when that is refused.
@@ -833,6 +1128,39 @@ mod tests {
             }
         );
         assert_eq!(new.after(None), new);
+    }
+
+    #[test]
+    fn reading_an_unreadable_entry_takes_back_its_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = (0..).map(|i| format!("k{i}")).find(|k| shard_of(k) == 3).unwrap();
+        let line = format!(
+            "{{\"key\": \"{key}\", \"proxy_url\": \"http://h:1\", \"source\": \"s\", \"fetch_time\": \
+             \"2000-01-01T00:00:00+00:00\", \"last_accessed\": \"2000-01-01T00:00:00+00:00\", \"access_count\": 4, \
+             \"ttl_seconds\": 1, \"expires_at\": \"2000-01-01T00:00:01+00:00\", \"password_encrypted\": \"zz\"}}\n"
+        );
+        fs::write(dir.path().join(super::super::shard_file_name(3)), line).unwrap();
+        let mut shard = Shard::new(dir.path(), 3);
+        shard.sync().unwrap();
+        let rank = |sh: &Shard| sh.index[&key].rank().unwrap();
+        let stored = rank(&shard);
+        let Some(Found::Line { offset, prior, .. }) = shard.find(&key, Some(i64::MAX - 1)) else {
+            panic!("the line is indexed");
+        };
+        assert_eq!(prior, Some(stored));
+        assert_ne!(rank(&shard), stored, "a lookup records a use");
+        // The lookup found the token unreadable: its use is taken back.
+        assert!(shard.mark_corrupt(&key, offset, prior), "newly known");
+        assert_eq!(rank(&shard), stored);
+        // Once known, a lookup records nothing.
+        let Some(Found::Line { prior, .. }) = shard.find(&key, Some(i64::MAX)) else {
+            panic!("the line is indexed");
+        };
+        assert_eq!((prior, rank(&shard)), (None, stored));
+        assert!(!shard.mark_corrupt(&key, offset, prior), "known already");
+        let mut damage = JsonlDamage::default();
+        shard.add_damage(&mut damage);
+        assert_eq!(damage.corrupt_entries, 1);
     }
 
     #[test]
