@@ -45,9 +45,10 @@
 //! maps the row by position, converts the times with `datetime.fromtimestamp(x, tz=utc)` and
 //! the flag with Python's `bool()`, then validates the entry with pydantic 2 in lax mode (the
 //! string rules below are pydantic-core 2.50.5's, the reference environment's; proxywhirl asks
-//! for any pydantic 2, and older ones read fewer strings). Per column kind, what is read, and
-//! what is unreadable — [`TierError::Corrupt`] naming the column, an entry no operation of the
-//! tier removes (see the crate docs, "Unreadable entries"):
+//! for any pydantic 2, and older ones differ in details: some read `'5.'` as 5, some no
+//! surrounding whitespace). Per column kind, what is read, and what is unreadable —
+//! [`TierError::Corrupt`] naming the column, an entry no operation of the tier removes (see the
+//! crate docs, "Unreadable entries"):
 //!
 //! | column | read | unreadable |
 //! |---|---|---|
