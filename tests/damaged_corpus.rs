@@ -1249,7 +1249,8 @@ fn sqlite_l3_without_health_columns(base: &Path) -> Expect {
 }
 
 /// Rows whose values do not fit their fields (corrupt entries), rows no key can name (left
-/// out), credentials that fail, and values that read fine (an INTEGER time, a TEXT token).
+/// out), credentials that fail, and values that read fine (an INTEGER time, a negative
+/// `access_count`, a TEXT token).
 fn sqlite_damaged_rows(store: Store, base: &Path) -> Expect {
     let table = if store == Store::L3 {
         "cache_entries"
@@ -1277,7 +1278,7 @@ fn sqlite_damaged_rows(store: Store, base: &Path) -> Expect {
         "expires_at = 9e999",
         "expires_at = 1e13",
         "last_accessed = X'00'",
-        "access_count = -1",
+        "failure_count = -1",
         "access_count = 1.5",
         "ttl_seconds = 'long'",
         "health_status = 'sick'",
@@ -1315,9 +1316,12 @@ fn sqlite_damaged_rows(store: Store, base: &Path) -> Expect {
     let blob_key = without[13].clone();
     set(&blob_key, "key = CAST(key AS BLOB)");
     e.lost(&blob_key);
-    // Values that read fine: an INTEGER time, a TEXT token, an empty BLOB (no credential).
+    // Values that read fine: an INTEGER time, a negative access_count (read as 0, as
+    // proxywhirl's model has no lower bound for it), a TEXT token, an empty BLOB (no credential).
     set(without[14], "fetch_time = 1700000000");
     e.intact.get_mut(without[14]).unwrap()["fetch_time"] = Value::from("2023-11-14T22:13:20+00:00");
+    set(without[15], "access_count = -1");
+    e.intact.get_mut(without[15]).unwrap()["access_count"] = Value::from(0);
     let token: Vec<u8> = conn
         .query_row(
             &format!("SELECT password_encrypted FROM {table} WHERE key = ?1"),

@@ -36,14 +36,63 @@
 //!
 //! # Rows
 //!
-//! Timestamps are REAL Unix seconds ([`pw_cache_model::timestamp::to_unix_seconds`], read back
-//! in UTC with [`pw_cache_model::timestamp::from_unix_seconds`]: Python's conversions, to the
-//! microsecond). A credential is a BLOB of its Fernet token's bytes, NULL when there is none; an
-//! empty string is a credential like any other and is stored encrypted (proxywhirl stores NULL
-//! for it). On read, NULL and an empty value are no credential, a TEXT token is read like a BLOB.
-//! A value that does not fit its field (a negative count, text in a REAL column, an unknown
-//! health status, a time outside years 1..=9999) makes the entry corrupt
-//! ([`TierError::Corrupt`], naming the column), never the tier.
+//! A put writes what proxywhirl writes: timestamps as REAL Unix seconds
+//! ([`pw_cache_model::timestamp::to_unix_seconds`]), counts and the flag as INTEGERs, text as
+//! TEXT, a credential as a BLOB of its Fernet token's bytes, NULL when there is none; an empty
+//! string is a credential like any other and is stored encrypted (proxywhirl stores NULL for it).
+//!
+//! A get reads every value proxywhirl 0.3.3's reader reads, to the value it reads. proxywhirl
+//! maps the row by position, converts the times with `datetime.fromtimestamp(x, tz=utc)` and
+//! the flag with Python's `bool()`, then validates the entry with pydantic 2 in lax mode (the
+//! string rules below are pydantic-core 2.50.5's, the reference environment's; proxywhirl asks
+//! for any pydantic 2, and older ones differ in details: some read `'5.'` as 5, some no
+//! surrounding whitespace). Per column kind, what is read, and what is unreadable —
+//! [`TierError::Corrupt`] naming the column, an entry no operation of the tier removes (see the
+//! crate docs, "Unreadable entries"):
+//!
+//! | column | read | unreadable |
+//! |---|---|---|
+//! | text: `key`, `proxy_url`, `source`; `last_health_error` | TEXT; a BLOB of UTF-8 (as its text); `last_health_error` NULL (none) | NULL elsewhere; INTEGER, REAL; TEXT or BLOB that is not UTF-8 |
+//! | `health_status` | exactly `unknown`, `healthy`, `degraded`, `unhealthy` or `dead`, as TEXT or BLOB | any other value (`HEALTHY`, `' healthy'`, NULL) |
+//! | times: `fetch_time`, `last_accessed`, `expires_at`; `last_health_check`, `next_check_time` | a REAL or INTEGER number of seconds within years 1..=9999, rounded to the microsecond as Python does ([`pw_cache_model::timestamp::from_unix_seconds`], in UTC); the last two NULL (none) | TEXT, BLOB; NULL elsewhere; out of those years |
+//! | counts: `access_count`, `ttl_seconds`, `failure_count`, L3's five health counts | an INTEGER; a REAL without a fraction strictly between -2^63 and 2^63 (`5.0`); an integer's text, as TEXT or a BLOB of UTF-8: surrounding whitespace, one `+` or `-`, leading zeros, `_` between digits, a fraction of zeros, at most 4300 digits (`' +1_000.00 '` is 1000; pydantic's quirks too: `'0-5'` is -5) | NULL; `5.5`, ±inf, a REAL beyond ±2^63; text that is no integer (`'5.'`, `'1e3'`, `'0x10'`, `''`) |
+//! | `evicted_from_l1` | any value, as Python's `bool()`: NULL, 0, 0.0, `''` and an empty BLOB are false, everything else true (`'0'`, `'no'` and `'false'` included) | TEXT that is not UTF-8 |
+//! | credentials | the bytes of a BLOB (or TEXT) token; NULL, an empty value, 0 and 0.0 are no credential | any other INTEGER or REAL; a token no key of the ring opens ([`TierError::Crypto`]) |
+//!
+//! A value proxywhirl reads that our fields cannot hold is read as the nearest one, with a
+//! warning naming the key and the column: a negative `access_count` (proxywhirl's model has no
+//! lower bound for it) as 0, a count above `u64::MAX` as `u64::MAX`. The other counts have
+//! `ge=0` in proxywhirl's model: a negative one is unreadable there, and here.
+//!
+//! More lenient than proxywhirl where that harms nothing: L3's NULL `evicted_from_l1` is false
+//! (proxywhirl's L2 reads NULL false, its L3 fails); L3's `created_at` and `updated_at` are
+//! never read (proxywhirl fails a row whose `created_at` is not a time); the columns are read by
+//! name, not by position. The common storage classes (INTEGER counts, REAL times, TEXT text,
+//! BLOB tokens) are read first and cost what they did; the others are read on a slower path.
+//!
+//! # Column types
+//!
+//! When a tier opens (and when a probe re-creates its schema), each column's declared type
+//! (`pragma_table_info`) is checked, for proxywhirl's tables can exist with other types. Its
+//! affinity — SQLite's rules: a type containing `INT` is INTEGER; `CHAR`, `CLOB` or `TEXT`,
+//! TEXT; `BLOB` or no type, BLOB (no conversion); `REAL`, `FLOA` or `DOUB`, REAL; any other,
+//! NUMERIC — decides what SQLite makes of the values written. A column is accepted when what
+//! this tier writes reads back as written and every statement compares it correctly; else the
+//! tier refuses to open with [`TierError::Schema`], whose reason names the table, the column,
+//! its declared type and what is expected, leaving the tables as they were:
+//!
+//! | column | accepted affinities | refused, because |
+//! |---|---|---|
+//! | `key`, the history's `proxy_key`; text | TEXT, BLOB | INTEGER, REAL, NUMERIC: a text that reads as a number (`'123'`) is stored as a number, which no reader reads back as text (and `key = ?` would find `'0123'` under `'123'`) |
+//! | times; `response_time_ms` | INTEGER, REAL, NUMERIC, BLOB (an integral REAL stored as an INTEGER reads the same) | TEXT: a REAL is stored as text of 15 digits (microseconds lost) that no reader reads back, and `expires_at <= ?`, `ORDER BY last_accessed`, `max(last_accessed, ?)` compare text |
+//! | counts | all: TEXT stores `'5'`, read as 5, and `access_count + ?` computes in numbers | `access_count` TEXT on a bounded LFU tier: `ORDER BY access_count` sorts text (`'10'` before `'9'`); the same file opens unbounded or under LRU or FIFO |
+//! | `evicted_from_l1` | INTEGER, REAL, NUMERIC, BLOB | TEXT: a false flag is stored as `'0'`, which Python's `bool()` (and so this reader) reads true, and `max(evicted_from_l1, ?)` keeps `'0'` over 1 |
+//! | `health_status`, the history's `status`, credentials, `created_at`, `updated_at` | all: the five words never read as numbers; BLOBs are never converted; the two times are only written | — |
+//! | the history's `id` | `INTEGER PRIMARY KEY` only | anything else is not the rowid, which numbers a recorded check |
+//!
+//! A REAL count holds integers exactly up to 2^53. A STRICT table refuses what it cannot
+//! convert instead of converting it: there each column must be declared with proxywhirl's type
+//! or `ANY`.
 //!
 //! # Schema version
 //!
@@ -169,27 +218,257 @@ pub(crate) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<
     names.collect()
 }
 
-/// Fails with [`TierError::Schema`] unless `table` has every column of `required`.
-pub(crate) fn require_columns(conn: &Connection, path: &Path, table: &str, required: &[&str]) -> Result<(), TierError> {
-    let have = table_columns(conn, table).map_err(sql_error("read schema", path))?;
-    if have.is_empty() {
-        return Err(TierError::Schema {
-            path: path.to_path_buf(),
-            reason: format!("there is no table {table}"),
+/// A column's SQLite type affinity, from its declared type (SQLite's rules, "Datatypes In
+/// SQLite" §3.1): what SQLite converts a value into when it stores it in that column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Affinity {
+    /// INTEGER (the declared type contains `INT`).
+    Integer,
+    /// TEXT (`CHAR`, `CLOB` or `TEXT`): numbers are stored as their text.
+    Text,
+    /// BLOB, also called no affinity (`BLOB`, or no declared type): nothing is converted.
+    Blob,
+    /// REAL (`REAL`, `FLOA` or `DOUB`): integers are stored as reals.
+    Real,
+    /// NUMERIC (anything else): text that reads as a number is stored as one.
+    Numeric,
+}
+
+impl Affinity {
+    /// The affinity of a column declared `declared`, by SQLite's rules in their order.
+    pub(crate) fn of_declared(declared: &str) -> Self {
+        let upper = declared.to_ascii_uppercase();
+        let has = |part: &str| upper.contains(part);
+        if has("INT") {
+            Affinity::Integer
+        } else if has("CHAR") || has("CLOB") || has("TEXT") {
+            Affinity::Text
+        } else if has("BLOB") || upper.trim().is_empty() {
+            Affinity::Blob
+        } else if has("REAL") || has("FLOA") || has("DOUB") {
+            Affinity::Real
+        } else {
+            Affinity::Numeric
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Affinity::Integer => "INTEGER",
+            Affinity::Text => "TEXT",
+            Affinity::Blob => "BLOB",
+            Affinity::Real => "REAL",
+            Affinity::Numeric => "NUMERIC",
+        }
+    }
+}
+
+/// What a column holds and how the tiers' statements use it: which declared types it may have
+/// (the table in the module docs, "Column types").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColumnKind {
+    /// A key looked up with `= ?` (`key`; the history's `proxy_key`).
+    Key,
+    /// Text read back (`proxy_url`, `source`, `last_health_error`, the history's texts).
+    Text,
+    /// A health status word.
+    Status,
+    /// A credential token (a BLOB or NULL).
+    Token,
+    /// A time read back, compared or ordered in SQL.
+    Time,
+    /// A time only written (`created_at`, `updated_at`: never read nor compared).
+    WrittenTime,
+    /// A REAL read back (`response_time_ms`).
+    Real,
+    /// A count read back (and added to, for `access_count`).
+    Count,
+    /// `access_count`: a count, ordered by the LFU eviction of a bounded tier.
+    UseCount,
+    /// A flag, read as Python's `bool()` and kept with `max(column, ?)`.
+    Flag,
+    /// `health_history.id`: the rowid.
+    RowId,
+}
+
+impl ColumnKind {
+    /// The type proxywhirl declares for such a column.
+    fn proxywhirl_type(self) -> &'static str {
+        match self {
+            ColumnKind::Key | ColumnKind::Text | ColumnKind::Status => "TEXT",
+            ColumnKind::Token => "BLOB",
+            ColumnKind::Time | ColumnKind::WrittenTime | ColumnKind::Real => "REAL",
+            ColumnKind::Count | ColumnKind::UseCount | ColumnKind::Flag | ColumnKind::RowId => "INTEGER",
+        }
+    }
+
+    /// Why a column of this kind cannot have `affinity` (`None`: it can), when the tier
+    /// orders rows by `access_count` or not.
+    fn refusal(self, affinity: Affinity, orders_by_use: bool) -> Option<&'static str> {
+        use Affinity as A;
+        match (self, affinity) {
+            (ColumnKind::Key, A::Integer | A::Real | A::Numeric) => Some(
+                "a key that reads as a number ('123') would be stored as a number, which no lookup by its \
+                 text finds and no reader reads back",
+            ),
+            (ColumnKind::Text, A::Integer | A::Real | A::Numeric) => Some(
+                "a text that reads as a number ('123') would be stored as a number, which neither this tier nor \
+                 proxywhirl reads back as text",
+            ),
+            (ColumnKind::Time, A::Text) => Some(
+                "times would be stored as text of 15 digits (the microseconds lost), which neither this tier nor \
+                 proxywhirl reads back, and compared and ordered as text",
+            ),
+            (ColumnKind::Real, A::Text) => {
+                Some("numbers would be stored as text, which neither this tier nor proxywhirl reads back as a REAL")
+            }
+            (ColumnKind::UseCount, A::Text) if orders_by_use => Some(
+                "this tier evicts by LFU: ORDER BY access_count would sort the counts as text ('10' before '9'); \
+                 open it with another policy, or unbounded",
+            ),
+            (ColumnKind::Flag, A::Text) => Some(
+                "a false flag would be stored as '0', which reads true (Python's bool('0')), and \
+                 max(evicted_from_l1, ?) would keep '0' over 1",
+            ),
+            _ => None,
+        }
+    }
+
+    /// The affinities a column of this kind may have, for messages.
+    fn accepted(self, orders_by_use: bool) -> &'static str {
+        match self {
+            ColumnKind::Key | ColumnKind::Text => "a type of TEXT or BLOB affinity",
+            ColumnKind::Time | ColumnKind::Real | ColumnKind::Flag => {
+                "a type of INTEGER, REAL, NUMERIC or BLOB affinity"
+            }
+            ColumnKind::UseCount if orders_by_use => "a type of INTEGER, REAL, NUMERIC or BLOB affinity",
+            ColumnKind::RowId => "INTEGER PRIMARY KEY",
+            _ => "any type",
+        }
+    }
+}
+
+/// A column of a table as `pragma_table_info` gives it.
+struct DeclaredColumn {
+    name: String,
+    declared: String,
+    /// Its place in the primary key (0: not in it).
+    primary_key: i64,
+}
+
+/// The columns of `table`, in order (empty when there is no such table).
+fn declared_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<DeclaredColumn>> {
+    let mut stmt = conn.prepare("SELECT name, type, pk FROM pragma_table_info(?1)")?;
+    let columns = stmt.query_map([table], |row| {
+        Ok(DeclaredColumn {
+            name: row.get(0)?,
+            declared: row.get(1)?,
+            primary_key: row.get(2)?,
+        })
+    })?;
+    columns.collect()
+}
+
+/// Whether `table` is a STRICT table.
+fn is_strict(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare("SELECT strict FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?;
+    let mut rows = stmt.query([table])?;
+    Ok(match rows.next()? {
+        Some(row) => row.get::<_, i64>(0)? != 0,
+        None => false,
+    })
+}
+
+/// Why the column `column`, of kind `kind`, cannot be used (`None`: it can).
+fn column_refusal(column: &DeclaredColumn, kind: ColumnKind, strict: bool, orders_by_use: bool) -> Option<String> {
+    let declared = column.declared.trim();
+    let shown = if declared.is_empty() {
+        "with no type".to_owned()
+    } else {
+        declared.to_owned()
+    };
+    if kind == ColumnKind::RowId {
+        // Only `INTEGER PRIMARY KEY` makes the column the rowid, which numbers new rows.
+        return (!(declared.eq_ignore_ascii_case("INTEGER") && column.primary_key == 1)).then(|| {
+            format!(
+                "column {} is declared {shown}{}; expected INTEGER PRIMARY KEY: only that makes it the rowid, which \
+                 numbers the recorded checks",
+                column.name,
+                if column.primary_key == 1 { " PRIMARY KEY" } else { "" },
+            )
         });
+    }
+    if strict {
+        // A STRICT table refuses a value it cannot convert (a BLOB for TEXT, a fraction for
+        // INTEGER, ...): only proxywhirl's own type, or ANY (no conversion), holds what is written.
+        let fits = declared.eq_ignore_ascii_case(kind.proxywhirl_type()) || declared.eq_ignore_ascii_case("ANY");
+        return (!fits).then(|| {
+            format!(
+                "column {} is declared {shown} in a STRICT table; expected {} or ANY: a STRICT table refuses the \
+                 values it cannot convert",
+                column.name,
+                kind.proxywhirl_type(),
+            )
+        });
+    }
+    let affinity = Affinity::of_declared(declared);
+    kind.refusal(affinity, orders_by_use).map(|why| {
+        format!(
+            "column {} is declared {shown} ({} affinity); expected {} (proxywhirl's) or {}: {why}",
+            column.name,
+            affinity.name(),
+            kind.proxywhirl_type(),
+            kind.accepted(orders_by_use),
+        )
+    })
+}
+
+/// Whether a tier with `config` orders rows by `access_count`: a bounded LFU tier evicts by it.
+pub(crate) fn orders_by_use(config: &CacheTierConfig) -> bool {
+    config.max_entries.is_some() && config.eviction_policy == EvictionPolicy::Lfu
+}
+
+/// Fails with [`TierError::Schema`] unless `table` has every column of `required`, each
+/// declared with a type this tier can use (see the module docs, "Column types"):
+/// `orders_by_use` when the tier orders rows by `access_count` (bounded LFU).
+pub(crate) fn require_columns(
+    conn: &Connection,
+    path: &Path,
+    table: &str,
+    required: &[(&str, ColumnKind)],
+    orders_by_use: bool,
+) -> Result<(), TierError> {
+    let schema_error = |reason: String| TierError::Schema {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let have = declared_columns(conn, table).map_err(sql_error("read schema", path))?;
+    if have.is_empty() {
+        return Err(schema_error(format!("there is no table {table}")));
     }
     let missing: Vec<&str> = required
         .iter()
-        .copied()
-        .filter(|c| !have.iter().any(|h| h == c))
+        .map(|(name, _)| *name)
+        .filter(|name| !have.iter().any(|h| h.name == *name))
         .collect();
-    if missing.is_empty() {
+    if !missing.is_empty() {
+        return Err(schema_error(format!(
+            "table {table} has no column {}",
+            missing.join(", ")
+        )));
+    }
+    let strict = is_strict(conn, table).map_err(sql_error("read schema", path))?;
+    let refused: Vec<String> = required
+        .iter()
+        .filter_map(|(name, kind)| {
+            let column = have.iter().find(|h| h.name == *name)?;
+            column_refusal(column, *kind, strict, orders_by_use)
+        })
+        .collect();
+    if refused.is_empty() {
         Ok(())
     } else {
-        Err(TierError::Schema {
-            path: path.to_path_buf(),
-            reason: format!("table {table} has no column {}", missing.join(", ")),
-        })
+        Err(schema_error(format!("table {table}: {}", refused.join("; "))))
     }
 }
 
@@ -590,7 +869,7 @@ pub(crate) fn read_row(row: &Row<'_>, layout: Layout, key: &str) -> Result<Store
         source: col.text(4, "source")?,
         fetch_time: col.time(5, "fetch_time")?,
         last_accessed: col.time(6, "last_accessed")?,
-        access_count: col.count(7, "access_count")?,
+        access_count: col.use_count(7, "access_count")?,
         ttl_seconds: col.count(8, "ttl_seconds")?,
         expires_at: col.time(9, "expires_at")?,
         health_status: col.status(10, "health_status")?,
@@ -622,12 +901,23 @@ pub(crate) fn read_row(row: &Row<'_>, layout: Layout, key: &str) -> Result<Store
     })
 }
 
-/// Typed reads of one row's values; a value that does not fit is [`TierError::Corrupt`].
+/// Typed reads of one row's values, each as proxywhirl 0.3.3 reads it (see the module docs,
+/// "Rows"); a value it cannot read is [`TierError::Corrupt`], naming the column. The usual
+/// storage class of each column is read first; the other readable ones only after.
 pub(crate) struct Columns<'r, 'k> {
     /// The row.
     pub(crate) row: &'r Row<'r>,
     /// The entry's key, for errors.
     pub(crate) key: &'k str,
+}
+
+/// What a count column does with a negative value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BelowZero {
+    /// Unreadable (the field has `ge=0` in proxywhirl's model: proxywhirl cannot read it either).
+    Corrupt,
+    /// Read as 0, with a warning (`access_count`: no lower bound in proxywhirl's model).
+    ReadAsZero,
 }
 
 impl Columns<'_, '_> {
@@ -652,18 +942,29 @@ impl Columns<'_, '_> {
         }
     }
 
-    /// TEXT (UTF-8), or NULL.
-    pub(crate) fn optional_text(&self, i: usize, column: &str) -> Result<Option<String>, TierError> {
-        match self.value(i, column)? {
-            ValueRef::Null => Ok(None),
-            ValueRef::Text(bytes) => std::str::from_utf8(bytes)
-                .map(|s| Some(s.to_owned()))
-                .map_err(|_| self.corrupt(column, "TEXT that is not UTF-8")),
+    /// The text of a TEXT or BLOB value: pydantic takes UTF-8 bytes for a `str`; Python's
+    /// sqlite3 cannot fetch TEXT that is not UTF-8.
+    fn utf8<'v>(&self, value: ValueRef<'v>, column: &str) -> Result<&'v str, TierError> {
+        match value {
+            ValueRef::Text(bytes) => {
+                std::str::from_utf8(bytes).map_err(|_| self.corrupt(column, "TEXT that is not UTF-8"))
+            }
+            ValueRef::Blob(bytes) => {
+                std::str::from_utf8(bytes).map_err(|_| self.corrupt(column, "a BLOB that is not UTF-8"))
+            }
             other => Err(self.corrupt(column, format_args!("expected TEXT, found {}", Self::found(other)))),
         }
     }
 
-    /// TEXT (UTF-8).
+    /// TEXT (UTF-8) or a BLOB of UTF-8, or NULL.
+    pub(crate) fn optional_text(&self, i: usize, column: &str) -> Result<Option<String>, TierError> {
+        match self.value(i, column)? {
+            ValueRef::Null => Ok(None),
+            other => self.utf8(other, column).map(|s| Some(s.to_owned())),
+        }
+    }
+
+    /// TEXT (UTF-8) or a BLOB of UTF-8.
     pub(crate) fn text(&self, i: usize, column: &str) -> Result<String, TierError> {
         self.optional_text(i, column)?
             .ok_or_else(|| self.corrupt(column, "expected TEXT, found NULL"))
@@ -692,43 +993,274 @@ impl Columns<'_, '_> {
             .ok_or_else(|| self.corrupt(column, "expected a REAL, found NULL"))
     }
 
-    /// A non-negative INTEGER.
-    fn count(&self, i: usize, column: &str) -> Result<u64, TierError> {
+    /// A count whose field has `ge=0` in proxywhirl's model: a non-negative INTEGER, or any
+    /// other value pydantic reads as an integer ([`Columns::lax_count`]); a negative one is
+    /// corrupt.
+    pub(crate) fn count(&self, i: usize, column: &str) -> Result<u64, TierError> {
         match self.value(i, column)? {
-            ValueRef::Integer(n) => u64::try_from(n).map_err(|_| self.corrupt(column, format_args!("{n} is negative"))),
-            other => Err(self.corrupt(
-                column,
-                format_args!("expected an INTEGER, found {}", Self::found(other)),
-            )),
+            ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
+            other => self.lax_count(other, column, BelowZero::Corrupt),
         }
     }
 
-    /// A flag: non-zero is true; NULL is false (as proxywhirl's L2 reads it).
+    /// `access_count`, a count without a lower bound in proxywhirl's model: as
+    /// [`Columns::count`], but a negative value is read as 0 (with a warning).
+    fn use_count(&self, i: usize, column: &str) -> Result<u64, TierError> {
+        match self.value(i, column)? {
+            ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
+            other => self.lax_count(other, column, BelowZero::ReadAsZero),
+        }
+    }
+
+    /// A count stored as anything but a non-negative INTEGER, read as pydantic 2 reads an `int`
+    /// in lax mode: a negative INTEGER; a REAL without a fraction strictly between -2^63 and
+    /// 2^63; the text of an integer (TEXT, or a BLOB of UTF-8: [`python_int`]). Beyond `u64`
+    /// it is read as `u64::MAX`, below zero as `below_zero` says; either with a warning.
+    #[cold]
+    fn lax_count(&self, value: ValueRef<'_>, column: &str, below_zero: BelowZero) -> Result<u64, TierError> {
+        let int = match value {
+            ValueRef::Null => return Err(self.corrupt(column, "expected an INTEGER, found NULL")),
+            ValueRef::Integer(n) => LaxInt {
+                negative: n < 0,
+                magnitude: Some(n.unsigned_abs()),
+            },
+            ValueRef::Real(x) => int_of_real(x).map_err(|why| self.corrupt(column, format_args!("REAL {x} {why}")))?,
+            ValueRef::Text(_) | ValueRef::Blob(_) => {
+                let text = self.utf8(value, column)?;
+                python_int(text).ok_or_else(|| {
+                    self.corrupt(
+                        column,
+                        format_args!("{} {:?} is not an integer", Self::found(value), Shown(text)),
+                    )
+                })?
+            }
+        };
+        match int {
+            LaxInt { magnitude: Some(0), .. } => Ok(0),
+            LaxInt {
+                negative: false,
+                magnitude: Some(n),
+            } => Ok(n),
+            LaxInt {
+                negative: false,
+                magnitude: None,
+            } => {
+                tracing::warn!(
+                    key = self.key,
+                    column,
+                    value = %ShownValue(value),
+                    "count above the largest this model holds: read as {}",
+                    u64::MAX
+                );
+                Ok(u64::MAX)
+            }
+            LaxInt { negative: true, .. } => match below_zero {
+                BelowZero::Corrupt => Err(self.corrupt(
+                    column,
+                    format_args!("{} is negative (proxywhirl's model requires >= 0)", ShownValue(value)),
+                )),
+                BelowZero::ReadAsZero => {
+                    tracing::warn!(
+                        key = self.key,
+                        column,
+                        value = %ShownValue(value),
+                        "negative count (proxywhirl allows it, this model does not): read as 0"
+                    );
+                    Ok(0)
+                }
+            },
+        }
+    }
+
+    /// A flag, as Python's `bool()` reads the value: NULL, 0, 0.0, empty TEXT and an empty
+    /// BLOB are false, every other value true (`'0'` and `'no'` too). L3's NULL too is false
+    /// (proxywhirl's L3 cannot read it; its L2 reads it false).
     fn flag(&self, i: usize, column: &str) -> Result<bool, TierError> {
         match self.value(i, column)? {
-            ValueRef::Null => Ok(false),
             ValueRef::Integer(n) => Ok(n != 0),
+            ValueRef::Null => Ok(false),
             ValueRef::Real(x) => Ok(x != 0.0),
-            other => Err(self.corrupt(
-                column,
-                format_args!("expected an INTEGER, found {}", Self::found(other)),
-            )),
+            ValueRef::Blob(bytes) => Ok(!bytes.is_empty()),
+            text @ ValueRef::Text(_) => self.utf8(text, column).map(|s| !s.is_empty()),
         }
     }
 
-    /// A health status (exact lowercase TEXT).
+    /// A health status: exactly one of its five words, as TEXT or as a BLOB.
     pub(crate) fn status(&self, i: usize, column: &str) -> Result<HealthStatus, TierError> {
-        self.text(i, column)?.parse().map_err(|e| self.corrupt(column, e))
+        match self.value(i, column)? {
+            ValueRef::Null => Err(self.corrupt(column, "expected TEXT, found NULL")),
+            other => self.utf8(other, column)?.parse().map_err(|e| self.corrupt(column, e)),
+        }
     }
 
-    /// A credential token: the bytes of a BLOB (or TEXT); NULL or empty is no credential.
+    /// A credential token: the bytes of a BLOB (or TEXT). As proxywhirl decrypts only a value
+    /// Python takes as true, NULL, an empty value, 0 and 0.0 are no credential.
     fn token(&self, i: usize, column: &str) -> Result<Option<Vec<u8>>, TierError> {
         match self.value(i, column)? {
-            ValueRef::Null => Ok(None),
             ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok((!bytes.is_empty()).then(|| bytes.to_vec())),
+            // A float pattern compares with `==`: -0.0 too.
+            ValueRef::Null | ValueRef::Integer(0) | ValueRef::Real(0.0) => Ok(None),
             other => Err(self.corrupt(column, format_args!("expected a BLOB, found {}", Self::found(other)))),
         }
     }
+}
+
+/// At most this many characters of a value are shown in errors and warnings.
+const SHOWN_CHARS: usize = 40;
+
+/// A text in errors, cut at [`SHOWN_CHARS`] characters.
+struct Shown<'a>(&'a str);
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(SHOWN_CHARS) {
+            Some((end, _)) => write!(f, "{:?}...", &self.0[..end]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+/// A count's stored value in errors and warnings (never a credential: counts only).
+struct ShownValue<'a>(ValueRef<'a>);
+
+impl std::fmt::Display for ShownValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            ValueRef::Null => f.write_str("NULL"),
+            ValueRef::Integer(n) => write!(f, "INTEGER {n}"),
+            ValueRef::Real(x) => write!(f, "REAL {x}"),
+            ValueRef::Text(bytes) => write!(f, "TEXT {:?}", Shown(&String::from_utf8_lossy(bytes))),
+            ValueRef::Blob(bytes) => write!(f, "BLOB {:?}", Shown(&String::from_utf8_lossy(bytes))),
+        }
+    }
+}
+
+/// An integer as read from a stored value: its sign and its magnitude, `None` beyond `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LaxInt {
+    negative: bool,
+    magnitude: Option<u64>,
+}
+
+/// The integer pydantic 2 reads from a float: a finite value without a fraction, strictly
+/// between -2^63 and 2^63; else why not.
+fn int_of_real(x: f64) -> Result<LaxInt, &'static str> {
+    // 2^63, exactly (i64::MAX rounds up to it).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !x.is_finite() {
+        Err("is not a finite number")
+    } else if x % 1.0 != 0.0 {
+        Err("has a fractional part")
+    } else if !(-LIMIT < x && x < LIMIT) {
+        Err("is beyond what proxywhirl reads from a REAL (±2^63)")
+    } else {
+        let n = x as i64;
+        Ok(LaxInt {
+            negative: n < 0,
+            magnitude: Some(n.unsigned_abs()),
+        })
+    }
+}
+
+/// Most digits pydantic reads in the text of an integer (Python's own limit).
+const MAX_INT_DIGITS: usize = 4300;
+
+/// The integer pydantic 2 (pydantic-core 2.50.5, lax mode) reads from a string, `None` when it
+/// reads none. It takes the text as a JSON integer (`-?(0|[1-9][0-9]*)`), or else cleans it
+/// and takes the result as one: surrounding whitespace (Unicode's) trimmed, one `+` or `-`
+/// (not `+-`, `--`, `-+`) taken off and remembered, leading zeros dropped together with any
+/// underscores among them, a fraction of only zeros (`.0`, `.000`, not `.`) dropped, and
+/// underscores dropped when none is first, last or doubled. At most 4300 digits. So
+/// `" +1_000.00 "` is 1000, `"0005"` is 5, `"-0"` is 0; `"5."`, `"1e3"`, `"0x10"`, `"٣"`,
+/// `"1__0"` are none; and pydantic's quirks come along: `"0-5"` is −5, `"0__1"` is 1.
+fn python_int(text: &str) -> Option<LaxInt> {
+    json_int(false, text, false).or_else(|| {
+        let (negative, body, underscores) = clean_int(text)?;
+        json_int(negative, body, underscores)
+    })
+}
+
+/// `body`, with a minus before it when `minus` and without its underscores when
+/// `skip_underscores`, as a JSON integer of at most [`MAX_INT_DIGITS`] digits.
+fn json_int(minus: bool, body: &str, skip_underscores: bool) -> Option<LaxInt> {
+    let mut bytes = body.bytes().filter(|b| !(skip_underscores && *b == b'_')).peekable();
+    let mut negative = minus;
+    if bytes.next_if_eq(&b'-').is_some() {
+        if minus {
+            return None;
+        }
+        negative = true;
+    }
+    let mut digits = 0usize;
+    let mut zero_first = false;
+    let mut magnitude = Some(0u64);
+    for b in bytes {
+        // JSON: no digit after a leading zero.
+        if !b.is_ascii_digit() || zero_first {
+            return None;
+        }
+        zero_first = digits == 0 && b == b'0';
+        digits += 1;
+        magnitude = magnitude
+            .and_then(|m| m.checked_mul(10))
+            .and_then(|m| m.checked_add(u64::from(b - b'0')));
+    }
+    (1..=MAX_INT_DIGITS)
+        .contains(&digits)
+        .then_some(LaxInt { negative, magnitude })
+}
+
+/// pydantic's cleaning of an integer string that is not a JSON integer as it is (see
+/// [`python_int`]): whether it is negative, what is left to read, and whether to read it
+/// without its underscores. `None`: pydantic reads no integer.
+fn clean_int(text: &str) -> Option<(bool, &str, bool)> {
+    let mut s = text.trim();
+    if let Some(rest) = s.strip_prefix('+') {
+        if rest.starts_with('-') {
+            return None;
+        }
+        s = rest;
+    }
+    let mut negative = false;
+    if let Some(rest) = s.strip_prefix('-') {
+        if rest.starts_with(['-', '+']) {
+            return None;
+        }
+        negative = true;
+        s = rest;
+    }
+    s = skip_leading_zeros(s)?;
+    if let Some((whole, fraction)) = s.split_once('.')
+        && !fraction.is_empty()
+        && fraction.bytes().all(|b| b == b'0')
+    {
+        s = whole;
+    }
+    let underscores = s.contains('_') && !s.starts_with('_') && !s.ends_with('_') && !s.contains("__");
+    Some((negative, s, underscores))
+}
+
+/// `s` from its first character that is not a leading zero (or an underscore among them):
+/// from the last zero before a `.`; the last character when all are zeros and underscores.
+/// `None` when `s` starts with neither a digit nor `-`, or meets another character among its
+/// leading zeros.
+fn skip_leading_zeros(s: &str) -> Option<&str> {
+    let bytes = s.as_bytes();
+    match bytes.first()? {
+        b'1'..=b'9' | b'-' => return Some(s),
+        b'0' => {}
+        _ => return None,
+    }
+    for (i, b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b'0' | b'_' => {}
+            b'1'..=b'9' | b'-' => return Some(&s[i..]),
+            // The byte before is a `0` or a `_`: one byte wide.
+            b'.' => return Some(&s[i - 1..]),
+            _ => return None,
+        }
+    }
+    Some(&s[s.len() - 1..])
 }
 
 /// The connection pool, closed by taking it out.
@@ -1971,7 +2503,7 @@ mod tests {
             let conn = raw(kind, dir.path());
             for (key, set, column) in [
                 ("k000", "fetch_time = 'yesterday'", "fetch_time"),
-                ("k001", "access_count = -1", "access_count"),
+                ("k001", "failure_count = -1", "failure_count"),
                 ("k002", "health_status = 'sick'", "health_status"),
                 ("k003", "expires_at = 1e20", "expires_at"),
                 ("k004", "source = X'FF'", "source"),
@@ -1991,7 +2523,8 @@ mod tests {
             ] {
                 conn.execute(
                     &format!(
-                        "UPDATE {t} SET fetch_time = 1.5, access_count = 0, password_encrypted = ?2 WHERE key = ?1"
+                        "UPDATE {t} SET fetch_time = 1.5, access_count = 0, failure_count = 0, password_encrypted = ?2 \
+                         WHERE key = ?1"
                     ),
                     rusqlite::params![key, blob],
                 )
@@ -2301,6 +2834,973 @@ mod tests {
             }
             assert!(tier.health().is_disabled(), "{kind:?}");
             assert_eq!(tier.size().unwrap(), 1, "nothing stored is lost");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Rows as proxywhirl reads them; column types
+
+    /// The entry of `kind` as the tier gives back what it stores.
+    fn stored(kind: Kind, e: &CacheEntry) -> CacheEntry {
+        match kind {
+            Kind::L2 => Layout::L2.as_stored(e),
+            Kind::L3 => Layout::L3.as_stored(e),
+        }
+    }
+
+    /// proxywhirl 0.3.3's columns of `l2_cache`, with their declarations.
+    const L2_DDL: [(&str, &str); 13] = [
+        ("key", "TEXT PRIMARY KEY"),
+        ("proxy_url", "TEXT NOT NULL"),
+        ("username_encrypted", "BLOB"),
+        ("password_encrypted", "BLOB"),
+        ("source", "TEXT NOT NULL"),
+        ("fetch_time", "REAL NOT NULL"),
+        ("last_accessed", "REAL NOT NULL"),
+        ("access_count", "INTEGER DEFAULT 0"),
+        ("ttl_seconds", "INTEGER NOT NULL"),
+        ("expires_at", "REAL NOT NULL"),
+        ("health_status", "TEXT DEFAULT 'unknown'"),
+        ("failure_count", "INTEGER DEFAULT 0"),
+        ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    ];
+
+    /// proxywhirl 0.3.3's columns of `cache_entries`, in its order.
+    const L3_DDL: [(&str, &str); 23] = [
+        ("key", "TEXT PRIMARY KEY"),
+        ("proxy_url", "TEXT NOT NULL"),
+        ("username_encrypted", "BLOB"),
+        ("password_encrypted", "BLOB"),
+        ("source", "TEXT NOT NULL"),
+        ("fetch_time", "REAL NOT NULL"),
+        ("last_accessed", "REAL NOT NULL"),
+        ("access_count", "INTEGER DEFAULT 0"),
+        ("ttl_seconds", "INTEGER NOT NULL"),
+        ("expires_at", "REAL NOT NULL"),
+        ("health_status", "TEXT DEFAULT 'unknown'"),
+        ("failure_count", "INTEGER DEFAULT 0"),
+        ("created_at", "REAL NOT NULL"),
+        ("updated_at", "REAL NOT NULL"),
+        ("last_health_check", "REAL"),
+        ("consecutive_health_failures", "INTEGER DEFAULT 0"),
+        ("consecutive_health_successes", "INTEGER DEFAULT 0"),
+        ("recovery_attempt", "INTEGER DEFAULT 0"),
+        ("next_check_time", "REAL"),
+        ("last_health_error", "TEXT"),
+        ("total_health_checks", "INTEGER DEFAULT 0"),
+        ("total_health_check_failures", "INTEGER DEFAULT 0"),
+        ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    ];
+
+    /// proxywhirl 0.3.3's columns of `health_history` (its foreign key added after them).
+    const HISTORY_DDL: [(&str, &str); 7] = [
+        ("id", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+        ("proxy_key", "TEXT NOT NULL"),
+        ("check_time", "REAL NOT NULL"),
+        ("status", "TEXT NOT NULL"),
+        ("response_time_ms", "REAL"),
+        ("error_message", "TEXT"),
+        ("check_url", "TEXT NOT NULL"),
+    ];
+
+    /// `CREATE TABLE name (...)` of `columns`, each declared as `types` says where it names it
+    /// (the whole declaration after the name), else as proxywhirl declares it.
+    fn ddl(name: &str, columns: &[(&str, &str)], types: &[(&str, &str)], tail: &str) -> String {
+        let body: Vec<String> = columns
+            .iter()
+            .map(|(column, declared)| {
+                let declared = types.iter().find(|(c, _)| c == column).map_or(*declared, |(_, t)| *t);
+                format!("{column} {declared}")
+            })
+            .collect();
+        format!("CREATE TABLE {name} ({}{tail})", body.join(", "))
+    }
+
+    /// Creates `kind`'s tables as proxywhirl does, but with the column declarations of `types`
+    /// (by column name; `health_history`'s too); the connection to the file.
+    fn create_tables(kind: Kind, dir: &Path, types: &[(&str, &str)]) -> Connection {
+        let path = db_path(kind, dir);
+        fs_create_parent(&path);
+        let conn = Connection::open(&path).unwrap();
+        match kind {
+            Kind::L2 => conn.execute_batch(&ddl("l2_cache", &L2_DDL, types, "")).unwrap(),
+            Kind::L3 => {
+                conn.execute_batch(&ddl("cache_entries", &L3_DDL, types, "")).unwrap();
+                let foreign_key = ", FOREIGN KEY (proxy_key) REFERENCES cache_entries(key) ON DELETE CASCADE";
+                conn.execute_batch(&ddl("health_history", &HISTORY_DDL, types, foreign_key))
+                    .unwrap();
+            }
+        }
+        conn
+    }
+
+    /// Every column of `kind`'s tables declared without a type: SQLite keeps every value as
+    /// bound (BLOB affinity). The history's `id` stays the rowid.
+    fn typeless(kind: Kind) -> Vec<(&'static str, &'static str)> {
+        let entries: &[(&str, &str)] = match kind {
+            Kind::L2 => &L2_DDL,
+            Kind::L3 => &L3_DDL,
+        };
+        entries
+            .iter()
+            .chain(&HISTORY_DDL[1..])
+            .map(|(c, _)| (*c, if *c == "key" { "PRIMARY KEY" } else { "" }))
+            .collect()
+    }
+
+    /// Inserts `e` (without credentials) with the values proxywhirl's put binds: Python floats
+    /// for the times, ints for the counts and the flag.
+    fn insert_like_proxywhirl(conn: &Connection, kind: Kind, e: &CacheEntry) {
+        let t = |d: OffsetDateTime| to_unix_seconds(d);
+        let n = |c: u64| i64::try_from(c).unwrap();
+        let common: [&dyn ToSql; 13] = [
+            &e.key,
+            &e.proxy_url,
+            &None::<Vec<u8>>,
+            &None::<Vec<u8>>,
+            &e.source,
+            &t(e.fetch_time),
+            &t(e.last_accessed),
+            &n(e.access_count),
+            &n(e.ttl_seconds),
+            &t(e.expires_at),
+            &e.health_status.as_str(),
+            &n(e.failure_count),
+            &i64::from(e.evicted_from_l1),
+        ];
+        match kind {
+            Kind::L2 => {
+                conn.execute(
+                    &format!("INSERT INTO l2_cache VALUES ({})", ["?"; 13].join(", ")),
+                    &common[..],
+                )
+                .unwrap();
+            }
+            Kind::L3 => {
+                let now = to_unix_seconds(timestamp::now_utc());
+                let health: [&dyn ToSql; 11] = [
+                    &now,
+                    &now,
+                    &e.last_health_check.map(t),
+                    &n(e.consecutive_health_failures),
+                    &n(e.consecutive_health_successes),
+                    &n(e.recovery_attempt),
+                    &e.next_check_time.map(t),
+                    &e.last_health_error,
+                    &n(e.total_health_checks),
+                    &n(e.total_health_check_failures),
+                    &i64::from(e.evicted_from_l1),
+                ];
+                let params: Vec<&dyn ToSql> = common[..12].iter().chain(&health).copied().collect();
+                conn.execute(
+                    &format!("INSERT INTO cache_entries VALUES ({})", ["?"; 23].join(", ")),
+                    &params[..],
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    /// Entry `i` with every health field set (L3 keeps them) and an error message.
+    fn checked_entry(i: i64) -> CacheEntry {
+        let mut e = entry(i);
+        e.access_count = 7;
+        e.failure_count = 1;
+        e.health_status = HealthStatus::Healthy;
+        e.last_health_check = Some(T0 + time::Duration::minutes(i));
+        e.consecutive_health_failures = 2;
+        e.consecutive_health_successes = 3;
+        e.recovery_attempt = 4;
+        e.next_check_time = Some(T0 + time::Duration::hours(i));
+        e.last_health_error = Some(format!("timeout {i}"));
+        e.total_health_checks = 5;
+        e.total_health_check_failures = 6;
+        e
+    }
+
+    /// A tracing subscriber that keeps the warnings of the thread it is the default of, as
+    /// `field=value` lines.
+    struct Warnings(Arc<Mutex<Vec<String>>>);
+
+    struct Line<'a>(&'a mut String);
+
+    impl tracing::field::Visit for Line<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+
+    impl tracing::Subscriber for Warnings {
+        fn register_callsite(&self, _: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+
+        fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+            *meta.level() <= tracing::Level::WARN
+        }
+
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut line = String::new();
+            event.record(&mut Line(&mut line));
+            self.0.lock().unwrap().push(line);
+        }
+
+        fn enter(&self, _: &tracing::span::Id) {}
+
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// What `f` returns, and the warnings logged on this thread while it ran.
+    fn warnings_of<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = tracing::subscriber::with_default(Warnings(Arc::clone(&lines)), f);
+        let lines = lines.lock().unwrap().clone();
+        (out, lines)
+    }
+
+    /// `(column, SQL value, what the entry read has)`: values proxywhirl reads, each put in a
+    /// table that keeps them as written.
+    type LaxCase = (&'static str, &'static str, fn(&mut CacheEntry));
+
+    const LAX_COMMON: &[LaxCase] = &[
+        // Counts: pydantic's lax int.
+        ("access_count", "'5'", |e| e.access_count = 5),
+        ("access_count", "' +1_000.00 '", |e| e.access_count = 1000),
+        ("access_count", "'0005'", |e| e.access_count = 5),
+        ("access_count", "char(160) || '7' || char(8195)", |e| e.access_count = 7),
+        ("access_count", "'-0'", |e| e.access_count = 0),
+        ("access_count", "'0-5'", |e| e.access_count = 0),
+        ("access_count", "5.0", |e| e.access_count = 5),
+        ("access_count", "X'3432'", |e| e.access_count = 42),
+        ("access_count", "'18446744073709551615'", |e| e.access_count = u64::MAX),
+        ("access_count", "'99999999999999999999'", |e| e.access_count = u64::MAX),
+        ("access_count", "-1", |e| e.access_count = 0),
+        ("access_count", "-3.0", |e| e.access_count = 0),
+        ("access_count", "'-99999999999999999999'", |e| e.access_count = 0),
+        ("ttl_seconds", "'60'", |e| e.ttl_seconds = 60),
+        ("ttl_seconds", "7200.0", |e| e.ttl_seconds = 7200),
+        ("ttl_seconds", "X'20392E3030'", |e| e.ttl_seconds = 9),
+        ("ttl_seconds", "'-0.0'", |e| e.ttl_seconds = 0),
+        ("failure_count", "'+3'", |e| e.failure_count = 3),
+        ("failure_count", "'1_0'", |e| e.failure_count = 10),
+        // The flag: Python's bool().
+        ("evicted_from_l1", "'yes'", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "'no'", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "'0'", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "''", |e| e.evicted_from_l1 = false),
+        ("evicted_from_l1", "0.0", |e| e.evicted_from_l1 = false),
+        ("evicted_from_l1", "0.5", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "2", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "X'00'", |e| e.evicted_from_l1 = true),
+        ("evicted_from_l1", "X''", |e| e.evicted_from_l1 = false),
+        ("evicted_from_l1", "NULL", |e| e.evicted_from_l1 = false),
+        // Text: UTF-8 bytes are a str.
+        ("proxy_url", "CAST('http://b.example:1' AS BLOB)", |e| {
+            e.proxy_url = "http://b.example:1".into()
+        }),
+        ("source", "X''", |e| e.source = String::new()),
+        ("health_status", "CAST('dead' AS BLOB)", |e| {
+            e.health_status = HealthStatus::Dead
+        }),
+        // Times: INTEGER seconds.
+        ("fetch_time", "1700000000", |e| {
+            e.fetch_time = datetime!(2023-11-14 22:13:20 UTC)
+        }),
+        ("expires_at", "253402300799", |e| {
+            e.expires_at = datetime!(9999-12-31 23:59:59 UTC)
+        }),
+        // No credential: falsy values are not decrypted.
+        ("username_encrypted", "0", |_| {}),
+        ("username_encrypted", "0.0", |_| {}),
+        ("password_encrypted", "''", |_| {}),
+    ];
+
+    const LAX_L3: &[LaxCase] = &[
+        ("consecutive_health_failures", "'2.0'", |e| {
+            e.consecutive_health_failures = 2
+        }),
+        ("consecutive_health_successes", "-0.0", |e| {
+            e.consecutive_health_successes = 0
+        }),
+        ("recovery_attempt", "CAST('1_0' AS BLOB)", |e| e.recovery_attempt = 10),
+        ("total_health_checks", "8.0", |e| e.total_health_checks = 8),
+        ("total_health_check_failures", "'99999999999999999999'", |e| {
+            e.total_health_check_failures = u64::MAX
+        }),
+        ("last_health_error", "CAST('oops' AS BLOB)", |e| {
+            e.last_health_error = Some("oops".into())
+        }),
+        ("last_health_check", "1700000000", |e| {
+            e.last_health_check = Some(datetime!(2023-11-14 22:13:20 UTC))
+        }),
+        ("next_check_time", "NULL", |e| e.next_check_time = None),
+        // proxywhirl's L3 cannot read a NULL flag: read false here.
+        ("evicted_from_l1", "NULL", |e| e.evicted_from_l1 = false),
+        // Never read here (proxywhirl would fail on them).
+        ("created_at", "'yesterday'", |_| {}),
+        ("updated_at", "X'00'", |_| {}),
+    ];
+
+    #[test]
+    fn values_proxywhirl_reads_are_read_as_it_reads_them() {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = create_tables(kind, dir.path(), &typeless(kind));
+            let cases: Vec<&LaxCase> = match kind {
+                Kind::L2 => LAX_COMMON.iter().collect(),
+                Kind::L3 => LAX_COMMON.iter().chain(LAX_L3).collect(),
+            };
+            let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            for (i, (column, value, _)) in cases.iter().enumerate() {
+                let mut e = checked_entry(i as i64);
+                e.evicted_from_l1 = true;
+                tier.put(&e).unwrap();
+                conn.execute(
+                    &format!("UPDATE {} SET {column} = {value} WHERE key = ?1", table(kind)),
+                    [&e.key],
+                )
+                .unwrap();
+            }
+            for (i, (column, value, read_as)) in cases.iter().enumerate() {
+                let mut want = checked_entry(i as i64);
+                want.evicted_from_l1 = true;
+                let mut want = stored(kind, &want);
+                read_as(&mut want);
+                let got = tier.get(&want.key);
+                assert_eq!(got.unwrap(), Some(want), "{kind:?} {column} = {value}");
+            }
+            assert_eq!(tier.health().consecutive_failures(), 0);
+        }
+    }
+
+    #[test]
+    fn values_outside_the_model_are_read_as_the_nearest_and_warned() {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            for i in 0..3 {
+                tier.put(&entry(i)).unwrap();
+            }
+            let conn = raw(kind, dir.path());
+            let t = table(kind);
+            conn.execute(&format!("UPDATE {t} SET access_count = -1 WHERE key = 'k000'"), [])
+                .unwrap();
+            conn.execute(
+                &format!("UPDATE {t} SET ttl_seconds = CAST('18446744073709551616' AS BLOB) WHERE key = 'k001'"),
+                [],
+            )
+            .unwrap();
+            let (got, warned) = warnings_of(|| tier.get("k000").unwrap().unwrap());
+            assert_eq!(got.access_count, 0, "{kind:?}");
+            assert_eq!(got, entry(0), "{kind:?}: every other field as stored");
+            assert_eq!(warned.len(), 1, "{kind:?}: {warned:?}");
+            assert!(
+                warned[0].contains("key=k000") && warned[0].contains("column=access_count"),
+                "{kind:?}: {warned:?}"
+            );
+            assert!(warned[0].contains("INTEGER -1"), "the value found: {warned:?}");
+            let (got, warned) = warnings_of(|| tier.get("k001").unwrap().unwrap());
+            assert_eq!(got.ttl_seconds, u64::MAX, "{kind:?}");
+            assert!(
+                warned.len() == 1 && warned[0].contains("key=k001") && warned[0].contains("column=ttl_seconds"),
+                "{kind:?}: {warned:?}"
+            );
+            // A row of normal values warns nothing.
+            let (_, warned) = warnings_of(|| tier.get("k002").unwrap().unwrap());
+            assert!(warned.is_empty(), "{warned:?}");
+        }
+    }
+
+    #[test]
+    fn values_proxywhirl_cannot_read_stay_corrupt_entries() {
+        let common: &[(&str, &str)] = &[
+            ("access_count", "'5.'"),
+            ("access_count", "'1e3'"),
+            ("access_count", "'0x10'"),
+            ("access_count", "''"),
+            ("access_count", "'1__0'"),
+            ("access_count", "5.5"),
+            ("access_count", "9.3e18"),
+            ("access_count", "9e999"),
+            ("access_count", "NULL"),
+            ("access_count", "X'FF'"),
+            ("access_count", "CAST(X'FF' AS TEXT)"),
+            ("ttl_seconds", "-1"),
+            ("ttl_seconds", "'-1'"),
+            ("failure_count", "-2.0"),
+            ("health_status", "'HEALTHY'"),
+            ("health_status", "CAST(' healthy' AS BLOB)"),
+            ("health_status", "NULL"),
+            ("proxy_url", "5"),
+            ("proxy_url", "X'C328'"),
+            ("source", "NULL"),
+            ("fetch_time", "'1700000000'"),
+            ("fetch_time", "X'31'"),
+            ("expires_at", "253402300800"),
+            ("username_encrypted", "5"),
+            ("password_encrypted", "0.5"),
+            ("evicted_from_l1", "CAST(X'FF' AS TEXT)"),
+        ];
+        let l3: &[(&str, &str)] = &[
+            ("consecutive_health_failures", "-1"),
+            ("consecutive_health_successes", "'-1'"),
+            ("recovery_attempt", "-1.0"),
+            ("total_health_checks", "X'2D32'"),
+            ("total_health_check_failures", "NULL"),
+            ("last_health_error", "5"),
+            ("last_health_check", "'x'"),
+        ];
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = create_tables(kind, dir.path(), &typeless(kind));
+            let cases: Vec<&(&str, &str)> = match kind {
+                Kind::L2 => common.iter().collect(),
+                Kind::L3 => common.iter().chain(l3).collect(),
+            };
+            let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            for (i, (column, value)) in cases.iter().enumerate() {
+                let e = checked_entry(i as i64);
+                tier.put(&e).unwrap();
+                conn.execute(
+                    &format!("UPDATE {} SET {column} = {value} WHERE key = ?1", table(kind)),
+                    [&e.key],
+                )
+                .unwrap();
+                let err = tier.get(&e.key).unwrap_err();
+                assert!(
+                    matches!(err, TierError::Corrupt { .. }) && err.is_corrupt_entry() && !err.is_tier_failure(),
+                    "{kind:?} {column} = {value}: {err}"
+                );
+                assert!(err.to_string().contains(column), "{kind:?} {column} = {value}: {err}");
+            }
+            assert_eq!(tier.size().unwrap(), cases.len(), "nothing is removed");
+        }
+    }
+
+    #[test]
+    fn integer_text_is_read_as_pydantic_reads_it() {
+        // Expected values from pydantic 2.14.4 (pydantic-core 2.50.5), proxywhirl 0.3.3's
+        // reference environment, validating CacheEntry(access_count=text).
+        let cases: &[(&str, Option<&str>)] = &[
+            ("5", Some("5")),
+            (" 5 ", Some("5")),
+            ("+5", Some("5")),
+            ("-5", Some("-5")),
+            ("05", Some("5")),
+            ("0005", Some("5")),
+            ("00", Some("0")),
+            ("0", Some("0")),
+            ("-0", Some("0")),
+            ("+0", Some("0")),
+            ("5.0", Some("5")),
+            ("5.00", Some("5")),
+            ("+5.0", Some("5")),
+            ("-1.000", Some("-1")),
+            (" -1.000 ", Some("-1")),
+            ("0.0000", Some("0")),
+            ("-0.0", Some("0")),
+            ("0005.000", Some("5")),
+            ("1_000", Some("1000")),
+            ("+1_0", Some("10")),
+            ("1_000_000", Some("1000000")),
+            ("01_0", Some("10")),
+            ("0_0", Some("0")),
+            ("00_0.0", Some("0")),
+            ("1_0.0", Some("10")),
+            ("0_5.0", Some("5")),
+            ("0__1", Some("1")),
+            ("0__5.0", Some("5")),
+            ("\u{9}7\u{a}", Some("7")),
+            ("\u{b}7\u{c}\u{d}", Some("7")),
+            ("\u{a0}7", Some("7")),
+            ("\u{2003}7", Some("7")),
+            ("\u{3000}7", Some("7")),
+            ("7\u{2028}", Some("7")),
+            ("\u{85}7", Some("7")),
+            ("0-5", Some("-5")),
+            ("+0-5", Some("-5")),
+            ("0_-1", Some("-1")),
+            ("0-_1", Some("-1")),
+            ("0-1_0", Some("-10")),
+            ("0-5.0", Some("-5")),
+            ("-0_0", Some("0")),
+            ("18446744073709551615", Some("18446744073709551615")),
+            ("18446744073709551616", Some("18446744073709551616")),
+            ("-18446744073709551616", Some("-18446744073709551616")),
+            ("9223372036854775808", Some("9223372036854775808")),
+            ("99999999999999999999", Some("99999999999999999999")),
+            ("5.", None),
+            (".0", None),
+            ("-.0", None),
+            ("5.5", None),
+            ("5.0_0", None),
+            ("1e3", None),
+            ("1E3", None),
+            ("1.0e3", None),
+            ("0x10", None),
+            ("0b11", None),
+            ("", None),
+            (" ", None),
+            ("-", None),
+            ("+", None),
+            (".", None),
+            ("_5", None),
+            ("5_", None),
+            ("1__0", None),
+            ("-_5", None),
+            ("--5", None),
+            ("-+5", None),
+            ("+-5", None),
+            ("++5", None),
+            ("- 5", None),
+            ("5 5", None),
+            ("5,0", None),
+            ("inf", None),
+            ("nan", None),
+            ("\u{1c}7", None),
+            ("\u{200b}7", None),
+            ("\u{feff}7", None),
+            ("\u{661}\u{662}", None),
+            ("\u{ff15}", None),
+            ("1\u{0}", None),
+            ("0-", None),
+            ("0_", None),
+            ("0-00", None),
+            ("0-01", None),
+            ("-0-5", None),
+            ("0+5", None),
+            ("1-1", None),
+            ("0_.0", None),
+            ("0.0_", None),
+            ("5_.0", None),
+            ("0_1__0", None),
+            ("1_0__0", None),
+        ];
+        for (text, want) in cases {
+            let got = python_int(text).map(|n| match n {
+                LaxInt { magnitude: Some(0), .. } => "0".to_owned(),
+                LaxInt {
+                    negative,
+                    magnitude: Some(m),
+                } => format!("{}{m}", if negative { "-" } else { "" }),
+                LaxInt {
+                    negative,
+                    magnitude: None,
+                } => format!("{}big", if negative { "-" } else { "" }),
+            });
+            let want = want.map(|w| {
+                let digits = w.trim_start_matches('-');
+                if digits.parse::<u64>().is_ok() {
+                    w.to_owned()
+                } else {
+                    format!("{}big", if w.starts_with('-') { "-" } else { "" })
+                }
+            });
+            assert_eq!(got, want, "{text:?}");
+        }
+        // At most 4300 digits (leading zeros and underscores apart).
+        let digits = |n: usize| "1".repeat(n);
+        assert!(python_int(&digits(4300)).is_some());
+        assert!(python_int(&digits(4301)).is_none());
+        assert!(python_int(&format!("-{}", digits(4300))).is_some());
+        assert!(python_int(&format!("{}.0", digits(4300))).is_some());
+        assert!(python_int(&format!("{}.0", digits(4301))).is_none());
+        assert!(python_int(&format!("{}_1", digits(4299))).is_some());
+        assert!(python_int(&format!("0{}", digits(4300))).is_some());
+        assert_eq!(python_int(&"0".repeat(5000)).and_then(|n| n.magnitude), Some(0));
+        // From a REAL: pydantic's float to int.
+        assert_eq!(int_of_real(-0.0).map(|n| n.magnitude), Ok(Some(0)));
+        assert!(int_of_real(9_223_372_036_854_774_784.0).is_ok());
+        assert!(int_of_real(9_223_372_036_854_775_808.0).is_err());
+        assert!(int_of_real(-9_223_372_036_854_775_808.0).is_err());
+        assert!(int_of_real(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn affinity_follows_sqlites_rules() {
+        for (declared, affinity) in [
+            ("INTEGER", Affinity::Integer),
+            ("int", Affinity::Integer),
+            ("BIGINT", Affinity::Integer),
+            ("UNSIGNED BIG INT", Affinity::Integer),
+            ("CHARINT", Affinity::Integer),
+            ("FLOATING POINT", Affinity::Integer),
+            ("TEXT", Affinity::Text),
+            ("VARCHAR(255)", Affinity::Text),
+            ("NATIVE CHARACTER(70)", Affinity::Text),
+            ("CLOB", Affinity::Text),
+            ("BLOB", Affinity::Blob),
+            ("", Affinity::Blob),
+            ("REAL", Affinity::Real),
+            ("DOUBLE PRECISION", Affinity::Real),
+            ("FLOAT", Affinity::Real),
+            ("NUMERIC", Affinity::Numeric),
+            ("DECIMAL(10,5)", Affinity::Numeric),
+            ("BOOLEAN", Affinity::Numeric),
+            ("DATETIME", Affinity::Numeric),
+            ("STRING", Affinity::Numeric),
+            ("ANY", Affinity::Numeric),
+        ] {
+            assert_eq!(Affinity::of_declared(declared), affinity, "{declared:?}");
+        }
+    }
+
+    /// The issue's database: proxywhirl's L3 with `access_count TEXT`, 20 rows written as
+    /// proxywhirl writes them.
+    fn text_access_count_l3(dir: &Path) -> Vec<CacheEntry> {
+        let conn = create_tables(Kind::L3, dir, &[("access_count", "TEXT")]);
+        let entries: Vec<CacheEntry> = (0..20)
+            .map(|i| {
+                let mut e = checked_entry(i);
+                e.access_count = [0, 1, 9, 10, 11, 100][i as usize % 6];
+                e
+            })
+            .collect();
+        for e in &entries {
+            insert_like_proxywhirl(&conn, Kind::L3, e);
+        }
+        let text: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM cache_entries WHERE typeof(access_count) = 'text'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(text, 20, "SQLite stores the counts as text");
+        entries
+    }
+
+    #[test]
+    fn a_text_access_count_reads_every_row_and_takes_our_puts() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = text_access_count_l3(dir.path());
+        let path = db_path(Kind::L3, dir.path());
+        let tier = SqliteL3Tier::open(&path, &CacheTierConfig::unbounded(), ring()).unwrap();
+        for e in &entries {
+            assert_eq!(tier.get(&e.key).unwrap().as_ref(), Some(&stored(Kind::L3, e)));
+        }
+        let mut ours = checked_entry(20);
+        ours.access_count = 12;
+        tier.put(&ours).unwrap();
+        assert_eq!(tier.get(&ours.key).unwrap(), Some(stored(Kind::L3, &ours)));
+        let (kind, text): (String, String) = raw(Kind::L3, dir.path())
+            .query_row(
+                "SELECT typeof(access_count), access_count FROM cache_entries WHERE key = ?1",
+                [&ours.key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((kind.as_str(), text.as_str()), ("text", "12"));
+        tier.close().unwrap();
+
+        // Bounded LRU: hits are added to the text (access_count + ?), eviction by last use.
+        let tier = SqliteL3Tier::open(&path, &CacheTierConfig::bounded(21), ring()).unwrap();
+        for _ in 0..3 {
+            tier.get("k009").unwrap().unwrap();
+        }
+        tier.flush().unwrap();
+        assert_eq!(
+            tier.get("k009").unwrap().unwrap().access_count,
+            entries[9].access_count + 3
+        );
+        tier.put(&entry(21)).unwrap();
+        assert_eq!(tier.size().unwrap(), 21);
+        assert!(!tier.contains("k000").unwrap(), "the least recently used went first");
+        assert!(tier.contains("k009").unwrap());
+    }
+
+    #[test]
+    fn a_text_access_count_is_refused_for_lfu_eviction() {
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = create_tables(kind, dir.path(), &[("access_count", "TEXT")]);
+            insert_like_proxywhirl(&conn, kind, &checked_entry(1));
+            let lfu = CacheTierConfig::bounded(10).with_policy(EvictionPolicy::Lfu);
+            let err = open_error(kind, dir.path(), &lfu);
+            assert!(matches!(err, TierError::Schema { .. }), "{kind:?}: {err}");
+            let message = err.to_string();
+            for part in [table(kind), "access_count", "TEXT", "LFU", "'10' before '9'"] {
+                assert!(message.contains(part), "{kind:?}: {part} not in {message}");
+            }
+            // Refused before anything was changed; the same file opens for other policies.
+            let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, 0);
+            for config in [
+                CacheTierConfig::unbounded(),
+                CacheTierConfig::bounded(10),
+                CacheTierConfig::bounded(10).with_policy(EvictionPolicy::Fifo),
+                CacheTierConfig::unbounded().with_policy(EvictionPolicy::Lfu),
+            ] {
+                let tier = open(kind, dir.path(), &config);
+                assert_eq!(tier.peek("k001").unwrap(), Some(stored(kind, &checked_entry(1))));
+            }
+        }
+    }
+
+    /// A refusal: the tier, the declarations, and the table, column and declared type its
+    /// reason names.
+    type Refusal = (
+        Kind,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+
+    #[test]
+    fn column_types_a_tier_cannot_use_are_refused_at_open() {
+        let cases: &[Refusal] = &[
+            (
+                Kind::L2,
+                &[("key", "NUMERIC PRIMARY KEY")],
+                "l2_cache",
+                "key",
+                "NUMERIC",
+            ),
+            (
+                Kind::L3,
+                &[("source", "STRING NOT NULL")],
+                "cache_entries",
+                "source",
+                "STRING",
+            ),
+            (Kind::L2, &[("proxy_url", "INT")], "l2_cache", "proxy_url", "INT"),
+            (
+                Kind::L3,
+                &[("last_health_error", "DOUBLE")],
+                "cache_entries",
+                "last_health_error",
+                "DOUBLE",
+            ),
+            (Kind::L2, &[("fetch_time", "TEXT")], "l2_cache", "fetch_time", "TEXT"),
+            (
+                Kind::L3,
+                &[("last_accessed", "VARCHAR(32)")],
+                "cache_entries",
+                "last_accessed",
+                "VARCHAR(32)",
+            ),
+            (
+                Kind::L3,
+                &[("expires_at", "TEXT")],
+                "cache_entries",
+                "expires_at",
+                "TEXT",
+            ),
+            (
+                Kind::L3,
+                &[("next_check_time", "CLOB")],
+                "cache_entries",
+                "next_check_time",
+                "CLOB",
+            ),
+            (
+                Kind::L2,
+                &[("evicted_from_l1", "TEXT")],
+                "l2_cache",
+                "evicted_from_l1",
+                "TEXT",
+            ),
+            (
+                Kind::L3,
+                &[("evicted_from_l1", "TEXT")],
+                "cache_entries",
+                "evicted_from_l1",
+                "TEXT",
+            ),
+            (
+                Kind::L3,
+                &[("check_time", "TEXT")],
+                "health_history",
+                "check_time",
+                "TEXT",
+            ),
+            (
+                Kind::L3,
+                &[("response_time_ms", "TEXT")],
+                "health_history",
+                "response_time_ms",
+                "TEXT",
+            ),
+            (
+                Kind::L3,
+                &[("proxy_key", "INTEGER")],
+                "health_history",
+                "proxy_key",
+                "INTEGER",
+            ),
+            (Kind::L3, &[("id", "INT PRIMARY KEY")], "health_history", "id", "INT"),
+        ];
+        for (kind, types, table_name, column, declared) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = create_tables(*kind, dir.path(), types);
+            let err = open_error(*kind, dir.path(), &CacheTierConfig::unbounded());
+            assert!(
+                matches!(err, TierError::Schema { .. }) && err.is_tier_failure(),
+                "{kind:?} {types:?}: {err}"
+            );
+            let message = err.to_string();
+            for part in [*table_name, &format!("column {column} "), *declared, "expected"] {
+                assert!(message.contains(part), "{kind:?} {types:?}: {part:?} not in {message}");
+            }
+            let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, 0, "{kind:?} {types:?}: nothing changed");
+        }
+        // Every refusal is named at once.
+        let dir = tempfile::tempdir().unwrap();
+        create_tables(Kind::L2, dir.path(), &[("source", "INT"), ("expires_at", "TEXT")]);
+        let message = open_error(Kind::L2, dir.path(), &CacheTierConfig::unbounded()).to_string();
+        assert!(
+            message.contains("column source ") && message.contains("column expires_at "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn column_types_a_tier_can_use_round_trip() {
+        let variants: &[(&str, &[(&str, &str)])] = &[
+            ("proxywhirl's", &[]),
+            (
+                "other names, same affinities",
+                &[
+                    ("key", "VARCHAR(64) PRIMARY KEY"),
+                    ("source", "NVARCHAR(100)"),
+                    ("fetch_time", "DOUBLE PRECISION"),
+                    ("access_count", "BIGINT"),
+                    ("evicted_from_l1", "TINYINT"),
+                ],
+            ),
+            (
+                "numeric times and counts",
+                &[
+                    ("fetch_time", "TIMESTAMP"),
+                    ("last_accessed", "DATETIME"),
+                    ("expires_at", "NUMERIC"),
+                    ("last_health_check", "DATE"),
+                    ("next_check_time", "DECIMAL(20,6)"),
+                    ("ttl_seconds", "NUMERIC"),
+                    ("evicted_from_l1", "BOOLEAN"),
+                    ("check_time", "TIMESTAMP"),
+                ],
+            ),
+            (
+                "integer times, real counts",
+                &[
+                    ("fetch_time", "INTEGER"),
+                    ("last_accessed", "INTEGER"),
+                    ("expires_at", "INTEGER"),
+                    ("access_count", "REAL"),
+                    ("failure_count", "FLOAT"),
+                    ("evicted_from_l1", "REAL"),
+                ],
+            ),
+            (
+                "text counts, credentials and status anything",
+                &[
+                    ("access_count", "TEXT"),
+                    ("ttl_seconds", "VARCHAR(10)"),
+                    ("consecutive_health_failures", "TEXT"),
+                    ("username_encrypted", "TEXT"),
+                    ("password_encrypted", "INTEGER"),
+                    ("health_status", "INT"),
+                    ("created_at", "TEXT"),
+                    ("updated_at", "TEXT"),
+                    ("status", "NUMERIC"),
+                ],
+            ),
+        ];
+        for kind in KINDS {
+            for (name, types) in variants.iter().copied().chain([("typeless", &typeless(kind)[..])]) {
+                let dir = tempfile::tempdir().unwrap();
+                create_tables(kind, dir.path(), types);
+                let tier = open(kind, dir.path(), &CacheTierConfig::bounded(3));
+                let e = full_entry();
+                tier.put(&e).unwrap();
+                assert_eq!(tier.get(&e.key).unwrap(), Some(stored(kind, &e)), "{kind:?} {name}");
+                // A credential is a BLOB whatever the column's affinity.
+                let blob: String = raw(kind, dir.path())
+                    .query_row(
+                        &format!(
+                            "SELECT typeof(username_encrypted) || typeof(password_encrypted) FROM {}",
+                            table(kind)
+                        ),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                assert_eq!(blob, "blobblob", "{kind:?} {name}");
+                // Comparisons and orders stay numeric: LRU eviction and the expiry boundary.
+                tier.clear().unwrap();
+                for i in [2, 10, 1] {
+                    tier.put(&entry(i)).unwrap();
+                }
+                tier.put(&entry(3)).unwrap();
+                assert_eq!(sorted_keys(&*tier), ["k002", "k003", "k010"], "{kind:?} {name}");
+                let at = to_unix_seconds(T0) + 365.0 * 86_400.0;
+                assert_eq!(tier.cleanup_expired(from_unix_seconds(at + 2.5).unwrap()).unwrap(), 1);
+                assert_eq!(sorted_keys(&*tier), ["k003", "k010"], "{kind:?} {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_strict_table_needs_proxywhirls_types_or_any() {
+        fn strict(kind: Kind, dir: &Path, types: &[(&str, &str)]) {
+            let path = db_path(kind, dir);
+            fs_create_parent(&path);
+            let conn = Connection::open(&path).unwrap();
+            let columns: Vec<(&str, &str)> = match kind {
+                Kind::L2 => L2_DDL.to_vec(),
+                Kind::L3 => L3_DDL.to_vec(),
+            };
+            // STRICT allows no DEFAULT of another type and only its six type names.
+            let plain: Vec<(&str, &str)> = columns
+                .iter()
+                .map(|(c, d)| {
+                    (
+                        *c,
+                        if *c == "key" {
+                            "TEXT PRIMARY KEY"
+                        } else {
+                            d.split(' ').next().unwrap()
+                        },
+                    )
+                })
+                .collect();
+            conn.execute_batch(&format!("{} STRICT", ddl(table(kind), &plain, types, "")))
+                .unwrap();
+            if kind == Kind::L3 {
+                conn.execute_batch(&ddl("health_history", &HISTORY_DDL, &[], ""))
+                    .unwrap();
+            }
+        }
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            strict(kind, dir.path(), &[("access_count", "ANY"), ("source", "ANY")]);
+            let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
+            let e = full_entry();
+            tier.put(&e).unwrap();
+            assert_eq!(tier.get(&e.key).unwrap(), Some(stored(kind, &e)), "{kind:?}");
+            drop(tier);
+
+            let dir = tempfile::tempdir().unwrap();
+            strict(kind, dir.path(), &[("username_encrypted", "TEXT")]);
+            let message = open_error(kind, dir.path(), &CacheTierConfig::unbounded()).to_string();
+            for part in [table(kind), "column username_encrypted ", "STRICT", "BLOB or ANY"] {
+                assert!(message.contains(part), "{kind:?}: {part:?} not in {message}");
+            }
         }
     }
 }

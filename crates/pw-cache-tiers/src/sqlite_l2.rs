@@ -8,7 +8,9 @@
 //!
 //! Pool, pragmas, timestamps, credentials, the schema version, eviction and hit recording are
 //! shared with L3: see [`crate::sqlite`]. Upgrading a proxywhirl database (schema version 0)
-//! creates whatever of the table and indexes is missing and records the version.
+//! creates whatever of the table and indexes is missing and records the version. A table whose
+//! columns are declared with types this tier cannot use is refused, untouched (see
+//! [`crate::sqlite`], "Column types").
 //!
 //! [`SqliteL2Tier::migrate_from_jsonl`] imports a JSONL tier's directory, as proxywhirl's
 //! `DiskCacheTier.migrate_from_jsonl`, in one transaction.
@@ -22,7 +24,7 @@ use rusqlite::{Connection, Transaction};
 
 use crate::error::TierError;
 use crate::jsonl::JsonlTier;
-use crate::sqlite::{EntryRow, Layout, Store, migrate, require_columns, sql_error};
+use crate::sqlite::{ColumnKind, EntryRow, Layout, Store, migrate, orders_by_use, require_columns, sql_error};
 use crate::tier::{CacheTier, TierHealth};
 
 /// The database's file name in the L2 directory.
@@ -51,28 +53,30 @@ const CREATE_INDEXES: [&str; 2] = [
     "CREATE INDEX IF NOT EXISTS idx_l2_source ON l2_cache(source)",
 ];
 
-/// The columns this tier reads and writes.
-const COLUMNS: [&str; 13] = [
-    "key",
-    "proxy_url",
-    "username_encrypted",
-    "password_encrypted",
-    "source",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "ttl_seconds",
-    "expires_at",
-    "health_status",
-    "failure_count",
-    "evicted_from_l1",
+/// The columns this tier reads and writes, and what each holds (which decides the types it may
+/// be declared with: see [`crate::sqlite`], "Column types").
+const COLUMNS: [(&str, ColumnKind); 13] = [
+    ("key", ColumnKind::Key),
+    ("proxy_url", ColumnKind::Text),
+    ("username_encrypted", ColumnKind::Token),
+    ("password_encrypted", ColumnKind::Token),
+    ("source", ColumnKind::Text),
+    ("fetch_time", ColumnKind::Time),
+    ("last_accessed", ColumnKind::Time),
+    ("access_count", ColumnKind::UseCount),
+    ("ttl_seconds", ColumnKind::Count),
+    ("expires_at", ColumnKind::Time),
+    ("health_status", ColumnKind::Status),
+    ("failure_count", ColumnKind::Count),
+    ("evicted_from_l1", ColumnKind::Flag),
 ];
 
-/// Schema version 0 (proxywhirl's, or an empty file) to 1: create what is missing.
-fn upgrade(tx: &Transaction<'_>, path: &Path) -> Result<(), TierError> {
+/// Schema version 0 (proxywhirl's, or an empty file) to 1: create what is missing (after
+/// checking what exists: a table this tier cannot use is left as it was).
+fn upgrade(tx: &Transaction<'_>, path: &Path, orders_by_use: bool) -> Result<(), TierError> {
     tx.execute_batch(CREATE_TABLE)
         .map_err(sql_error("create table l2_cache", path))?;
-    check_schema(tx, path)?;
+    check_schema(tx, path, orders_by_use)?;
     for index in CREATE_INDEXES {
         tx.execute_batch(index).map_err(sql_error("create index", path))?;
     }
@@ -115,23 +119,30 @@ impl SqliteL2Tier {
     ///
     /// Errors name the path: a directory that cannot be created ([`TierError::Io`]), a file
     /// that is not a database or cannot be opened or written ([`TierError::Sqlite`]), a table
-    /// without the columns needed or a newer schema version ([`TierError::Schema`]).
+    /// without the columns needed, a column declared with a type this tier cannot use (see
+    /// [`crate::sqlite`], "Column types"; the reason names the column) or a newer schema
+    /// version ([`TierError::Schema`]).
     pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         let dir = dir.as_ref().to_path_buf();
         private_fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
         let file = dir.join(DB_FILE_NAME);
         private_fs::precreate_file(&file).map_err(TierError::io("create database file", &file))?;
         let mut upgraded_from = None;
+        let orders_by_use = orders_by_use(config);
         let store = Store::open(
             dir.join(DB_FILE_NAME),
             Layout::L2,
             config,
             ring,
             |conn, path| {
-                upgraded_from = migrate(conn, path, |tx, _from| upgrade(tx, path))?;
-                check_schema(conn, path)
+                upgraded_from = migrate(conn, path, |tx, _from| upgrade(tx, path, orders_by_use))?;
+                check_schema(conn, path, orders_by_use)
             },
-            ensure_schema,
+            if orders_by_use {
+                ensure_schema::<true>
+            } else {
+                ensure_schema::<false>
+            },
         )?;
         Ok(Self {
             store,
@@ -221,16 +232,18 @@ impl SqliteL2Tier {
     }
 }
 
-/// Fails unless the table has the columns this tier uses.
 /// Creates or upgrades the schema, then checks it (what a probe runs on a database that may
-/// have been removed and come back empty).
-fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
-    migrate(conn, path, |tx, _from| upgrade(tx, path))?;
-    check_schema(conn, path)
+/// have been removed and come back empty), for a tier that orders rows by `access_count`
+/// (`ORDERS_BY_USE`) or not.
+fn ensure_schema<const ORDERS_BY_USE: bool>(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
+    migrate(conn, path, |tx, _from| upgrade(tx, path, ORDERS_BY_USE))?;
+    check_schema(conn, path, ORDERS_BY_USE)
 }
 
-fn check_schema(conn: &Connection, path: &Path) -> Result<(), TierError> {
-    require_columns(conn, path, "l2_cache", &COLUMNS)
+/// Fails unless the table has the columns this tier uses, each declared with a type it can use
+/// (`orders_by_use`: the tier evicts by LFU, ordering rows by `access_count`).
+fn check_schema(conn: &Connection, path: &Path, orders_by_use: bool) -> Result<(), TierError> {
+    require_columns(conn, path, "l2_cache", &COLUMNS, orders_by_use)
 }
 
 /// Every readable entry of the JSONL directory `dir`, and the report of what could not be read.

@@ -21,7 +21,9 @@
 //!
 //! Opening a database whose `cache_entries` lacks the health columns (from before proxywhirl's
 //! health monitoring) adds them, as proxywhirl's `_migrate_health_columns` does, within the
-//! schema upgrade to version 1; `health_history` and the indexes are created if missing.
+//! schema upgrade to version 1; `health_history` and the indexes are created if missing. Tables
+//! whose columns are declared with types this tier cannot use are refused, untouched (see
+//! [`crate::sqlite`], "Column types").
 //! Pool, pragmas, timestamps, credentials, eviction and hit recording are shared with L2: see
 //! [`crate::sqlite`].
 
@@ -37,7 +39,9 @@ use rusqlite::{Connection, Transaction};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
-use crate::sqlite::{Columns, Layout, Store, migrate, require_columns, sql_error, table_columns};
+use crate::sqlite::{
+    ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns,
+};
 use crate::tier::{CacheTier, TierHealth};
 
 /// `cache_entries`, as proxywhirl 0.3.3 creates it (the text is what `sqlite_master` keeps).
@@ -104,32 +108,47 @@ pub const HEALTH_COLUMNS: [(&str, &str); 9] = [
     ("evicted_from_l1", "INTEGER DEFAULT 0"),
 ];
 
-/// The columns of `cache_entries` before the health columns.
-const BASE_COLUMNS: [&str; 14] = [
-    "key",
-    "proxy_url",
-    "username_encrypted",
-    "password_encrypted",
-    "source",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "ttl_seconds",
-    "expires_at",
-    "health_status",
-    "failure_count",
-    "created_at",
-    "updated_at",
+/// The columns of `cache_entries` before the health columns, and what each holds (which decides
+/// the types it may be declared with: see [`crate::sqlite`], "Column types").
+const BASE_COLUMNS: [(&str, ColumnKind); 14] = [
+    ("key", ColumnKind::Key),
+    ("proxy_url", ColumnKind::Text),
+    ("username_encrypted", ColumnKind::Token),
+    ("password_encrypted", ColumnKind::Token),
+    ("source", ColumnKind::Text),
+    ("fetch_time", ColumnKind::Time),
+    ("last_accessed", ColumnKind::Time),
+    ("access_count", ColumnKind::UseCount),
+    ("ttl_seconds", ColumnKind::Count),
+    ("expires_at", ColumnKind::Time),
+    ("health_status", ColumnKind::Status),
+    ("failure_count", ColumnKind::Count),
+    ("created_at", ColumnKind::WrittenTime),
+    ("updated_at", ColumnKind::WrittenTime),
 ];
 
-const HISTORY_COLUMNS: [&str; 7] = [
-    "id",
-    "proxy_key",
-    "check_time",
-    "status",
-    "response_time_ms",
-    "error_message",
-    "check_url",
+/// What each of [`HEALTH_COLUMNS`] holds, in the same order.
+const HEALTH_KINDS: [ColumnKind; 9] = [
+    ColumnKind::Time,
+    ColumnKind::Count,
+    ColumnKind::Count,
+    ColumnKind::Count,
+    ColumnKind::Time,
+    ColumnKind::Text,
+    ColumnKind::Count,
+    ColumnKind::Count,
+    ColumnKind::Flag,
+];
+
+/// The columns of `health_history`, and what each holds.
+const HISTORY_COLUMNS: [(&str, ColumnKind); 7] = [
+    ("id", ColumnKind::RowId),
+    ("proxy_key", ColumnKind::Key),
+    ("check_time", ColumnKind::Time),
+    ("status", ColumnKind::Status),
+    ("response_time_ms", ColumnKind::Real),
+    ("error_message", ColumnKind::Text),
+    ("check_url", ColumnKind::Text),
 ];
 
 const INSERT_CHECK: &str = "INSERT INTO health_history (proxy_key, check_time, status, response_time_ms, \
@@ -144,9 +163,9 @@ const DELETE_ORPHANS: &str = "DELETE FROM health_history WHERE NOT EXISTS \
                               (SELECT 1 FROM cache_entries WHERE cache_entries.key = health_history.proxy_key)";
 
 /// Schema version 0 (proxywhirl's, older, or an empty file) to 1: create the tables if
-/// missing, add the health columns `cache_entries` lacks, create the indexes. The columns
-/// added, in order.
-fn upgrade(tx: &Transaction<'_>, path: &Path) -> Result<Vec<&'static str>, TierError> {
+/// missing, add the health columns `cache_entries` lacks, create the indexes (after checking
+/// the tables: ones this tier cannot use are left as they were). The columns added, in order.
+fn upgrade(tx: &Transaction<'_>, path: &Path, orders_by_use: bool) -> Result<Vec<&'static str>, TierError> {
     tx.execute_batch(CREATE_ENTRIES)
         .map_err(sql_error("create table cache_entries", path))?;
     let have = table_columns(tx, "cache_entries").map_err(sql_error("read schema", path))?;
@@ -161,29 +180,34 @@ fn upgrade(tx: &Transaction<'_>, path: &Path) -> Result<Vec<&'static str>, TierE
     }
     tx.execute_batch(CREATE_HISTORY)
         .map_err(sql_error("create table health_history", path))?;
-    check_schema(tx, path)?;
+    check_schema(tx, path, orders_by_use)?;
     for index in CREATE_INDEXES {
         tx.execute_batch(index).map_err(sql_error("create index", path))?;
     }
     Ok(added)
 }
 
-/// Fails unless both tables have every column this tier uses.
 /// Creates or upgrades the schema, then checks it (what a probe runs on a database that may
-/// have been removed and come back empty).
-fn ensure_schema(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
-    migrate(conn, path, |tx, _from| upgrade(tx, path).map(drop))?;
-    check_schema(conn, path)
+/// have been removed and come back empty), for a tier that orders rows by `access_count`
+/// (`ORDERS_BY_USE`) or not.
+fn ensure_schema<const ORDERS_BY_USE: bool>(conn: &mut Connection, path: &Path) -> Result<(), TierError> {
+    migrate(conn, path, |tx, _from| upgrade(tx, path, ORDERS_BY_USE).map(drop))?;
+    check_schema(conn, path, ORDERS_BY_USE)
 }
 
-fn check_schema(conn: &Connection, path: &Path) -> Result<(), TierError> {
-    let entries: Vec<&str> = BASE_COLUMNS
-        .iter()
-        .copied()
-        .chain(HEALTH_COLUMNS.iter().map(|(c, _)| *c))
-        .collect();
-    require_columns(conn, path, "cache_entries", &entries)?;
-    require_columns(conn, path, "health_history", &HISTORY_COLUMNS)
+/// Fails unless both tables have every column this tier uses, each declared with a type it can
+/// use (`orders_by_use`: the tier evicts by LFU, ordering rows by `access_count`).
+fn check_schema(conn: &Connection, path: &Path, orders_by_use: bool) -> Result<(), TierError> {
+    let mut entries = Vec::with_capacity(BASE_COLUMNS.len() + HEALTH_COLUMNS.len());
+    entries.extend(BASE_COLUMNS);
+    entries.extend(
+        HEALTH_COLUMNS
+            .iter()
+            .zip(HEALTH_KINDS)
+            .map(|((name, _), kind)| (*name, kind)),
+    );
+    require_columns(conn, path, "cache_entries", &entries, orders_by_use)?;
+    require_columns(conn, path, "health_history", &HISTORY_COLUMNS, orders_by_use)
 }
 
 /// How many `health_history` rows belong to no entry.
@@ -224,7 +248,9 @@ impl SqliteL3Tier {
     ///
     /// Errors name the path: a directory that cannot be created ([`TierError::Io`]), a file
     /// that is not a database or cannot be opened or written ([`TierError::Sqlite`]), tables
-    /// without the columns needed or a newer schema version ([`TierError::Schema`]).
+    /// without the columns needed, a column declared with a type this tier cannot use (see
+    /// [`crate::sqlite`], "Column types"; the reason names the table and the column) or a
+    /// newer schema version ([`TierError::Schema`]).
     pub fn open(path: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -232,6 +258,7 @@ impl SqliteL3Tier {
         }
         private_fs::precreate_file(&path).map_err(TierError::io("create database file", &path))?;
         let mut report = L3OpenReport::default();
+        let orders_by_use = orders_by_use(config);
         let store = Store::open(
             path,
             Layout::L3,
@@ -240,15 +267,19 @@ impl SqliteL3Tier {
             |conn, path| {
                 let mut added = Vec::new();
                 report.schema_upgraded_from = migrate(conn, path, |tx, _from| {
-                    added = upgrade(tx, path)?;
+                    added = upgrade(tx, path, orders_by_use)?;
                     Ok(())
                 })?;
                 report.added_columns = added;
-                check_schema(conn, path)?;
+                check_schema(conn, path, orders_by_use)?;
                 report.orphaned_history = count_orphans(conn, path)?;
                 Ok(())
             },
-            ensure_schema,
+            if orders_by_use {
+                ensure_schema::<true>
+            } else {
+                ensure_schema::<false>
+            },
         )?;
         if report.orphaned_history > 0 {
             tracing::warn!(
