@@ -285,6 +285,15 @@ fn check_store(store: &Store) -> (usize, Vec<String>) {
         }
     }
 
+    /// Entries proxywhirl fails on that we read, deliberately: a NULL `evicted_from_l1` in L3
+    /// (proxywhirl's L2 reads it as false, its L3 refuses it: we read both as false), and L3's
+    /// `created_at`/`updated_at`, which are no field of the entry (proxywhirl converts them and
+    /// fails on a bad one; we never read them).
+    const MORE_LENIENT: [&str; 3] = [
+        "l3-evicted_from_l1-null",
+        "l3-created_at-text",
+        "l3-updated_at-too-large",
+    ];
     let tier = store.open(dir.path());
     for want in entries {
         let key = want["key"].as_str().unwrap();
@@ -303,6 +312,9 @@ fn check_store(store: &Store) -> (usize, Vec<String>) {
                 "{label}: Python fails ({}); we failed, but not as an unreadable entry: {e}",
                 python_error(want)
             )),
+            // Where we are more lenient than proxywhirl on purpose (docs/formats.md, the SQLite
+            // "Rows"): a value that proxywhirl refuses but that holds nothing wrong.
+            ("error", Ok(Some(_))) if MORE_LENIENT.contains(&key) => {}
             ("error", Ok(Some(got))) => {
                 let got = entry_as_manifest(&got);
                 let what = match want["field"].as_str() {
