@@ -14,7 +14,9 @@ use crate::error::{CryptoError, KeySource};
 /// Zeroized on drop (both our copy and `fernet`'s); `Debug` shows no key material.
 #[derive(Clone)]
 pub struct FernetKey {
-    raw: Zeroizing<[u8; 32]>,
+    /// On the heap, so that moving a key (a `Vec` of keys growing, a key returned by value)
+    /// copies a pointer, never the key: a moved-from heap block would be freed unzeroized.
+    raw: Zeroizing<Box<[u8]>>,
     pub(crate) fernet: fernet::Fernet,
 }
 
@@ -54,12 +56,15 @@ impl FernetKey {
         // 32 bytes in url-safe base64 is exactly what `Fernet::new` accepts.
         #[allow(clippy::expect_used, reason = "a 32-byte key always makes a Fernet; not reachable")]
         let fernet = fernet::Fernet::new(&text).expect("32-byte key");
-        Self { raw, fernet }
+        Self {
+            raw: Zeroizing::new(Box::from(raw.as_slice())),
+            fernet,
+        }
     }
 
     /// The key as url-safe base64 (44 characters), to store it: a [`Secret`].
     pub fn to_base64(&self) -> Secret {
-        Secret::new(URL_SAFE.encode(self.raw.as_slice()))
+        Secret::new(URL_SAFE.encode(&self.raw[..]))
     }
 }
 
