@@ -393,3 +393,101 @@ fn a_remote_clear_racing_lookups_leaves_no_stale_copy() {
     a.close().unwrap();
     b.close().unwrap();
 }
+
+/// A host that keeps writing (a put every 2 ms) while Redis is down gets its L3 back within 3 s
+/// of Redis returning, although every put meanwhile adds to what it missed; and its replay of
+/// what it missed never deletes a newer write: another host's puts, acknowledged by Redis after
+/// the restart, of the very keys the first host missed, are all still in Redis afterwards.
+#[test]
+fn a_busy_host_gets_redis_back_and_its_replay_deletes_no_newer_write() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let mut server = RedisServer::start();
+    let ring = managers::test_ring();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Arc::new(
+        CacheManager::builder(host_config(dir_a.path(), L2BackendType::Sqlite, 100, &server.url()))
+            .key_ring(Arc::clone(&ring))
+            .probe_interval(Duration::from_millis(100))
+            .open()
+            .unwrap(),
+    );
+    let url = |i: usize| format!("http://10.12.{}.{}:80", i / 250, i % 250);
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicUsize::new(0));
+    // Host A: a put every 2 ms, each of a new proxy, for the whole test.
+    let writer = {
+        let (a, stop, written) = (Arc::clone(&a), Arc::clone(&stop), Arc::clone(&written));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                a.put(&entry(&url(i), "a", "a-pass")).expect("L1/L2 store it");
+                i += 1;
+                written.store(i, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    server.kill();
+    let start = Instant::now();
+    while a.tier_status(CacheTierType::L3) != TierStatus::Degraded {
+        assert!(start.elapsed() < PATIENCE, "L3 never degraded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let first_missed = written.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(700));
+    let last_missed = written.load(Ordering::SeqCst).saturating_sub(1);
+    assert!(
+        last_missed > first_missed + 100,
+        "A kept writing: {first_missed}..{last_missed}"
+    );
+
+    server.restart();
+    let restarted = Instant::now();
+    // Host B, right after the restart: puts of proxies A put (and L3 missed) while Redis was
+    // down; those Redis acknowledges must survive A's replay.
+    let b = host(dir_b.path(), L2BackendType::Sqlite, &server.url(), &ring);
+    let mut acknowledged = Vec::new();
+    for i in (first_missed + 10..last_missed).step_by(5) {
+        let e = entry(&url(i), "b", "b-pass");
+        if b.put(&e).unwrap().l3 {
+            acknowledged.push(e.key);
+        }
+    }
+    assert!(
+        acknowledged.len() > 10,
+        "B's puts reached Redis: {}",
+        acknowledged.len()
+    );
+    while a.tier_status(CacheTierType::L3) != TierStatus::Serving {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "a host writing every 2 ms did not get L3 back within 3 s of Redis returning"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let recovered_in = restarted.elapsed();
+    // Let A's replay of what it missed run, while A keeps writing.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-test");
+    let l3 = pw_cache::RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
+    for key in &acknowledged {
+        let held = pw_cache::CacheTier::get(&l3, key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("B's acknowledged put of {key} was deleted by A's replay"));
+        assert_eq!(held.source, "b", "{key}");
+    }
+    // What A put after the recovery went to Redis directly.
+    let after = entry(&url(written.load(Ordering::SeqCst) + 1), "a", "a-pass");
+    assert!(a.put(&after).unwrap().l3);
+    eprintln!(
+        "L3 back {recovered_in:?} after Redis returned; A missed {} puts; B's {} acknowledged puts kept",
+        last_missed - first_missed,
+        acknowledged.len()
+    );
+    a.close().unwrap();
+    b.close().unwrap();
+}

@@ -115,6 +115,7 @@ behaviours!(
     health_history_prunes_old_checks_of_every_proxy,
     health_history_goes_with_its_entry,
     probe_succeeds_and_changes_nothing,
+    replays_remove_only_what_was_not_written_since,
 );
 
 use pw_cache_tests::l3_entries::{T0, TTL, entry};
@@ -613,4 +614,34 @@ fn probe_succeeds_and_changes_nothing(open: Factory) {
     assert_eq!(fx.tier.health().consecutive_failures(), 1);
     let err = fx.tier.get("k001").unwrap_err();
     assert!(matches!(err, TierError::Closed { .. }), "{err}");
+}
+
+/// A replay of a missed write or clear removes only copies last written at or before the miss:
+/// an entry written after it (by another process) is kept.
+fn replays_remove_only_what_was_not_written_since(open: Factory) {
+    let fx = open(&CacheTierConfig::unbounded());
+    let seconds = |key: &str| from_unix_seconds((fx.stamps)(key).1).unwrap();
+    for i in 0..4 {
+        fx.tier.put(&entry(i)).unwrap();
+    }
+    let written = seconds("k001");
+    let before = written - time::Duration::seconds(1);
+    let after = written + time::Duration::seconds(1);
+    // Written after the miss: kept.
+    assert!(!fx.tier.delete_if_unchanged_since("k001", before).unwrap());
+    assert!(fx.tier.contains("k001").unwrap());
+    // Written at or before it: removed.
+    assert!(fx.tier.delete_if_unchanged_since("k001", after).unwrap());
+    assert!(!fx.tier.contains("k001").unwrap());
+    assert!(
+        !fx.tier.delete_if_unchanged_since("k001", after).unwrap(),
+        "already gone"
+    );
+    // A missed clear: what was written since stays.
+    let cleared_at = seconds("k002") + time::Duration::seconds(1);
+    std::thread::sleep(Duration::from_millis(1100));
+    fx.tier.put(&entry(9)).unwrap();
+    assert!(seconds("k009") > cleared_at);
+    assert_eq!(fx.tier.clear_unchanged_since(cleared_at).unwrap(), 3);
+    assert_eq!(sorted_keys(&fx), ["k009"]);
 }

@@ -569,6 +569,49 @@ return existed
 "#
 );
 
+/// ARGV: 3 key, 4 since (Unix seconds). Removes the entry only if its `updated_at` is at or
+/// before `since` (or it has none), publishing the delete. Returns whether it removed it.
+const DELETE_SINCE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local key = ARGV[3]
+local ek = ekey(key)
+if redis.call('EXISTS', ek) == 0 then
+  forget(key)
+  return 0
+end
+local at = num(redis.call('HGET', ek, 'updated_at'))
+if at and at > tonumber(ARGV[4]) then return 0 end
+forget(key)
+publish('del', key)
+return 1
+"#
+);
+
+/// ARGV: 3 since (Unix seconds), 4 at most this many keys, 5 offset in the index. Removes the
+/// entries of that slice of the index last written at or before `since`, publishing each
+/// delete. Returns {entries removed, entries kept, keys seen}.
+const CLEAR_SINCE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local since = tonumber(ARGV[3])
+local from = tonumber(ARGV[5])
+local n, kept, seen = 0, 0, 0
+for _, k in ipairs(redis.call('ZRANGE', idx, from, from + tonumber(ARGV[4]) - 1)) do
+  seen = seen + 1
+  local at = num(redis.call('HGET', ekey(k), 'updated_at'))
+  if at and at > since then
+    kept = kept + 1
+  else
+    n = n + redis.call('EXISTS', ekey(k))
+    forget(k)
+    publish('del', k)
+  end
+end
+return {n, kept, seen}
+"#
+);
+
 /// ARGV: 3 at most this many keys. Returns {entries removed, keys left}; publishes the clear
 /// once none is left.
 const CLEAR_LUA: &str = concat!(
@@ -722,6 +765,8 @@ return n
 struct Scripts {
     put: Script,
     delete: Script,
+    delete_since: Script,
+    clear_since: Script,
     clear: Script,
     cleanup: Script,
     size: Script,
@@ -735,6 +780,8 @@ struct Scripts {
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     put: Script::new(PUT_LUA),
     delete: Script::new(DELETE_LUA),
+    delete_since: Script::new(DELETE_SINCE_LUA),
+    clear_since: Script::new(CLEAR_SINCE_LUA),
     clear: Script::new(CLEAR_LUA),
     cleanup: Script::new(CLEANUP_LUA),
     size: Script::new(SIZE_LUA),
@@ -1703,6 +1750,34 @@ impl RedisL3Tier {
         Ok(tokens)
     }
 
+    fn delete_if_unchanged_since_inner(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+        if let Some(touches) = &self.touches {
+            touches.forget(key);
+        }
+        let since = real(to_unix_seconds(since));
+        let removed: i64 = self.script("delete entry", &SCRIPTS.delete_since, &[key, &since])?;
+        Ok(removed > 0)
+    }
+
+    fn clear_unchanged_since_inner(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+        if let Some(touches) = &self.touches {
+            touches.take();
+        }
+        let since = real(to_unix_seconds(since));
+        let chunk = SCRIPT_CHUNK.to_string();
+        let (mut removed, mut offset) = (0usize, 0usize);
+        loop {
+            let from = offset.to_string();
+            let (n, kept, seen): (i64, i64, i64) =
+                self.script("clear entries", &SCRIPTS.clear_since, &[&since, &chunk, &from])?;
+            removed += usize::try_from(n).unwrap_or(0);
+            offset += usize::try_from(kept).unwrap_or(0);
+            if seen < SCRIPT_CHUNK as i64 {
+                return Ok(removed);
+            }
+        }
+    }
+
     fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
         if let Some(touches) = &self.touches {
             touches.forget(key);
@@ -2014,6 +2089,16 @@ impl CacheTier for RedisL3Tier {
 
     fn unreadable_skipped(&self) -> u64 {
         self.unreadable_skipped.load(Ordering::Relaxed)
+    }
+
+    /// One script: compares the hash's `updated_at` and removes it if not newer.
+    fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+        self.health.observe(self.delete_if_unchanged_since_inner(key, since))
+    }
+
+    /// In chunks of the index, each one script.
+    fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+        self.health.observe(self.clear_unchanged_since_inner(since))
     }
 
     /// The credentials of the entries first in the index.

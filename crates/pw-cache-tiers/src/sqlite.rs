@@ -1883,6 +1883,40 @@ impl Store {
         Ok(stmt.execute([key]).map_err(self.err("delete entry"))? > 0)
     }
 
+    /// [`CacheTier::delete_if_unchanged_since`]: L3 compares `updated_at`; L2 (proxywhirl's
+    /// `l2_cache` keeps no write time) deletes.
+    pub(crate) fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+        if self.layout == Layout::L2 {
+            return self.delete(key);
+        }
+        if let Some(touches) = &self.touches {
+            touches.forget(key);
+        }
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM cache_entries WHERE key = ?1 AND (updated_at IS NULL OR updated_at <= ?2)")
+            .map_err(self.err("delete entry"))?;
+        Ok(stmt
+            .execute(rusqlite::params![key, to_unix_seconds(since)])
+            .map_err(self.err("delete entry"))?
+            > 0)
+    }
+
+    /// [`CacheTier::clear_unchanged_since`]: L3 compares `updated_at`; L2 clears.
+    pub(crate) fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+        if self.layout == Layout::L2 {
+            return self.clear();
+        }
+        if let Some(touches) = &self.touches {
+            touches.take();
+        }
+        self.write("clear entries", |tx| {
+            tx.prepare_cached("DELETE FROM cache_entries WHERE updated_at IS NULL OR updated_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([to_unix_seconds(since)]))
+                .map_err(self.err("clear entries"))
+        })
+    }
+
     pub(crate) fn clear(&self) -> Result<usize, TierError> {
         if let Some(touches) = &self.touches {
             touches.take();
@@ -2085,6 +2119,18 @@ macro_rules! impl_cache_tier_via_store {
 
             fn unreadable_skipped(&self) -> u64 {
                 self.store.unreadable_skipped()
+            }
+
+            /// L3 compares `updated_at`; L2 has no write time and deletes.
+            fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+                self.store
+                    .health
+                    .observe(self.store.delete_if_unchanged_since(key, since))
+            }
+
+            /// L3 compares `updated_at`; L2 has no write time and clears.
+            fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+                self.store.health.observe(self.store.clear_unchanged_since(since))
             }
 
             fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {

@@ -61,6 +61,27 @@ pub trait CacheTier: Send + Sync {
     /// Removes everything; how many entries there were.
     fn clear(&self) -> Result<usize, TierError>;
 
+    /// Removes `key` only if the tier's copy was last written at or before `since` (its
+    /// `updated_at`, in the writers' UTC clock), or holds no such time; whether it removed it.
+    ///
+    /// This is how a process replays, once a tier is back, a write or delete of `key` it missed
+    /// while the tier was failing (its copy is stale): a copy another process wrote after that
+    /// miss is newer than anything this process knew, and is kept. The default removes the
+    /// key whatever it holds: right for a tier no other process writes, and for backends that
+    /// keep no write time (proxywhirl's `l2_cache` table, JSONL shards).
+    fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+        let _ = since;
+        self.delete(key)
+    }
+
+    /// Removes every entry last written at or before `since` (see
+    /// [`CacheTier::delete_if_unchanged_since`]); how many. The replay of a clear this process
+    /// missed: what others wrote since is kept. The default clears everything.
+    fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+        let _ = since;
+        self.clear()
+    }
+
     /// How many entries the tier holds.
     fn size(&self) -> Result<usize, TierError>;
 

@@ -43,7 +43,7 @@
 //! from it (its copies of them are stale), is it used again. Until then lookups of those keys
 //! skip it, so a stale or deleted entry is never served from a recovered tier.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
@@ -72,8 +72,12 @@ pub const USE_BATCH: usize = 8192;
 pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Keys remembered per tier while it is degraded; beyond this the tier is cleared on recovery
-/// instead of having each key removed (a cache may lose entries, never serve stale ones).
+/// (of what was written before the overflow) instead of having each key removed (a cache may
+/// lose entries, never serve stale ones).
 const MAX_RESYNC_KEYS: usize = 100_000;
+
+/// Missed keys a replay removes between two looks at the backlog.
+const REPLAY_BATCH: usize = 256;
 
 thread_local! {
     /// Set while this thread promotes an entry into L1, so the eviction callback (which runs
@@ -122,11 +126,14 @@ pub enum TierStatus {
 }
 
 /// What a degraded tier missed: keys written or deleted while it was skipped (its copies are
-/// stale), or a clear.
+/// stale), each with when it last missed one (the system clock, as the tiers stamp
+/// `updated_at`), or a clear (and when).
 #[derive(Debug, Default)]
 struct Resync {
-    keys: HashSet<String>,
+    keys: HashMap<String, OffsetDateTime>,
     clear_all: bool,
+    /// When the clear (or the overflow of `keys` standing for one) was last missed.
+    cleared_at: Option<OffsetDateTime>,
 }
 
 /// A disk tier with the manager's view of its state.
@@ -168,19 +175,21 @@ impl TierSlot {
             return false;
         }
         let resync = relock(&self.resync);
-        resync.clear_all || resync.keys.contains(key)
+        resync.clear_all || resync.keys.contains_key(key)
     }
 
     /// The tier missed a write or delete of `key`.
     fn note_stale(&self, key: &str) {
+        let now = now_utc();
         let mut resync = relock(&self.resync);
-        if !resync.clear_all {
-            if resync.keys.len() >= MAX_RESYNC_KEYS {
-                resync.keys = HashSet::new();
-                resync.clear_all = true;
-            } else {
-                resync.keys.insert(key.to_owned());
-            }
+        if resync.clear_all {
+            resync.cleared_at = Some(now);
+        } else if resync.keys.len() >= MAX_RESYNC_KEYS && !resync.keys.contains_key(key) {
+            resync.keys = HashMap::new();
+            resync.clear_all = true;
+            resync.cleared_at = Some(now);
+        } else {
+            resync.keys.insert(key.to_owned(), now);
         }
         self.resync_pending.store(true, Ordering::Release);
     }
@@ -188,8 +197,9 @@ impl TierSlot {
     /// The tier missed a clear.
     fn note_cleared(&self) {
         let mut resync = relock(&self.resync);
-        resync.keys = HashSet::new();
+        resync.keys = HashMap::new();
         resync.clear_all = true;
+        resync.cleared_at = Some(now_utc());
         self.resync_pending.store(true, Ordering::Release);
     }
 
@@ -1740,14 +1750,22 @@ impl Inner {
     }
 
     /// Probes degraded tiers and replays what tiers missed; whether anything is left to do.
+    ///
+    /// A tier whose probe succeeds serves again at once (unless it missed a clear, which is
+    /// replayed first): writes go to it from then on, and lookups keep skipping the keys it
+    /// missed until the replay has removed its copies of them, so a host that keeps writing
+    /// gets the tier back within a probe interval, however many keys it misses meanwhile.
     fn maintain(&self) -> bool {
         let mut left = false;
         for slot in self.slots() {
             if !slot.serving() {
                 match slot.tier.probe() {
                     Ok(()) => {
-                        if self.replay(slot) && self.reenable(slot) {
+                        if self.replay_clear(slot) && self.reenable(slot) {
                             tracing::info!(tier = %slot.kind, "cache tier recovered: serving again");
+                            if !self.replay(slot) {
+                                left = true;
+                            }
                         } else {
                             left = true;
                         }
@@ -1777,6 +1795,9 @@ impl Inner {
                 continue;
             }
             let resync = relock(&slot.resync);
+            if slot.serving() && !resync.clear_all && resync.keys.is_empty() {
+                continue;
+            }
             let what = if resync.clear_all {
                 "a clear".to_owned()
             } else {
@@ -1793,26 +1814,56 @@ impl Inner {
         left
     }
 
-    /// Removes from `slot` what it missed; whether all of it is done.
-    fn replay(&self, slot: &TierSlot) -> bool {
-        let clear_all = relock(&slot.resync).clear_all;
-        if clear_all {
-            if slot.tier.clear().is_err() {
-                return false;
+    /// Replays a clear `slot` missed (what others wrote since is kept); whether none is left.
+    fn replay_clear(&self, slot: &TierSlot) -> bool {
+        let cleared_at = {
+            let resync = relock(&slot.resync);
+            if !resync.clear_all {
+                return true;
             }
-            relock(&slot.resync).clear_all = false;
+            resync.cleared_at.unwrap_or_else(now_utc)
+        };
+        if slot.tier.clear_unchanged_since(cleared_at).is_err() {
+            return false;
         }
-        let keys: Vec<String> = relock(&slot.resync).keys.iter().cloned().collect();
-        for key in keys {
-            let _guard = self.locks.lock(&key);
-            // Still stale (a put since may have refreshed it)?
-            if !relock(&slot.resync).keys.contains(&key) {
-                continue;
+        let mut resync = relock(&slot.resync);
+        // A clear missed again meanwhile is replayed next time.
+        if resync.cleared_at.is_none_or(|at| at <= cleared_at) {
+            resync.clear_all = false;
+            resync.cleared_at = None;
+        }
+        !resync.clear_all
+    }
+
+    /// Removes from `slot` its copies of the keys it missed, in batches, each only if no other
+    /// process wrote it since this one missed it (`CacheTier::delete_if_unchanged_since`); whether
+    /// all of it is done.
+    fn replay(&self, slot: &TierSlot) -> bool {
+        if !self.replay_clear(slot) {
+            return false;
+        }
+        // The backlog as it is now: keys missed later are written to the tier directly once it
+        // serves, and those missed while it fails again come next time.
+        let backlog: Vec<(String, OffsetDateTime)> = relock(&slot.resync)
+            .keys
+            .iter()
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
+        for batch in backlog.chunks(REPLAY_BATCH) {
+            for (key, missed_at) in batch {
+                let _guard = self.locks.lock(key);
+                // Still stale, and not missed again since (a put may have refreshed it)?
+                if relock(&slot.resync).keys.get(key) != Some(missed_at) {
+                    continue;
+                }
+                if slot.tier.delete_if_unchanged_since(key, *missed_at).is_err() {
+                    return false;
+                }
+                let mut resync = relock(&slot.resync);
+                if resync.keys.get(key) == Some(missed_at) {
+                    resync.keys.remove(key);
+                }
             }
-            if slot.tier.delete(&key).is_err() {
-                return false;
-            }
-            relock(&slot.resync).keys.remove(&key);
         }
         let resync = relock(&slot.resync);
         if resync.keys.is_empty() && !resync.clear_all {
@@ -1823,10 +1874,10 @@ impl Inner {
         }
     }
 
-    /// Serves `slot` again if nothing was missed since the replay.
+    /// Serves `slot` again unless it still has a clear to replay. Lookups keep skipping the
+    /// keys it missed ([`TierSlot::stale`]) until the replay is done with them.
     fn reenable(&self, slot: &TierSlot) -> bool {
-        let resync = relock(&slot.resync);
-        if !resync.keys.is_empty() || resync.clear_all {
+        if relock(&slot.resync).clear_all {
             return false;
         }
         slot.write_failures.store(0, Ordering::Release);
