@@ -38,10 +38,13 @@
 //!
 //! A tier fails [`pw_cache_tiers::FAILURE_THRESHOLD`] times in a row: it is flagged degraded
 //! and skipped. A background thread (started only when needed) probes it every
-//! [`CacheManagerBuilder::probe_interval`] with [`CacheTier::probe`], which writes; only when a
-//! probe succeeds, and the keys written or deleted while the tier was skipped have been removed
-//! from it (its copies of them are stale), is it used again. Until then lookups of those keys
-//! skip it, so a stale or deleted entry is never served from a recovered tier.
+//! [`CacheManagerBuilder::probe_interval`] with [`CacheTier::probe`], which writes; when a probe
+//! succeeds the tier serves again at once (a clear it missed is replayed first). The keys
+//! written or deleted while it was skipped (its copies of them are stale) are then removed from
+//! it, each only if no other process wrote it since
+//! ([`CacheTier::delete_if_unchanged_since`]); until a key's copy is removed or rewritten,
+//! lookups of that key skip the tier, so a stale or deleted entry is never served from a
+//! recovered tier, and a host that keeps writing is not kept out by its own new misses.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
