@@ -500,6 +500,146 @@ fn unreadable_values_are_corrupt_entries_not_tier_failures() {
     assert_eq!(tier.get("k004").unwrap().unwrap(), entry(4));
 }
 
+/// The entry hash of `key`, field by field.
+fn hash_of(server: &RedisServer, tier: &RedisL3Tier, key: &str) -> std::collections::BTreeMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(format!("{}e:{key}", tier.key_prefix()))
+        .query(&mut server.connection())
+        .unwrap()
+}
+
+/// A health mark is one script on the entry as stored: only `failure_count` and
+/// `health_status` change (not the tokens, not `updated_at`, not the expiry); marks from two
+/// tier instances and four threads all count; an entry the marking instance cannot read, or
+/// whose fields are damaged, is left as it is; the mark that reaches the threshold removes the
+/// entry with its history and indexes, and the other instances hear `put` for a mark and `del`
+/// for the eviction.
+#[test]
+fn health_marks_change_two_fields_count_every_writer_and_evict_once() {
+    use pw_cache::FailureMark;
+    let server = RedisServer::start();
+    let ring = test_ring();
+    let config = CacheTierConfig::unbounded();
+    let (a, b) = (
+        open(&server, "marks", &config, &ring),
+        open(&server, "marks", &config, &ring),
+    );
+    let (sub, rx) = listen(&b);
+    let e = entry(1).with_credentials(Some(Secret::new("u")), Some(Secret::new("pw")));
+    a.put(&e).unwrap();
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Put));
+    a.record_health_check(&check("k001", 0)).unwrap();
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Health));
+    let before = hash_of(&server, &a, "k001");
+    assert_eq!(
+        a.mark_failure("k001", None).unwrap(),
+        FailureMark::Marked { failure_count: 1 }
+    );
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Put));
+    assert_eq!(
+        b.mark_failure("k001", None).unwrap(),
+        FailureMark::Marked { failure_count: 2 }
+    );
+    let after = hash_of(&server, &a, "k001");
+    for (field, was) in &before {
+        let want = match field.as_str() {
+            "failure_count" => "2",
+            "health_status" => "unhealthy",
+            _ => was.as_str(),
+        };
+        assert_eq!(after[field], want, "{field}");
+    }
+    assert_eq!(after.len(), before.len());
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{}e:k001", a.key_prefix()))
+        .query(&mut server.connection())
+        .unwrap();
+    assert!(ttl > 0, "the hash keeps its expiry");
+    drop(sub);
+    // Two instances, four threads: every mark counts.
+    std::thread::scope(|s| {
+        for tier in [&a, &b, &a, &b] {
+            s.spawn(move || {
+                for _ in 0..25 {
+                    assert!(matches!(
+                        tier.mark_failure("k001", None),
+                        Ok(FailureMark::Marked { .. })
+                    ));
+                }
+            });
+        }
+    });
+    assert_eq!(a.peek("k001").unwrap().unwrap().failure_count, 102);
+    // Marks racing puts of a new version (each put moves `updated_at`, so a mark that read the
+    // entry before a put is refused by its script and reads again): every mark succeeds, and
+    // the new version's credentials stay.
+    let new = e
+        .clone()
+        .with_credentials(Some(Secret::new("u")), Some(Secret::new("new-pw")));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..25 {
+                a.put(&new).unwrap();
+            }
+        });
+        for tier in [&a, &b] {
+            s.spawn(move || {
+                for _ in 0..25 {
+                    assert!(matches!(
+                        tier.mark_failure("k001", None),
+                        Ok(FailureMark::Marked { .. })
+                    ));
+                }
+            });
+        }
+    });
+    let held = a.peek("k001").unwrap().unwrap();
+    assert_eq!(held.password.unwrap().expose_secret(), "new-pw");
+    assert!(held.failure_count <= 50);
+    // Unreadable (a token no key of the ring opens, a damaged field): left as it is, at any
+    // threshold.
+    let stranger = open(&server, "marks", &config, &test_ring());
+    let held = hash_of(&server, &a, "k001");
+    let err = stranger.mark_failure("k001", Some(1)).unwrap_err();
+    assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{err}");
+    assert_eq!(hash_of(&server, &a, "k001"), held, "untouched");
+    let () = redis::cmd("HSET")
+        .arg(format!("{}e:k001", a.key_prefix()))
+        .arg("fetch_time")
+        .arg("yesterday")
+        .query(&mut server.connection())
+        .unwrap();
+    let damaged = hash_of(&server, &a, "k001");
+    assert_ne!(damaged, held);
+    assert!(a.mark_failure("k001", Some(1)).unwrap_err().is_corrupt_entry());
+    assert_eq!(hash_of(&server, &a, "k001"), damaged, "untouched");
+    assert_eq!(a.health().consecutive_failures(), 0);
+    // The threshold: one mark reaches it and removes everything of the entry; the other
+    // instances hear `put` for a mark, `del` for the eviction.
+    let (sub, rx) = listen(&a);
+    b.put(&e).unwrap();
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Put));
+    b.record_health_check(&check("k001", 1)).unwrap();
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Health));
+    assert_eq!(
+        b.mark_failure("k001", Some(2)).unwrap(),
+        FailureMark::Marked { failure_count: 1 }
+    );
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Put), "b's mark");
+    assert_eq!(
+        b.mark_failure("k001", Some(2)).unwrap(),
+        FailureMark::Evicted { failure_count: 2 }
+    );
+    assert_eq!(next_event(&rx).1, changed("k001", ChangeKind::Delete), "b's eviction");
+    assert_eq!(a.mark_failure("k001", Some(2)).unwrap(), FailureMark::Absent);
+    assert!(
+        a.health_history("k001", 10).unwrap().is_empty(),
+        "its history went with it"
+    );
+    assert_eq!((a.size().unwrap(), a.keys().unwrap().len()), (0, 0));
+    drop(sub);
+}
+
 #[test]
 fn several_writers_keep_every_put_and_the_bound() {
     let server = RedisServer::start();

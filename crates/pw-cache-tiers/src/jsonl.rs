@@ -95,12 +95,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pw_cache_crypto::{KeyRing, private_fs};
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthStatus, OffsetDateTime};
 
 pub use line::{decode_line, encode_line, hex_decode, hex_encode};
 
 use crate::error::TierError;
-use crate::tier::{CacheTier, TierHealth};
+use crate::tier::{CacheTier, FailureMark, TierHealth};
 use line::Classified;
 use shard::{Found, Rank, Shard, Verdict, micros};
 
@@ -531,6 +531,96 @@ impl JsonlTier {
         Ok(changed)
     }
 
+    /// [`CacheTier::mark_failure`]: in the shard holding `key` (its home shard, else a shard
+    /// holding it misplaced), under that shard's exclusive lock, which first catches up with
+    /// other processes' writes: the live line is read and checked readable, then a marked line
+    /// is appended (or, at `evict_at`, the shard rewritten without the key). The line appended
+    /// is the line read with the two fields changed (credentials encrypted again, their values
+    /// unchanged); the key's place in the eviction order does not move (a mark is not a use).
+    fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        let home = shard_of(key);
+        for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
+            // A second attempt only if the index pointed at a line that is not the key's.
+            for attempt in 0..2 {
+                let done = self.with_shard(id, |sh| {
+                    let guard = sh.lock_exclusive()?;
+                    let (file, offset, len) = match sh.find(key, None) {
+                        None => return Ok(None),
+                        Some(Found::Invalid(reason)) => {
+                            return Err(TierError::Corrupt {
+                                key: key.to_owned(),
+                                reason,
+                            });
+                        }
+                        Some(Found::Line { file, offset, len, .. }) => (file, offset, len),
+                    };
+                    let mut buf = vec![0u8; len];
+                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
+                        .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
+                    let parsed = match line::classify(&buf) {
+                        Classified::Entry(parsed) if parsed.key == key => parsed,
+                        _ if attempt == 0 => {
+                            sh.invalidate();
+                            return Ok(Some(None));
+                        }
+                        _ => {
+                            return Err(TierError::Corrupt {
+                                key: key.to_owned(),
+                                reason: format!(
+                                    "the indexed line of {} is not this key's",
+                                    self.shard_path(id).display()
+                                ),
+                            });
+                        }
+                    };
+                    // Unreadable: left as it is, reported as a lookup reports it.
+                    let mut entry = line::into_entry(*parsed, &self.ring)?;
+                    let failure_count = entry.failure_count.saturating_add(1);
+                    if evict_at.is_some_and(|at| failure_count >= at) {
+                        let (rewritten, _guard) =
+                            sh.rewrite(
+                                guard,
+                                false,
+                                |k, _, _| {
+                                    if k == key { Verdict::Remove } else { Verdict::Keep }
+                                },
+                            )?;
+                        self.skipped(rewritten.carried_stray);
+                        return Ok(Some(Some(FailureMark::Evicted { failure_count })));
+                    }
+                    entry.failure_count = failure_count;
+                    entry.health_status = HealthStatus::Unhealthy;
+                    let marked = encode_line(&entry, &self.ring)?;
+                    // Not a use: the key's rank stays what it was (`after` keeps the prior one's).
+                    let rank = Rank {
+                        used: micros(entry.last_accessed),
+                        hits: entry.access_count,
+                        born: self.tick(),
+                    };
+                    let creds = has_credentials(&entry);
+                    sh.append(&guard, key, marked.as_bytes(), creds, rank, micros(entry.expires_at))?;
+                    Ok(Some(Some(FailureMark::Marked { failure_count })))
+                })?;
+                match done {
+                    // Not in this shard.
+                    None => break,
+                    Some(Some(mark)) => {
+                        if matches!(mark, FailureMark::Evicted { .. }) {
+                            // As a delete: no misplaced copy may surface once the key is gone.
+                            for other in self.misplaced_candidates(home).filter(|&o| o != id).collect::<Vec<_>>() {
+                                self.remove_from(other, key)?;
+                            }
+                        }
+                        return Ok(mark);
+                    }
+                    // The index was behind: read the shard again.
+                    Some(None) => {}
+                }
+            }
+        }
+        Ok(FailureMark::Absent)
+    }
+
     /// Removes `key` from shard `id` (a rewrite that keeps every other line) if it is there.
     fn remove_from(&self, id: usize, key: &str) -> Result<bool, TierError> {
         self.with_shard(id, |sh| {
@@ -855,6 +945,12 @@ impl CacheTier for JsonlTier {
     /// or delete by another process in between is never overwritten by the older line.
     fn record_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
         self.health.observe(self.record_accesses_inner(records))
+    }
+
+    /// Read, checked, and appended marked (or removed) under the shard's exclusive lock, so a
+    /// put or delete by another process in between is never overwritten.
+    fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        self.health.observe(self.mark_failure_inner(key, evict_at))
     }
 
     fn delete(&self, key: &str) -> Result<bool, TierError> {

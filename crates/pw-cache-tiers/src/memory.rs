@@ -117,10 +117,10 @@ use foldhash::fast::RandomState;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthStatus, OffsetDateTime};
 
 use crate::error::TierError;
-use crate::tier::{CacheTier, TierHealth};
+use crate::tier::{CacheTier, FailureMark, TierHealth};
 
 /// The default shard count keeps at least this many entries per shard (a tier of fewer than
 /// twice this many entries has a single shard, and an exact policy).
@@ -510,6 +510,30 @@ impl CacheTier for MemoryTier {
 
     fn evictions(&self) -> u64 {
         MemoryTier::evictions(self)
+    }
+
+    /// Under the key's shard lock: the two fields changed in place (not an access; the
+    /// entry's flag is kept), or the entry removed at `evict_at`.
+    fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        let mut shard = lock(self.shard_for(key));
+        let Some(failure_count) = shard.peek(key).map(|entry| entry.failure_count.saturating_add(1)) else {
+            return Ok(FailureMark::Absent);
+        };
+        if evict_at.is_some_and(|at| failure_count >= at) {
+            let removed = shard.remove(key);
+            drop(shard);
+            // Dropped without the lock.
+            drop(removed);
+            self.health.record_success();
+            return Ok(FailureMark::Evicted { failure_count });
+        }
+        shard.update(key, |entry| {
+            entry.failure_count = failure_count;
+            entry.health_status = HealthStatus::Unhealthy;
+        });
+        drop(shard);
+        self.health.record_success();
+        Ok(FailureMark::Marked { failure_count })
     }
 }
 
@@ -1347,6 +1371,39 @@ mod tests {
         // Peeked and updated, never accessed: still the least recently used.
         assert_eq!(*evicted.lock().unwrap(), ["a"]);
         assert!(t.update("a", |_| {}).is_none(), "absent key");
+        check(&t);
+    }
+
+    #[test]
+    fn a_health_mark_is_no_access_keeps_the_flag_and_evicts_at_the_threshold() {
+        use crate::FailureMark;
+        let (t, evicted) = tier(EvictionPolicy::Lru, 3);
+        put_all(&t, &["a", "b"]);
+        t.flag("a");
+        assert_eq!(
+            t.mark_failure("a", Some(3)).unwrap(),
+            FailureMark::Marked { failure_count: 1 }
+        );
+        assert_eq!(
+            t.mark_failure("a", Some(3)).unwrap(),
+            FailureMark::Marked { failure_count: 2 }
+        );
+        let held = t.peek("a").unwrap().unwrap();
+        assert_eq!((held.failure_count, held.health_status), (2, HealthStatus::Unhealthy));
+        assert_eq!(t.flagged_keys(), ["a"], "its unrecorded use is still noted");
+        put_all(&t, &["c", "d"]);
+        // Marked, never accessed: still the least recently used.
+        assert_eq!(*evicted.lock().unwrap(), ["a"]);
+        assert_eq!(
+            t.mark_failure("b", Some(1)).unwrap(),
+            FailureMark::Evicted { failure_count: 1 }
+        );
+        assert_eq!(t.mark_failure("b", Some(1)).unwrap(), FailureMark::Absent);
+        assert_eq!(
+            *evicted.lock().unwrap(),
+            ["a"],
+            "a mark's removal is no policy eviction"
+        );
         check(&t);
     }
 

@@ -25,9 +25,9 @@
 //! - `pwc:{ns}:events`: the channel every change is published on (see [Events](#events)).
 //!
 //! Every change that takes more than one command (a put, with its eviction; a delete; clear;
-//! expiry cleanup; a batch of uses; a health check) is one Lua script (`EVALSHA`, loaded again
-//! when the server lost it), so it is atomic, and with `appendfsync always` durable once
-//! acknowledged.
+//! expiry cleanup; a batch of uses; a health check; a health mark) is one Lua script
+//! (`EVALSHA`, loaded again when the server lost it), so it is atomic, and with
+//! `appendfsync always` durable once acknowledged.
 //!
 //! # Same behaviour as the SQLite L3
 //!
@@ -49,7 +49,8 @@
 //!
 //! # Events
 //!
-//! Every put, delete and clear, and every health check recorded, publishes on
+//! Every put, delete and clear, every health check recorded, and every health mark
+//! ([`CacheTier::mark_failure`]: `put`, or `del` when it evicts) publishes on
 //! `pwc:{ns}:events` the message `<origin> <kind> <key>` (`kind` is `put`, `del`, `clear`
 //! (key `-`) or `health`; `origin` is [`RedisL3Tier::origin`] in 16 hex digits) in the same
 //! script. [`RedisL3Tier::subscribe`] delivers the events of the other tier instances to a
@@ -97,7 +98,7 @@ use redis::{ConnectionLike, ErrorKind, RedisError, RedisResult, Script};
 use crate::error::TierError;
 use crate::health_history::{HealthCheck, HealthHistory, HealthRecord};
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
-use crate::tier::{CacheTier, TierHealth};
+use crate::tier::{CacheTier, FailureMark, TierHealth};
 use crate::touches::{Touch, Touches};
 
 /// The namespace of [`RedisL3Options::new`].
@@ -2078,6 +2079,13 @@ impl CacheTier for RedisL3Tier {
         self.health.observe(self.record_accesses_inner(records))
     }
 
+    /// A read (checked readable), then one script that increments, decides and publishes, and
+    /// refuses when the entry changed since the read, then reads again (`docs/formats.md`,
+    /// "Health marks").
+    fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        self.health.observe(self.mark_failure_inner(key, evict_at))
+    }
+
     /// Reads the eight fields alone (no credential is decrypted).
     fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
         self.health.observe(self.health_detail_inner(key))
@@ -2120,6 +2128,107 @@ impl CacheTier for RedisL3Tier {
     }
 }
 
+/// ARGV: 3 key, 4 the `updated_at` read with the entry, 5 the count to evict at (`''`: never).
+/// Refuses (`{3}`, nothing changed) unless the key still holds a hash with that `updated_at`:
+/// the caller read that version and found it readable, and a put or a recorded use since moved
+/// `updated_at` (an entry of another writer, possibly one this host cannot read, is never
+/// marked on the strength of an older read). A mark does not move `updated_at` itself, so
+/// marks of the same entry by several hosts never refuse each other. Otherwise `HINCRBY
+/// failure_count 1` (an integer Redis cannot increment: `{4}`, nothing changed), then, on the
+/// count it returned: at the threshold the entry is removed as the delete script removes it
+/// (hash, history, indexes) and `del` published, `{2, count}`; below it `health_status` is
+/// set to `unhealthy` and `put` published, `{1, count}`. `{0}` when the key holds nothing.
+/// Nothing but `failure_count` and `health_status` is written; the hash keeps its expiry.
+const MARK_FAILURE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local key = ARGV[3]
+local ek = ekey(key)
+local ty = redis.call('TYPE', ek)['ok']
+if ty == 'none' then return {0} end
+if ty ~= 'hash' or (redis.call('HGET', ek, 'updated_at') or '') ~= ARGV[4] then return {3} end
+local n = redis.pcall('HINCRBY', ek, 'failure_count', 1)
+if type(n) ~= 'number' then return {4} end
+if ARGV[5] ~= '' and n >= tonumber(ARGV[5]) then
+  forget(key)
+  publish('del', key)
+  return {2, n}
+end
+redis.call('HSET', ek, 'health_status', 'unhealthy')
+publish('put', key)
+return {1, n}
+"#
+);
+
+/// The health-mark script, hashed once (beside [`SCRIPTS`], not in it).
+static MARK_FAILURE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(MARK_FAILURE_LUA));
+
+/// Reads and scripts a health mark tries before giving up, when the entry changes (a put or a
+/// recorded use by another host) between each read and its script.
+const MARK_ATTEMPTS: usize = 32;
+
+impl RedisL3Tier {
+    /// [`CacheTier::mark_failure`]: reads the entry (`HGETALL`), checks that it can be read
+    /// (every field, every token: an unreadable entry is left untouched and reported as a
+    /// lookup reports it), then runs [`MARK_FAILURE_LUA`] with the `updated_at` read, which
+    /// refuses if the entry changed in between; then reads and tries again, up to
+    /// [`MARK_ATTEMPTS`] times.
+    fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        let name = self.names.entry(key);
+        let evict_at = evict_at.map(|n| n.to_string()).unwrap_or_default();
+        for _ in 0..MARK_ATTEMPTS {
+            let flat: Vec<Vec<u8>> =
+                self.run("read entry", Some(key), |c| redis::cmd("HGETALL").arg(&name).query(c))?;
+            if flat.is_empty() {
+                return Ok(FailureMark::Absent);
+            }
+            let hash = Fields::new(key, &flat);
+            // The decrypted entry is dropped (zeroized) at once: only its readability matters.
+            if let Err(e) = hash.entry(&self.ring) {
+                tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
+                return Err(e);
+            }
+            let stamp = hash.optional_text("updated_at").ok().flatten().unwrap_or_default();
+            let reply: Vec<i64> = self.script("mark failure", &MARK_FAILURE_SCRIPT, &[key, &stamp, &evict_at])?;
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            match reply.as_slice() {
+                [0] => return Ok(FailureMark::Absent),
+                [1, n] => {
+                    return Ok(FailureMark::Marked {
+                        failure_count: count(*n),
+                    });
+                }
+                [2, n] => {
+                    if let Some(touches) = &self.touches {
+                        touches.forget(key);
+                    }
+                    return Ok(FailureMark::Evicted {
+                        failure_count: count(*n),
+                    });
+                }
+                // Changed since the read: read it again.
+                [3] => {}
+                [4] => {
+                    return Err(TierError::InvalidEntry {
+                        key: key.to_owned(),
+                        reason: "failure_count is not an integer Redis can increment (or is at its maximum)".to_owned(),
+                    });
+                }
+                _ => {
+                    return Err(TierError::Remote {
+                        op: "mark failure",
+                        reason: format!("unexpected reply from the mark script: {reply:?}"),
+                    });
+                }
+            }
+        }
+        Err(TierError::Remote {
+            op: "mark failure",
+            reason: format!("the entry changed between the read and the mark {MARK_ATTEMPTS} times in a row"),
+        })
+    }
+}
+
 impl HealthHistory for RedisL3Tier {
     /// One script: checks the entry exists, takes an id, pushes the record, trims the list to
     /// the cap, gives it the entry's expiry, publishes `health`.
@@ -2140,7 +2249,8 @@ impl HealthHistory for RedisL3Tier {
 /// What changed an entry, in a [`RemoteEvent::Changed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
-    /// The entry was stored (new or replaced; a put of an entry already expired removes it).
+    /// The entry was stored (new or replaced; a put of an entry already expired removes it),
+    /// or marked by a failed health check below its threshold.
     Put,
     /// The entry was deleted (whether it was there or not).
     Delete,

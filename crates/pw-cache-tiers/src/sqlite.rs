@@ -143,7 +143,7 @@ use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior};
 use crate::checkpoint::{self, Checkpointer};
 use crate::error::TierError;
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
-use crate::tier::TierHealth;
+use crate::tier::{FailureMark, TierHealth};
 use crate::touches::{Touch, Touches};
 
 /// The schema version this crate writes in `PRAGMA user_version` (proxywhirl's files have 0).
@@ -538,6 +538,8 @@ struct Statements {
     keys: &'static str,
     touch: &'static str,
     record_access: &'static str,
+    /// A health mark's two columns (?2 the new `failure_count`, ?3 the status).
+    mark_failure: &'static str,
     health_detail: &'static str,
     /// Every row's `get` columns, then its rowid: eviction candidates in the policy's order.
     candidates_lru: &'static str,
@@ -603,6 +605,11 @@ macro_rules! statements {
                 " SET last_accessed = max(last_accessed, ?2), access_count = access_count + ?3 WHERE key = ?1"
             ),
             record_access: $record,
+            mark_failure: concat!(
+                "UPDATE ",
+                $table,
+                " SET failure_count = ?2, health_status = ?3 WHERE key = ?1"
+            ),
             health_detail: $detail,
             candidates_lru: concat!(
                 "SELECT ",
@@ -1622,6 +1629,54 @@ impl Store {
         })
     }
 
+    /// [`CacheTier::mark_failure`] in one `BEGIN IMMEDIATE` transaction, which holds the
+    /// database's write lock from the read to the commit: the row is read and checked readable
+    /// (every value fits its field, every token opens; an unreadable row is left untouched and
+    /// reported as the lookup reports it), then its two columns are updated (`failure_count` to
+    /// the count read plus one, `health_status` to `unhealthy`; no other column, `updated_at`
+    /// neither), or the row is deleted when that count reaches `evict_at`. No other writer of the
+    /// file, in this process or another, can come between the read and the write. The count is
+    /// written as read plus one rather than `failure_count + 1` in SQL: the value read is the
+    /// one the lax reader took from the row (a proxywhirl file may hold `'3'` or `3.0`).
+    pub(crate) fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        let mark = self.write("mark failure", |tx| {
+            let Some(stored) = self.read(tx, key)? else {
+                return Ok(FailureMark::Absent);
+            };
+            // Decrypted only to check it opens; the plaintext is dropped (zeroized) at once.
+            let failure_count = stored.open(&self.ring)?.failure_count.saturating_add(1);
+            let s = self.layout.statements();
+            if evict_at.is_some_and(|at| failure_count >= at) {
+                tx.prepare_cached(s.delete)
+                    .and_then(|mut stmt| stmt.execute([key]))
+                    .map_err(self.err("mark failure"))?;
+                return Ok(FailureMark::Evicted { failure_count });
+            }
+            tx.prepare_cached(s.mark_failure)
+                .and_then(|mut stmt| {
+                    stmt.execute(rusqlite::params![
+                        key,
+                        count_param(failure_count),
+                        HealthStatus::Unhealthy.as_str()
+                    ])
+                })
+                .map_err(self.err("mark failure"))?;
+            Ok(FailureMark::Marked { failure_count })
+        });
+        if let Err(e) = &mark
+            && e.is_corrupt_entry()
+        {
+            tracing::warn!(key, path = %self.path.display(), error = %e, "unreadable entry in cache database");
+        }
+        let mark = mark?;
+        if matches!(mark, FailureMark::Evicted { .. })
+            && let Some(touches) = &self.touches
+        {
+            touches.forget(key);
+        }
+        Ok(mark)
+    }
+
     /// The health-check detail under `key` (L3's table only; L2's has none).
     pub(crate) fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
         if self.layout == Layout::L2 {
@@ -2155,6 +2210,11 @@ macro_rules! impl_cache_tier_via_store {
                 self.store.health.observe(self.store.record_accesses(records))
             }
 
+            /// Read, checked readable and updated (or deleted) in one write transaction.
+            fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<$crate::FailureMark, TierError> {
+                self.store.health.observe(self.store.mark_failure(key, evict_at))
+            }
+
             /// L3 reads the eight columns alone (no credential is decrypted).
             fn health_detail(&self, key: &str) -> Result<Option<pw_cache_model::HealthDetail>, TierError> {
                 self.store.health.observe(self.store.health_detail(key))
@@ -2262,6 +2322,103 @@ mod tests {
 
     fn key_list(range: std::ops::Range<i64>) -> Vec<String> {
         range.map(|i| format!("k{i:03}")).collect()
+    }
+
+    /// Every column of the row under `key`, by name (`None`: no row).
+    fn row_values(kind: Kind, dir: &Path, key: &str) -> Option<Vec<(String, rusqlite::types::Value)>> {
+        let conn = raw(kind, dir);
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {} WHERE key = ?1", table(kind)))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        stmt.query_row([key], |row| {
+            Ok(names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), row.get(i).unwrap()))
+                .collect())
+        })
+        .ok()
+    }
+
+    #[test]
+    fn a_health_mark_changes_two_columns_counts_every_writer_and_evicts_once() {
+        use crate::FailureMark;
+        for kind in KINDS {
+            let dir = tempfile::tempdir().unwrap();
+            let shared = ring();
+            // Two instances of the tier on one file: two processes' views of it.
+            let instance = |ring: &Arc<KeyRing>| -> Box<dyn CacheTier> {
+                let config = CacheTierConfig::unbounded();
+                match kind {
+                    Kind::L2 => Box::new(SqliteL2Tier::open(dir.path(), &config, Arc::clone(ring)).unwrap()),
+                    Kind::L3 => {
+                        Box::new(SqliteL3Tier::open(db_path(kind, dir.path()), &config, Arc::clone(ring)).unwrap())
+                    }
+                }
+            };
+            let (a, b) = (instance(&shared), instance(&shared));
+            let e = entry(1).with_credentials(Some(Secret::new("u")), Some(Secret::new("pw")));
+            a.put(&e).unwrap();
+            let before = row_values(kind, dir.path(), &e.key).unwrap();
+            assert_eq!(
+                a.mark_failure(&e.key, None).unwrap(),
+                FailureMark::Marked { failure_count: 1 }
+            );
+            assert_eq!(
+                b.mark_failure(&e.key, None).unwrap(),
+                FailureMark::Marked { failure_count: 2 }
+            );
+            let after = row_values(kind, dir.path(), &e.key).unwrap();
+            for ((name, was), (_, now)) in before.iter().zip(&after) {
+                match name.as_str() {
+                    "failure_count" => assert_eq!(*now, rusqlite::types::Value::Integer(2), "{kind:?}"),
+                    "health_status" => assert_eq!(*now, rusqlite::types::Value::Text("unhealthy".into()), "{kind:?}"),
+                    // Nothing else, `updated_at` and the credential tokens included.
+                    _ => assert_eq!(now, was, "{kind:?}: {name}"),
+                }
+            }
+            // Several writers at once: every mark counts.
+            std::thread::scope(|s| {
+                for tier in [&a, &b, &a, &b] {
+                    let key = e.key.as_str();
+                    s.spawn(move || {
+                        for _ in 0..25 {
+                            assert!(matches!(tier.mark_failure(key, None), Ok(FailureMark::Marked { .. })));
+                        }
+                    });
+                }
+            });
+            assert_eq!(b.peek(&e.key).unwrap().unwrap().failure_count, 102, "{kind:?}");
+            // An unreadable row (a token no key of this ring opens, or a damaged value) is left
+            // as it is, even at the threshold.
+            let stranger = instance(&ring());
+            let held = row_values(kind, dir.path(), &e.key);
+            let err = stranger.mark_failure(&e.key, Some(1)).unwrap_err();
+            assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{kind:?}: {err}");
+            raw(kind, dir.path())
+                .execute(
+                    &format!("UPDATE {} SET fetch_time = 'yesterday' WHERE key = ?1", table(kind)),
+                    [&e.key],
+                )
+                .unwrap();
+            let damaged = row_values(kind, dir.path(), &e.key);
+            assert_ne!(damaged, held);
+            assert!(a.mark_failure(&e.key, Some(1)).unwrap_err().is_corrupt_entry());
+            assert_eq!(row_values(kind, dir.path(), &e.key), damaged, "{kind:?}: untouched");
+            // At the threshold the mark that reaches it deletes the row; the next finds none.
+            a.put(&e).unwrap();
+            assert_eq!(
+                a.mark_failure(&e.key, Some(2)).unwrap(),
+                FailureMark::Marked { failure_count: 1 }
+            );
+            assert_eq!(
+                b.mark_failure(&e.key, Some(2)).unwrap(),
+                FailureMark::Evicted { failure_count: 2 }
+            );
+            assert_eq!(row_values(kind, dir.path(), &e.key), None);
+            assert_eq!(a.mark_failure(&e.key, Some(2)).unwrap(), FailureMark::Absent);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use pw_cache_model::{AccessRecord, CacheEntry, CacheTierType, HealthDetail, OffsetDateTime};
+use pw_cache_model::{AccessRecord, CacheEntry, CacheTierType, HealthDetail, HealthStatus, OffsetDateTime};
 
 use crate::error::TierError;
 
@@ -128,6 +128,57 @@ pub trait CacheTier: Send + Sync {
         Ok(changed)
     }
 
+    /// Records one failed health check of the entry under `key`, atomically where the entry
+    /// lives: `failure_count + 1` and `health_status = unhealthy`, and nothing else of the
+    /// entry changes (not its credentials, not its use, not its health-check detail). When
+    /// `evict_at` is given and the count this mark produced is at least `evict_at`, the entry
+    /// is removed instead, in the same atomic step. Not a use of the entry.
+    ///
+    /// What makes it safe for a tier shared by several processes or hosts:
+    /// - **No lost failure.** The count is read and written in one step that no other writer of
+    ///   the key can interleave with (a Redis script, a SQLite write transaction, a JSONL
+    ///   shard's exclusive lock): N marks from N hosts add N.
+    /// - **One eviction.** The threshold is decided on the count this mark produced, in that
+    ///   same step, so exactly one mark crosses it and removes the entry; the marks after it
+    ///   find the key [`FailureMark::Absent`].
+    /// - **No stale write.** Only the two fields change: an update made by another writer
+    ///   before the mark (new credentials, say) is kept, never overwritten by an older copy.
+    /// - **Unreadable entries are left alone** (the crate docs, "Unreadable entries"): an entry
+    ///   the tier cannot read (a damaged record, a token no key of the ring opens) is neither
+    ///   changed nor removed; the mark returns the corrupt-entry error
+    ///   ([`TierError::is_corrupt_entry`]) the lookup would.
+    ///
+    /// An expired entry is marked like any other (as [`CacheTier::get`] returns it as stored):
+    /// the caller decides about expiry first.
+    ///
+    /// The backends of this crate: memory changes the entry in place under its shard's lock
+    /// (the entry's flag kept); JSONL reads and appends the marked line (tokens encrypted
+    /// again, their values unchanged), or rewrites the shard without the key, under the
+    /// shard's exclusive file lock; SQLite reads, checks and updates the two columns (or
+    /// deletes the row) in one `BEGIN IMMEDIATE` transaction; Redis reads and checks the entry,
+    /// then runs one script that refuses if the entry changed since the read (a put or a
+    /// recorded use moved its `updated_at`), reading again up to 32 times before it reports
+    /// [`TierError::Remote`]. None of them moves the entry in the eviction order.
+    ///
+    /// The default reads the entry ([`CacheTier::peek`]), then puts it back marked or deletes
+    /// it: two steps, right only for a tier used by one process whose caller holds the key's
+    /// lock across the call (such as a custom tier given to the manager's builder). A backend
+    /// that can be shared must override it.
+    fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+        let Some(mut entry) = self.peek(key)? else {
+            return Ok(FailureMark::Absent);
+        };
+        let failure_count = entry.failure_count.saturating_add(1);
+        if evict_at.is_some_and(|at| failure_count >= at) {
+            self.delete(key)?;
+            return Ok(FailureMark::Evicted { failure_count });
+        }
+        entry.failure_count = failure_count;
+        entry.health_status = HealthStatus::Unhealthy;
+        self.put(&entry)?;
+        Ok(FailureMark::Marked { failure_count })
+    }
+
     /// The health-check detail of the entry under `key` (not a use of it), or `None`. The
     /// default reads the whole entry; a backend that can read the detail alone should.
     fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
@@ -205,6 +256,34 @@ pub trait CacheTier: Send + Sync {
     /// recorded in [`CacheTier::health`]. The default reads the size.
     fn probe(&self) -> Result<(), TierError> {
         self.size().map(drop)
+    }
+}
+
+/// What [`CacheTier::mark_failure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMark {
+    /// The tier holds no entry under the key: nothing was changed.
+    Absent,
+    /// The entry was marked and kept: `failure_count` is now this, `health_status` unhealthy.
+    Marked {
+        /// The entry's `failure_count` after this mark.
+        failure_count: u64,
+    },
+    /// This mark brought `failure_count` to the threshold it was given (or beyond): the entry
+    /// was removed from the tier.
+    Evicted {
+        /// The count this mark reached (the entry is gone).
+        failure_count: u64,
+    },
+}
+
+impl FailureMark {
+    /// The failure count the mark produced (`None` when the key was absent).
+    pub fn failure_count(self) -> Option<u64> {
+        match self {
+            FailureMark::Absent => None,
+            FailureMark::Marked { failure_count } | FailureMark::Evicted { failure_count } => Some(failure_count),
+        }
     }
 }
 

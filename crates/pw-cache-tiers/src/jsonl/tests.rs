@@ -221,6 +221,50 @@ fn bounded(dir: &Path, ring: &Arc<KeyRing>, max: u64, policy: EvictionPolicy) ->
 }
 
 #[test]
+fn a_health_mark_sees_other_processes_writes_and_is_no_use() {
+    let ring = ring();
+    let dir = tempfile::tempdir().unwrap();
+    // Two instances on one directory: two processes' views of it.
+    let (a, b) = (
+        bounded(dir.path(), &ring, 2, EvictionPolicy::Lru),
+        open(dir.path(), &ring),
+    );
+    let old = entry(1).with_key("m");
+    a.put(&old).unwrap();
+    assert_eq!(b.peek("m").unwrap().as_ref(), Some(&old));
+    // `a` replaces the credentials after `b` read the entry: `b`'s mark, made under the shard's
+    // lock (which first reads `a`'s line), keeps them; only the two fields change.
+    let new = old.clone().with_credentials(None, Some(Secret::new("new-pw")));
+    a.put(&new).unwrap();
+    assert_eq!(
+        b.mark_failure("m", None).unwrap(),
+        FailureMark::Marked { failure_count: 1 }
+    );
+    assert_eq!(
+        a.mark_failure("m", None).unwrap(),
+        FailureMark::Marked { failure_count: 2 }
+    );
+    let mut want = new.clone();
+    want.failure_count = 2;
+    want.health_status = HealthStatus::Unhealthy;
+    assert_eq!(a.peek("m").unwrap().as_ref(), Some(&want));
+    assert_eq!(open(dir.path(), &ring).peek("m").unwrap().as_ref(), Some(&want));
+    // A mark is not a use: "m", put first and never used since, is still the LRU victim.
+    a.put(&entry(2).with_key("n")).unwrap();
+    a.get("n").unwrap();
+    a.mark_failure("m", None).unwrap();
+    a.put(&entry(3).with_key("o")).unwrap();
+    assert!(!a.contains("m").unwrap() && a.contains("n").unwrap());
+    // At the threshold the key is removed (a rewrite): the next mark finds nothing.
+    assert_eq!(
+        b.mark_failure("n", Some(1)).unwrap(),
+        FailureMark::Evicted { failure_count: 1 }
+    );
+    assert!(!a.contains("n").unwrap());
+    assert_eq!(a.mark_failure("n", Some(1)).unwrap(), FailureMark::Absent);
+}
+
+#[test]
 fn eviction_follows_the_policy_and_holds_the_bound() {
     let ring = ring();
     for (policy, want_evicted) in [

@@ -286,6 +286,40 @@ fn puts_of_other_keys_and_compaction_keep_unreadable_lines() {
 }
 
 #[test]
+fn a_health_mark_of_an_unreadable_entry_changes_nothing() {
+    let d = build();
+    let before = fs::read(d.path()).unwrap();
+    let tier = d.open();
+    for key in &d.unreadable_keys {
+        for evict_at in [None, Some(1)] {
+            let err = tier.mark_failure(key, evict_at).unwrap_err();
+            assert!(err.is_corrupt_entry(), "{key}: {err}");
+        }
+    }
+    assert_eq!(
+        tier.mark_failure("cut", Some(1)).unwrap(),
+        FailureMark::Absent,
+        "a cut line is no entry"
+    );
+    assert_eq!(fs::read(d.path()).unwrap(), before, "the file is untouched");
+    d.assert_unreadable_keys_held(&tier, "marks");
+    // Readable entries beside them are marked, then evicted, and the damage stays.
+    let good = &d.good[0];
+    assert_eq!(
+        tier.mark_failure(&good.key, Some(2)).unwrap(),
+        FailureMark::Marked { failure_count: 1 }
+    );
+    assert_eq!(
+        tier.mark_failure(&good.key, Some(2)).unwrap(),
+        FailureMark::Evicted { failure_count: 2 }
+    );
+    assert!(!tier.contains(&good.key).unwrap());
+    d.assert_intact("a mark's eviction");
+    d.assert_unreadable_keys_held(&tier, "a mark's eviction");
+    assert_eq!(tier.health().consecutive_failures(), 0);
+}
+
+#[test]
 fn a_delete_of_another_key_keeps_every_unreadable_line() {
     let d = build();
     let tier = d.open();
