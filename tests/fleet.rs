@@ -9,7 +9,11 @@
 //! - Redis killed in the middle of a run: gets and puts keep working from the local tiers, each
 //!   within [`OP_BOUND`], the L3 is flagged degraded, and it serves again by itself once Redis
 //!   is back, with every entry Redis acknowledged still there;
-//! - a fleet refuses a key this host just generated, and an L3 without a URL.
+//! - a fleet refuses a key this host just generated, and an L3 without a URL;
+//! - health marks are atomic in the shared L3 (issue 23): two hosts reporting one failure each
+//!   count 2; four hosts reporting failures of the same 200 proxies at once lose none and evict
+//!   each proxy exactly once at the threshold; marks racing a credential update never write the
+//!   old password back.
 //!
 //! Every server is started by the test on a free 127.0.0.1 port (`pw_cache_tests::redis_server`).
 
@@ -490,4 +494,283 @@ fn a_busy_host_gets_redis_back_and_its_replay_deletes_no_newer_write() {
     );
     a.close().unwrap();
     b.close().unwrap();
+}
+
+/// Proxies each health-mark test reports failures of.
+const MARKED_PROXIES: usize = 200;
+
+/// A host for the health-mark tests: L1 large enough to hold every proxy (so each host marks
+/// from its own cached copy, the case that lost updates), its own L2, the shared Redis L3;
+/// eviction at `threshold` failures.
+fn marking_host(dir: &Path, backend: L2BackendType, url: &str, ring: &Arc<KeyRing>, threshold: u32) -> CacheManager {
+    let config = managers::config(dir, backend, 1024)
+        .l3_backend(L3BackendType::Redis)
+        .redis_url(Some(Secret::new(url)))
+        .redis_namespace("fleet-marks")
+        .failure_threshold(threshold)
+        .health_check_invalidation(true)
+        // What these tests check is counting, not latency: a loaded test machine must not
+        // time a command out (and so degrade the L3) in the middle of them.
+        .redis_connect_timeout_ms(2000)
+        .redis_command_timeout_ms(2000)
+        .build()
+        .unwrap();
+    let manager = CacheManager::builder(config)
+        .key_ring(Arc::clone(ring))
+        .probe_interval(Duration::from_millis(50))
+        .open()
+        .unwrap();
+    assert_eq!(manager.tier_status(CacheTierType::L3), TierStatus::Serving);
+    manager
+}
+
+/// The shared L3 itself, read as another host would.
+fn shared_l3(server: &RedisServer, ring: &Arc<KeyRing>) -> pw_cache::RedisL3Tier {
+    let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-marks");
+    pw_cache::RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), Arc::clone(ring)).unwrap()
+}
+
+fn marked_proxies(password: &str) -> Vec<CacheEntry> {
+    (0..MARKED_PROXIES)
+        .map(|i| entry(&format!("http://10.6.{}.{}:8080", i / 256, i % 256), "marks", password))
+        .collect()
+}
+
+/// Every host caches every proxy (L1 and L2) before the marks.
+fn cache_everywhere(hosts: &[CacheManager], proxies: &[CacheEntry]) {
+    for host in hosts {
+        for e in proxies {
+            assert!(host.get(&e.key).is_some());
+        }
+    }
+}
+
+/// Two hosts each report one failure of the same 200 proxies, one after the other: the second
+/// host's mark counts on top of the first's, whatever its own cached copy says (the first
+/// host's change event has not reached it yet). Every count ends at 2, in Redis and
+/// as the second host's result.
+#[test]
+fn two_hosts_reporting_one_failure_each_count_two() {
+    let server = RedisServer::start();
+    let ring = managers::test_ring();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let hosts = [
+        marking_host(dir_a.path(), L2BackendType::Jsonl, &server.url(), &ring, 10),
+        marking_host(dir_b.path(), L2BackendType::Sqlite, &server.url(), &ring, 10),
+    ];
+    let proxies = marked_proxies("p");
+    for e in &proxies {
+        hosts[0].put(e).unwrap();
+    }
+    cache_everywhere(&hosts, &proxies);
+    // Per proxy, A's failure then B's, right after it: B's cached copy predates A's mark
+    // (A's change event has had no time to reach B).
+    let mut results = [Vec::new(), Vec::new()];
+    for e in &proxies {
+        for (h, host) in hosts.iter().enumerate() {
+            results[h].push(host.invalidate_by_health(&e.key));
+        }
+    }
+    let l3 = shared_l3(&server, &ring);
+    let in_redis: Vec<u64> = proxies
+        .iter()
+        .map(|e| pw_cache::CacheTier::peek(&l3, &e.key).unwrap().unwrap().failure_count)
+        .collect();
+    let lost = in_redis.iter().filter(|&&n| n != 2).count();
+    eprintln!("two hosts, one failure each: {lost} of {MARKED_PROXIES} counts in Redis are not 2");
+    assert_eq!(lost, 0, "counts in Redis: {in_redis:?}");
+    for (h, want) in [(0, 1), (1, 2)] {
+        for (i, got) in results[h].iter().enumerate() {
+            assert_eq!(
+                *got,
+                HealthInvalidation::Marked { failure_count: want },
+                "host {h}, proxy {i}"
+            );
+        }
+    }
+    // Each host serves the count Redis holds (host A once B's events have reached it).
+    for host in &hosts {
+        for e in &proxies {
+            within_bound("the second host's mark", || {
+                host.get(&e.key)
+                    .is_some_and(|got| (got.failure_count, got.health_status) == (2, pw_cache::HealthStatus::Unhealthy))
+            });
+        }
+    }
+    for host in hosts {
+        host.close().unwrap();
+    }
+}
+
+/// Four hosts (threads, each with its own manager, L1 and L2) report one failure each of the
+/// same 200 proxies at once, at threshold 3: every failure is counted (per proxy the four
+/// results are the counts 1, 2, 3 once each and one "not found"), each proxy is evicted exactly
+/// once, by the mark that reached 3, and none is left in Redis or served by any host.
+#[test]
+fn four_hosts_marking_at_once_count_every_failure_and_evict_once() {
+    const HOSTS: usize = 4;
+    let server = RedisServer::start();
+    let ring = managers::test_ring();
+    let dirs: Vec<_> = (0..HOSTS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<CacheManager> = dirs
+        .iter()
+        .enumerate()
+        .map(|(h, dir)| {
+            let backend = managers::BACKENDS[h % 2];
+            marking_host(dir.path(), backend, &server.url(), &ring, 3)
+        })
+        .collect();
+    let proxies = marked_proxies("p");
+    for e in &proxies {
+        hosts[0].put(e).unwrap();
+    }
+    cache_everywhere(&hosts, &proxies);
+    let barrier = std::sync::Barrier::new(HOSTS);
+    let start = Instant::now();
+    let results: Vec<Vec<(usize, HealthInvalidation)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = hosts
+            .iter()
+            .enumerate()
+            .map(|(h, host)| {
+                let (barrier, proxies) = (&barrier, &proxies);
+                s.spawn(move || {
+                    barrier.wait();
+                    // Each host starts at another place, so that every proxy sees contention.
+                    (0..MARKED_PROXIES)
+                        .map(|i| {
+                            let k = (i + h * MARKED_PROXIES / HOSTS) % MARKED_PROXIES;
+                            (k, host.invalidate_by_health(&proxies[k].key))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let took = start.elapsed();
+    let mut per_proxy = vec![Vec::new(); MARKED_PROXIES];
+    for (k, outcome) in results.iter().flatten() {
+        per_proxy[*k].push(*outcome);
+    }
+    let want = [
+        HealthInvalidation::NotFound,
+        HealthInvalidation::Marked { failure_count: 1 },
+        HealthInvalidation::Marked { failure_count: 2 },
+        HealthInvalidation::Evicted { failure_count: 3 },
+    ];
+    let mut wrong = Vec::new();
+    for (k, outcomes) in per_proxy.iter_mut().enumerate() {
+        outcomes.sort_by_key(|o| match o {
+            HealthInvalidation::NotFound => 0,
+            HealthInvalidation::Marked { failure_count } | HealthInvalidation::Evicted { failure_count } => {
+                *failure_count
+            }
+        });
+        if *outcomes != want {
+            wrong.push(k);
+        }
+    }
+    let evictions = |n: usize| {
+        per_proxy
+            .iter()
+            .filter(|o| {
+                o.iter()
+                    .filter(|o| matches!(o, HealthInvalidation::Evicted { .. }))
+                    .count()
+                    == n
+            })
+            .count()
+    };
+    let left = pw_cache::CacheTier::size(&shared_l3(&server, &ring)).unwrap();
+    eprintln!(
+        "four hosts x {MARKED_PROXIES} proxies at once in {took:?}: {} proxies with a failure lost or counted \
+         twice; evicted once: {}, never: {}, more than once: {}; {left} left in Redis",
+        wrong.len(),
+        evictions(1),
+        evictions(0),
+        MARKED_PROXIES - evictions(1) - evictions(0),
+    );
+    for &k in &wrong {
+        assert_eq!(per_proxy[k], want, "proxy {k}");
+    }
+    assert_eq!(left, 0, "none left in Redis");
+    for (h, host) in hosts.iter().enumerate() {
+        for e in &proxies {
+            within_bound(&format!("host {h}: an eviction"), || host.get(&e.key).is_none());
+        }
+    }
+    let evictions: u64 = hosts.iter().map(|m| m.get_statistics().l3_stats.evictions_health).sum();
+    assert_eq!(evictions, MARKED_PROXIES as u64, "one L3 health eviction per proxy");
+    for host in hosts {
+        host.close().unwrap();
+    }
+}
+
+/// One host updates the credentials of 200 proxies while three hosts report failures of them:
+/// a mark changes only the failure count and status, so no mark writes back the old password
+/// from its host's cached copy. Every proxy ends with the new password in Redis and on every
+/// host.
+#[test]
+fn marks_racing_a_credential_update_never_restore_the_old_password() {
+    const HOSTS: usize = 4;
+    let server = RedisServer::start();
+    let ring = managers::test_ring();
+    let dirs: Vec<_> = (0..HOSTS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<CacheManager> = dirs
+        .iter()
+        .enumerate()
+        .map(|(h, dir)| marking_host(dir.path(), managers::BACKENDS[h % 2], &server.url(), &ring, 1000))
+        .collect();
+    let old = marked_proxies("old-password");
+    let new = marked_proxies("new-password");
+    for e in &old {
+        hosts[0].put(e).unwrap();
+    }
+    cache_everywhere(&hosts, &old);
+    let barrier = std::sync::Barrier::new(HOSTS);
+    std::thread::scope(|s| {
+        for (h, host) in hosts.iter().enumerate() {
+            let (barrier, new) = (&barrier, &new);
+            s.spawn(move || {
+                barrier.wait();
+                for i in 0..MARKED_PROXIES {
+                    if h == 0 {
+                        host.put(&new[i]).unwrap();
+                    } else {
+                        let k = (i + h * MARKED_PROXIES / HOSTS) % MARKED_PROXIES;
+                        let outcome = host.invalidate_by_health(&new[k].key);
+                        assert!(
+                            matches!(outcome, HealthInvalidation::Marked { .. }),
+                            "host {h}, proxy {k}: {outcome:?}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+    let l3 = shared_l3(&server, &ring);
+    let mut old_left = 0;
+    let mut marks_kept = 0;
+    for e in &new {
+        let held = pw_cache::CacheTier::peek(&l3, &e.key).unwrap().unwrap();
+        if held.password.as_ref().map(|p| p.expose_secret()) != Some("new-password") {
+            old_left += 1;
+        }
+        marks_kept += held.failure_count;
+    }
+    eprintln!(
+        "credential update racing 3 x {MARKED_PROXIES} marks: {old_left} of {MARKED_PROXIES} proxies hold the \
+         old password in Redis; {marks_kept} marks landed after the update (a put replaces the count)"
+    );
+    assert_eq!(old_left, 0);
+    for (h, host) in hosts.iter().enumerate() {
+        for e in &new {
+            within_bound(&format!("host {h}: the update"), || {
+                password_of(host, &e.key).as_deref() == Some("new-password")
+            });
+        }
+    }
+    for host in hosts {
+        host.close().unwrap();
+    }
 }

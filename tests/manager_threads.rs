@@ -7,7 +7,9 @@
 //! - threads invalidating the same keys get each failure count exactly once, and the final
 //!   failure count is the number of calls, in every tier;
 //! - threads reading the same hot keys get each access count exactly once; after a flush L2 and
-//!   L3 hold the number of hits, and the hit and miss counters add up to the number of gets.
+//!   L3 hold the number of hits, and the hit and miss counters add up to the number of gets;
+//! - two managers sharing one SQLite L3 file, marking the same proxies at once, count every
+//!   failure and evict each proxy exactly once at the threshold (issue 23).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -499,4 +501,115 @@ fn clear_racing_lookups_leaves_no_copy_behind() {
             assert!(m.get(&e.key).is_none(), "{backend:?} round {round}: served after clear");
         }
     }
+}
+
+/// Two managers (two processes' worth: each its own L1 and L2) sharing one SQLite L3 file, two
+/// threads each, report one failure each of the same 200 proxies at once, at threshold 3: the
+/// L3's mark is one write transaction, so every failure counts (per proxy the four results are
+/// the counts 1, 2, 3 once each and one "not found") and each proxy is evicted exactly once.
+#[test]
+fn two_managers_sharing_one_sqlite_l3_count_every_failure_and_evict_once() {
+    const PROXIES: usize = 200;
+    const MANAGERS: usize = 2;
+    const PER_MANAGER: usize = 2;
+    let ring = test_ring();
+    let shared = tempfile::tempdir().unwrap();
+    let l3 = shared.path().join("l3").join("cache.db");
+    let dirs: Vec<_> = (0..MANAGERS).map(|_| tempfile::tempdir().unwrap()).collect();
+    let managers: Vec<CacheManager> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let backend = [L2BackendType::Jsonl, L2BackendType::Sqlite][i % 2];
+            let cfg = config(dir.path(), backend, 1024)
+                .l3_database_path(&l3)
+                .failure_threshold(3)
+                .build()
+                .unwrap();
+            open(cfg, &ring, None)
+        })
+        .collect();
+    let proxies: Vec<CacheEntry> = (0..PROXIES)
+        .map(|i| {
+            CacheEntry::new(format!("http://10.71.{}.{}:8080", i / 256, i % 256), "shared-l3", 3600)
+                .unwrap()
+                .with_credentials(Some(Secret::new("u")), Some(Secret::new(format!("p{i}"))))
+        })
+        .collect();
+    for e in &proxies {
+        managers[0].put(e).unwrap();
+    }
+    // Each manager marks from its own cached copy (L1), the case that lost failures.
+    for m in &managers {
+        for e in &proxies {
+            assert!(m.get(&e.key).is_some());
+        }
+    }
+    let barrier = Barrier::new(MANAGERS * PER_MANAGER);
+    let results: Vec<Vec<(usize, HealthInvalidation)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..MANAGERS * PER_MANAGER)
+            .map(|t| {
+                let (m, barrier, proxies) = (&managers[t / PER_MANAGER], &barrier, &proxies);
+                s.spawn(move || {
+                    barrier.wait();
+                    (0..PROXIES)
+                        .map(|i| {
+                            let k = (i + t * PROXIES / (MANAGERS * PER_MANAGER)) % PROXIES;
+                            (k, m.invalidate_by_health(&proxies[k].key))
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut per_proxy = vec![Vec::new(); PROXIES];
+    for (k, outcome) in results.iter().flatten() {
+        per_proxy[*k].push(*outcome);
+    }
+    let want = [
+        HealthInvalidation::NotFound,
+        HealthInvalidation::Marked { failure_count: 1 },
+        HealthInvalidation::Marked { failure_count: 2 },
+        HealthInvalidation::Evicted { failure_count: 3 },
+    ];
+    let mut wrong = Vec::new();
+    for (k, outcomes) in per_proxy.iter_mut().enumerate() {
+        outcomes.sort_by_key(|o| match o {
+            HealthInvalidation::NotFound => 0,
+            HealthInvalidation::Marked { failure_count } | HealthInvalidation::Evicted { failure_count } => {
+                *failure_count
+            }
+        });
+        if *outcomes != want {
+            wrong.push(k);
+        }
+    }
+    let evicted_once = per_proxy
+        .iter()
+        .filter(|o| {
+            o.iter()
+                .filter(|o| matches!(o, HealthInvalidation::Evicted { .. }))
+                .count()
+                == 1
+        })
+        .count();
+    eprintln!(
+        "two managers x two threads, one shared SQLite L3: {} of {PROXIES} proxies with a failure lost or \
+         counted twice; {evicted_once} evicted exactly once",
+        wrong.len()
+    );
+    for &k in &wrong {
+        assert_eq!(per_proxy[k], want, "proxy {k}");
+    }
+    let evictions: u64 = managers
+        .iter()
+        .map(|m| m.get_statistics().l3_stats.evictions_health)
+        .sum();
+    assert_eq!(evictions, PROXIES as u64, "one L3 health eviction per proxy");
+    for m in managers {
+        m.close().unwrap();
+    }
+    let direct = pw_cache::SqliteL3Tier::open(&l3, &pw_cache::CacheTierConfig::unbounded(), Arc::clone(&ring)).unwrap();
+    assert_eq!(pw_cache::CacheTier::size(&direct).unwrap(), 0, "none left in the L3");
 }

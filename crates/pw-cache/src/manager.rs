@@ -59,7 +59,9 @@ use pw_cache_model::{
     AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, L3BackendType,
     OffsetDateTime,
 };
-use pw_cache_tiers::{AccessOrder, CacheTier, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError};
+use pw_cache_tiers::{
+    AccessOrder, CacheTier, FailureMark, JsonlTier, MemoryTier, SqliteL2Tier, SqliteL3Tier, TierError,
+};
 
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
@@ -860,7 +862,18 @@ impl CacheManager {
     /// Records a failed health check of `key`: `failure_count + 1`, `health_status =
     /// unhealthy`. At `failure_threshold` (when `health_check_invalidation` is on) the entry
     /// is removed from every tier and counted in `evictions_health` of each tier that held
-    /// it; below, the updated entry is stored where it is (not promoted).
+    /// it; below, the tiers that hold it are updated (it is not promoted).
+    ///
+    /// The failure is counted once, atomically, in the lowest serving tier (L3, else L2,
+    /// else L1: where the entry is shared by other processes or hosts) with
+    /// [`CacheTier::mark_failure`], which changes those two fields and nothing else, and
+    /// decides the threshold on the count it produced; the tiers above take that count (or
+    /// drop a copy that disagrees). So failures reported by several managers sharing an L3 all
+    /// count, exactly one of them evicts, and no mark writes a cached copy over a newer version
+    /// (`docs/fleet.md`). `NotFound` when no tier holds a readable live copy, or when the
+    /// lowest tier no longer holds the key (deleted elsewhere, or evicted by its bound): the
+    /// copies above are then dropped too. An expired entry is `NotFound` and removed (a TTL
+    /// eviction). Unreadable copies are left as they are; the mark goes to the tier above.
     pub fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
         let outcome = self.inner.invalidate_by_health(key);
         self.inner.hand_off_evicted_use();
@@ -1040,7 +1053,7 @@ impl Inner {
         if !error.is_tier_failure() {
             return;
         }
-        let write_failures = if matches!(op, "put" | "delete" | "clear" | "record uses") {
+        let write_failures = if matches!(op, "put" | "delete" | "clear" | "record uses" | "health mark") {
             slot.write_failures.fetch_add(1, Ordering::AcqRel).saturating_add(1)
         } else {
             slot.write_failures.load(Ordering::Acquire)
@@ -1091,29 +1104,6 @@ impl Inner {
                 Err(format!("{}: {e}", slot.kind))
             }
         }
-    }
-
-    /// Writes `entry` to every disk tier from `from` down (L2 and L3 for `L1` or `L2`, L3 alone
-    /// for `L3`); why each tier that did not store it did not. A tier whose copy of the key
-    /// cannot be read keeps it (counted in `unreadable`, named in the result): a health mark rewrites the entry it read, never
-    /// an unreadable copy it could not (another writer's data).
-    fn write_down_over_readable(&self, from: CacheTierType, entry: &CacheEntry) -> Vec<String> {
-        let mut missed = Vec::new();
-        for slot in self.slots().filter(|slot| slot.kind >= from) {
-            if slot.serving()
-                && !slot.stale(&entry.key)
-                && let Err(e) = slot.tier.peek(&entry.key)
-                && e.is_corrupt_entry()
-            {
-                bump(&self.counters.tier(slot.kind).unreadable, 1);
-                missed.push(format!("{}: unreadable copy left in place", slot.kind));
-                continue;
-            }
-            if let Err(reason) = self.write_to(slot, entry) {
-                missed.push(reason);
-            }
-        }
-        missed
     }
 
     /// Removes `key` from `slot`; whether it held it. A tier that cannot (degraded or failing)
@@ -1406,46 +1396,22 @@ impl Inner {
         }
     }
 
+    /// See [`CacheManager::invalidate_by_health`]. The copy found first decides only whether
+    /// the entry exists and has expired; the failure is counted by one atomic
+    /// [`CacheTier::mark_failure`] in the authoritative tier ([`Inner::mark_authority`]), whose
+    /// count is the result, and the tiers above take that count or lose their copy. Each tier
+    /// changes the two fields of what it holds itself: no copy read here is ever written to
+    /// another tier, so a version another host (or process) has stored since is never
+    /// overwritten.
     fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
         if self.is_closed() {
             return HealthInvalidation::NotFound;
         }
         let _guard = self.locks.lock(key);
         let now = self.now();
-        // Where the entry is, top down, without it being a use.
-        let mut found: Option<(CacheTierType, CacheEntry)> = None;
-        if let Some(l1) = &self.l1
-            && let Ok(Some(entry)) = l1.peek(key)
-        {
-            found = Some((CacheTierType::L1, entry));
-        }
-        if found.is_none() {
-            // Not in L1: its use that L1 saw (queued atomically with the eviction, so "not in
-            // L1" means "queued or recorded below") goes down with the update.
-            let unrecorded = self.evicted_use.take(key);
-            for slot in self.slots() {
-                if !slot.serving() || slot.stale(key) {
-                    continue;
-                }
-                match slot.tier.peek(key) {
-                    Ok(Some(mut entry)) => {
-                        if let Some(record) = &unrecorded {
-                            record.apply_to(&mut entry);
-                        }
-                        self.complete_health_detail(slot, &mut entry);
-                        found = Some((slot.kind, entry));
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(e) if e.is_corrupt_entry() => {
-                        // Left in place; the mark goes to a readable copy below, if any.
-                        bump(&self.counters.tier(slot.kind).unreadable, 1);
-                    }
-                    Err(e) => self.failed(slot, "get", key, &e),
-                }
-            }
-        }
-        let Some((level, entry)) = found else {
+        // Where a readable copy is, top down, without it being a use.
+        let mut unreadable_seen = Vec::new();
+        let Some((level, entry)) = self.find_readable_locked(key, &mut unreadable_seen) else {
             return HealthInvalidation::NotFound;
         };
         if entry.is_expired_at(now) {
@@ -1453,34 +1419,157 @@ impl Inner {
             bump(&self.counters.tier(level).evictions_ttl, 1);
             return HealthInvalidation::NotFound;
         }
-        let failure_count = entry.failure_count.saturating_add(1);
-        let mark = |e: &mut CacheEntry| {
-            e.failure_count = failure_count;
-            e.health_status = HealthStatus::Unhealthy;
-        };
+        drop(entry);
         let threshold = u64::from(self.config.failure_threshold());
-        if self.config.health_check_invalidation() && failure_count >= threshold {
-            for tier in self.delete_readable_locked(key) {
-                bump(&self.counters.tier(tier).evictions_health, 1);
-            }
-            tracing::info!(key, failure_count, "proxy evicted after failed health checks");
-            return HealthInvalidation::Evicted { failure_count };
-        }
-        // Stored where it is and below, never above: an unhealthy proxy is not promoted.
-        let updated = match (level, &self.l1) {
-            (CacheTierType::L1, Some(l1)) => l1.update(key, mark),
-            _ => None,
+        let evict_at = self.config.health_check_invalidation().then_some(threshold);
+        let Some((authority, mark)) = self.mark_authority(key, evict_at, &unreadable_seen) else {
+            // No tier could take the mark (each failing, degraded or holding an unreadable copy).
+            return HealthInvalidation::NotFound;
         };
-        let updated = updated.unwrap_or_else(|| {
-            let mut e = entry;
-            mark(&mut e);
-            e
-        });
-        let complete = self.write_down_over_readable(level, &updated).is_empty();
-        if level == CacheTierType::L1 && complete {
-            self.unflag_l1(key);
+        match mark {
+            FailureMark::Absent => {
+                // Deleted (by another host or process, or evicted by the tier's bound) since
+                // the copies above were made: they go too.
+                self.delete_readable_locked(key);
+                HealthInvalidation::NotFound
+            }
+            FailureMark::Evicted { failure_count } => {
+                bump(&self.counters.tier(authority).evictions_health, 1);
+                for tier in self.delete_readable_locked(key) {
+                    bump(&self.counters.tier(tier).evictions_health, 1);
+                }
+                tracing::info!(key, failure_count, "proxy evicted after failed health checks");
+                HealthInvalidation::Evicted { failure_count }
+            }
+            FailureMark::Marked { failure_count } => {
+                self.mark_above(key, authority, failure_count, &unreadable_seen);
+                HealthInvalidation::Marked { failure_count }
+            }
         }
-        HealthInvalidation::Marked { failure_count }
+    }
+
+    /// The first readable copy of `key`, top down (L1, then each serving disk tier whose copy
+    /// is not stale), without it being a use. Tiers whose copy cannot be read are counted in
+    /// `unreadable` (and noted in `unreadable_seen`) and left as they are.
+    fn find_readable_locked(
+        &self,
+        key: &str,
+        unreadable_seen: &mut Vec<CacheTierType>,
+    ) -> Option<(CacheTierType, CacheEntry)> {
+        if let Some(l1) = &self.l1
+            && let Ok(Some(entry)) = l1.peek(key)
+        {
+            return Some((CacheTierType::L1, entry));
+        }
+        for slot in self.slots() {
+            if !slot.serving() || slot.stale(key) {
+                continue;
+            }
+            match slot.tier.peek(key) {
+                Ok(Some(entry)) => return Some((slot.kind, entry)),
+                Ok(None) => {}
+                Err(e) if e.is_corrupt_entry() => {
+                    // Left in place; the mark goes to a readable copy, if any.
+                    bump(&self.counters.tier(slot.kind).unreadable, 1);
+                    unreadable_seen.push(slot.kind);
+                }
+                Err(e) => self.failed(slot, "get", key, &e),
+            }
+        }
+        None
+    }
+
+    /// Marks a failure of `key` in the authoritative tier: the lowest that can take it, L3,
+    /// else L2, else L1. That is where the entry is shared (a Redis L3 by a fleet, a SQLite
+    /// file by processes), so the one atomic mark there is what counts. A disk tier is passed
+    /// over (and the tier above tried) when it is degraded (the key is noted as missed there,
+    /// so its copy goes when it recovers), when its copy is stale, when it fails (noted the
+    /// same way), or when its copy cannot be read (left in place, counted in `unreadable`
+    /// unless `unreadable_seen` says the lookup counted it already). Returns the tier that
+    /// took the mark and what it did; `None` when none could.
+    fn mark_authority(
+        &self,
+        key: &str,
+        evict_at: Option<u64>,
+        unreadable_seen: &[CacheTierType],
+    ) -> Option<(CacheTierType, FailureMark)> {
+        let slots: Vec<&TierSlot> = self.slots().collect();
+        for slot in slots.into_iter().rev() {
+            if let Some(mark) = self.mark_in(slot, key, evict_at, unreadable_seen) {
+                return Some((slot.kind, mark));
+            }
+        }
+        // L1 counts only for an entry it holds: absent there too, nothing took the mark.
+        match self.l1.as_ref()?.mark_failure(key, evict_at) {
+            Ok(FailureMark::Absent) | Err(_) => None,
+            Ok(mark) => Some((CacheTierType::L1, mark)),
+        }
+    }
+
+    /// Gives the tiers above `authority` the count it reached: each disk tier's copy gets the
+    /// same atomic mark, and is dropped when the count it reaches differs (a copy of an older
+    /// version: the next lookup reads the authority's); L1's copy, if any, takes the count and
+    /// status in place (it keeps its unrecorded use and flag). Nothing is promoted.
+    fn mark_above(&self, key: &str, authority: CacheTierType, failure_count: u64, unreadable_seen: &[CacheTierType]) {
+        for slot in self.slots().filter(|slot| slot.kind < authority) {
+            match self.mark_in(slot, key, None, unreadable_seen) {
+                Some(FailureMark::Marked { failure_count: there }) if there != failure_count => {
+                    self.delete_from(slot, key);
+                }
+                _ => {}
+            }
+        }
+        if authority != CacheTierType::L1
+            && let Some(l1) = &self.l1
+        {
+            l1.update(key, |e| {
+                e.failure_count = failure_count;
+                e.health_status = HealthStatus::Unhealthy;
+            });
+        }
+    }
+
+    /// [`CacheTier::mark_failure`] of `key` in `slot`, keeping the slot's record of what it
+    /// missed: `None` when the slot is degraded (the key noted as missed), holds a stale copy,
+    /// fails (noted as missed, counted towards degradation), holds an unreadable copy (left
+    /// in place, counted in `unreadable` unless in `unreadable_seen`) or refuses the mark.
+    fn mark_in(
+        &self,
+        slot: &TierSlot,
+        key: &str,
+        evict_at: Option<u64>,
+        unreadable_seen: &[CacheTierType],
+    ) -> Option<FailureMark> {
+        if !slot.serving() {
+            slot.note_stale(key);
+            return None;
+        }
+        if slot.stale(key) {
+            return None;
+        }
+        match slot.tier.mark_failure(key, evict_at) {
+            Ok(mark) => {
+                slot.write_failures.store(0, Ordering::Release);
+                Some(mark)
+            }
+            Err(e) if e.is_corrupt_entry() => {
+                if !unreadable_seen.contains(&slot.kind) {
+                    bump(&self.counters.tier(slot.kind).unreadable, 1);
+                }
+                tracing::warn!(tier = %slot.kind, key, error = %e, "unreadable entry not marked (left in place)");
+                None
+            }
+            Err(e) if !e.is_tier_failure() => {
+                tracing::warn!(tier = %slot.kind, key, error = %e, "health mark refused");
+                None
+            }
+            Err(e) => {
+                slot.note_stale(key);
+                self.failed(slot, "health mark", key, &e);
+                self.wake_maintenance();
+                None
+            }
+        }
     }
 
     /// Records the queued use of evicted entries in L2/L3 when at least `at_least` are queued
