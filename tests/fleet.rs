@@ -472,8 +472,12 @@ fn a_busy_host_gets_redis_back_and_its_replay_deletes_no_newer_write() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let recovered_in = restarted.elapsed();
-    // Let A's replay of what it missed run, while A keeps writing.
-    std::thread::sleep(Duration::from_millis(1500));
+    // A's replay of what it missed runs while A keeps writing.
+    while a.missed_keys(CacheTierType::L3) > 0 {
+        assert!(restarted.elapsed() < PATIENCE, "the replay never finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let replayed_in = restarted.elapsed();
     stop.store(true, Ordering::SeqCst);
     writer.join().unwrap();
     let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-test");
@@ -488,7 +492,8 @@ fn a_busy_host_gets_redis_back_and_its_replay_deletes_no_newer_write() {
     let after = entry(&url(written.load(Ordering::SeqCst) + 1), "a", "a-pass");
     assert!(a.put(&after).unwrap().l3);
     eprintln!(
-        "L3 back {recovered_in:?} after Redis returned; A missed {} puts; B's {} acknowledged puts kept",
+        "L3 back {recovered_in:?} after Redis returned, replay done after {replayed_in:?}; A missed {} puts; B's {} \
+         acknowledged puts kept",
         last_missed - first_missed,
         acknowledged.len()
     );

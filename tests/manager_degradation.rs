@@ -329,6 +329,10 @@ fn read_only_then_writable(target: Target, base: &Path) {
         || m.tier_status(tier) == TierStatus::Serving,
     );
     assert_eq!(degraded_flags(&m.get_statistics()), (false, false, false));
+    // It serves at once; the keys it missed are dropped from it right after.
+    wait_until(&format!("{target:?} to drop what it missed"), || {
+        m.missed_keys(tier) == 0
+    });
 
     // The recovered tier does not hold what it missed.
     let direct = open_tier(base, tier, target.backend(), &ring);

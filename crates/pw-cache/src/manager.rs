@@ -908,6 +908,17 @@ impl CacheManager {
         }
     }
 
+    /// How many keys `tier` missed (written or deleted while it was degraded) and still holds
+    /// stale copies of: lookups of those keys skip it until the background replay has removed
+    /// them (see the module docs, "Degradation"). A missed clear counts as one. 0 for a tier
+    /// that is up to date, disabled, or L1.
+    pub fn missed_keys(&self, tier: CacheTierType) -> usize {
+        self.inner.slot(tier).map_or(0, |slot| {
+            let resync = relock(&slot.resync);
+            resync.keys.len() + usize::from(resync.clear_all)
+        })
+    }
+
     /// The background TTL cleaner (started at open when `enable_background_cleanup`).
     pub fn ttl_manager(&self) -> &TtlManager {
         &self.ttl
