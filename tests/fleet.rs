@@ -779,3 +779,52 @@ fn marks_racing_a_credential_update_never_restore_the_old_password() {
         host.close().unwrap();
     }
 }
+
+/// A rotation of the shared L3's credentials (`rotate_credentials`, the `rotate-key` command)
+/// run by one host while another host puts new passwords: no new password is reverted to the
+/// old one (the rotation writes re-encrypted tokens only where the stored ones are still those
+/// it read).
+#[test]
+fn a_rotation_never_undoes_another_hosts_put() {
+    let server = RedisServer::start();
+    let (old, new) = (pw_cache::FernetKey::generate(), pw_cache::FernetKey::generate());
+    let old_ring = Arc::new(KeyRing::new(old.clone(), []));
+    let both = Arc::new(KeyRing::new(new, [old]));
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let writer = host(dirs[0].path(), L2BackendType::Sqlite, &server.url(), &old_ring);
+    let keys: Vec<String> = (0..200)
+        .map(|i| {
+            let e = entry(&format!("http://10.13.0.{i}:80"), "rotate", "old-pass");
+            writer.put(&e).unwrap();
+            e.key
+        })
+        .collect();
+    writer.close().unwrap();
+    let a = host(dirs[1].path(), L2BackendType::Sqlite, &server.url(), &both);
+    let b = host(dirs[2].path(), L2BackendType::Sqlite, &server.url(), &both);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..200 {
+                b.put(&entry(&format!("http://10.13.0.{i}:80"), "rotate", &format!("new-{i}")))
+                    .unwrap();
+            }
+        });
+        s.spawn(|| a.rotate_credentials().unwrap());
+    });
+    let options = pw_cache::RedisL3Options::new(Secret::new(server.url())).with_namespace("fleet-test");
+    let l3 = pw_cache::RedisL3Tier::open(&options, &CacheTierConfig::unbounded(), Arc::clone(&both)).unwrap();
+    let reverted: Vec<&String> = keys
+        .iter()
+        .filter(|key| {
+            let held = pw_cache::CacheTier::get(&l3, key).unwrap().unwrap();
+            held.password.unwrap().expose_secret() == "old-pass"
+        })
+        .collect();
+    assert!(
+        reverted.is_empty(),
+        "{} new passwords reverted by the rotation",
+        reverted.len()
+    );
+    a.close().unwrap();
+    b.close().unwrap();
+}

@@ -116,6 +116,7 @@ behaviours!(
     health_history_goes_with_its_entry,
     probe_succeeds_and_changes_nothing,
     replays_remove_only_what_was_not_written_since,
+    rotation_rewrites_the_credentials_and_nothing_else,
 );
 
 use pw_cache_tests::l3_entries::{T0, TTL, entry};
@@ -644,4 +645,29 @@ fn replays_remove_only_what_was_not_written_since(open: Factory) {
     assert!(seconds("k009") > cleared_at);
     assert_eq!(fx.tier.clear_unchanged_since(cleared_at).unwrap(), 3);
     assert_eq!(sorted_keys(&fx), ["k009"]);
+}
+
+/// `rotate_credentials` says what it did, keeps the entry as it was (credentials included, read
+/// back), and does not move `updated_at`: it is no new version of the entry.
+fn rotation_rewrites_the_credentials_and_nothing_else(open: Factory) {
+    let fx = open(&CacheTierConfig::unbounded());
+    let with = full_entry();
+    fx.tier.put(&with).unwrap();
+    fx.tier.put(&entry(1)).unwrap();
+    let stamps = (fx.stamps)(&with.key);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        fx.tier.rotate_credentials(&with.key).unwrap(),
+        pw_cache::Rotated::Rewritten
+    );
+    assert_eq!(fx.tier.peek(&with.key).unwrap().unwrap(), as_stored(&with));
+    assert_eq!((fx.stamps)(&with.key), stamps, "updated_at did not move");
+    assert_eq!(
+        fx.tier.rotate_credentials("k001").unwrap(),
+        pw_cache::Rotated::NoCredentials
+    );
+    assert_eq!(
+        fx.tier.rotate_credentials("nothing").unwrap(),
+        pw_cache::Rotated::Absent
+    );
 }

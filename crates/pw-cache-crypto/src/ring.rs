@@ -248,6 +248,19 @@ impl KeyRing {
         })
     }
 
+    /// Re-encrypts stored token bytes under the current key: as [`KeyRing::rotate`] (the
+    /// original timestamp kept) when they are a well-formed token, else (bytes
+    /// [`KeyRing::decrypt_bytes`] still reads) re-encrypted now. The result's bytes.
+    pub fn rotate_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match Token::from_bytes(bytes) {
+            Ok(token) => self.rotate(&token).map(Token::into_bytes),
+            Err(_) => {
+                let secret = self.decrypt_bytes(bytes)?;
+                Ok(self.encrypt(&secret).into_bytes())
+            }
+        }
+    }
+
     /// Re-encrypts a token readable by any key of the ring under the current key, keeping its
     /// original timestamp (Python's `MultiFernet.rotate`).
     pub fn rotate(&self, token: &Token) -> Result<Token, CryptoError> {

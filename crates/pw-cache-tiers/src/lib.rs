@@ -53,4 +53,4 @@ pub use memory::{AccessOrder, MemoryTier};
 pub use redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscription};
 pub use sqlite_l2::{MigrationReport, SqliteL2Tier};
 pub use sqlite_l3::{HealthCheck, HealthRecord, L3OpenReport, SqliteL3Tier};
-pub use tier::{CacheTier, FAILURE_THRESHOLD, FailureMark, TierHealth};
+pub use tier::{CacheTier, FAILURE_THRESHOLD, FailureMark, Rotated, TierHealth};

@@ -2086,6 +2086,12 @@ impl CacheTier for RedisL3Tier {
         self.health.observe(self.mark_failure_inner(key, evict_at))
     }
 
+    /// A read (checked readable), then one script that writes the re-encrypted tokens only if
+    /// the stored ones are still those read.
+    fn rotate_credentials(&self, key: &str) -> Result<crate::Rotated, TierError> {
+        self.health.observe(self.rotate_credentials_inner(key))
+    }
+
     /// Reads the eight fields alone (no credential is decrypted).
     fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
         self.health.observe(self.health_detail_inner(key))
@@ -2160,6 +2166,27 @@ return {1, n}
 "#
 );
 
+/// ARGV: 3 key, 4 username token read ('' none), 5 its replacement, 6 password token read,
+/// 7 its replacement. Writes the replacements only if the hash still holds the tokens read.
+/// Returns 1 (rewritten), 0 (the tokens changed meanwhile: read again), -1 (no entry). Nothing
+/// else is written (`updated_at` included) and nothing is published: the credentials are the
+/// same, only their encryption changed.
+const ROTATE_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local ek = ekey(ARGV[3])
+if redis.call('TYPE', ek)['ok'] ~= 'hash' then return -1 end
+if (redis.call('HGET', ek, 'username_encrypted') or '') ~= ARGV[4] then return 0 end
+if (redis.call('HGET', ek, 'password_encrypted') or '') ~= ARGV[6] then return 0 end
+if ARGV[5] ~= '' then redis.call('HSET', ek, 'username_encrypted', ARGV[5]) end
+if ARGV[7] ~= '' then redis.call('HSET', ek, 'password_encrypted', ARGV[7]) end
+return 1
+"#
+);
+
+/// The rotation script, hashed once (beside [`SCRIPTS`], not in it).
+static ROTATE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ROTATE_LUA));
+
 /// The health-mark script, hashed once (beside [`SCRIPTS`], not in it).
 static MARK_FAILURE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(MARK_FAILURE_LUA));
 
@@ -2225,6 +2252,56 @@ impl RedisL3Tier {
         Err(TierError::Remote {
             op: "mark failure",
             reason: format!("the entry changed between the read and the mark {MARK_ATTEMPTS} times in a row"),
+        })
+    }
+}
+
+impl RedisL3Tier {
+    /// [`CacheTier::rotate_credentials`]: reads the entry (checked readable), re-encrypts its
+    /// tokens here, and writes them with [`ROTATE_LUA`] only if the stored ones are still those
+    /// read; else reads again (up to [`MARK_ATTEMPTS`] times).
+    fn rotate_credentials_inner(&self, key: &str) -> Result<crate::Rotated, TierError> {
+        let name = self.names.entry(key);
+        for _ in 0..MARK_ATTEMPTS {
+            let flat: Vec<Vec<u8>> =
+                self.run("read entry", Some(key), |c| redis::cmd("HGETALL").arg(&name).query(c))?;
+            if flat.is_empty() {
+                return Ok(crate::Rotated::Absent);
+            }
+            let hash = Fields::new(key, &flat);
+            drop(hash.entry(&self.ring)?);
+            let (username, password) = (hash.token("username_encrypted"), hash.token("password_encrypted"));
+            if username.is_none() && password.is_none() {
+                return Ok(crate::Rotated::NoCredentials);
+            }
+            let rotate = |token: Option<&[u8]>| -> Result<(String, String), TierError> {
+                let Some(bytes) = token else {
+                    return Ok((String::new(), String::new()));
+                };
+                let rotated = self.ring.rotate_bytes(bytes).map_err(|source| TierError::Crypto {
+                    key: key.to_owned(),
+                    source,
+                })?;
+                Ok((
+                    String::from_utf8_lossy(bytes).into_owned(),
+                    String::from_utf8_lossy(&rotated).into_owned(),
+                ))
+            };
+            let ((old_user, new_user), (old_pass, new_pass)) = (rotate(username)?, rotate(password)?);
+            let done: i64 = self.script(
+                "rotate credentials",
+                &ROTATE_SCRIPT,
+                &[key, &old_user, &new_user, &old_pass, &new_pass],
+            )?;
+            match done {
+                1 => return Ok(crate::Rotated::Rewritten),
+                -1 => return Ok(crate::Rotated::Absent),
+                _ => {}
+            }
+        }
+        Err(TierError::Remote {
+            op: "rotate credentials",
+            reason: format!("the entry's credentials changed between the read and the write {MARK_ATTEMPTS} times"),
         })
     }
 }

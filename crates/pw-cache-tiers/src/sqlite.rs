@@ -1638,6 +1638,42 @@ impl Store {
     /// file, in this process or another, can come between the read and the write. The count is
     /// written as read plus one rather than `failure_count + 1` in SQL: the value read is the
     /// one the lax reader took from the row (a proxywhirl file may hold `'3'` or `3.0`).
+    /// [`CacheTier::rotate_credentials`]: the row read (checked readable) and its two token
+    /// columns rewritten in one write transaction; nothing else changes (`updated_at` included).
+    pub(crate) fn rotate_credentials(&self, key: &str) -> Result<crate::Rotated, TierError> {
+        let table = match self.layout {
+            Layout::L2 => "l2_cache",
+            Layout::L3 => "cache_entries",
+        };
+        self.write("rotate credentials", |tx| {
+            let Some(stored) = self.read(tx, key)? else {
+                return Ok(crate::Rotated::Absent);
+            };
+            let (username, password) = (stored.username.clone(), stored.password.clone());
+            if username.is_none() && password.is_none() {
+                return Ok(crate::Rotated::NoCredentials);
+            }
+            // Readable as a whole (an unreadable row is left as it is).
+            drop(stored.open(&self.ring)?);
+            let rotate = |token: Option<Vec<u8>>| {
+                token
+                    .map(|bytes| self.ring.rotate_bytes(&bytes))
+                    .transpose()
+                    .map_err(|source| TierError::Crypto {
+                        key: key.to_owned(),
+                        source,
+                    })
+            };
+            let (username, password) = (rotate(username)?, rotate(password)?);
+            tx.prepare_cached(&format!(
+                "UPDATE {table} SET username_encrypted = ?2, password_encrypted = ?3 WHERE key = ?1"
+            ))
+            .and_then(|mut stmt| stmt.execute(rusqlite::params![key, username, password]))
+            .map_err(self.err("rotate credentials"))?;
+            Ok(crate::Rotated::Rewritten)
+        })
+    }
+
     pub(crate) fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         let mark = self.write("mark failure", |tx| {
             let Some(stored) = self.read(tx, key)? else {
@@ -2208,6 +2244,11 @@ macro_rules! impl_cache_tier_via_store {
             /// One transaction of `UPDATE`s of the three use columns.
             fn record_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
                 self.store.health.observe(self.store.record_accesses(records))
+            }
+
+            /// Read, checked readable and its tokens rewritten in one write transaction.
+            fn rotate_credentials(&self, key: &str) -> Result<$crate::Rotated, TierError> {
+                self.store.health.observe(self.store.rotate_credentials(key))
             }
 
             /// Read, checked readable and updated (or deleted) in one write transaction.

@@ -61,6 +61,25 @@ pub trait CacheTier: Send + Sync {
     /// Removes everything; how many entries there were.
     fn clear(&self) -> Result<usize, TierError>;
 
+    /// Re-encrypts the credentials of the entry under `key` under the ring's current key,
+    /// changing nothing else; what it did. An unreadable entry is an error (and left as it is).
+    ///
+    /// Where other processes write the tier, this must not write back a copy read earlier: a
+    /// put, health mark or delete made by another process between the read and the write would
+    /// be undone. SQLite does the read and the write in one transaction; Redis writes the new
+    /// tokens only if the stored ones are still those it read. The default reads the entry and
+    /// puts it back: right for a tier of one process whose caller holds the key's lock.
+    fn rotate_credentials(&self, key: &str) -> Result<Rotated, TierError> {
+        match self.peek(key)? {
+            None => Ok(Rotated::Absent),
+            Some(entry) if entry.username.is_none() && entry.password.is_none() => Ok(Rotated::NoCredentials),
+            Some(entry) => {
+                self.put(&entry)?;
+                Ok(Rotated::Rewritten)
+            }
+        }
+    }
+
     /// Removes `key` only if the tier's copy was last written at or before `since` (its
     /// `updated_at`, in the writers' UTC clock), or holds no such time; whether it removed it.
     ///
@@ -257,6 +276,17 @@ pub trait CacheTier: Send + Sync {
     fn probe(&self) -> Result<(), TierError> {
         self.size().map(drop)
     }
+}
+
+/// What [`CacheTier::rotate_credentials`] did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotated {
+    /// No entry under the key.
+    Absent,
+    /// The entry holds no credential: nothing to re-encrypt.
+    NoCredentials,
+    /// Its credentials are now encrypted with the ring's current key.
+    Rewritten,
 }
 
 /// What [`CacheTier::mark_failure`] did.

@@ -184,15 +184,14 @@ impl CacheManager {
         for (slot, keys) in slots.into_iter().zip(listed) {
             for key in keys {
                 let _guard = inner.lock_key(&key);
-                match slot.tier.peek(&key) {
-                    Ok(Some(entry)) if entry.username.is_none() && entry.password.is_none() => {
+                // Atomically where the tier is shared: another host's put, mark or delete in
+                // between is never undone (`CacheTier::rotate_credentials`).
+                match slot.tier.rotate_credentials(&key) {
+                    Ok(pw_cache_tiers::Rotated::NoCredentials) => {
                         *report.without_credentials.entry(slot.kind).or_default() += 1;
                     }
-                    Ok(Some(entry)) => match slot.tier.put(&entry) {
-                        Ok(()) => *report.rewritten.entry(slot.kind).or_default() += 1,
-                        Err(e) => report.failed.push((slot.kind, key.clone(), e.to_string())),
-                    },
-                    Ok(None) => {}
+                    Ok(pw_cache_tiers::Rotated::Rewritten) => *report.rewritten.entry(slot.kind).or_default() += 1,
+                    Ok(pw_cache_tiers::Rotated::Absent) => {}
                     Err(e) => report.failed.push((slot.kind, key.clone(), e.to_string())),
                 }
                 done += 1;

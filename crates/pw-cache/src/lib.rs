@@ -51,7 +51,7 @@ pub use pw_cache_crypto::{
 pub use pw_cache_tiers::redis_l3::{RedisL3Options, RedisL3Tier};
 pub use pw_cache_tiers::{
     AccessOrder, CacheTier, FAILURE_THRESHOLD, FailureMark, HealthCheck, HealthHistory, HealthRecord, JsonlDamage,
-    JsonlTier, L3OpenReport, MemoryTier, MigrationReport, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
+    JsonlTier, L3OpenReport, MemoryTier, MigrationReport, Rotated, SqliteL2Tier, SqliteL3Tier, TierError, TierHealth,
 };
 
 /// The code in `docs/migrating-from-proxywhirl.md`, compiled as doctests so it stays true.
