@@ -11,6 +11,7 @@
 //! - [`TierStatistics`] / [`CacheStatistics`]: counters and the reference's formulas.
 //! - [`timestamp`]: Python `isoformat()` text, both directions, microsecond precision.
 //! - [`generate_cache_key`]: the reference's key of a proxy URL.
+//! - [`limits`]: the longest text each field of an entry may hold, for every backend.
 //!
 //! ## Non-goals
 //! No on-disk format lives here except the shared JSON conventions: the JSONL shard line (with
@@ -25,6 +26,7 @@ pub mod entry;
 pub mod enums;
 pub mod key;
 pub mod lax;
+pub mod limits;
 pub mod pyjson;
 pub mod secret;
 pub mod stats;

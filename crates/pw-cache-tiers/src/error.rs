@@ -69,7 +69,8 @@ pub enum TierError {
         source: r2d2::Error,
     },
     /// The database does not have the tables this tier needs, or was written by a newer
-    /// pw-cache (a schema version this one does not know).
+    /// pw-cache (a schema version this one does not know); for the Redis L3, its indexes are
+    /// damaged and a rebuild did not repair them (`path` is then `redis pwc:{ns}`).
     #[error("database {} has an unusable schema: {reason}", path.display())]
     Schema {
         /// The database file.
@@ -94,6 +95,13 @@ pub enum TierError {
         /// What went wrong.
         reason: String,
     },
+    /// The server cannot run this tier: the Redis L3 needs Redis 7.0 or newer
+    /// (`redis_l3::MIN_REDIS_VERSION`). Reported by `open`.
+    #[error("unsupported server: {reason}")]
+    UnsupportedServer {
+        /// What the server lacks: its version and the one needed.
+        reason: String,
+    },
     /// The tier disabled itself after repeated failures (see [`crate::TierHealth`]).
     #[error("tier disabled after {failures} consecutive failures")]
     Disabled {
@@ -113,7 +121,8 @@ impl TierError {
             | TierError::Pool { .. }
             | TierError::Schema { .. }
             | TierError::Closed { .. }
-            | TierError::Remote { .. } => true,
+            | TierError::Remote { .. }
+            | TierError::UnsupportedServer { .. } => true,
             TierError::Sqlite { source, .. } => {
                 source.sqlite_error_code() != Some(rusqlite::ErrorCode::ConstraintViolation)
             }

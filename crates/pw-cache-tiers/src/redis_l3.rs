@@ -16,18 +16,21 @@
 //! - `pwc:{ns}:idx`: a ZSET of every key, scored by the eviction policy (LRU `last_accessed`,
 //!   LFU `access_count`, FIFO insertion order), which enforces `max_entries`;
 //!   `pwc:{ns}:ins`: a ZSET of every key scored by insertion order (SQLite's rowid: the
-//!   tie-break), numbered by the counter `pwc:{ns}:seq`; `pwc:{ns}:exp`: a ZSET of every key
-//!   scored by `expires_at`, for [`CacheTier::cleanup_expired`] and to drop from the indexes
-//!   the keys whose hash Redis expired;
+//!   tie-break), numbered by the counter `pwc:{ns}:seq` (deleted with the last entry: `seq`
+//!   without an index means the index was lost); `pwc:{ns}:exp`: a ZSET of every key scored
+//!   by `expires_at`, for [`CacheTier::cleanup_expired`] and to drop from the indexes the keys
+//!   whose hash Redis expired. The three always hold the same keys (see
+//!   [Damaged indexes](#damaged-indexes));
 //! - `pwc:{ns}:h:<key>`: a LIST of the entry's health checks as JSON, newest first, capped at
 //!   [`RedisL3Options::history_cap`], with the entry's expiry and deleted with it; ids from the
 //!   counter `pwc:{ns}:hid`;
 //! - `pwc:{ns}:events`: the channel every change is published on (see [Events](#events)).
 //!
 //! Every change that takes more than one command (a put, with its eviction; a delete; clear;
-//! expiry cleanup; a batch of uses; a health check; a health mark) is one Lua script
-//! (`EVALSHA`, loaded again when the server lost it), so it is atomic, and with
-//! `appendfsync always` durable once acknowledged.
+//! expiry cleanup; a batch of uses; a health check; a health mark; a credential rotation) is
+//! one Lua script (`EVALSHA`, loaded again when the server lost it), so it is atomic, and with
+//! `appendfsync always` durable once acknowledged. A get is one script too (reading an entry
+//! without transferring an oversized value: see [Unreadable entries](#unreadable-entries)).
 //!
 //! # Same behaviour as the SQLite L3
 //!
@@ -46,6 +49,67 @@
 //! itself (within Redis's expiry precision), so [`CacheTier::get`] and
 //! [`CacheTier::contains`] stop finding it without a cleanup (a put of an entry already
 //! expired stores nothing); and the history cap drops the checks recorded first.
+//!
+//! # Redis version
+//!
+//! Redis 7.0 or newer ([`MIN_REDIS_VERSION`]): the scripts declare flags (`#!lua`), which
+//! Redis 7.0 introduced, and the index rebuild reads `PEXPIRETIME` (7.0). [`RedisL3Tier::open`]
+//! reads the server's version (`INFO server`) and refuses an older one with
+//! [`TierError::UnsupportedServer`]. (A server that hides `INFO` from the tier's ACL user is
+//! not checked at open; on an older one, the first script fails to load.)
+//!
+//! # Memory (`maxmemory`)
+//!
+//! With `maxmemory` and `maxmemory-policy noeviction` (the setting `docs/fleet.md` requires),
+//! a full server refuses the writes that grow memory. Redis decides this for a script once,
+//! before it runs, from its flags: a script without flags would be checked at its first write
+//! only, and let through entirely once that write (a `DEL` or `ZREM`, which free memory) has
+//! passed, so a full server would go on growing. So every script here declares its flags:
+//! - scripts that may grow memory (put, record hits and uses, record a health check, rebuild
+//!   the index) declare none: over `maxmemory` they are refused as a whole, before any write,
+//!   with Redis's `OOM` error, which the tier reports as [`TierError::Remote`], a tier failure:
+//!   three in a row and the manager degrades the tier (its probe writes too, so it stays
+//!   degraded until there is room again);
+//! - scripts that only delete (delete, clear, expiry cleanup, size and keys, which drop index
+//!   entries Redis expired, history pruning) declare `allow-oom`: they run on a full server, so
+//!   that it can be cleaned;
+//! - the read script (get, peek, health detail) declares `no-writes`: reads go on.
+//!
+//! Memory so stays within one entry's growth of `maxmemory` (plus what Redis itself uses
+//! outside the data: client buffers). The choice of flags over a memory check in each script
+//! (`INFO memory` from Lua) is Redis's own rule, applied by the server with its exact
+//! accounting, at no cost; over making the first write one that grows memory, it keeps the
+//! scripts free to delete first, and covers every script (the health-mark script too) by the
+//! default of `lua_common!()`.
+//!
+//! # Unreadable entries
+//!
+//! An entry that cannot be read is reported ([`TierError::Corrupt`], naming the field) and
+//! kept, as the crate docs' "Unreadable entries" require. Besides a damaged value, two cases:
+//! - **A hash naming another key.** Every hash read (get, peek, health detail, the eviction and
+//!   cleanup candidates, the credential sample) must hold in its `key` field the key it was
+//!   read under: a hash `pwc:{ns}:e:a` whose `key` says `b` is unreadable, never served as
+//!   `b` (nor, through a health mark or a promotion, written back as `b`).
+//! - **A field longer than its limit** (`pw_cache_model::limits`, `FIELD_LIMITS`): a put of
+//!   such an entry is refused ([`TierError::InvalidEntry`], nothing written); a stored one is
+//!   unreadable, and its value is not transferred: every read goes through `read_hash`, which
+//!   asks Redis for the hash's size first (`MEMORY USAGE`); a hash within
+//!   `HASH_BUDGET_BYTES` is read whole and its values checked here, a larger one has each
+//!   field's length checked (`HSTRLEN`) before anything of it is read. A 64 MB field costs a
+//!   get a few Redis calls and names the field and its size.
+//!
+//! # Damaged indexes
+//!
+//! The indexes (`idx`, `exp`, `ins`) are derived from the entry hashes; a lost or garbled one
+//! would leave hashes that [`CacheTier::size`], [`CacheTier::keys`] and [`CacheTier::clear`]
+//! never see. Every script that relies on them (put, delete, clear, cleanup, size, keys)
+//! first checks that each is a sorted set (or absent), that the three hold as many keys, and
+//! that they are not gone while `seq` is there; if not, it changes nothing and fails with
+//! `PWCINDEX`, the tier rebuilds the indexes from the entry hashes
+//! ([`RedisL3Tier::rebuild_index`]) and runs the script again. [`RedisL3Tier::open`] checks
+//! them the same way. A rebuild that cannot be done (the server is over `maxmemory`) fails the
+//! operation with its error; indexes still damaged after a rebuild are
+//! [`TierError::Schema`].
 //!
 //! # Events
 //!
@@ -87,6 +151,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pw_cache_crypto::KeyRing;
+use pw_cache_model::limits;
 use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
 use pw_cache_model::{
     AccessRecord, CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthDetail, HealthStatus,
@@ -111,6 +176,17 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(250);
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 /// Most health checks kept per entry, by default.
 pub const DEFAULT_HISTORY_CAP: usize = 1000;
+
+/// The oldest Redis the tier runs on (major, minor): its scripts declare flags (`#!lua`), so
+/// that a server over `maxmemory` refuses a write script as a whole, and the index rebuild reads
+/// `PEXPIRETIME`; both came with Redis 7.0.
+pub const MIN_REDIS_VERSION: (u32, u32) = (7, 0);
+
+/// The error code of a script that found the indexes damaged (`DAMAGED` in the scripts).
+const INDEX_DAMAGED_CODE: &str = "PWCINDEX";
+
+/// Keys asked for per `SCAN` (and `ZSCAN`) call of an index rebuild.
+const SCAN_COUNT: usize = 1000;
 
 /// Use records applied by one script: a batch of them (the manager sends up to its
 /// `USE_BATCH`) is split so that no script runs near the command timeout.
@@ -377,21 +453,49 @@ impl Names {
     }
 }
 
-/// What every script starts with: `KEYS` = idx, exp, ins, seq, hid; `ARGV[1]` = the prefix,
-/// `ARGV[2]` = the origin.
+/// What every script starts with: its flags line (see [Memory](#memory-maxmemory)), then
+/// `KEYS` = idx, exp, ins, seq, hid; `ARGV[1]` = the prefix, `ARGV[2]` = the origin.
+///
+/// `lua_common!()` is a script that may grow memory: refused as a whole when the server is over
+/// `maxmemory`. `lua_common!(allow_oom)` is one that only deletes (it runs over `maxmemory`, so
+/// that a full server can be cleaned).
 macro_rules! lua_common {
     () => {
+        concat!("#!lua\n", lua_common!(@body))
+    };
+    (allow_oom) => {
+        concat!("#!lua flags=allow-oom\n", lua_common!(@body))
+    };
+    (@body) => {
         r#"
 local idx, exp, ins = KEYS[1], KEYS[2], KEYS[3]
 local prefix, origin = ARGV[1], ARGV[2]
 local function ekey(k) return prefix .. 'e:' .. k end
 local function hkey(k) return prefix .. 'h:' .. k end
 local function publish(kind, k) redis.call('PUBLISH', prefix .. 'events', origin .. ' ' .. kind .. ' ' .. k) end
+-- Removes k and its history; `seq` goes with the last entry (so that `seq` without an index
+-- means the index was lost).
 local function forget(k)
   redis.call('DEL', ekey(k), hkey(k))
   redis.call('ZREM', idx, k)
   redis.call('ZREM', exp, k)
   redis.call('ZREM', ins, k)
+  if redis.call('ZCARD', idx) == 0 then redis.call('DEL', KEYS[4]) end
+end
+-- Whether the indexes are damaged: one is not a sorted set, they do not hold the same number
+-- of keys (every script adds and removes a key in all three), or they are gone while `seq`
+-- is still there. Checked first by every script that relies on them, which then returns
+-- the error DAMAGED (the caller rebuilds them and runs the script again).
+local DAMAGED = 'PWCINDEX the indexes of the namespace are damaged'
+local function index_damaged()
+  local n = {}
+  for i = 1, 3 do
+    local c = redis.pcall('ZCARD', KEYS[i])
+    if type(c) ~= 'number' then return true end
+    n[i] = c
+  end
+  if n[1] ~= n[2] or n[1] ~= n[3] then return true end
+  return n[1] == 0 and redis.call('EXISTS', KEYS[4]) == 1
 end
 local function server_seconds()
   local t = redis.call('TIME')
@@ -414,7 +518,7 @@ local function rescore(k, policy)
   local field
   if policy == 'lru' then field = 'last_accessed' elseif policy == 'lfu' then field = 'access_count' else return end
   local v = redis.call('HGET', ekey(k), field)
-  if num(v) then redis.pcall('ZADD', idx, v, k) end
+  if num(v) then redis.pcall('ZADD', idx, 'XX', v, k) end
 end
 -- A get hit noted in memory: last_accessed = max(last_accessed, last), access_count + hits.
 local function touch(k, last, hits, policy)
@@ -429,21 +533,79 @@ end
     };
 }
 
+/// The reading of entry hashes, for the scripts that return entries. Needs `BUDGET` (the most
+/// memory an entry hash within its limits takes, [`HASH_BUDGET_BYTES`]) and `entry_fields()`
+/// (every field of an entry hash, and each one's longest value), which [`with_entry_fields`]
+/// puts first.
+macro_rules! lua_read {
+    () => {
+        r#"
+-- The entry hash ek, only the fields `names` (all when nil), never transferring a long value:
+-- {} when there is no key ek; {'!type'} when its key holds another type; {'!size', field, length}
+-- when a field is longer than its limit; {'!none'} when the hash holds none of the fields;
+-- else name, value, … of the fields it holds. A hash within BUDGET (the common case: one
+-- MEMORY USAGE, then HGETALL) is read whole, and its values are checked against their limits
+-- by the caller; a larger one has each field's length checked (HSTRLEN) before any is read,
+-- and only the entry's fields are read.
+local function read_hash(ek, names)
+  local usage = redis.call('MEMORY', 'USAGE', ek, 'SAMPLES', '0')
+  if not usage then return {} end
+  if usage <= BUDGET then
+    local got
+    if names then got = redis.pcall('HMGET', ek, unpack(names)) else got = redis.pcall('HGETALL', ek) end
+    if got.err then return {'!type'} end
+    if not names then return got end
+    local out = {}
+    for i, f in ipairs(names) do
+      if got[i] then
+        out[#out + 1] = f
+        out[#out + 1] = got[i]
+      end
+    end
+    if #out == 0 then return {'!none'} end
+    return out
+  end
+  local fields, limits = entry_fields()
+  names = names or fields
+  local ty = redis.call('TYPE', ek)['ok']
+  if ty ~= 'hash' then return {'!type'} end
+  for _, f in ipairs(names) do
+    local n = redis.call('HSTRLEN', ek, f)
+    if n > (limits[f] or 0) then return {'!size', f, n} end
+  end
+  local values = redis.call('HMGET', ek, unpack(names))
+  local out = {}
+  for i, f in ipairs(names) do
+    if values[i] then
+      out[#out + 1] = f
+      out[#out + 1] = values[i]
+    end
+  end
+  if #out == 0 then return {'!none'} end
+  return out
+end
+"#
+    };
+}
+
 /// ARGV: 3 key, 4 max_entries ('' unbounded), 5 policy, 6 batch divisor, 7 expiry (Unix ms),
 /// 8 expires_at, 9 now (created_at / updated_at), 10 last_accessed, 11 access_count,
 /// 12 hits pending ('0'/'1'), 13 n hits, n × (key, last, hits), m fields, m × (name, value),
 /// then the eviction: w (candidates wanted beyond those needed), v, v × (key, updated_at),
 /// over ('1': store even if still full).
 /// Returns {status (0 expired, 1 stored, 2 send the pending hits), evicted, hits applied}, or
-/// {3, entries to evict, hits applied, evicted, key, HGETALL, key, HGETALL …}: the first
-/// `need + w` candidates in the policy's order, for the caller to check which it can read.
+/// {3, entries to evict, hits applied, evicted, key, hash, key, hash …} (each hash as `read_hash`
+/// gives it): the first `need + w` candidates in the policy's order, for the caller to check
+/// which it can read.
 /// Unreadable entries are never evicted: the caller sends back the readable ones with the
 /// `updated_at` it read; only those still at that version are evicted. Still full afterwards
 /// (another host wrote meanwhile): candidates again. The caller sets `over` when unreadable
 /// entries left it fewer readable ones than needed: the bound then yields to the rule.
 const PUT_LUA: &str = concat!(
     lua_common!(),
+    lua_read!(),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 local key = ARGV[3]
 local ek = ekey(key)
 local policy = ARGV[5]
@@ -525,7 +687,7 @@ else
         local reply = {3, need, touched, evicted}
         for _, k in ipairs(cands) do
           reply[#reply + 1] = k
-          reply[#reply + 1] = redis.call('HGETALL', ekey(k))
+          reply[#reply + 1] = read_hash(ekey(k))
         end
         return reply
       end
@@ -560,8 +722,9 @@ return {1, evicted, touched}
 
 /// ARGV: 3 key. Returns whether the entry was there.
 const DELETE_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 local key = ARGV[3]
 local existed = redis.call('EXISTS', ekey(key))
 forget(key)
@@ -573,7 +736,7 @@ return existed
 /// ARGV: 3 key, 4 since (Unix seconds). Removes the entry only if its `updated_at` is at or
 /// before `since` (or it has none), publishing the delete. Returns whether it removed it.
 const DELETE_SINCE_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
 local key = ARGV[3]
 local ek = ekey(key)
@@ -593,7 +756,7 @@ return 1
 /// entries of that slice of the index last written at or before `since`, publishing each
 /// delete. Returns {entries removed, entries kept, keys seen}.
 const CLEAR_SINCE_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
 local since = tonumber(ARGV[3])
 local from = tonumber(ARGV[5])
@@ -616,8 +779,9 @@ return {n, kept, seen}
 /// ARGV: 3 at most this many keys. Returns {entries removed, keys left}; publishes the clear
 /// once none is left.
 const CLEAR_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 local n = 0
 for _, k in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[3]) - 1)) do
   n = n + redis.call('EXISTS', ekey(k))
@@ -625,7 +789,7 @@ for _, k in ipairs(redis.call('ZRANGE', idx, 0, tonumber(ARGV[3]) - 1)) do
 end
 local left = redis.call('ZCARD', idx)
 if left == 0 then
-  redis.call('DEL', idx, exp, ins)
+  redis.call('DEL', idx, exp, ins, KEYS[4])
   publish('clear', '-')
 end
 return {n, left}
@@ -633,14 +797,17 @@ return {n, left}
 );
 
 /// ARGV: 3 now (Unix seconds), 4 at most this many keys, 5 offset, 6 mode: `ask` returns
-/// {keys seen, key, HGETALL, key, HGETALL …} of the expired entries from `offset` on (index
-/// entries left without their hash are dropped from the indexes and not returned); `del`, then
+/// {keys seen, key, hash, key, hash …} (each hash as `read_hash` gives it) of the expired
+/// entries from `offset` on (index entries left without their hash are dropped from the
+/// indexes and not returned); `del`, then
 /// (key, updated_at) pairs, removes each entry still at that version and still expired, and
 /// returns how many it removed. The caller checks in between which entries it can read:
 /// unreadable ones are never removed as expired.
 const CLEANUP_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
+    lua_read!(),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 local now = ARGV[3]
 if ARGV[6] == 'del' then
   local n = 0
@@ -662,7 +829,7 @@ for _, k in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', now, 'LIMIT', tonumb
     forget(k)
   else
     reply[#reply + 1] = k
-    reply[#reply + 1] = redis.call('HGETALL', ekey(k))
+    reply[#reply + 1] = read_hash(ekey(k))
   end
 end
 reply[1] = seen
@@ -672,19 +839,23 @@ return reply
 
 /// Returns the number of entries.
 const SIZE_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 prune()
 return redis.call('ZCARD', idx)
 "#
 );
 
-/// Returns every key.
+/// ARGV: 3 at most this many keys (optional). Returns every key (the first in the index).
 const KEYS_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
+if index_damaged() then return redis.error_reply(DAMAGED) end
 prune()
-return redis.call('ZRANGE', idx, 0, -1)
+local last = -1
+if ARGV[3] then last = tonumber(ARGV[3]) - 1 end
+return redis.call('ZRANGE', idx, 0, last)
 "#
 );
 
@@ -745,7 +916,7 @@ return id
 
 /// ARGV: 3 older_than (Unix seconds), then keys. Returns how many checks were removed.
 const PRUNE_HISTORY_LUA: &str = concat!(
-    lua_common!(),
+    lua_common!(allow_oom),
     r#"
 local older = tonumber(ARGV[3])
 local n = 0
@@ -762,6 +933,108 @@ return n
 "#
 );
 
+/// KEYS[1]: an entry's hash; ARGV: the fields to read (none: every field). Returns the hash as
+/// `read_hash` gives it: nothing longer than its limit is read. The one script of a get: it
+/// needs nothing of the common part.
+const READ_LUA: &str = concat!(
+    "#!lua flags=no-writes\n",
+    lua_read!(),
+    r#"
+local names = nil
+if #ARGV > 0 then names = ARGV end
+return read_hash(KEYS[1], names)
+"#
+);
+
+/// ARGV: 3 mode, then
+/// - `reset`: deletes each of idx, exp, ins that is not a sorted set. Returns 0.
+/// - `stamps`, keys: each key's `created_at` as text ('0' when it has none).
+/// - `add`, policy, keys (in the order of their `created_at`): indexes each key that has a
+///   Redis key of its own: in exp at its `expires_at` (else the key's own expiry, else never),
+///   in ins at the place it has or the next of `seq`, in idx by the policy's field (0 when it
+///   is not a number: an unreadable entry is then met first by eviction, which skips it).
+///   Returns how many.
+/// - `drop`, keys: forgets each key without an entry. Returns how many.
+/// - `finish`: deletes `seq` when the index is empty. Returns the number of entries.
+///
+/// Values longer than a number are not read (`small`).
+const REBUILD_LUA: &str = concat!(
+    lua_common!(),
+    r#"
+local mode = ARGV[3]
+-- Field f of hash ek when it is a short number (its text), else nil.
+local function small(ek, f)
+  if redis.call('HSTRLEN', ek, f) > 64 then return nil end
+  local v = redis.call('HGET', ek, f)
+  if num(v) then return v end
+  return nil
+end
+if mode == 'reset' then
+  for i = 1, 3 do
+    local ty = redis.call('TYPE', KEYS[i])['ok']
+    if ty ~= 'zset' and ty ~= 'none' then redis.call('DEL', KEYS[i]) end
+  end
+  return 0
+elseif mode == 'stamps' then
+  local out = {}
+  for i = 4, #ARGV do
+    local ek = ekey(ARGV[i])
+    local at = nil
+    if redis.call('TYPE', ek)['ok'] == 'hash' then at = small(ek, 'created_at') end
+    out[#out + 1] = at or '0'
+  end
+  return out
+elseif mode == 'add' then
+  local policy = ARGV[4]
+  local n = 0
+  for i = 5, #ARGV do
+    local k = ARGV[i]
+    local ek = ekey(k)
+    local ty = redis.call('TYPE', ek)['ok']
+    if ty ~= 'none' then
+      local expires, score = nil, nil
+      local hash = ty == 'hash'
+      if hash then expires = small(ek, 'expires_at') end
+      if not expires then
+        local at = redis.call('PEXPIRETIME', ek)
+        if at > 0 then expires = string.format('%.3f', at / 1000) else expires = '+inf' end
+      end
+      local seq = redis.call('ZSCORE', ins, k)
+      if not seq then
+        seq = redis.call('INCR', KEYS[4])
+        redis.call('ZADD', ins, seq, k)
+      end
+      if policy == 'lru' then
+        if hash then score = small(ek, 'last_accessed') end
+      elseif policy == 'lfu' then
+        if hash then score = small(ek, 'access_count') end
+      else
+        score = seq
+      end
+      redis.call('ZADD', exp, expires, k)
+      redis.call('ZADD', idx, score or 0, k)
+      n = n + 1
+    end
+  end
+  return n
+elseif mode == 'drop' then
+  local n = 0
+  for i = 4, #ARGV do
+    if redis.call('EXISTS', ekey(ARGV[i])) == 0 then
+      forget(ARGV[i])
+      n = n + 1
+    end
+  end
+  return n
+elseif mode == 'finish' then
+  local n = redis.call('ZCARD', idx)
+  if n == 0 then redis.call('DEL', KEYS[4]) end
+  return n
+end
+return redis.error_reply('ERR unknown mode')
+"#
+);
+
 /// The scripts, each hashed once.
 struct Scripts {
     put: Script,
@@ -772,6 +1045,8 @@ struct Scripts {
     cleanup: Script,
     size: Script,
     keys: Script,
+    read: Script,
+    rebuild: Script,
     touch: Script,
     record_uses: Script,
     record_check: Script,
@@ -779,19 +1054,55 @@ struct Scripts {
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    put: Script::new(PUT_LUA),
+    put: Script::new(&with_entry_fields(PUT_LUA)),
     delete: Script::new(DELETE_LUA),
     delete_since: Script::new(DELETE_SINCE_LUA),
     clear_since: Script::new(CLEAR_SINCE_LUA),
     clear: Script::new(CLEAR_LUA),
-    cleanup: Script::new(CLEANUP_LUA),
+    cleanup: Script::new(&with_entry_fields(CLEANUP_LUA)),
     size: Script::new(SIZE_LUA),
     keys: Script::new(KEYS_LUA),
+    read: Script::new(&with_entry_fields(READ_LUA)),
+    rebuild: Script::new(REBUILD_LUA),
     touch: Script::new(TOUCH_LUA),
     record_uses: Script::new(RECORD_USES_LUA),
     record_check: Script::new(RECORD_CHECK_LUA),
     prune_history: Script::new(PRUNE_HISTORY_LUA),
 });
+
+/// `script` with `BUDGET` ([`HASH_BUDGET_BYTES`]) and `entry_fields()` (the fields of an entry
+/// hash, and the longest value of each: [`FIELD_LIMITS`]; tables built only when called)
+/// defined first, after its flags line: what `lua_read!` needs. The limits so come from
+/// `pw_cache_model::limits`, never from a copy of them.
+fn with_entry_fields(script: &str) -> String {
+    let (flags, body) = script.split_once('\n').unwrap_or((script, ""));
+    let names: Vec<String> = FIELD_LIMITS.iter().map(|(field, _)| format!("'{field}'")).collect();
+    let limits: Vec<String> = FIELD_LIMITS
+        .iter()
+        .map(|(field, limit)| format!("['{field}'] = {limit}"))
+        .collect();
+    format!(
+        "{flags}\nlocal BUDGET = {HASH_BUDGET_BYTES}\nlocal function entry_fields() return {{{}}}, {{{}}} end\n{body}",
+        names.join(", "),
+        limits.join(", ")
+    )
+}
+
+/// The most memory (`MEMORY USAGE`) an entry hash whose fields are within their limits takes,
+/// with room to spare: twice the sum of the limits (the allocator rounds a value up, by a
+/// quarter at most) plus 4 KB (the hash's own structures). A hash within it is read whole
+/// (at most this much is transferred); a larger one field by field, each checked first.
+const HASH_BUDGET_BYTES: usize = {
+    let mut sum = 0;
+    let mut i = 0;
+    while i < FIELD_LIMITS.len() {
+        sum += FIELD_LIMITS[i].1;
+        i += 1;
+    }
+    2 * sum + 4096
+};
+// At most this much of one hash is ever transferred: keep it small.
+const _: () = assert!(HASH_BUDGET_BYTES < 64 * 1024);
 
 /// Keys checked per history-pruning script.
 const PRUNE_CHUNK: usize = 256;
@@ -859,6 +1170,28 @@ fn random_origin() -> u64 {
     h.finish()
 }
 
+/// Whether `version` (`7.0.15`) is at least `(major, minor)`; text that is not a version is not.
+fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = version.trim().split('.').map(str::parse::<u32>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => (a, b) >= (major, minor),
+        (Some(Ok(a)), None) => a > major || (a == major && minor == 0),
+        _ => false,
+    }
+}
+
+/// `text` with the special characters of a `SCAN MATCH` pattern escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A float as stored: Rust's shortest text that reads back as the same `f64`.
 fn real(x: f64) -> String {
     format!("{x}")
@@ -877,13 +1210,13 @@ enum PutReply {
     Done { evicted: u64, touched: bool },
     /// Eviction is due and the pending hits must be sent first.
     SendHits,
-    /// Eviction is due: these candidates, in the policy's order (key, `HGETALL` reply), of
-    /// which the first `need` readable ones are to be evicted.
+    /// Eviction is due: these candidates, in the policy's order (key, hash), of which the
+    /// first `need` readable ones are to be evicted.
     Candidates {
         need: usize,
         touched: bool,
         evicted: u64,
-        candidates: Vec<(String, Vec<Vec<u8>>)>,
+        candidates: Vec<(String, Stored)>,
     },
 }
 
@@ -924,8 +1257,8 @@ impl PutReply {
 struct ExpiredChunk {
     /// Keys of the expired range looked at (entries and index leftovers).
     seen: usize,
-    /// The entries among them: key, `HGETALL` reply.
-    entries: Vec<(String, Vec<Vec<u8>>)>,
+    /// The entries among them: key, hash.
+    entries: Vec<(String, Stored)>,
 }
 
 impl ExpiredChunk {
@@ -947,32 +1280,154 @@ impl ExpiredChunk {
     }
 }
 
-/// `(key, HGETALL reply)` pairs of a script reply; `None` when it is not made of them.
-fn hashes_of(items: &[redis::Value]) -> Option<Vec<(String, Vec<Vec<u8>>)>> {
+/// `(key, hash)` pairs of a script reply; `None` when it is not made of them.
+fn hashes_of(items: &[redis::Value]) -> Option<Vec<(String, Stored)>> {
     let mut out = Vec::new();
     for pair in items.chunks(2) {
-        let [redis::Value::BulkString(key), redis::Value::Array(flat)] = pair else {
+        let [redis::Value::BulkString(key), hash] = pair else {
             return None;
         };
-        let flat = flat
-            .iter()
-            .map(|v| match v {
-                redis::Value::BulkString(bytes) => Some(bytes.clone()),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?;
-        out.push((String::from_utf8_lossy(key).into_owned(), flat));
+        out.push((String::from_utf8_lossy(key).into_owned(), Stored::parse(hash.clone())?));
     }
     Some(out)
 }
 
+/// One entry hash as the scripts read it (`read_hash`): a field longer than its limit is never
+/// transferred (nor, from a hash over the budget, a field that is not an entry's).
+#[derive(Debug)]
+enum Stored {
+    /// No Redis key.
+    Absent,
+    /// The entry fields it holds: name, value, name, value …
+    Fields(Vec<Vec<u8>>),
+    /// Unreadable as it is (nothing of it was read): why.
+    Unreadable(String),
+}
+
+impl Stored {
+    /// `None` when `value` is not what `read_hash` returns.
+    fn parse(value: redis::Value) -> Option<Self> {
+        let redis::Value::Array(items) = value else {
+            return None;
+        };
+        let bytes = |i: usize| match items.get(i) {
+            Some(redis::Value::BulkString(b)) => Some(b.as_slice()),
+            _ => None,
+        };
+        match items.first() {
+            None => Some(Stored::Absent),
+            // A marker: odd-sized (fields come in pairs).
+            Some(redis::Value::BulkString(first)) if items.len() % 2 == 1 => match first.as_slice() {
+                b"!type" => Some(Stored::Unreadable(
+                    "its Redis key holds a value of another type".to_owned(),
+                )),
+                b"!none" => Some(Stored::Unreadable(
+                    "its hash holds none of the fields of an entry".to_owned(),
+                )),
+                b"!size" => {
+                    let field = std::str::from_utf8(bytes(1)?).ok()?;
+                    let Some(redis::Value::Int(len)) = items.get(2) else {
+                        return None;
+                    };
+                    Some(Stored::Unreadable(format!(
+                        "field {field}: {len} bytes stored, more than its limit of {} bytes (not read)",
+                        field_limit(field)
+                    )))
+                }
+                _ => None,
+            },
+            Some(_) => {
+                let flat = items
+                    .into_iter()
+                    .map(|v| match v {
+                        redis::Value::BulkString(bytes) => Some(bytes),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                // A hash read whole (within the budget): each entry field against its limit.
+                for pair in flat.chunks_exact(2) {
+                    if let Some(&(field, limit)) = FIELD_LIMITS.iter().find(|(name, _)| name.as_bytes() == pair[0])
+                        && pair[1].len() > limit
+                    {
+                        return Some(Stored::Unreadable(format!(
+                            "field {field}: {} bytes stored, more than its limit of {limit} bytes",
+                            pair[1].len()
+                        )));
+                    }
+                }
+                Some(Stored::Fields(flat))
+            }
+        }
+    }
+}
+
+/// Longest value of a field of an entry hash that holds a number, a time or the health status:
+/// an `i64` is at most 20 characters, Rust's shortest text of a Unix time in seconds about 20.
+const SHORT_FIELD_MAX_BYTES: usize = 64;
+
+/// Every field of an entry hash, with the longest value the tier writes into it and reads from
+/// it (`pw_cache_model::limits` for the text fields; a longer stored value makes the entry
+/// unreadable without being read).
+const FIELD_LIMITS: [(&str, usize); 23] = [
+    ("key", limits::MAX_KEY_BYTES),
+    ("proxy_url", limits::MAX_PROXY_URL_BYTES),
+    ("username_encrypted", limits::MAX_CREDENTIAL_TOKEN_BYTES),
+    ("password_encrypted", limits::MAX_CREDENTIAL_TOKEN_BYTES),
+    ("source", limits::MAX_SOURCE_BYTES),
+    ("fetch_time", SHORT_FIELD_MAX_BYTES),
+    ("last_accessed", SHORT_FIELD_MAX_BYTES),
+    ("access_count", SHORT_FIELD_MAX_BYTES),
+    ("ttl_seconds", SHORT_FIELD_MAX_BYTES),
+    ("expires_at", SHORT_FIELD_MAX_BYTES),
+    ("health_status", SHORT_FIELD_MAX_BYTES),
+    ("failure_count", SHORT_FIELD_MAX_BYTES),
+    ("last_health_check", SHORT_FIELD_MAX_BYTES),
+    ("consecutive_health_failures", SHORT_FIELD_MAX_BYTES),
+    ("consecutive_health_successes", SHORT_FIELD_MAX_BYTES),
+    ("recovery_attempt", SHORT_FIELD_MAX_BYTES),
+    ("next_check_time", SHORT_FIELD_MAX_BYTES),
+    ("last_health_error", limits::MAX_LAST_HEALTH_ERROR_BYTES),
+    ("total_health_checks", SHORT_FIELD_MAX_BYTES),
+    ("total_health_check_failures", SHORT_FIELD_MAX_BYTES),
+    ("evicted_from_l1", SHORT_FIELD_MAX_BYTES),
+    ("created_at", SHORT_FIELD_MAX_BYTES),
+    ("updated_at", SHORT_FIELD_MAX_BYTES),
+];
+
+/// The limit of `field` in [`FIELD_LIMITS`] (0 for a field that is not there).
+fn field_limit(field: &str) -> usize {
+    FIELD_LIMITS
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map_or(0, |(_, limit)| *limit)
+}
+
+/// `key` for an error: as it is, or its start when it is longer than a key may be.
+fn shown_key(key: &str) -> String {
+    if key.len() <= limits::MAX_KEY_BYTES {
+        return key.to_owned();
+    }
+    let mut end = 64;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &key[..end])
+}
+
 /// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
-/// with the ring's current key.
+/// with the ring's current key. An entry with a field longer than its limit
+/// (`pw_cache_model::limits`) is refused: [`TierError::InvalidEntry`], naming the field.
 fn entry_fields(entry: &CacheEntry, ring: &KeyRing) -> Result<Vec<(&'static str, String)>, TierError> {
     if entry.key.is_empty() {
         return Err(TierError::InvalidEntry {
             key: String::new(),
             reason: "the key is empty".to_owned(),
+        });
+    }
+    if let Some(over) = limits::first_oversized(entry) {
+        return Err(TierError::InvalidEntry {
+            key: shown_key(&entry.key),
+            reason: over.to_string(),
         });
     }
     // The SQLite L3's bound: the same entries are storable in both.
@@ -1035,6 +1490,17 @@ fn entry_fields(entry: &CacheEntry, ring: &KeyRing) -> Result<Vec<(&'static str,
             if entry.evicted_from_l1 { "1" } else { "0" }.to_owned(),
         ),
     ]);
+    // What is written can be read back: tokens and numbers within their limits too.
+    if let Some((field, value)) = out.iter().find(|(field, value)| value.len() > field_limit(field)) {
+        return Err(TierError::InvalidEntry {
+            key: entry.key.clone(),
+            reason: format!(
+                "{field} is {} bytes long as stored, more than its limit of {} bytes",
+                value.len(),
+                field_limit(field)
+            ),
+        });
+    }
     Ok(out)
 }
 
@@ -1052,6 +1518,20 @@ impl<'a> Fields<'a> {
             .filter_map(|pair| Some((std::str::from_utf8(&pair[0]).ok()?, pair[1].as_slice())))
             .collect();
         Self { key, map }
+    }
+
+    /// The `key` field must be the key the hash was read under: a hash naming another key is
+    /// unreadable, never served (nor written back) as that other key.
+    fn check_key(&self) -> Result<(), TierError> {
+        let stored = self.text("key")?;
+        if stored == self.key {
+            Ok(())
+        } else {
+            Err(self.corrupt(
+                "key",
+                format_args!("holds {:?}, not the key it is stored under", shown_key(&stored)),
+            ))
+        }
     }
 
     fn corrupt(&self, field: &str, what: impl fmt::Display) -> TierError {
@@ -1117,6 +1597,7 @@ impl<'a> Fields<'a> {
     }
 
     fn entry(&self, ring: &KeyRing) -> Result<CacheEntry, TierError> {
+        self.check_key()?;
         let mut entry = CacheEntry {
             key: self.text("key")?,
             proxy_url: self.text("proxy_url")?,
@@ -1294,10 +1775,16 @@ impl RedisL3Tier {
     /// most `config.max_entries` under `config.eviction_policy`; credentials are encrypted
     /// with `ring`'s current key and decrypted with any of its keys.
     ///
+    /// Then checks the server's version (Redis 7.0 or newer, see
+    /// [Redis version](self#redis-version)) and the namespace's indexes, which it rebuilds
+    /// when they are damaged ([`RedisL3Tier::rebuild_index`]).
+    ///
     /// Errors ([`TierError::Remote`], never holding the URL): options that cannot be used, a
     /// URL that does not parse (or `rediss://`, or root certificates, without the `redis-tls`
     /// feature), no server answering within about the connect timeout (nor, for `rediss://`,
-    /// with a certificate that chains to a trusted root), a refused password.
+    /// with a certificate that chains to a trusted root), a refused password;
+    /// [`TierError::UnsupportedServer`]: a server older than Redis 7.0; a damaged index that
+    /// cannot be rebuilt (e.g. the server is over `maxmemory`).
     pub fn open(options: &RedisL3Options, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
         options.check()?;
         let redactor = Arc::new(Redactor::new(options.url.expose_secret()));
@@ -1329,7 +1816,40 @@ impl RedisL3Tier {
         };
         *tier.pool.write().unwrap_or_else(PoisonError::into_inner) = Some(tier.new_pool());
         tier.run("connect", None, |c| redis::cmd("PING").query::<()>(c))?;
+        tier.check_server_version()?;
+        // Damaged indexes are found, and rebuilt, by the check every index script starts with.
+        tier.script::<i64>("check index", &SCRIPTS.size, &[])?;
         Ok(tier)
+    }
+
+    /// Fails with [`TierError::UnsupportedServer`] when the server says (`INFO server`) it is
+    /// older than [`MIN_REDIS_VERSION`]. A server that does not say (`INFO` refused by an ACL)
+    /// is not checked here: its first script would fail.
+    fn check_server_version(&self) -> Result<(), TierError> {
+        let info: Option<String> = self.run("check server version", None, |c| {
+            match redis::cmd("INFO").arg("server").query::<String>(c) {
+                Ok(text) => Ok(Some(text)),
+                Err(e) if connection_survives(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        let Some(version) = info.as_deref().and_then(|text| {
+            text.lines()
+                .find_map(|line| line.trim().strip_prefix("redis_version:"))
+                .map(str::to_owned)
+        }) else {
+            return Ok(());
+        };
+        if version_at_least(&version, MIN_REDIS_VERSION) {
+            return Ok(());
+        }
+        let (major, minor) = MIN_REDIS_VERSION;
+        Err(TierError::UnsupportedServer {
+            reason: format!(
+                "Redis {version} is older than {major}.{minor}, which the Redis L3 tier needs (its Lua scripts \
+                 declare flags, so that a server over maxmemory refuses their writes)"
+            ),
+        })
     }
 
     /// The random id of this tier instance, the `<origin>` of the events it publishes.
@@ -1345,6 +1865,30 @@ impl RedisL3Tier {
     /// Entries this tier evicted to stay within `max_entries`, since it opened.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// Rebuilds the namespace's indexes (`idx`, `exp`, `ins`) from its entry hashes; how many
+    /// entries they index afterwards.
+    ///
+    /// Done by the tier itself when it finds them damaged — at open, and by every script that
+    /// relies on them (put, delete, clear, size, keys, expiry cleanup), which then runs again
+    /// — so that the tier is never silently smaller than what Redis holds. For an operator,
+    /// e.g. after a restore of some keys only.
+    ///
+    /// In steps, none of them long: an index key of another type is deleted; every
+    /// `pwc:{ns}:e:*` key is found with `SCAN` (in chunks of 1,000: the whole keyspace of the
+    /// database is walked, the other namespaces' keys too) and indexed: `exp` by its
+    /// `expires_at`, `idx` by the policy's field (`last_accessed`, `access_count`, or the
+    /// insertion order), `ins` keeps an entry's place, and entries that had none get the next
+    /// places in the order of their `created_at` (insertion order approximated). An entry whose
+    /// fields are unreadable is indexed too (it is counted, listed and cleared, and eviction and
+    /// expiry skip it as always). Then index members without an entry are dropped. Other tier
+    /// instances may go on meanwhile: each step is atomic per key.
+    ///
+    /// Errors: [`TierError::Remote`] (the server is unreachable, or over `maxmemory`: a rebuild
+    /// adds to the indexes, so it is refused like any write).
+    pub fn rebuild_index(&self) -> Result<usize, TierError> {
+        self.health.observe(self.rebuild_index_inner())
     }
 
     /// Calls `on_event` with every change other tier instances (other hosts, other processes,
@@ -1460,6 +2004,9 @@ impl RedisL3Tier {
                         tracing::debug!(op, "retrying on a new connection: a pooled one was dead");
                         continue;
                     }
+                    if e.code() == Some(INDEX_DAMAGED_CODE) {
+                        return Err(self.index_damaged(false));
+                    }
                     if let Some(key) = key
                         && e.code() == Some("WRONGTYPE")
                     {
@@ -1474,14 +2021,47 @@ impl RedisL3Tier {
         }
     }
 
-    /// Runs `script` with the namespace's keys and common arguments, then `args`.
+    /// Runs `script` with the namespace's keys and common arguments, then `args`. A script
+    /// that found the indexes damaged ran nothing: they are rebuilt
+    /// ([`RedisL3Tier::rebuild_index`]) and it runs once more.
     fn script<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
         script: &Script,
         args: &[&str],
     ) -> Result<T, TierError> {
+        match self.script_once(op, script, args) {
+            Err(TierError::Schema { .. }) => {
+                tracing::warn!(prefix = %self.names.prefix, op, "the Redis L3 indexes are damaged: rebuilding them");
+                self.rebuild_index_inner()?;
+                match self.script_once(op, script, args) {
+                    Err(TierError::Schema { .. }) => Err(self.index_damaged(true)),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn script_once<T: redis::FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        args: &[&str],
+    ) -> Result<T, TierError> {
         self.run(op, None, |c| self.invocation(script, args).invoke(c))
+    }
+
+    /// The error of damaged indexes (`after_rebuild`: still damaged after a rebuild).
+    fn index_damaged(&self, after_rebuild: bool) -> TierError {
+        TierError::Schema {
+            path: PathBuf::from(format!("redis {}", self.names.prefix.trim_end_matches(':'))),
+            reason: if after_rebuild {
+                "its indexes (idx, exp, ins) are still damaged after a rebuild".to_owned()
+            } else {
+                "its indexes (idx, exp, ins) are damaged: a key of another type, or sets out of step".to_owned()
+            },
+        }
     }
 
     fn invocation<'s>(&self, script: &'s Script, args: &[&str]) -> redis::ScriptInvocation<'s> {
@@ -1504,12 +2084,41 @@ impl RedisL3Tier {
         self.policy.as_str()
     }
 
-    fn peek_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+    /// The hash of `key` (only `fields`; none: every field of an entry), read by the read
+    /// script: nothing longer than its limit is transferred. `Ok(None)` when there is none; an
+    /// unreadable one is [`TierError::Corrupt`].
+    fn read_hash(&self, op: &'static str, key: &str, fields: &[&str]) -> Result<Option<Vec<Vec<u8>>>, TierError> {
         let name = self.names.entry(key);
-        let flat: Vec<Vec<u8>> = self.run("read entry", Some(key), |c| redis::cmd("HGETALL").arg(&name).query(c))?;
-        if flat.is_empty() {
-            return Ok(None);
+        let value: redis::Value = self.run(op, Some(key), |c| {
+            let mut inv = SCRIPTS.read.prepare_invoke();
+            inv.key(&name);
+            for field in fields {
+                inv.arg(*field);
+            }
+            inv.invoke(c)
+        })?;
+        match Stored::parse(value) {
+            Some(Stored::Absent) => Ok(None),
+            Some(Stored::Fields(flat)) => Ok(Some(flat)),
+            Some(Stored::Unreadable(reason)) => {
+                let e = TierError::Corrupt {
+                    key: key.to_owned(),
+                    reason,
+                };
+                tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
+                Err(e)
+            }
+            None => Err(TierError::Remote {
+                op,
+                reason: "unexpected reply from the read script".to_owned(),
+            }),
         }
+    }
+
+    fn peek_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let Some(flat) = self.read_hash("read entry", key, &[])? else {
+            return Ok(None);
+        };
         Fields::new(key, &flat).entry(&self.ring).map(Some).inspect_err(|e| {
             tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
         })
@@ -1694,20 +2303,27 @@ impl RedisL3Tier {
         Ok(())
     }
 
-    /// The first `need` candidates (key, `HGETALL` reply) that can be read, with the
-    /// `updated_at` read (an index entry without its hash is taken with an empty one: the
-    /// script drops it from the index); how many were skipped as unreadable.
-    fn readable_victims(&self, candidates: &[(String, Vec<Vec<u8>>)], need: usize) -> (Vec<(String, String)>, u64) {
+    /// The first `need` candidates (key, hash) that can be read, with the `updated_at` read
+    /// (an index entry without its hash is taken with an empty one: the script drops it from
+    /// the index); how many were skipped as unreadable (damaged, too long, naming another key).
+    fn readable_victims(&self, candidates: &[(String, Stored)], need: usize) -> (Vec<(String, String)>, u64) {
         let mut chosen = Vec::with_capacity(need);
         let mut skipped = 0;
-        for (key, flat) in candidates {
+        for (key, stored) in candidates {
             if chosen.len() == need {
                 break;
             }
-            if flat.is_empty() {
-                chosen.push((key.clone(), String::new()));
-                continue;
-            }
+            let flat = match stored {
+                Stored::Absent => {
+                    chosen.push((key.clone(), String::new()));
+                    continue;
+                }
+                Stored::Unreadable(_) => {
+                    skipped += 1;
+                    continue;
+                }
+                Stored::Fields(flat) => flat,
+            };
             let hash = Fields::new(key, flat);
             match hash.entry(&self.ring) {
                 Ok(_) => {
@@ -1720,28 +2336,31 @@ impl RedisL3Tier {
         (chosen, skipped)
     }
 
-    /// Up to `limit` stored credential tokens, from the entries first in the index.
+    /// Up to `limit` stored credential tokens, from the entries first in the index. Entries
+    /// whose hash names another key, or holds a field longer than its limit, give none.
     fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
-        let keys: Vec<Vec<u8>> = self.run("sample credentials", None, |c| {
-            redis::cmd("ZRANGE")
-                .arg(&self.names.idx)
-                .arg(0)
-                .arg(i64::try_from(limit).unwrap_or(i64::MAX).saturating_sub(1))
-                .query(c)
-        })?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // (Capped: Lua reads it as a double.)
+        let limit_arg = limit.min(1 << 30).to_string();
+        let keys: Vec<String> = self.script("sample credentials", &SCRIPTS.keys, &[&limit_arg])?;
         let mut tokens = Vec::new();
         for key in keys {
-            let name = self.names.entry(&String::from_utf8_lossy(&key));
-            let fields: Vec<Option<Vec<u8>>> = self.run("sample credentials", None, |c| {
-                redis::cmd("HMGET")
-                    .arg(&name)
-                    .arg("username_encrypted")
-                    .arg("password_encrypted")
-                    .query(c)
-            })?;
-            for token in fields.into_iter().flatten() {
-                if !token.is_empty() && tokens.len() < limit {
-                    tokens.push(token);
+            const TOKENS: [&str; 2] = ["username_encrypted", "password_encrypted"];
+            let flat = match self.read_hash("sample credentials", &key, &["key", TOKENS[0], TOKENS[1]]) {
+                Ok(Some(flat)) => flat,
+                Ok(None) => continue,
+                Err(e) if e.is_corrupt_entry() => continue,
+                Err(e) => return Err(e),
+            };
+            let hash = Fields::new(&key, &flat);
+            if hash.check_key().is_err() {
+                continue;
+            }
+            for token in TOKENS.into_iter().filter_map(|field| hash.token(field)) {
+                if tokens.len() < limit {
+                    tokens.push(token.to_vec());
                 }
             }
             if tokens.len() >= limit {
@@ -1848,24 +2467,14 @@ impl RedisL3Tier {
     }
 
     fn health_detail_inner(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
-        let name = self.names.entry(key);
-        let values: Vec<Option<Vec<u8>>> = self.run("read health detail", Some(key), |c| {
-            redis::cmd("HMGET")
-                .arg(&name)
-                .arg("key")
-                .arg(&HEALTH_FIELDS[..])
-                .query(c)
-        })?;
-        if values.iter().all(Option::is_none) {
+        let mut fields = vec!["key"];
+        fields.extend(HEALTH_FIELDS);
+        let Some(flat) = self.read_hash("read health detail", key, &fields)? else {
             return Ok(None);
-        }
-        let flat: Vec<Vec<u8>> = std::iter::once("key")
-            .chain(HEALTH_FIELDS)
-            .zip(values)
-            .filter_map(|(field, value)| Some([field.as_bytes().to_vec(), value?]))
-            .flatten()
-            .collect();
-        Fields::new(key, &flat).health_detail().map(Some)
+        };
+        let hash = Fields::new(key, &flat);
+        hash.check_key()?;
+        hash.health_detail().map(Some)
     }
 
     fn probe_inner(&self) -> Result<(), TierError> {
@@ -1936,6 +2545,104 @@ impl RedisL3Tier {
         records.sort_by(|a, b| b.check.check_time.cmp(&a.check.check_time).then(b.id.cmp(&a.id)));
         records.truncate(limit);
         Ok(records)
+    }
+
+    fn rebuild_index_inner(&self) -> Result<usize, TierError> {
+        const OP: &str = "rebuild index";
+        let rebuild = &SCRIPTS.rebuild;
+        self.script_once::<i64>(OP, rebuild, &["reset"])?;
+        // Every entry key, with its created_at.
+        let entry_prefix = format!("{}e:", self.names.prefix);
+        let pattern = format!("{}*", glob_escape(&entry_prefix));
+        let mut found: HashMap<String, f64> = HashMap::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, names): (u64, Vec<Vec<u8>>) = self.run(OP, None, |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT)
+                    .query(c)
+            })?;
+            let keys: Vec<String> = names
+                .iter()
+                .filter_map(|name| name.strip_prefix(entry_prefix.as_bytes()))
+                .filter_map(|key| {
+                    std::str::from_utf8(key)
+                        .inspect_err(|_| {
+                            tracing::warn!(prefix = %self.names.prefix, "an entry key that is not UTF-8 is left out of the index");
+                        })
+                        .ok()
+                })
+                .map(str::to_owned)
+                .collect();
+            if !keys.is_empty() {
+                let mut args = vec!["stamps"];
+                args.extend(keys.iter().map(String::as_str));
+                let stamps: Vec<String> = self.script_once(OP, rebuild, &args)?;
+                for (key, stamp) in keys.into_iter().zip(stamps) {
+                    found.insert(key, stamp.parse().unwrap_or(0.0));
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut ordered: Vec<(f64, String)> = found.into_iter().map(|(key, at)| (at, key)).collect();
+        ordered.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let policy = self.policy_arg();
+        let mut indexed = 0;
+        for chunk in ordered.chunks(SCRIPT_CHUNK) {
+            let mut args = vec!["add", policy];
+            args.extend(chunk.iter().map(|(_, key)| key.as_str()));
+            let n: i64 = self.script_once(OP, rebuild, &args)?;
+            indexed += usize::try_from(n).unwrap_or(0);
+        }
+        // Index members without an entry.
+        let mut members: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for index in [&self.names.idx, &self.names.exp, &self.names.ins] {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, pairs): (u64, Vec<Vec<u8>>) = self.run(OP, None, |c| {
+                    redis::cmd("ZSCAN")
+                        .arg(index)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .query(c)
+                })?;
+                members.extend(
+                    pairs
+                        .into_iter()
+                        .step_by(2)
+                        .filter_map(|member| String::from_utf8(member).ok()),
+                );
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        let members: Vec<String> = members.into_iter().collect();
+        let mut dropped = 0;
+        for chunk in members.chunks(SCRIPT_CHUNK) {
+            let mut args = vec!["drop"];
+            args.extend(chunk.iter().map(String::as_str));
+            let n: i64 = self.script_once(OP, rebuild, &args)?;
+            dropped += usize::try_from(n).unwrap_or(0);
+        }
+        let n: i64 = self.script_once(OP, rebuild, &["finish"])?;
+        tracing::warn!(
+            prefix = %self.names.prefix,
+            entries = n,
+            found = indexed,
+            dropped,
+            "rebuilt the Redis L3 indexes from the entry hashes"
+        );
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     fn prune_history_inner(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
@@ -2612,5 +3319,121 @@ mod tests {
         assert_eq!(real(1_700_000_000.123_456), "1700000000.123456");
         assert_eq!(real(1.0), "1");
         assert_eq!(real(0.1), "0.1");
+    }
+
+    /// Every script declares its flags: those that may grow memory none (refused over
+    /// `maxmemory`), those that only delete `allow-oom`, the read `no-writes`.
+    #[test]
+    fn every_script_declares_its_flags() {
+        for (script, flags) in [
+            (PUT_LUA, "#!lua\n"),
+            (TOUCH_LUA, "#!lua\n"),
+            (RECORD_USES_LUA, "#!lua\n"),
+            (RECORD_CHECK_LUA, "#!lua\n"),
+            (REBUILD_LUA, "#!lua\n"),
+            (DELETE_LUA, "#!lua flags=allow-oom\n"),
+            (CLEAR_LUA, "#!lua flags=allow-oom\n"),
+            (CLEANUP_LUA, "#!lua flags=allow-oom\n"),
+            (SIZE_LUA, "#!lua flags=allow-oom\n"),
+            (KEYS_LUA, "#!lua flags=allow-oom\n"),
+            (PRUNE_HISTORY_LUA, "#!lua flags=allow-oom\n"),
+            (READ_LUA, "#!lua flags=no-writes\n"),
+        ] {
+            assert!(script.starts_with(flags), "{flags:?}: {}", &script[..40]);
+            let built = with_entry_fields(script);
+            assert!(built.starts_with(flags) && built.contains("local BUDGET = "));
+        }
+    }
+
+    /// The token limit is the length of the token of the longest credential, as the ring makes
+    /// it; every field's limit is in the scripts' table.
+    #[test]
+    fn limits_match_the_tokens_and_the_scripts() {
+        let ring = KeyRing::new(pw_cache_crypto::FernetKey::generate(), []);
+        for n in [0, 1, 15, 16, 17, 100, limits::MAX_CREDENTIAL_BYTES] {
+            let token = ring.encrypt(&Secret::new("x".repeat(n)));
+            assert_eq!(token.as_str().len(), limits::fernet_token_len(n), "{n}");
+        }
+        let built = with_entry_fields(READ_LUA);
+        for (field, limit) in FIELD_LIMITS {
+            assert!(built.contains(&format!("['{field}'] = {limit}")), "{field}");
+            assert_eq!(field_limit(field), limit);
+        }
+        assert_eq!(field_limit("password_encrypted"), limits::MAX_CREDENTIAL_TOKEN_BYTES);
+    }
+
+    #[test]
+    fn versions_compare() {
+        assert!(version_at_least("7.0.15", (7, 0)));
+        assert!(version_at_least("7.2.4", (7, 0)));
+        assert!(version_at_least("10.0.0", (7, 0)));
+        assert!(version_at_least("8", (7, 0)));
+        assert!(!version_at_least("6.2.14", (7, 0)));
+        assert!(!version_at_least("6", (7, 0)));
+        assert!(!version_at_least("garbage", (7, 0)));
+    }
+
+    #[test]
+    fn scan_patterns_are_escaped() {
+        assert_eq!(glob_escape("pwc:{a*b?[c]\\}:e:"), "pwc:{a\\*b\\?\\[c\\]\\\\}:e:");
+        assert_eq!(glob_escape("pwc:{pw-cache}:e:"), "pwc:{pw-cache}:e:");
+    }
+
+    #[test]
+    fn read_replies_parse() {
+        use redis::Value::{Array, BulkString, Int};
+        let bulk = |s: &str| BulkString(s.as_bytes().to_vec());
+        assert!(matches!(Stored::parse(Array(vec![])), Some(Stored::Absent)));
+        let Some(Stored::Unreadable(reason)) =
+            Stored::parse(Array(vec![bulk("!size"), bulk("proxy_url"), Int(67_108_864)]))
+        else {
+            panic!("a marker")
+        };
+        assert!(
+            reason.contains("proxy_url") && reason.contains("67108864") && reason.contains("2048"),
+            "{reason}"
+        );
+        assert!(matches!(
+            Stored::parse(Array(vec![bulk("!type")])),
+            Some(Stored::Unreadable(_))
+        ));
+        // A field that looks like a marker is a field.
+        assert!(matches!(
+            Stored::parse(Array(vec![bulk("!size"), bulk("x")])),
+            Some(Stored::Fields(_))
+        ));
+        // A hash read whole: its values are checked here.
+        let Some(Stored::Unreadable(reason)) = Stored::parse(Array(vec![bulk("source"), bulk(&"s".repeat(1025))]))
+        else {
+            panic!("too long")
+        };
+        assert!(reason.contains("source") && reason.contains("1025"), "{reason}");
+        assert!(matches!(
+            Stored::parse(Array(vec![bulk("key"), bulk("k"), bulk("other"), bulk(&"x".repeat(9000))])),
+            Some(Stored::Fields(flat)) if flat.len() == 4
+        ));
+        assert!(Stored::parse(Int(1)).is_none());
+    }
+
+    #[test]
+    fn a_hash_naming_another_key_is_corrupt() {
+        let ring = KeyRing::new(pw_cache_crypto::FernetKey::generate(), []);
+        let entry = CacheEntry::new("http://10.0.0.1:80", "s", 60)
+            .unwrap()
+            .with_key("victim");
+        let mut flat: Vec<Vec<u8>> = entry_fields(&entry, &ring)
+            .unwrap()
+            .into_iter()
+            .flat_map(|(name, value)| [name.as_bytes().to_vec(), value.into_bytes()])
+            .collect();
+        assert!(Fields::new("victim", &flat).entry(&ring).is_ok());
+        let err = Fields::new("decoy", &flat).entry(&ring).unwrap_err();
+        assert!(
+            matches!(err, TierError::Corrupt { .. }) && err.to_string().contains("field key"),
+            "{err}"
+        );
+        assert!(Fields::new("decoy", &flat).check_key().is_err());
+        flat.truncate(0);
+        assert!(Fields::new("decoy", &flat).check_key().is_err(), "no key field");
     }
 }
