@@ -131,12 +131,16 @@ impl Token {
         (text.as_bytes() != bytes).then_some(text)
     }
 
-    /// Checks stored bytes as [`Token::from_bytes`] does, and when they are not canonical
-    /// base64, reads them as Python's `cryptography` does ([`Token::canonical_text`]): the
-    /// token of its canonical text. Errors are those of [`Token::from_bytes`] on `bytes`, or,
-    /// when the lenient reading finds base64, on the canonical text (a token too short, of
-    /// another version, ...).
-    pub(crate) fn from_stored_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+    /// Stored bytes as a token, read as Python's `cryptography` 51 (proxywhirl's) reads them:
+    /// [`Token::from_bytes`], and when that finds them no canonical url-safe base64, the same
+    /// token with ASCII whitespace (space, `\t`, `\n`, form feed, `\r`) dropped anywhere,
+    /// short or missing `=` padding restored and unused bits of the last character cleared;
+    /// the standard alphabet's `+` `/`, one `=` too many, `=` elsewhere than at the end and
+    /// any other byte stay refused. The token holds its canonical text (so, read leniently, not
+    /// the bytes given). Errors are those of [`Token::from_bytes`] on `bytes`, or, when the
+    /// lenient reading finds base64, on the canonical text (a token too short, of another
+    /// version, ...). What [`crate::KeyRing::decrypt_bytes`] decrypts.
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         match Self::from_bytes(bytes) {
             Err(CryptoError::MalformedToken(TokenProblem::NotBase64)) => match Self::canonical_text(bytes) {
                 Some(text) => Self::parse(&text),
