@@ -224,6 +224,16 @@ impl LineIn<'_> {
                 "JSONL entry holds a value outside its field's range; read as the nearest legal value"
             );
         }
+        if !self.surrogates.is_empty() || self.username.is_some() || self.password.is_some() {
+            self.report_rewritten_or_plaintext();
+        }
+    }
+
+    /// [`LineIn::report_nearest`] of the members whose lone surrogates were replaced and of
+    /// plaintext credentials: out of the common path.
+    #[cold]
+    #[inline(never)]
+    fn report_rewritten_or_plaintext(&self) {
         for field in &self.surrogates {
             tracing::warn!(
                 key = %self.key,
