@@ -255,17 +255,12 @@ impl KeyRing {
         })
     }
 
-    /// Re-encrypts stored token bytes under the current key: as [`KeyRing::rotate`] (the
-    /// original timestamp kept) when they are a well-formed token, else (bytes
-    /// [`KeyRing::decrypt_bytes`] still reads) re-encrypted now. The result's bytes.
+    /// Re-encrypts stored token bytes under the current key, as [`KeyRing::rotate`] (the
+    /// original timestamp kept, as Python's `MultiFernet.rotate`), the bytes read as
+    /// [`KeyRing::decrypt_bytes`] reads them ([`Token::from_stored_bytes`]: a token with
+    /// whitespace or short padding is rotated too). The result's bytes, canonical.
     pub fn rotate_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        match Token::from_bytes(bytes) {
-            Ok(token) => self.rotate(&token).map(Token::into_bytes),
-            Err(_) => {
-                let secret = self.decrypt_bytes(bytes)?;
-                Ok(self.encrypt(&secret).into_bytes())
-            }
-        }
+        self.rotate(&Token::from_stored_bytes(bytes)?).map(Token::into_bytes)
     }
 
     /// Re-encrypts a token readable by any key of the ring under the current key, keeping its
@@ -472,6 +467,25 @@ mod tests {
             }
         }
         assert!(accepted > 50 && refused > 50, "{accepted} accepted, {refused} refused");
+    }
+
+    #[test]
+    fn rotate_bytes_rotates_what_decrypt_bytes_reads_keeping_the_timestamp() {
+        let (ring, _, previous) = ring();
+        let old = KeyRing::new(previous, []).encrypt_at(&Secret::new("s"), 1_000_000_000);
+        let unpadded = old.as_str().trim_end_matches('=');
+        for stored in [
+            old.as_str().to_owned(),
+            format!("{}\n", old.as_str()),
+            format!(" {unpadded}"),
+        ] {
+            let rotated = Token::from_bytes(&ring.rotate_bytes(stored.as_bytes()).unwrap()).unwrap();
+            assert_eq!(rotated.timestamp(), 1_000_000_000, "{stored:?}");
+            assert_eq!(ring.key_index(&rotated), Some(0));
+            assert_eq!(ring.decrypt(&rotated).unwrap().expose_secret(), "s");
+        }
+        let err = ring.rotate_bytes(b"gAAA+/==").unwrap_err();
+        assert!(err.is_corrupt_token(), "{err}");
     }
 
     #[test]
