@@ -155,7 +155,7 @@ impl KeyRing {
             ..SampleCheck::default()
         };
         for bytes in tokens {
-            let Ok(token) = Token::from_bytes(bytes) else {
+            let Ok(token) = Token::from_stored_bytes(bytes) else {
                 continue;
             };
             if let Ok((index, mut plaintext)) = self.open(&token) {
@@ -224,19 +224,26 @@ impl KeyRing {
         self.decrypt(token)
     }
 
-    /// Checks the shape of stored bytes ([`Token::from_bytes`]) and decrypts them.
+    /// Checks the shape of stored bytes and decrypts them, reading them as Python's
+    /// `cryptography` 51 (proxywhirl's) does: canonical url-safe base64 as
+    /// [`Token::from_bytes`] checks it, and also, when that refuses them, the same token with
+    /// ASCII whitespace anywhere, short or missing `=` padding, or unused bits set in its last
+    /// character (see `Token::canonical_text` for the exact rules). What `cryptography`
+    /// refuses stays refused (the standard alphabet's `+` `/`, one `=` too many, ...), with
+    /// the same typed errors ([`CryptoError::is_corrupt_token`]).
     ///
-    /// The same result as `self.decrypt(&Token::from_bytes(bytes)?)`, faster: sound bytes are
-    /// decrypted without being decoded twice and copied into a [`Token`] first (1.5 % of a
-    /// SQLite-L2 manager's mixed workload), and only bytes that fail are judged the slow way,
-    /// so that the error names what is wrong with them.
+    /// The same result as `self.decrypt(&token)` for the token so read, faster: sound bytes
+    /// are decrypted without being decoded twice and copied into a [`Token`] first (1.5 % of a
+    /// SQLite-L2 manager's mixed workload), and only bytes that fail are judged the slow way
+    /// (the strict check, then the lenient reading), so that the error names what is wrong
+    /// with them.
     pub fn decrypt_bytes(&self, bytes: &[u8]) -> Result<Secret, CryptoError> {
         if let Some((text, timestamp)) = Token::peek(bytes)
             && let Ok((_, plaintext)) = self.open_text(text, timestamp)
         {
             return plaintext_to_secret(plaintext);
         }
-        self.decrypt(&Token::from_bytes(bytes)?)
+        self.decrypt(&Token::from_stored_bytes(bytes)?)
     }
 
     /// Which key of the ring opens the token: `Some(0)` for the current key, `Some(i)` for
@@ -248,17 +255,12 @@ impl KeyRing {
         })
     }
 
-    /// Re-encrypts stored token bytes under the current key: as [`KeyRing::rotate`] (the
-    /// original timestamp kept) when they are a well-formed token, else (bytes
-    /// [`KeyRing::decrypt_bytes`] still reads) re-encrypted now. The result's bytes.
+    /// Re-encrypts stored token bytes under the current key, as [`KeyRing::rotate`] (the
+    /// original timestamp kept, as Python's `MultiFernet.rotate`), the bytes read as
+    /// [`KeyRing::decrypt_bytes`] reads them ([`Token::from_stored_bytes`]: a token with
+    /// whitespace or short padding is rotated too). The result's bytes, canonical.
     pub fn rotate_bytes(&self, bytes: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        match Token::from_bytes(bytes) {
-            Ok(token) => self.rotate(&token).map(Token::into_bytes),
-            Err(_) => {
-                let secret = self.decrypt_bytes(bytes)?;
-                Ok(self.encrypt(&secret).into_bytes())
-            }
-        }
+        self.rotate(&Token::from_stored_bytes(bytes)?).map(Token::into_bytes)
     }
 
     /// Re-encrypts a token readable by any key of the ring under the current key, keeping its
@@ -312,6 +314,7 @@ impl fmt::Debug for KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::TokenProblem;
 
     fn ring() -> (KeyRing, FernetKey, FernetKey) {
         let (current, previous) = (FernetKey::generate(), FernetKey::generate());
@@ -354,7 +357,7 @@ mod tests {
 
     /// What `decrypt_bytes` is defined to be: the slow way, every step checked.
     fn decrypt_bytes_slowly(ring: &KeyRing, bytes: &[u8]) -> Result<Secret, CryptoError> {
-        ring.decrypt(&Token::from_bytes(bytes)?)
+        ring.decrypt(&Token::from_stored_bytes(bytes)?)
     }
 
     fn same_outcome(ring: &KeyRing, bytes: &[u8]) {
@@ -415,6 +418,113 @@ mod tests {
             prefixed.extend_from_slice(base64.as_bytes());
             same_outcome(&ring, &prefixed);
         }
+    }
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Variants of tokens (whitespace, padding, unused bits, alphabet) with what Python's
+    /// `cryptography` 51 made of each (`testdata/make_lenient_tokens.py`).
+    const LENIENT_CASES: &str = include_str!("../testdata/lenient_tokens.txt");
+
+    #[test]
+    fn decrypt_bytes_reads_what_cryptography_51_reads() {
+        let mut lines = LENIENT_CASES.lines().filter(|l| !l.starts_with('#'));
+        let key = lines.next().unwrap().strip_prefix("key ").unwrap();
+        let ring = KeyRing::new(FernetKey::parse(key, KeySource::Config).unwrap(), []);
+        let (mut accepted, mut refused) = (0, 0);
+        for line in lines {
+            let mut parts = line.splitn(4, ' ');
+            let (verdict, variant, plaintext, what) = (
+                parts.next().unwrap(),
+                unhex(parts.next().unwrap()),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            let got = ring.decrypt_bytes(&variant);
+            match verdict {
+                "ok" => {
+                    let want = if plaintext == "-" { Vec::new() } else { unhex(plaintext) };
+                    let got = got.unwrap_or_else(|e| panic!("{what}: cryptography reads it, we fail: {e}"));
+                    assert_eq!(got.expose_secret().as_bytes(), want, "{what}");
+                    // The sample check reads stored tokens the same way.
+                    assert_eq!(ring.check_sample(std::slice::from_ref(&variant)).opened, 1, "{what}");
+                    accepted += 1;
+                }
+                "refused" => {
+                    let err = got
+                        .err()
+                        .unwrap_or_else(|| panic!("{what}: cryptography refuses it, we read it"));
+                    assert!(err.is_corrupt_token(), "{what}: {err}");
+                    assert_eq!(ring.check_sample(&[variant]).opened, 0, "{what}");
+                    refused += 1;
+                }
+                other => panic!("verdict {other:?}"),
+            }
+        }
+        assert!(accepted > 50 && refused > 50, "{accepted} accepted, {refused} refused");
+    }
+
+    #[test]
+    fn rotate_bytes_rotates_what_decrypt_bytes_reads_keeping_the_timestamp() {
+        let (ring, _, previous) = ring();
+        let old = KeyRing::new(previous, []).encrypt_at(&Secret::new("s"), 1_000_000_000);
+        let unpadded = old.as_str().trim_end_matches('=');
+        for stored in [
+            old.as_str().to_owned(),
+            format!("{}\n", old.as_str()),
+            format!(" {unpadded}"),
+        ] {
+            let rotated = Token::from_bytes(&ring.rotate_bytes(stored.as_bytes()).unwrap()).unwrap();
+            assert_eq!(rotated.timestamp(), 1_000_000_000, "{stored:?}");
+            assert_eq!(ring.key_index(&rotated), Some(0));
+            assert_eq!(ring.decrypt(&rotated).unwrap().expose_secret(), "s");
+        }
+        let err = ring.rotate_bytes(b"gAAA+/==").unwrap_err();
+        assert!(err.is_corrupt_token(), "{err}");
+    }
+
+    #[test]
+    fn lenient_reading_keeps_the_strict_parse_and_typed_errors() {
+        let (ring, _, _) = ring();
+        let token = ring.encrypt(&Secret::new("pw"));
+        // Canonical bytes take the strict path; the lenient reading has nothing to change.
+        assert!(Token::canonical_text(token.as_bytes()).is_none());
+        let mut spaced = token.as_bytes().to_vec();
+        spaced.insert(30, b' ');
+        spaced.push(b'\n');
+        // `Token::from_bytes` stays strict: only reading stored bytes is lenient.
+        assert!(matches!(
+            Token::from_bytes(&spaced),
+            Err(CryptoError::MalformedToken(TokenProblem::NotBase64))
+        ));
+        assert_eq!(Token::canonical_text(&spaced).as_deref(), Some(token.as_str()));
+        assert_eq!(ring.decrypt_bytes(&spaced).unwrap().expose_secret(), "pw");
+        // Whitespace around a token too short is still a token too short.
+        assert!(matches!(
+            ring.decrypt_bytes(b" gAAA \n"),
+            Err(CryptoError::MalformedToken(TokenProblem::TooShort { len: 3 }))
+        ));
+        // What cryptography refuses is refused as before: the strict error.
+        let extra = [token.as_bytes(), b"="].concat();
+        for bad in [&b" \x0b "[..], b"gAAA%AAA", &extra] {
+            assert!(
+                matches!(
+                    ring.decrypt_bytes(bad),
+                    Err(CryptoError::MalformedToken(TokenProblem::NotBase64))
+                ),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // A lenient token of another key: rejected, as a corrupt token.
+        let stranger = KeyRing::new(FernetKey::generate(), []);
+        let err = stranger.decrypt_bytes(&spaced).unwrap_err();
+        assert!(matches!(err, CryptoError::TokenRejected), "{err}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE};
 
 use crate::error::{CryptoError, TokenProblem};
 
@@ -11,6 +13,22 @@ use crate::error::{CryptoError, TokenProblem};
 const VERSION: u8 = 0x80;
 /// version (1) + timestamp (8) + IV (16) + one AES block (16) + HMAC (32).
 const MIN_LEN: usize = 73;
+
+/// The bytes Python's `cryptography` (51) skips in a token: ASCII whitespace as Rust's
+/// [`u8::is_ascii_whitespace`] has it (space, `\t`, `\n`, form feed, `\r`; not `\x0b`).
+fn skipped_by_cryptography(b: u8) -> bool {
+    b.is_ascii_whitespace()
+}
+
+/// Url-safe base64 without padding, unused bits of the last character ignored: how the
+/// lenient reading decodes what is left of a token once its whitespace and padding are gone.
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// A Fernet token: the url-safe base64 text that is stored (as hex of its bytes in JSONL, as
 /// a BLOB of its bytes in SQLite). Made by [`crate::KeyRing::encrypt`] or checked by
@@ -56,7 +74,7 @@ impl Token {
     /// alphabet and padding bits of the rest, the Fernet decryption that follows checks as
     /// [`Token::from_bytes`] does (the `fernet` crate decodes what is left after trimming the
     /// `=`, strictly): a token it accepts passes [`Token::from_bytes`] too. On any failure a
-    /// caller judges the bytes again with [`Token::from_bytes`], to name the problem.
+    /// caller judges the bytes again (`Token::from_stored_bytes`), to name the problem.
     pub(crate) fn peek(bytes: &[u8]) -> Option<(&str, u64)> {
         const PREFIX: usize = 12; // 4 * 3 characters: the 9 bytes of version and timestamp
         let text = std::str::from_utf8(bytes).ok()?;
@@ -79,6 +97,57 @@ impl Token {
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&head[1..9]);
         Some((text, u64::from_be_bytes(ts)))
+    }
+
+    /// The canonical text of stored bytes that [`Token::from_bytes`] refuses as base64 but
+    /// Python's `cryptography` 51 (which proxywhirl 0.3.3 uses) reads as the same token:
+    ///
+    /// - ASCII whitespace anywhere (space, `\t`, `\n`, form feed, `\r`; not `\x0b`) is
+    ///   skipped;
+    /// - the `=` padding may be short or missing: after the whitespace is gone, at most as many
+    ///   `=` as canonical padding, only at the end (one too many is refused);
+    /// - the unused low bits of the last character need not be zero.
+    ///
+    /// Anything else is refused as before: the standard alphabet's `+` and `/`, `=` elsewhere
+    /// than at the end, a length of 1 modulo 4, other bytes. `None` when the bytes are not such
+    /// a token, or are already canonical (then the strict error stands). The text returned is
+    /// the same token in canonical url-safe base64, so every other check (shape, key, HMAC)
+    /// applies to it unchanged.
+    pub(crate) fn canonical_text(bytes: &[u8]) -> Option<String> {
+        let kept: Vec<u8> = bytes.iter().copied().filter(|&b| !skipped_by_cryptography(b)).collect();
+        let core_len = kept.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+        let (core, padding) = kept.split_at(core_len);
+        let canonical_padding = match core.len() % 4 {
+            0 => 0,
+            1 => return None,
+            r => 4 - r,
+        };
+        if padding.len() > canonical_padding {
+            return None;
+        }
+        // `=` inside the core is not in the alphabet: refused here.
+        let decoded = LENIENT.decode(core).ok()?;
+        let text = URL_SAFE.encode(decoded);
+        (text.as_bytes() != bytes).then_some(text)
+    }
+
+    /// Stored bytes as a token, read as Python's `cryptography` 51 (proxywhirl's) reads them:
+    /// [`Token::from_bytes`], and when that finds them no canonical url-safe base64, the same
+    /// token with ASCII whitespace (space, `\t`, `\n`, form feed, `\r`) dropped anywhere,
+    /// short or missing `=` padding restored and unused bits of the last character cleared;
+    /// the standard alphabet's `+` `/`, one `=` too many, `=` elsewhere than at the end and
+    /// any other byte stay refused. The token holds its canonical text (so, read leniently, not
+    /// the bytes given). Errors are those of [`Token::from_bytes`] on `bytes`, or, when the
+    /// lenient reading finds base64, on the canonical text (a token too short, of another
+    /// version, ...). What [`crate::KeyRing::decrypt_bytes`] decrypts.
+    pub fn from_stored_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        match Self::from_bytes(bytes) {
+            Err(CryptoError::MalformedToken(TokenProblem::NotBase64)) => match Self::canonical_text(bytes) {
+                Some(text) => Self::parse(&text),
+                None => Err(CryptoError::MalformedToken(TokenProblem::NotBase64)),
+            },
+            strict => strict,
+        }
     }
 
     /// As [`Token::from_bytes`].

@@ -54,6 +54,10 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 ///
 /// A JSON integer literal beyond `u64::MAX` is one limit: serde_json hands it over as a float,
 /// and a float that large is refused (as pydantic refuses the float; it would take the integer).
+/// A reader that holds the JSON text hands such a literal over as a string of the same digits,
+/// which reads as Python's `int` does (the JSONL tier does so, `pw-cache-tiers`' `jsonl::line`);
+/// the float itself stays refused, since a float literal that large (`2e19`) is one pydantic
+/// refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LaxInt(pub i128);
 

@@ -52,8 +52,16 @@
 //!   lines hold nothing: rewrites drop them.
 //! - **Lax reading.** A line reads as proxywhirl reads it (`pw_cache_model::lax`): integers as
 //!   `"5"` or `5.0`, booleans as `"yes"` or `1`, timestamps as Unix seconds or milliseconds.
-//!   A count outside our `u64` that proxywhirl reads (`access_count: -1`) reads as the nearest
-//!   legal value, reported by a warning naming the key and the field.
+//!   A value outside our model that proxywhirl reads reads as the nearest legal value, reported
+//!   by a warning naming the key and the field (never a credential): a count outside `u64`
+//!   (`access_count: -1`, an integer literal `2**64 + 5`), a lone surrogate escape (U+FFFD).
+//!   What `json.loads` reads but serde_json does not (lone surrogates, integers beyond 64 bits,
+//!   `NaN`) is read from a rewritten copy of the line, never from a changed file, and only
+//!   after the strict parse failed; `NaN` or `Infinity` in a member makes an unreadable entry of
+//!   the key, as pydantic refuses them. Credentials are read as proxywhirl reads them too: hex
+//!   with whitespace between bytes (`bytes.fromhex`), tokens as `cryptography` 51 reads them,
+//!   and a plaintext `username` / `password` member when the encrypted one is false (reported
+//!   once per line; a put writes it encrypted).
 //! - **Misplaced keys** (found in a shard other than their md5 shard) are served; the md5 shard
 //!   wins when both hold the key; a put or delete of the key removes the misplaced copies.
 //!   A misplaced key is found when the shard holding it is read (at open, or when that shard

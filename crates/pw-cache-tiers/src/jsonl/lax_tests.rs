@@ -250,3 +250,116 @@ fn counts_out_of_our_range_read_as_the_nearest_and_are_reported() {
     assert_eq!(decoded.access_count, 0);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
 }
+
+/// Puts and deletes another key of `key`'s shard (a rewrite of the shard), then says whether
+/// the shard still holds `text` as one of its lines.
+fn kept_through_a_rewrite(dir: &Path, tier: &JsonlTier, key: &str, text: &str) -> bool {
+    let other = (0..)
+        .map(|i| format!("other-{i}"))
+        .find(|k| shard_of(k) == shard_of(key))
+        .unwrap();
+    let e = CacheEntry::new_at("http://10.0.0.2:1", "s", 60, datetime!(2100-01-01 0:00 UTC))
+        .unwrap()
+        .with_key(&other);
+    tier.put(&e).unwrap();
+    assert!(tier.delete(&other).unwrap());
+    let shard = fs::read_to_string(dir.join(shard_file_name(shard_of(key)))).unwrap();
+    shard.lines().any(|l| l == text)
+}
+
+#[test]
+fn an_integer_literal_beyond_u64_reads_as_the_nearest_and_is_reported() {
+    let big = line("big-literal", r#", "access_count": 18446744073709551621"#);
+    let ((dir, tier), warnings) = capture_warnings(|| tier_with(std::slice::from_ref(&big)));
+    assert_eq!(tier.get("big-literal").unwrap().unwrap().access_count, u64::MAX);
+    assert!(tier.damage().is_clean(), "{:?}", tier.damage());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("big-literal")
+            && warnings[0].contains("field=\"access_count\"")
+            && warnings[0].contains("stored=18446744073709551621"),
+        "{warnings:?}"
+    );
+    assert!(kept_through_a_rewrite(dir.path(), &tier, "big-literal", &big.1));
+}
+
+#[test]
+fn a_lone_surrogate_reads_as_u_fffd_and_the_line_is_left_as_it_is() {
+    let odd = line("lone", r#", "last_health_error": "a\ud800b""#);
+    let ((dir, tier), warnings) = capture_warnings(|| tier_with(std::slice::from_ref(&odd)));
+    assert_eq!(tier.keys().unwrap(), ["lone"], "indexed");
+    assert_eq!(tier.size().unwrap(), 1);
+    let (e, get_warnings) = capture_warnings(|| tier.get("lone").unwrap().unwrap());
+    assert_eq!(e.last_health_error.as_deref(), Some("a\u{fffd}b"));
+    assert!(tier.damage().is_clean(), "{:?}", tier.damage());
+    // Reported when the line is indexed, naming the key and the member.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("key=lone") && warnings[0].contains("field=last_health_error"),
+        "{warnings:?}"
+    );
+    assert!(get_warnings.is_empty(), "{get_warnings:?}");
+    // The stored line is never rewritten for it.
+    let shard = dir.path().join(shard_file_name(shard_of("lone")));
+    assert_eq!(fs::read_to_string(&shard).unwrap(), format!("{}\n", odd.1));
+    assert!(kept_through_a_rewrite(dir.path(), &tier, "lone", &odd.1));
+    assert_eq!(tier.get("lone").unwrap().unwrap(), e);
+}
+
+#[test]
+fn plaintext_credentials_are_read_and_reported_once_per_line() {
+    let lines = [
+        line("plain-both", r#", "username": "alice", "password": "hunter2""#),
+        line("plain-user", r#", "username": "carol""#),
+    ];
+    let ((_dir, tier), warnings) = capture_warnings(|| tier_with(&lines));
+    let e = tier.get("plain-both").unwrap().unwrap();
+    assert_eq!(e.username.as_ref().map(Secret::expose_secret), Some("alice"));
+    assert_eq!(e.password.as_ref().map(Secret::expose_secret), Some("hunter2"));
+    let e = tier.get("plain-user").unwrap().unwrap();
+    assert_eq!(e.username.as_ref().map(Secret::expose_secret), Some("carol"));
+    assert!(e.password.is_none());
+    assert_eq!(warnings.len(), 2, "one per line: {warnings:?}");
+    let both = warnings.iter().find(|w| w.contains("plain-both")).unwrap();
+    assert!(both.contains("username, password"), "{both}");
+    for w in &warnings {
+        assert!(
+            !w.contains("alice") && !w.contains("hunter2") && !w.contains("carol"),
+            "{w}"
+        );
+    }
+    // A put of the entry stores it encrypted.
+    tier.put(&e).unwrap();
+    let shard = fs::read_to_string(tier.shard_path(shard_of("plain-user"))).unwrap();
+    let last = shard.lines().last().unwrap();
+    assert!(
+        last.contains("\"username_encrypted\": \"") && !last.contains("carol"),
+        "{last}"
+    );
+    assert_eq!(tier.get("plain-user").unwrap().unwrap(), e);
+}
+
+#[test]
+fn nan_makes_an_unreadable_entry_that_is_indexed_and_kept() {
+    let nan = line("nan-count", r#", "access_count": NaN"#);
+    let ignored = line("nan-extra", r#", "created_at": -Infinity"#);
+    let (dir, tier) = tier_with(&[nan.clone(), ignored]);
+    let mut keys = tier.keys().unwrap();
+    keys.sort();
+    assert_eq!(keys, ["nan-count", "nan-extra"]);
+    assert_eq!(tier.size().unwrap(), 2);
+    let err = tier.get("nan-count").unwrap_err();
+    assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{err}");
+    assert!(
+        err.to_string().contains("access_count") && err.to_string().contains("NaN"),
+        "{err}"
+    );
+    assert_eq!(tier.damage().invalid_entries, 1);
+    assert_eq!(tier.damage().undecodable_lines, 0);
+    // A member the entry does not have is ignored, as pydantic ignores it.
+    assert_eq!(tier.get("nan-extra").unwrap().unwrap().key, "nan-extra");
+    assert!(kept_through_a_rewrite(dir.path(), &tier, "nan-count", &nan.1));
+    // Not even expiry cleanup or eviction removes it.
+    assert_eq!(tier.cleanup_expired(datetime!(2200-01-01 0:00 UTC)).unwrap(), 1);
+    assert!(kept_through_a_rewrite(dir.path(), &tier, "nan-count", &nan.1));
+}

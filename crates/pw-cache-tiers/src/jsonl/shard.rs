@@ -623,7 +623,7 @@ impl Shard {
         };
         let (key, creds, state) = match line::classify(content) {
             Classified::Entry(parsed) => {
-                parsed.report_out_of_range();
+                parsed.report_nearest();
                 let rank = Rank {
                     used: micros(parsed.last_accessed),
                     hits: parsed.access_count.value,
