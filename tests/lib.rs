@@ -296,6 +296,45 @@ pub mod child_process {
     }
 }
 
+/// Checking what concurrent health marks returned.
+pub mod marks {
+    use pw_cache::HealthInvalidation;
+
+    /// Groups the outcomes of four marks of each proxy (`results`: per marking thread,
+    /// `(proxy index, outcome)`), each group sorted by count, and lists the proxies whose four
+    /// outcomes are not, in some order, "not found" once and the counts 1, 2 and 3 (evicted)
+    /// once each: what four atomic marks at threshold 3 give, every failure counted and one
+    /// eviction.
+    pub fn four_marks_per_proxy(
+        results: &[Vec<(usize, HealthInvalidation)>],
+        proxies: usize,
+    ) -> (Vec<Vec<HealthInvalidation>>, Vec<usize>) {
+        let mut per_proxy = vec![Vec::new(); proxies];
+        for (k, outcome) in results.iter().flatten() {
+            per_proxy[*k].push(*outcome);
+        }
+        let want = [
+            HealthInvalidation::NotFound,
+            HealthInvalidation::Marked { failure_count: 1 },
+            HealthInvalidation::Marked { failure_count: 2 },
+            HealthInvalidation::Evicted { failure_count: 3 },
+        ];
+        let mut wrong = Vec::new();
+        for (k, outcomes) in per_proxy.iter_mut().enumerate() {
+            outcomes.sort_by_key(|o| match o {
+                HealthInvalidation::NotFound => 0,
+                HealthInvalidation::Marked { failure_count } | HealthInvalidation::Evicted { failure_count } => {
+                    *failure_count
+                }
+            });
+            if *outcomes != want {
+                wrong.push(k);
+            }
+        }
+        (per_proxy, wrong)
+    }
+}
+
 /// Building managers for the manager tests: a config under a directory, a key ring, a clock.
 pub mod managers {
     use std::path::Path;
