@@ -509,6 +509,10 @@ fn scenario(target: Target, paths: &Paths, fault: &mut dyn Fault) {
         switches.probes_ok() - ok
     );
     assert_eq!(degraded_flags(&m), (false, false, false), "{context}");
+    // It serves at once; the keys it missed are dropped from it right after.
+    wait_until(&format!("{context}: the tier to drop what it missed"), || {
+        m.missed_keys(tier) == 0
+    });
 
     // The recovered tier does not hold what it missed, and holds what it was not told about.
     {
