@@ -127,6 +127,11 @@ pub enum CryptoError {
         #[source]
         source: io::Error,
     },
+    /// A path the key file's code refuses to use: its directory or the file itself is owned by
+    /// another user, writable by others, a symbolic link, not a regular file, or too large
+    /// (see [`crate::trust`]).
+    #[error(transparent)]
+    Untrusted(#[from] crate::trust::TrustError),
     /// The key file holds no key line.
     #[error("key file {} holds no key", path.display())]
     EmptyKeyFile {

@@ -10,13 +10,14 @@
 //! every other one reads the winner's key.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, KeySource};
 use crate::key::FernetKey;
+use crate::trust::{Trust, TrustError};
 
 /// File name of the key file a cache creates in its directory when no key is configured.
 pub const DEFAULT_KEY_FILE_NAME: &str = "pw-cache.key";
@@ -25,6 +26,11 @@ const HEADER: &str = "# pw-cache credential encryption key (Fernet), made becaus
 # Keep it private (mode 0600) and back it up with the cache: without it the stored\n\
 # credentials cannot be read. To manage keys yourself, see docs/security.md.\n";
 
+/// The largest key file read, in bytes: a header and a few hundred keys (each key line is 45
+/// bytes). A larger file is refused ([`TrustError::TooLarge`]) and at most this many bytes plus
+/// one are read from it.
+pub const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CryptoError + '_ {
     move |source| CryptoError::KeyFileIo {
         path: path.to_path_buf(),
@@ -32,14 +38,90 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CryptoError + '_ {
     }
 }
 
-/// Reads the keys of a key file; `Ok(None)` when the file does not exist.
+/// The keys of a key file, and what is worth telling its owner about it.
+#[derive(Debug)]
+pub struct KeyFileContents {
+    /// The keys, current first.
+    pub keys: Vec<FernetKey>,
+    /// Warnings for an operator (the file is readable by group or others ...), each a sentence
+    /// naming the file. Also logged with `tracing`.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the keys of a key file; `Ok(None)` when the file does not exist. Checked as
+/// [`read_key_file_trusting`] with [`Trust::Strict`]; its warnings only go to `tracing`.
 pub fn read_key_file(path: &Path) -> Result<Option<Vec<FernetKey>>, CryptoError> {
-    let text = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
+    Ok(read_key_file_trusting(path, Trust::Strict)?.map(|contents| contents.keys))
+}
+
+/// The directory of the key file `path`.
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Reads the keys of a key file; `Ok(None)` when the file (or its directory) does not exist.
+///
+/// Before anything in it is opened, its directory is checked ([`crate::trust::check_dir`] under
+/// `trust`). The file itself is opened without following a symbolic link and without blocking
+/// (a FIFO does not hang the open), then, on the open file: it must be a regular file
+/// ([`TrustError::WrongType`]), owned by this user or root ([`TrustError::NotOwned`]: a key
+/// another user planted is refused, whatever `trust`), and at most [`MAX_KEY_FILE_BYTES`]
+/// long ([`TrustError::TooLarge`]). A file readable by group or others is read, with a
+/// warning in [`KeyFileContents::warnings`]: the key is already exposed, and refusing it would
+/// make its credentials unreadable without protecting them.
+pub fn read_key_file_trusting(path: &Path, trust: Trust) -> Result<Option<KeyFileContents>, CryptoError> {
+    let dir = dir_of(path);
+    match fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(path)(e)),
+        _ => crate::trust::check_dir(&dir, trust)?,
+    }
+    let Some(file) = open_no_follow(path)? else {
+        return Ok(None);
     };
-    warn_if_exposed(path);
+    let meta = file.metadata().map_err(io_error(path))?;
+    if !meta.is_file() {
+        return Err(TrustError::WrongType {
+            what: WHAT,
+            path: path.to_path_buf(),
+            found: crate::trust::kind_of(&meta),
+            expected: "a regular file",
+        }
+        .into());
+    }
+    crate::trust::check_owner(WHAT, path, &meta)?;
+    let too_large = || TrustError::TooLarge {
+        what: WHAT,
+        path: path.to_path_buf(),
+        limit: MAX_KEY_FILE_BYTES,
+    };
+    if meta.len() > MAX_KEY_FILE_BYTES {
+        return Err(too_large().into());
+    }
+    let mut text = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(io_error(path))?;
+    if text.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(too_large().into());
+    }
+    let mut warnings = Vec::new();
+    let mode = crate::trust::mode_of(&meta);
+    if cfg!(unix) && mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format_args!("{mode:03o}"),
+            "key file is readable by other users; run `chmod 600` on it"
+        );
+        warnings.push(format!(
+            "key file {} is accessible to group or others (mode {mode:03o}): other local users may have \
+             read the key that opens the cached credentials; run `chmod 600` on it (and rotate the key if \
+             others had access)",
+            path.display()
+        ));
+    }
     let text = std::str::from_utf8(&text).map_err(|_| CryptoError::InvalidKey {
         origin: KeySource::KeyFile {
             path: path.to_path_buf(),
@@ -66,16 +148,56 @@ pub fn read_key_file(path: &Path) -> Result<Option<Vec<FernetKey>>, CryptoError>
             path: path.to_path_buf(),
         });
     }
-    Ok(Some(keys))
+    Ok(Some(KeyFileContents { keys, warnings }))
+}
+
+/// What the key file is called in errors.
+const WHAT: &str = "key file";
+
+/// Opens `path` read-only without following a final symbolic link and without blocking (a
+/// FIFO with no writer opens at once); `Ok(None)` when it does not exist.
+fn open_no_follow(path: &Path) -> Result<Option<File>, CryptoError> {
+    #[cfg(unix)]
+    let opened = {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|errno| {
+            if errno == rustix::io::Errno::LOOP {
+                Err(TrustError::Symlink {
+                    what: WHAT,
+                    path: path.to_path_buf(),
+                })
+            } else {
+                Ok(io::Error::from(errno))
+            }
+        })
+    };
+    #[cfg(not(unix))]
+    let opened = File::open(path).map_err(Ok::<io::Error, TrustError>);
+    match opened {
+        Ok(file) => Ok(Some(file)),
+        Err(Err(symlink)) => Err(symlink.into()),
+        Err(Ok(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(Ok(e)) => Err(io_error(path)(e)),
+    }
 }
 
 /// Creates the key file holding `key`, unless it exists. Returns whether this call created it.
+/// Its directory is created if missing and checked under [`Trust::Strict`]
+/// ([`create_key_file_trusting`] to relax the mode check).
 pub fn create_key_file(path: &Path, key: &FernetKey) -> Result<bool, CryptoError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    crate::private_fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+    create_key_file_trusting(path, key, Trust::Strict)
+}
+
+/// [`create_key_file`], the directory checked under `trust` ([`crate::trust::check_dir`]).
+pub fn create_key_file_trusting(path: &Path, key: &FernetKey, trust: Trust) -> Result<bool, CryptoError> {
+    let dir = dir_of(path);
+    crate::trust::create_trusted_dir_all(&dir, trust)?;
     let tmp = dir.join(format!(
         ".{}.{}.{}.tmp",
         path.file_name()
@@ -101,13 +223,19 @@ pub fn create_key_file(path: &Path, key: &FernetKey) -> Result<bool, CryptoError
 }
 
 /// Reads the key file, creating it with a new random key first when it does not exist.
-/// Returns the keys and whether this call created the file.
+/// Returns the keys and whether this call created the file. Checked under [`Trust::Strict`].
 pub fn load_or_create_key_file(path: &Path) -> Result<(Vec<FernetKey>, bool), CryptoError> {
-    if let Some(keys) = read_key_file(path)? {
-        return Ok((keys, false));
+    load_or_create_key_file_trusting(path, Trust::Strict).map(|(contents, created)| (contents.keys, created))
+}
+
+/// [`load_or_create_key_file`] under `trust` (see [`read_key_file_trusting`]), with the
+/// file's warnings.
+pub fn load_or_create_key_file_trusting(path: &Path, trust: Trust) -> Result<(KeyFileContents, bool), CryptoError> {
+    if let Some(contents) = read_key_file_trusting(path, trust)? {
+        return Ok((contents, false));
     }
-    let created = create_key_file(path, &FernetKey::generate())?;
-    let keys = read_key_file(path)?.ok_or_else(|| CryptoError::KeyFileIo {
+    let created = create_key_file_trusting(path, &FernetKey::generate(), trust)?;
+    let keys = read_key_file_trusting(path, trust)?.ok_or_else(|| CryptoError::KeyFileIo {
         path: path.to_path_buf(),
         source: io::Error::new(io::ErrorKind::NotFound, "key file vanished right after it was created"),
     })?;
@@ -130,25 +258,6 @@ fn write_private(path: &Path, key: &FernetKey) -> io::Result<()> {
     content.push('\n');
     file.write_all(content.as_bytes())?;
     file.sync_all()
-}
-
-fn warn_if_exposed(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format_args!("{mode:o}"),
-                    "key file is readable by other users; run `chmod 600` on it"
-                );
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[cfg(test)]
@@ -207,5 +316,195 @@ mod tests {
         fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(read_key_file(&path).is_err());
         assert!(read_key_file(&dir.path().join("missing")).unwrap().is_none());
+    }
+
+    #[cfg(unix)]
+    mod untrusted {
+        use super::*;
+        use std::os::unix::fs::PermissionsExt;
+        use std::time::{Duration, Instant};
+
+        /// A uid with no user entry: another user (the tests run as root).
+        const OTHER_UID: u32 = 12345;
+
+        fn key_text() -> String {
+            format!("{}\n", FernetKey::generate().to_base64().expose_secret())
+        }
+
+        #[test]
+        fn planted_key_file_is_refused() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(DEFAULT_KEY_FILE_NAME);
+            fs::write(&path, key_text()).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            std::os::unix::fs::chown(&path, Some(OTHER_UID), None).unwrap();
+            for trust in [Trust::Strict, Trust::AllowGroupOtherWritable] {
+                let err = read_key_file_trusting(&path, trust).unwrap_err();
+                assert!(
+                    matches!(&err, CryptoError::Untrusted(TrustError::NotOwned { owner, .. }) if owner.uid == OTHER_UID),
+                    "{err}"
+                );
+                let msg = err.to_string();
+                assert!(
+                    msg.contains(&path.display().to_string()) && msg.contains("uid 12345"),
+                    "{msg}"
+                );
+                assert!(load_or_create_key_file_trusting(&path, trust).is_err());
+            }
+        }
+
+        #[test]
+        fn key_file_in_a_directory_of_another_user_is_not_opened() {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("planted");
+            fs::create_dir(&dir).unwrap();
+            let path = dir.join(DEFAULT_KEY_FILE_NAME);
+            // Its own key file would be accepted: the directory is refused before it is opened.
+            fs::write(&path, key_text()).unwrap();
+            std::os::unix::fs::chown(&dir, Some(OTHER_UID), None).unwrap();
+            let err = read_key_file(&path).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::Untrusted(TrustError::NotOwned { .. })),
+                "{err}"
+            );
+            // And a missing key file is not created there.
+            fs::remove_file(&path).unwrap();
+            assert!(load_or_create_key_file(&path).is_err());
+            assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing is created in it");
+        }
+
+        #[test]
+        fn fifo_key_file_fails_at_once() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k");
+            let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+            assert!(made.success());
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let result = read_key_file(&p).map(|_| ());
+                let _ = tx.send((result, started.elapsed()));
+            });
+            let (result, took) = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("reading a FIFO key file hangs");
+            let err = result.unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    CryptoError::Untrusted(TrustError::WrongType { found: "a FIFO", .. })
+                ),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+            assert!(took < Duration::from_secs(5), "{took:?}");
+        }
+
+        #[test]
+        fn symlinked_key_file_is_refused_and_its_target_unchanged() {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("target");
+            let text = key_text();
+            fs::write(&target, &text).unwrap();
+            let link = dir.path().join(DEFAULT_KEY_FILE_NAME);
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            let err = read_key_file(&link).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::Untrusted(TrustError::Symlink { .. })),
+                "{err}"
+            );
+            assert!(load_or_create_key_file(&link).is_err());
+            assert_eq!(fs::read_to_string(&target).unwrap(), text);
+            // A dangling link is not followed to create its target either.
+            let dangling = dir.path().join("dangling");
+            std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+            assert!(load_or_create_key_file(&dangling).is_err());
+            assert!(!dir.path().join("nowhere").exists());
+        }
+
+        #[test]
+        fn dev_zero_and_oversized_files_are_refused_with_bounded_reads() {
+            let dir = tempfile::tempdir().unwrap();
+            let link = dir.path().join("zero-link");
+            std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+            let err = read_key_file(&link).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::Untrusted(TrustError::Symlink { .. })),
+                "{err}"
+            );
+            let err = read_key_file(Path::new("/dev/zero")).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CryptoError::Untrusted(TrustError::WrongType {
+                        found: "a character device",
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+            let big = dir.path().join("big");
+            let mut text = key_text();
+            while text.len() as u64 <= MAX_KEY_FILE_BYTES {
+                text.push_str("# padding padding padding padding padding padding padding\n");
+            }
+            fs::write(&big, &text).unwrap();
+            let err = read_key_file(&big).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CryptoError::Untrusted(TrustError::TooLarge {
+                        limit: MAX_KEY_FILE_BYTES,
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+            // Exactly the limit is fine.
+            text.truncate(MAX_KEY_FILE_BYTES as usize - 1);
+            text.push('\n');
+            fs::write(&big, &text).unwrap();
+            assert_eq!(read_key_file(&big).unwrap().unwrap().len(), 1);
+        }
+
+        #[test]
+        fn readable_key_file_is_read_with_a_warning() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k");
+            fs::write(&path, key_text()).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            assert!(
+                read_key_file_trusting(&path, Trust::Strict)
+                    .unwrap()
+                    .unwrap()
+                    .warnings
+                    .is_empty()
+            );
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let contents = read_key_file_trusting(&path, Trust::Strict).unwrap().unwrap();
+            assert_eq!(contents.keys.len(), 1);
+            assert!(
+                matches!(contents.warnings.as_slice(), [w] if w.contains(&path.display().to_string()) && w.contains("644")),
+                "{:?}",
+                contents.warnings
+            );
+        }
+
+        #[test]
+        fn key_file_directory_writable_by_others_is_refused_unless_allowed() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k");
+            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+            let err = load_or_create_key_file(&path).unwrap_err();
+            assert!(
+                matches!(err, CryptoError::Untrusted(TrustError::WritableByOthers { .. })),
+                "{err}"
+            );
+            assert!(!path.exists());
+            let (_, created) = load_or_create_key_file_trusting(&path, Trust::AllowGroupOtherWritable).unwrap();
+            assert!(created);
+            assert!(read_key_file(&path).is_err(), "still refused under the strict default");
+        }
     }
 }

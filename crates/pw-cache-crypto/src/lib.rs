@@ -12,6 +12,8 @@
 //!   ([`ENV_CURRENT_KEY`], [`ENV_PREVIOUS_KEYS`]), else a key file created 0600 next to the
 //!   cache ([`key_file`]) — so, unlike the reference, a cache with no configured key can read
 //!   after a restart what it wrote before.
+//! - [`trust`]: the checks on the directories and the key file a cache uses (owner, mode,
+//!   file type, size): [`Trust`] relaxes the mode check of directories, never the owner check.
 //! - [`Token`]: a stored token, shape-checked; [`CryptoError`]: typed failures that never hold
 //!   key material or plaintext.
 //!
@@ -30,10 +32,12 @@ pub mod private_fs;
 mod ring;
 mod sources;
 mod token;
+pub mod trust;
 
 pub use error::{CryptoError, KeySource, TokenProblem};
 pub use key::FernetKey;
-pub use key_file::DEFAULT_KEY_FILE_NAME;
+pub use key_file::{DEFAULT_KEY_FILE_NAME, MAX_KEY_FILE_BYTES};
 pub use ring::{KeyOrigin, KeyRing, MAX_CLOCK_SKEW_SECONDS};
 pub use sources::{ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, EnvKeys};
 pub use token::Token;
+pub use trust::{Trust, TrustError};

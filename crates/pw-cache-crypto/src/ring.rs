@@ -79,6 +79,8 @@ pub struct KeyRing {
     /// The key file whose keys joined the ring as previous keys behind a configured key, and
     /// the index of the first of them.
     key_file_previous: Option<(PathBuf, usize)>,
+    /// Warnings [`KeyRing::resolve`] found for an operator (see [`KeyRing::warnings`]).
+    warnings: Vec<String>,
 }
 
 impl KeyRing {
@@ -88,6 +90,7 @@ impl KeyRing {
             keys: vec![current],
             origin: KeyOrigin::Explicit,
             key_file_previous: None,
+            warnings: Vec::new(),
         };
         ring.add_previous(previous);
         ring
@@ -115,6 +118,17 @@ impl KeyRing {
                 self.keys.push(key);
             }
         }
+    }
+
+    pub(crate) fn add_warnings(&mut self, warnings: Vec<String>) {
+        self.warnings.extend(warnings);
+    }
+
+    /// What [`KeyRing::resolve`] found worth telling an operator about the key file (it is
+    /// readable by group or others ...), each a sentence naming the file; empty for a ring
+    /// made otherwise. Also logged with `tracing`; a command-line tool prints them.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Where the current key came from.

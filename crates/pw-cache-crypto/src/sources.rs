@@ -6,8 +6,9 @@ use pw_cache_model::Secret;
 
 use crate::error::{CryptoError, KeySource};
 use crate::key::FernetKey;
-use crate::key_file::{load_or_create_key_file, read_key_file};
+use crate::key_file::{load_or_create_key_file_trusting, read_key_file_trusting};
 use crate::ring::{KeyOrigin, KeyRing};
+use crate::trust::Trust;
 
 /// The reference's variable for the current key.
 pub const ENV_CURRENT_KEY: &str = "PROXYWHIRL_CACHE_ENCRYPTION_KEY";
@@ -73,7 +74,23 @@ impl KeyRing {
     /// be rotated; the file is never created in that case.
     ///
     /// Falling back to the key file logs one warning naming the file.
+    ///
+    /// The key file and its directory are checked under [`Trust::Strict`] (see
+    /// [`KeyRing::resolve_trusting`]): one owned by another user, a symbolic link, a file that
+    /// is not a regular file or is too large is an error ([`CryptoError::Untrusted`]). What is
+    /// worth a warning (a key file readable by others) is in [`KeyRing::warnings`].
     pub fn resolve(config_key: Option<&Secret>, env: &EnvKeys, key_file: &Path) -> Result<Self, CryptoError> {
+        Self::resolve_trusting(config_key, env, key_file, Trust::Strict)
+    }
+
+    /// [`KeyRing::resolve`], the key file's directory checked under `trust`
+    /// ([`crate::trust::check_dir`]); the key file's own checks are the same under any `trust`.
+    pub fn resolve_trusting(
+        config_key: Option<&Secret>,
+        env: &EnvKeys,
+        key_file: &Path,
+        trust: Trust,
+    ) -> Result<Self, CryptoError> {
         let env_previous = env.previous_keys()?;
         let configured = match (config_key, &env.current) {
             (Some(key), _) => Some((
@@ -88,12 +105,14 @@ impl KeyRing {
         };
         if let Some((current, origin)) = configured {
             let mut ring = KeyRing::new(current, env_previous).with_origin(origin);
-            if let Some(file_keys) = read_key_file(key_file)? {
-                ring.add_key_file_previous(key_file.to_path_buf(), file_keys);
+            if let Some(contents) = read_key_file_trusting(key_file, trust)? {
+                ring.add_key_file_previous(key_file.to_path_buf(), contents.keys);
+                ring.add_warnings(contents.warnings);
             }
             return Ok(ring);
         }
-        let (mut file_keys, created) = load_or_create_key_file(key_file)?;
+        let (contents, created) = load_or_create_key_file_trusting(key_file, trust)?;
+        let mut file_keys = contents.keys;
         tracing::warn!(
             path = %key_file.display(),
             created,
@@ -110,6 +129,7 @@ impl KeyRing {
             created,
         });
         ring.add_previous(file_keys);
+        ring.add_warnings(contents.warnings);
         Ok(ring)
     }
 }
@@ -204,5 +224,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ring = KeyRing::resolve(None, &env, &dir.path().join("k")).unwrap();
         assert!(matches!(ring.origin(), KeyOrigin::KeyFile { created: true, .. }));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_warnings_reach_the_ring() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k");
+        let ring = KeyRing::resolve(None, &EnvKeys::default(), &file).unwrap();
+        assert!(ring.warnings().is_empty());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let ring = KeyRing::resolve(None, &EnvKeys::default(), &file).unwrap();
+        assert!(
+            matches!(ring.warnings(), [w] if w.contains("640")),
+            "{:?}",
+            ring.warnings()
+        );
+        // Also when the file only gives previous keys behind a configured key.
+        let ring = KeyRing::resolve(Some(&key().to_base64()), &EnvKeys::default(), &file).unwrap();
+        assert_eq!(ring.warnings().len(), 1);
     }
 }

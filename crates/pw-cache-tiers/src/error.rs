@@ -39,6 +39,10 @@ pub enum TierError {
         #[source]
         source: io::Error,
     },
+    /// A directory the tier would use cannot be trusted: owned by another user, or writable by
+    /// group or others (see [`pw_cache_crypto::trust`]). Nothing in it was read or changed.
+    #[error(transparent)]
+    Untrusted(#[from] pw_cache_crypto::TrustError),
     /// The entry cannot be stored as given (e.g. an empty key).
     #[error("invalid entry {key:?}: {reason}")]
     InvalidEntry {

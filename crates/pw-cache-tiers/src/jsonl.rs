@@ -102,7 +102,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pw_cache_crypto::{KeyRing, private_fs};
+use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthStatus, OffsetDateTime};
 
 pub use line::{decode_line, encode_line, hex_decode, hex_encode};
@@ -210,10 +210,23 @@ impl JsonlTier {
     /// `shard_NN.jsonl.tmp` files of an interrupted rewrite are removed.
     ///
     /// Errors name the path: a directory that cannot be created or read, a shard file that
-    /// cannot be read.
+    /// cannot be read, a directory that cannot be trusted under [`Trust::Strict`]
+    /// ([`TierError::Untrusted`]; see [`JsonlTier::open_trusting`]).
     pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        Self::open_trusting(dir, config, ring, Trust::Strict)
+    }
+
+    /// [`JsonlTier::open`], the directory (created if missing) checked under `trust` before
+    /// anything in it is read ([`trust::check_dir`]).
+    pub fn open_trusting(
+        dir: impl AsRef<Path>,
+        config: &CacheTierConfig,
+        ring: Arc<KeyRing>,
+        trust: Trust,
+    ) -> Result<Self, TierError> {
         let dir = dir.as_ref().to_path_buf();
         private_fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        trust::check_dir(&dir, trust)?;
         fs::read_dir(&dir).map_err(TierError::io("read cache directory", &dir))?;
         let tier = Self {
             shards: (0..NUM_SHARDS as u8)

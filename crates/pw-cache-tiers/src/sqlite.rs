@@ -3019,14 +3019,19 @@ mod tests {
         for kind in KINDS {
             mode(&db_path(kind, &base.join("rw")), 0o444);
         }
-        mode(&base.join("rw"), 0o777);
-        mode(&base.join("rw/db"), 0o777);
+        // `rw/` is writable by the user of the checks (a directory writable by others would be
+        // refused: see `pw_cache_crypto::trust`): 0755 and, under root, given to `nobody` below.
+        mode(&base.join("rw"), 0o755);
+        mode(&base.join("rw/db"), 0o755);
         mode(&base.join("ro/db"), 0o555);
         mode(&base.join("ro"), 0o555);
         mode(base, 0o755);
         let me = std::fs::metadata(base).unwrap().uid();
         if me != 0 {
             return read_only_checks(base);
+        }
+        for dir in ["rw", "rw/db"] {
+            std::os::unix::fs::chown(base.join(dir), Some(65_534), Some(65_534)).unwrap();
         }
         // Run a copy of this test binary from the world-readable temp dir: the checkout it was
         // built in may sit under a directory `nobody` cannot enter.

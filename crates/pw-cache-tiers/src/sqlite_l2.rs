@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pw_cache_crypto::{KeyRing, private_fs};
+use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
@@ -121,10 +121,23 @@ impl SqliteL2Tier {
     /// that is not a database or cannot be opened or written ([`TierError::Sqlite`]), a table
     /// without the columns needed, a column declared with a type this tier cannot use (see
     /// [`crate::sqlite`], "Column types"; the reason names the column) or a newer schema
-    /// version ([`TierError::Schema`]).
+    /// version ([`TierError::Schema`]), a directory that cannot be trusted under
+    /// [`Trust::Strict`] ([`TierError::Untrusted`]; see [`SqliteL2Tier::open_trusting`]).
     pub fn open(dir: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        Self::open_trusting(dir, config, ring, Trust::Strict)
+    }
+
+    /// [`SqliteL2Tier::open`], the directory (created if missing) checked under `trust` before
+    /// the database in it is created or opened ([`trust::check_dir`]).
+    pub fn open_trusting(
+        dir: impl AsRef<Path>,
+        config: &CacheTierConfig,
+        ring: Arc<KeyRing>,
+        trust: Trust,
+    ) -> Result<Self, TierError> {
         let dir = dir.as_ref().to_path_buf();
         private_fs::create_dir_all(&dir).map_err(TierError::io("create cache directory", &dir))?;
+        trust::check_dir(&dir, trust)?;
         let file = dir.join(DB_FILE_NAME);
         private_fs::precreate_file(&file).map_err(TierError::io("create database file", &file))?;
         let mut upgraded_from = None;

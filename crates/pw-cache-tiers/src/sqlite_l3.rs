@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pw_cache_crypto::KeyRing;
-use pw_cache_crypto::private_fs;
+use pw_cache_crypto::{Trust, private_fs, trust};
 use pw_cache_model::timestamp::to_unix_seconds;
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
@@ -250,11 +250,27 @@ impl SqliteL3Tier {
     /// that is not a database or cannot be opened or written ([`TierError::Sqlite`]), tables
     /// without the columns needed, a column declared with a type this tier cannot use (see
     /// [`crate::sqlite`], "Column types"; the reason names the table and the column) or a
-    /// newer schema version ([`TierError::Schema`]).
+    /// newer schema version ([`TierError::Schema`]), a directory that cannot be trusted under
+    /// [`Trust::Strict`] ([`TierError::Untrusted`]; see [`SqliteL3Tier::open_trusting`]).
     pub fn open(path: impl AsRef<Path>, config: &CacheTierConfig, ring: Arc<KeyRing>) -> Result<Self, TierError> {
+        Self::open_trusting(path, config, ring, Trust::Strict)
+    }
+
+    /// [`SqliteL3Tier::open`], the database's directory (created if missing; `.` for a bare
+    /// file name) checked under `trust` before the database is created or opened
+    /// ([`trust::check_dir`]).
+    pub fn open_trusting(
+        path: impl AsRef<Path>,
+        config: &CacheTierConfig,
+        ring: Arc<KeyRing>,
+        trust: Trust,
+    ) -> Result<Self, TierError> {
         let path: PathBuf = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             private_fs::create_dir_all(parent).map_err(TierError::io("create database directory", parent))?;
+            trust::check_dir(parent, trust)?;
+        } else {
+            trust::check_dir(Path::new("."), trust)?;
         }
         private_fs::precreate_file(&path).map_err(TierError::io("create database file", &path))?;
         let mut report = L3OpenReport::default();

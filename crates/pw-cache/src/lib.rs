@@ -44,7 +44,7 @@ pub use pw_cache_model::{
 
 pub use pw_cache_crypto::{
     CryptoError, DEFAULT_KEY_FILE_NAME, ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, EnvKeys, FernetKey, KeyOrigin, KeyRing,
-    KeySource, Token,
+    KeySource, MAX_KEY_FILE_BYTES, Token, Trust, TrustError,
 };
 
 #[cfg(feature = "redis")]

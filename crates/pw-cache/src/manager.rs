@@ -53,7 +53,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing};
+use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyRing, Trust};
 use pw_cache_model::timestamp::now_utc;
 use pw_cache_model::{
     AccessRecord, CacheConfig, CacheEntry, CacheStatistics, CacheTierType, HealthStatus, L2BackendType, L3BackendType,
@@ -461,9 +461,20 @@ pub struct CacheManagerBuilder {
     probe_interval: Duration,
     l1_access_order: AccessOrder,
     key_check: KeyCheck,
+    trust: Trust,
 }
 
 impl CacheManagerBuilder {
+    /// How the directories the cache uses are checked before anything in them is read: the L2
+    /// directory, the key file's directory, the L3 database's directory (default
+    /// [`Trust::Strict`]: owned by this user or root, not writable by group or others). Every
+    /// policy refuses a directory or a key file owned by another user; see
+    /// [`pw_cache_crypto::trust`] and `docs/security.md`.
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
     /// What to check of the keys against the stored credentials before opening (default
     /// [`KeyCheck::Strict`]: a wrong key is refused before any entry is read or written).
     pub fn key_check(mut self, check: KeyCheck) -> Self {
@@ -564,7 +575,10 @@ impl CacheManagerBuilder {
             None => {
                 let key_file = self.key_file.unwrap_or_else(|| default_key_file(&config));
                 let env = self.env.unwrap_or_else(EnvKeys::from_process);
-                Arc::new(KeyRing::resolve(config.encryption_key(), &env, &key_file).map_err(ManagerError::Keys)?)
+                Arc::new(
+                    KeyRing::resolve_trusting(config.encryption_key(), &env, &key_file, self.trust)
+                        .map_err(ManagerError::Keys)?,
+                )
             }
         };
         let open_err = |tier| move |source| ManagerError::OpenTier { tier, source };
@@ -574,12 +588,22 @@ impl CacheManagerBuilder {
             (true, None) => Some((
                 match config.l2_backend() {
                     L2BackendType::Jsonl => Box::new(
-                        JsonlTier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
-                            .map_err(open_err(CacheTierType::L2))?,
+                        JsonlTier::open_trusting(
+                            config.l2_cache_dir(),
+                            config.l2_config(),
+                            Arc::clone(&ring),
+                            self.trust,
+                        )
+                        .map_err(open_err(CacheTierType::L2))?,
                     ) as Box<dyn CacheTier>,
                     L2BackendType::Sqlite => Box::new(
-                        SqliteL2Tier::open(config.l2_cache_dir(), config.l2_config(), Arc::clone(&ring))
-                            .map_err(open_err(CacheTierType::L2))?,
+                        SqliteL2Tier::open_trusting(
+                            config.l2_cache_dir(),
+                            config.l2_config(),
+                            Arc::clone(&ring),
+                            self.trust,
+                        )
+                        .map_err(open_err(CacheTierType::L2))?,
                     ),
                 },
                 true,
@@ -593,8 +617,13 @@ impl CacheManagerBuilder {
             (true, None) => match config.l3_backend() {
                 L3BackendType::Sqlite => Some((
                     Box::new(
-                        SqliteL3Tier::open(config.l3_database_path(), config.l3_config(), Arc::clone(&ring))
-                            .map_err(open_err(CacheTierType::L3))?,
+                        SqliteL3Tier::open_trusting(
+                            config.l3_database_path(),
+                            config.l3_config(),
+                            Arc::clone(&ring),
+                            self.trust,
+                        )
+                        .map_err(open_err(CacheTierType::L3))?,
                     ) as Box<dyn CacheTier>,
                     true,
                 )),
@@ -771,6 +800,7 @@ impl CacheManager {
             config,
             env: None,
             key_file: None,
+            trust: Trust::Strict,
             ring: None,
             l2: None,
             l3: None,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{CacheTierConfig, DEFAULT_KEY_FILE_NAME, EnvKeys, KeyRing, MigrationReport, SqliteL2Tier};
 
-use super::{CmdResult, Fatal, Outcome, describe_keys, has_shards, require_dir, require_key};
+use super::{CmdResult, Fatal, Outcome, describe_keys, has_shards, print_key_warnings, require_dir, require_key};
 use crate::cli::MigrateArgs;
 use crate::progress::Progress;
 
@@ -35,6 +35,7 @@ pub(crate) fn run(args: &MigrateArgs, out: &mut String) -> CmdResult {
         KeyRing::resolve(None, &EnvKeys::from_process(), &key_file)
             .map_err(|e| Fatal::context("cannot set up the encryption keys", e))?,
     );
+    print_key_warnings(&ring);
 
     let progress = Progress::start(format!("migrating {}", args.from.display()));
     let report = if args.dry_run {

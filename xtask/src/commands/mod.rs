@@ -334,7 +334,17 @@ pub(crate) fn open_cache_checked(args: &CacheArgs, access: Access, check: KeyChe
     if let Some(path) = &args.key_file {
         builder = builder.key_file(path);
     }
-    Ok(builder.open()?)
+    let manager = builder.open()?;
+    print_key_warnings(manager.key_ring());
+    Ok(manager)
+}
+
+/// Prints on stderr what resolving the keys found worth a warning (a key file readable by
+/// others ...): the library only logs them with `tracing`, which the commands do not show.
+pub(crate) fn print_key_warnings(ring: &KeyRing) {
+    for warning in ring.warnings() {
+        eprintln!("warning: {warning}");
+    }
 }
 
 /// Where the ring's keys come from, never the keys: `environment variable …, 1 previous key`.
