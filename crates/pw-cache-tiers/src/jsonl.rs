@@ -712,7 +712,7 @@ impl JsonlTier {
         removed.map_err(TierError::io("remove probe file", &probe))?;
         for id in 0..NUM_SHARDS {
             let path = self.shard_path(id);
-            match fs::OpenOptions::new().append(true).open(&path) {
+            match private_fs::open_regular(fs::OpenOptions::new().append(true), &path) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(TierError::io("open shard for appending", path)(e)),

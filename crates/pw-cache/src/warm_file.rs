@@ -364,11 +364,21 @@ fn show_extension(extension: &str) -> String {
 /// (see [`parse_warm_bytes`]). Problems of single rows are [`WarmFile::issues`] instead.
 pub fn read_warm_file(path: &Path) -> Result<WarmFile, WarmFileError> {
     let format = WarmFormat::from_path(path)?;
-    let bytes = std::fs::read(path).map_err(|source| WarmFileError::Io {
+    let io_error = |source| WarmFileError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = open_warm(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_error)?;
     parse_warm_bytes(format, &bytes, path)
+}
+
+/// Opens a warm file: a regular file, not through a symbolic link (`O_NOFOLLOW`, then an
+/// `fstat` of the descriptor). A link (`x.jsonl -> /dev/urandom`), a FIFO, a device or a
+/// directory is refused before anything is read.
+fn open_warm(path: &Path) -> io::Result<std::fs::File> {
+    pw_cache_crypto::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path)
 }
 
 /// Checks, without a cache and without reading its rows, whether the warm file at `path` can be
@@ -378,7 +388,8 @@ pub fn read_warm_file(path: &Path) -> Result<WarmFile, WarmFileError> {
 ///
 /// What is checked, by format:
 /// - every format: the extension ([`WarmFileError::Unsupported`]), that the file can be opened
-///   and read ([`WarmFileError::Io`]: missing, a directory, no permission);
+///   and read ([`WarmFileError::Io`]: missing, a directory, no permission, a symbolic link, not a
+///   regular file);
 /// - `.csv`: the header row ([`WarmFileError::CsvHeader`]: none, or no `proxy_url` column). Only
 ///   the header row is read;
 /// - `.json`: the whole document ([`WarmFileError::NotUtf8`], [`WarmFileError::Json`],
@@ -400,7 +411,7 @@ pub fn check_warm_file(path: &Path) -> Result<WarmFormat, WarmFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut file = open_warm(path).map_err(io_error)?;
     if format == WarmFormat::Json {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_error)?;

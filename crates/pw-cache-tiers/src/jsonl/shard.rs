@@ -501,12 +501,11 @@ impl Shard {
             let file = match &self.file {
                 Some(f) if reuse && self.writable => Arc::clone(f),
                 _ => Arc::new(
-                    private_fs::open_options()
-                        .read(true)
-                        .append(true)
-                        .create(true)
-                        .open(&self.path)
-                        .map_err(TierError::io("open shard", &self.path))?,
+                    private_fs::open_regular(
+                        private_fs::open_options().read(true).append(true).create(true),
+                        &self.path,
+                    )
+                    .map_err(TierError::io("open shard", &self.path))?,
                 ),
             };
             let guard = lock(&file, &self.path, true)?;
@@ -987,11 +986,8 @@ impl Shard {
             Err(e) => return Err(TierError::io("remove temporary file", tmp)(e)),
         }
         let written = (|| {
-            let mut f = private_fs::open_options()
-                .read(true)
-                .append(true)
-                .create_new(true)
-                .open(tmp)?;
+            let mut f =
+                private_fs::open_regular(private_fs::open_options().read(true).append(true).create_new(true), tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             let meta = f.metadata()?;
@@ -1078,11 +1074,12 @@ fn span(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
 }
 
 /// Opens an existing shard for reading and appending, or only reading when that is refused.
+/// Never through a symbolic link, and only a regular file (see [`private_fs::open_regular`]).
 fn open_existing(path: &Path) -> io::Result<(Arc<File>, bool)> {
-    match OpenOptions::new().read(true).append(true).open(path) {
+    match private_fs::open_regular(OpenOptions::new().read(true).append(true), path) {
         Ok(f) => Ok((Arc::new(f), true)),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(e),
-        Err(_) => File::open(path).map(|f| (Arc::new(f), false)),
+        Err(_) => private_fs::open_regular(OpenOptions::new().read(true), path).map(|f| (Arc::new(f), false)),
     }
 }
 

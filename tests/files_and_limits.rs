@@ -1,0 +1,228 @@
+//! Files another local user can plant in a shared cache directory, and inputs too large to
+//! hold (issue 24):
+//!
+//! - a shard `shard_NN.jsonl` that is a symbolic link to a file of ours is refused with a typed
+//!   error ([`TierError::Io`] naming the path and the link), and the file it points to is left
+//!   byte for byte as it was after a put;
+//! - `l2_cache.db`, the L3 database and their `-wal` file as symbolic links to an existing
+//!   SQLite database: refused, the database unchanged;
+//! - `warm_from_file` on a link to `/dev/urandom` or on a FIFO: a typed error at once;
+//! - `export_to_file` over a link, a FIFO or a directory: a typed error, nothing replaced.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pw_cache::{
+    CacheConfig, CacheEntry, CacheTier, CacheTierConfig, JsonlTier, L2BackendType, ManagerError, SqliteL2Tier,
+    SqliteL3Tier, TierError,
+};
+use pw_cache_tests::managers::{config, open, test_ring};
+
+/// A file of someone else's (mode 0600) with some content; its bytes.
+fn victim(path: &Path) -> Vec<u8> {
+    let bytes = b"root:x:0:0:root:/root:/bin/bash\nsomeone else's file, not a cache\n".to_vec();
+    fs::write(path, &bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    bytes
+}
+
+/// An existing SQLite database with a table and a row; its bytes.
+fn victim_db(path: &Path) -> Vec<u8> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("CREATE TABLE secrets (v TEXT); INSERT INTO secrets VALUES ('theirs');")
+        .unwrap();
+    drop(conn);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::read(path).unwrap()
+}
+
+fn entry(url: &str) -> CacheEntry {
+    CacheEntry::new(url, "planted", 3600).unwrap()
+}
+
+/// Asserts `e` is a `TierError::Io` on `path` saying the path is a symbolic link.
+fn assert_refused_link(e: &TierError, path: &Path) {
+    match e {
+        TierError::Io { path: p, source, .. } => {
+            assert_eq!(p, path, "{e}");
+            assert!(source.to_string().contains("symbolic link"), "{e}");
+        }
+        other => panic!("expected TierError::Io, got {other:?}"),
+    }
+}
+
+#[test]
+fn shard_symlinked_to_another_file_is_refused_and_the_file_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("root-only");
+    let before = victim(&target);
+    let dir = root.path().join("l2");
+    fs::create_dir(&dir).unwrap();
+    for id in 0..16 {
+        symlink(&target, dir.join(format!("shard_{id:02}.jsonl"))).unwrap();
+    }
+    let ring = test_ring();
+    let cfg = CacheTierConfig::unbounded();
+    // Opening may already look at the shards; if it succeeds, every use of one fails.
+    if let Ok(tier) = JsonlTier::open(&dir, &cfg, Arc::clone(&ring)) {
+        let e = tier.put(&entry("http://10.24.0.1:8080")).unwrap_err();
+        let TierError::Io { path, .. } = &e else {
+            panic!("expected TierError::Io, got {e:?}");
+        };
+        assert_refused_link(&e, path);
+        assert!(
+            path.starts_with(&dir) && path.to_string_lossy().ends_with(".jsonl"),
+            "{e}"
+        );
+        assert!(tier.get(&entry("http://10.24.0.1:8080").key).is_err());
+    }
+    assert_eq!(fs::read(&target).unwrap(), before, "the linked file is unchanged");
+    assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn shard_that_is_a_fifo_is_refused_without_blocking() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("l2");
+    fs::create_dir(&dir).unwrap();
+    for id in 0..16 {
+        mkfifo(&dir.join(format!("shard_{id:02}.jsonl")));
+    }
+    let started = Instant::now();
+    if let Ok(tier) = JsonlTier::open(&dir, &CacheTierConfig::unbounded(), test_ring()) {
+        let e = tier.put(&entry("http://10.24.0.2:8080")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn l2_database_symlinked_to_an_existing_database_is_refused_and_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("root.db");
+    let before = victim_db(&target);
+    let dir = root.path().join("l2");
+    fs::create_dir(&dir).unwrap();
+    let db = dir.join("l2_cache.db");
+    symlink(&target, &db).unwrap();
+    let Err(e) = SqliteL2Tier::open(&dir, &CacheTierConfig::unbounded(), test_ring()) else {
+        panic!("a symlinked l2_cache.db is refused");
+    };
+    assert_refused_link(&e, &db);
+    assert_eq!(fs::read(&target).unwrap(), before, "the linked database is unchanged");
+    assert!(!dir.join("l2_cache.db-wal").exists() && !root.path().join("root.db-wal").exists());
+}
+
+#[test]
+fn l3_database_symlinked_to_an_existing_database_is_refused_and_unchanged() {
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("root.db");
+    let before = victim_db(&target);
+    let db = root.path().join("cache.db");
+    symlink(&target, &db).unwrap();
+    let Err(e) = SqliteL3Tier::open(&db, &CacheTierConfig::unbounded(), test_ring()) else {
+        panic!("a symlinked L3 database is refused");
+    };
+    assert_refused_link(&e, &db);
+    assert_eq!(fs::read(&target).unwrap(), before, "the linked database is unchanged");
+}
+
+#[test]
+fn database_log_symlinked_elsewhere_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let target = root.path().join("root-only");
+    let before = victim(&target);
+    let dir = root.path().join("l2");
+    fs::create_dir(&dir).unwrap();
+    let wal = dir.join("l2_cache.db-wal");
+    symlink(&target, &wal).unwrap();
+    let Err(e) = SqliteL2Tier::open(&dir, &CacheTierConfig::unbounded(), test_ring()) else {
+        panic!("a symlinked -wal is refused");
+    };
+    assert_refused_link(&e, &wal);
+    let l3 = root.path().join("l3.db");
+    let l3_shm = root.path().join("l3.db-shm");
+    symlink(&target, &l3_shm).unwrap();
+    let Err(e) = SqliteL3Tier::open(&l3, &CacheTierConfig::unbounded(), test_ring()) else {
+        panic!("a symlinked -shm is refused");
+    };
+    assert_refused_link(&e, &l3_shm);
+    assert_eq!(fs::read(&target).unwrap(), before);
+}
+
+fn manager(dir: &Path) -> pw_cache::CacheManager {
+    let config: CacheConfig = config(dir, L2BackendType::Jsonl, 100).build().unwrap();
+    open(config, &test_ring(), None)
+}
+
+#[test]
+fn warm_from_a_link_to_dev_urandom_or_a_fifo_fails_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = manager(&root.path().join("cache"));
+    for name in ["x.jsonl", "x.csv", "x.json"] {
+        let link = root.path().join(name);
+        symlink("/dev/urandom", &link).unwrap();
+        let started = Instant::now();
+        let e = cache.warm_from_file(&link, None).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name}: took {:?}",
+            started.elapsed()
+        );
+        assert!(matches!(e, ManagerError::Warm(_)), "{e:?}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
+    let fifo = root.path().join("f.jsonl");
+    mkfifo(&fifo);
+    let started = Instant::now();
+    let e = cache.warm_from_file(&fifo, None).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    // A link to a regular file is refused too: warm files are named, not followed.
+    let real = root.path().join("real.jsonl");
+    fs::write(&real, "").unwrap();
+    let link = root.path().join("link.jsonl");
+    symlink(&real, &link).unwrap();
+    assert!(cache.warm_from_file(&link, None).is_err());
+    assert!(cache.warm_from_file(&real, None).is_ok());
+}
+
+#[test]
+fn export_does_not_replace_a_link_a_fifo_or_a_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = manager(&root.path().join("cache"));
+    cache.put(&entry("http://10.24.0.3:8080")).unwrap();
+    let target = root.path().join("root-only");
+    let before = victim(&target);
+    let link = root.path().join("out.jsonl");
+    symlink(&target, &link).unwrap();
+    let e = cache.export_to_file(&link).unwrap_err();
+    assert!(matches!(e, ManagerError::Export { .. }), "{e:?}");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert!(
+        fs::symlink_metadata(&link).unwrap().file_type().is_symlink(),
+        "the link is not replaced"
+    );
+    assert_eq!(fs::read(&target).unwrap(), before);
+    let fifo = root.path().join("fifo.jsonl");
+    mkfifo(&fifo);
+    let e = cache.export_to_file(&fifo).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    let sub = root.path().join("sub.jsonl");
+    fs::create_dir(&sub).unwrap();
+    let e = cache.export_to_file(&sub).unwrap_err();
+    assert!(e.to_string().contains("directory"), "{e}");
+    // A regular file is replaced as before.
+    let out = root.path().join("plain.jsonl");
+    fs::write(&out, "old\n").unwrap();
+    assert_eq!(cache.export_to_file(&out).unwrap().exported, 1);
+}
