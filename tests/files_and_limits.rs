@@ -226,3 +226,150 @@ fn export_does_not_replace_a_link_a_fifo_or_a_directory() {
     fs::write(&out, "old\n").unwrap();
     assert_eq!(cache.export_to_file(&out).unwrap().exported, 1);
 }
+
+/// The high-water mark of this process's resident memory, in bytes (`VmHWM`).
+fn peak_resident() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// Peak memory allowed to a child that reads a file with one huge line.
+const PEAK_LIMIT: u64 = 512 << 20;
+
+/// Appends `len` bytes of `fill` and a `\n` to `path`, 8 MiB at a time.
+fn append_long_line(path: &Path, prefix: &[u8], fill: u8, len: usize) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(prefix).unwrap();
+    let block = vec![fill; 8 << 20];
+    let mut left = len - prefix.len();
+    while left > 0 {
+        let n = left.min(block.len());
+        f.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    f.write_all(b"\n").unwrap();
+}
+
+const BIG_LINE_CHILD: &str = "PW_CACHE_BIG_LINE_CHILD";
+const BIG_LINE: usize = 300 << 20;
+
+/// A 300 MB line in a shard (planted between two puts): a child process opens the tier, reads
+/// an entry of that shard, sees the line counted as undecodable, compacts the shard (which
+/// carries the line over byte for byte) and puts again, its peak memory staying under 512 MB.
+#[test]
+fn a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory() {
+    if let Ok(dir) = std::env::var(BIG_LINE_CHILD) {
+        let dir = Path::new(&dir);
+        let before = peak_resident();
+        let tier = JsonlTier::open(dir, &CacheTierConfig::unbounded(), pw_cache_tests::fixture_ring()).unwrap();
+        let a = entry("http://10.24.1.1:8080");
+        assert_eq!(tier.get(&a.key).unwrap().unwrap().proxy_url, a.proxy_url);
+        assert_eq!(tier.damage().undecodable_lines, 1);
+        assert_eq!(tier.compact().unwrap(), 1, "the superseded line makes a rewrite");
+        tier.put(&entry("http://10.24.1.2:8080")).unwrap();
+        assert_eq!(tier.damage().undecodable_lines, 1);
+        let after = peak_resident();
+        fs::write(dir.join("peak"), format!("{before} {after}")).unwrap();
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("l2");
+    let a = entry("http://10.24.1.1:8080");
+    {
+        let tier = JsonlTier::open(&dir, &CacheTierConfig::unbounded(), pw_cache_tests::fixture_ring()).unwrap();
+        tier.put(&a).unwrap();
+        tier.put(&a).unwrap();
+    }
+    let shard = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".jsonl"))
+        .unwrap();
+    append_long_line(&shard, br#"{"key": "big", "padding": ""#, b'a', BIG_LINE);
+    let started = Instant::now();
+    let status = pw_cache_tests::child_process::spawn_self(
+        "a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory",
+        BIG_LINE_CHILD,
+        dir.to_string_lossy().into_owned(),
+    )
+    .wait()
+    .unwrap();
+    assert!(status.success(), "the child failed");
+    let peak = fs::read_to_string(dir.join("peak")).unwrap();
+    let (before, after) = peak.split_once(' ').unwrap();
+    let (before, after): (u64, u64) = (before.parse().unwrap(), after.parse().unwrap());
+    eprintln!("child: VmHWM {before} -> {after} bytes, {:?}", started.elapsed());
+    assert!(
+        after < PEAK_LIMIT,
+        "peak resident memory {after} bytes (before: {before})"
+    );
+    // The line is still there, byte for byte: its prefix, then 300 MB of `a` and a newline.
+    assert!(count_byte(&shard, b'a') as usize >= BIG_LINE - 40);
+    let len = fs::metadata(&shard).unwrap().len() as usize;
+    assert!(len > BIG_LINE && len < BIG_LINE + 4096, "{len}");
+}
+
+/// How many bytes of the file at `path` are `byte` (read 8 MiB at a time).
+fn count_byte(path: &Path, byte: u8) -> u64 {
+    use std::io::Read;
+    let mut f = fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 8 << 20];
+    let mut count = 0;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return count;
+        }
+        count += buf[..n].iter().filter(|&&b| b == byte).count() as u64;
+    }
+}
+
+/// The longest line this library writes, an entry with every text field at its limit and made
+/// of the characters JSON escapes longest, is within `MAX_ENTRY_LINE_BYTES`, so within
+/// `MAX_LINE_BYTES`: no line of ours is ever skipped as over-long.
+#[test]
+fn our_longest_shard_line_is_within_the_line_limit() {
+    use pw_cache::model::Secret;
+    use pw_cache::model::limits::{
+        MAX_CREDENTIAL_BYTES, MAX_ENTRY_LINE_BYTES, MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_LINE_BYTES,
+        MAX_PROXY_URL_BYTES, MAX_SOURCE_BYTES,
+    };
+    let root = tempfile::tempdir().unwrap();
+    let tier = JsonlTier::open(root.path(), &CacheTierConfig::unbounded(), test_ring()).unwrap();
+    let host = "h".repeat(MAX_PROXY_URL_BYTES - "http://:8080".len());
+    // Control characters are written as `\u00XX` (6 bytes for 1).
+    let worst = |n: usize| "\u{1}".repeat(n);
+    let mut e = CacheEntry::new(format!("http://{host}:8080"), worst(MAX_SOURCE_BYTES), 3600)
+        .unwrap()
+        .with_key(worst(MAX_KEY_BYTES))
+        .with_credentials(
+            Some(Secret::new(worst(MAX_CREDENTIAL_BYTES))),
+            Some(Secret::new(worst(MAX_CREDENTIAL_BYTES))),
+        );
+    e.last_health_error = Some(worst(MAX_LAST_HEALTH_ERROR_BYTES));
+    assert_eq!(e.proxy_url.len(), MAX_PROXY_URL_BYTES);
+    tier.put(&e).unwrap();
+    let longest = fs::read_dir(root.path())
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl"))
+        .flat_map(|p| {
+            fs::read(p)
+                .unwrap()
+                .split(|&b| b == b'\n')
+                .map(<[u8]>::len)
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .unwrap();
+    eprintln!("longest line {longest} bytes; bound {MAX_ENTRY_LINE_BYTES}; limit {MAX_LINE_BYTES}");
+    assert!(
+        longest > 6 * (MAX_KEY_BYTES + MAX_SOURCE_BYTES),
+        "the worst characters were escaped: {longest}"
+    );
+    assert!(longest <= MAX_ENTRY_LINE_BYTES, "{longest}");
+    assert_eq!(tier.get(&e.key).unwrap().unwrap().source, e.source);
+}

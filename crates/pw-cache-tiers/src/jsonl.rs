@@ -150,7 +150,9 @@ pub fn shard_file_name(shard: usize) -> String {
 pub struct JsonlDamage {
     /// Lines with nothing but whitespace (skipped, as the reference does; dropped by rewrites).
     pub blank_lines: u64,
-    /// Lines that are not JSON: cut short, garbage, not UTF-8 (skipped, kept in place).
+    /// Lines that are not JSON: cut short, garbage, not UTF-8; and lines longer than
+    /// [`pw_cache_model::limits::MAX_LINE_BYTES`], which are not parsed nor held in memory
+    /// (skipped, kept in place).
     pub undecodable_lines: u64,
     /// Lines that are JSON but not an object with a string `key` (`42`, `null`, `"x"`):
     /// skipped and kept in place (proxywhirl's constructor crashes on `42` and `null`).
