@@ -373,3 +373,101 @@ fn our_longest_shard_line_is_within_the_line_limit() {
     assert!(longest <= MAX_ENTRY_LINE_BYTES, "{longest}");
     assert_eq!(tier.get(&e.key).unwrap().unwrap().source, e.source);
 }
+
+const BIG_FIELD_CHILD: &str = "PW_CACHE_BIG_FIELD_CHILD";
+const BIG_FIELD: usize = 200 << 20;
+
+/// A warm file with a 200 MB CSV field (a password) between two good rows: a child process
+/// warms from it; the row is skipped and counted as failed, the others loaded, quickly and
+/// with peak memory under 512 MB. The same for a 200 MB JSONL line.
+#[test]
+fn a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory() {
+    if let Ok(spec) = std::env::var(BIG_FIELD_CHILD) {
+        let (dir, file) = spec.split_once('|').unwrap();
+        let dir = Path::new(dir);
+        let before = peak_resident();
+        let started = Instant::now();
+        let report = manager(&dir.join("cache")).warm_from_file(file, None).unwrap();
+        let took = started.elapsed();
+        assert_eq!((report.loaded, report.failed), (2, 1), "{report:?}");
+        let reason = &report.issues[0].reason;
+        assert!(reason.contains("bytes long, more than the limit"), "{reason}");
+        assert!(!reason.contains("pppp"), "{reason}");
+        let after = peak_resident();
+        fs::write(dir.join("peak"), format!("{before} {after} {}", took.as_millis())).unwrap();
+        return;
+    }
+    for ext in ["csv", "jsonl"] {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join(format!("warm.{ext}"));
+        let (head, prefix, tail) = if ext == "csv" {
+            (
+                "proxy_url,username,password\nhttp://10.24.2.1:8080,u,p\n",
+                "http://10.24.2.2:8080,u,",
+                "http://10.24.2.3:8080,u,p\n",
+            )
+        } else {
+            (
+                "{\"proxy_url\": \"http://10.24.2.1:8080\"}\n",
+                "{\"proxy_url\": \"http://10.24.2.2:8080\", \"password\": \"",
+                "{\"proxy_url\": \"http://10.24.2.3:8080\"}\n",
+            )
+        };
+        fs::write(&file, head).unwrap();
+        let closing: &[u8] = if ext == "csv" { b"" } else { b"\"}" };
+        append_long_line(&file, prefix.as_bytes(), b'p', BIG_FIELD - closing.len());
+        // (append_long_line ends the line; put the JSON closing before it by rewriting the end.)
+        if !closing.is_empty() {
+            let f = fs::OpenOptions::new().write(true).open(&file).unwrap();
+            let len = f.metadata().unwrap().len();
+            std::os::unix::fs::FileExt::write_at(&f, b"\"}\n", len - 1).unwrap();
+        }
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, tail.as_bytes()))
+            .unwrap();
+        let status = pw_cache_tests::child_process::spawn_self(
+            "a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory",
+            BIG_FIELD_CHILD,
+            format!("{}|{}", root.path().display(), file.display()),
+        )
+        .wait()
+        .unwrap();
+        assert!(status.success(), "{ext}: the child failed");
+        let peak = fs::read_to_string(root.path().join("peak")).unwrap();
+        let v: Vec<u64> = peak.split(' ').map(|s| s.parse().unwrap()).collect();
+        eprintln!("{ext}: child VmHWM {} -> {} bytes, warm took {} ms", v[0], v[1], v[2]);
+        assert!(v[1] < PEAK_LIMIT, "{ext}: peak resident memory {} bytes", v[1]);
+        assert!(v[2] < 20_000, "{ext}: took {} ms", v[2]);
+    }
+}
+
+/// A field over its model limit (a 5,000-byte password, a 600-byte key) skips its row, named
+/// without its value; the others load.
+#[test]
+fn warm_fields_over_the_model_limits_fail_their_row() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = manager(&root.path().join("cache"));
+    let file = root.path().join("w.csv");
+    let long_password = "s".repeat(5000);
+    let long_key = "k".repeat(600);
+    fs::write(
+        &file,
+        format!(
+            "proxy_url,password,key\nhttp://10.24.3.1:8080,{long_password},\nhttp://10.24.3.2:8080,,{long_key}\nhttp://10.24.3.3:8080,ok,\n"
+        ),
+    )
+    .unwrap();
+    let report = cache.warm_from_file(&file, None).unwrap();
+    assert_eq!((report.loaded, report.skipped), (1, 2), "{report:?}");
+    assert!(
+        report.issues[0].reason.contains("field `password` is 5000 bytes long"),
+        "{report:?}"
+    );
+    assert!(
+        report.issues[1].reason.contains("field `key` is 600 bytes long"),
+        "{report:?}"
+    );
+    assert!(!format!("{report:?}").contains("sssss"));
+}
