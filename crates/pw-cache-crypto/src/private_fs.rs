@@ -10,10 +10,11 @@
 //! Cache files are regular files, never followed through a symbolic link: another local user
 //! who can write to a shared cache directory could otherwise plant `shard_00.jsonl ->
 //! /some/file/of/ours` and have us append to (or SQLite write into) a file they chose.
-//! [`nofollow_options`] opens with `O_NOFOLLOW` (a symlink at the path is an error, not
+//! [`open_regular`] opens with `O_NOFOLLOW` (a symlink at the path is an error, not
 //! followed) and `O_NONBLOCK` (a FIFO planted at the path does not block the open), and
 //! [`check_regular`] refuses a descriptor that is not a regular file. [`precreate_file`] does
-//! both, for files another library opens afterwards by name.
+//! the same for files another library opens afterwards by name (`O_CREAT | O_EXCL`, which never
+//! follows a link, then `lstat` of an existing path: [`check_path_regular`]).
 
 use std::fs::{DirBuilder, File, Metadata, OpenOptions};
 use std::io;
@@ -48,21 +49,8 @@ pub fn open_options() -> OpenOptions {
     options
 }
 
-/// [`open_options`] that refuse a symbolic link at the path (`O_NOFOLLOW`: the open fails, see
-/// [`not_followed`]) and do not block on a FIFO (`O_NONBLOCK`, which changes nothing for a
-/// regular file). Check the opened file with [`check_regular`].
-pub fn nofollow_options() -> OpenOptions {
-    let mut options = open_options();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    options
-}
-
-/// Turns the error of an open with [`nofollow_options`] into one that says why: `ELOOP` is
-/// what `O_NOFOLLOW` gives for a symbolic link at the path.
+/// Turns the error of an open with `O_NOFOLLOW` into one that says why: `ELOOP` is what
+/// `O_NOFOLLOW` gives for a symbolic link at the path.
 pub fn not_followed(e: io::Error) -> io::Error {
     #[cfg(unix)]
     if e.raw_os_error() == Some(libc::ELOOP) {
@@ -74,8 +62,10 @@ pub fn not_followed(e: io::Error) -> io::Error {
     e
 }
 
-/// Opens `path` with `options` plus `O_NOFOLLOW`/`O_NONBLOCK` (see [`nofollow_options`]) and
-/// checks that it is a regular file ([`check_regular`]).
+/// Opens `path` with `options` plus `O_NOFOLLOW` (a symbolic link at the path is an error, see
+/// [`not_followed`], not followed) and `O_NONBLOCK` (a FIFO at the path does not block the
+/// open; nothing changes for a regular file), and checks that it is a regular file
+/// ([`check_regular`]).
 pub fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
     #[cfg(unix)]
     {
