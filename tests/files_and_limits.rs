@@ -12,7 +12,6 @@
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pw_cache::{
@@ -61,24 +60,32 @@ fn shard_symlinked_to_another_file_is_refused_and_the_file_unchanged() {
     let before = victim(&target);
     let dir = root.path().join("l2");
     fs::create_dir(&dir).unwrap();
-    for id in 0..16 {
-        symlink(&target, dir.join(format!("shard_{id:02}.jsonl"))).unwrap();
-    }
-    let ring = test_ring();
     let cfg = CacheTierConfig::unbounded();
-    // Opening may already look at the shards; if it succeeds, every use of one fails.
-    if let Ok(tier) = JsonlTier::open(&dir, &cfg, Arc::clone(&ring)) {
-        let e = tier.put(&entry("http://10.24.0.1:8080")).unwrap_err();
-        let TierError::Io { path, .. } = &e else {
-            panic!("expected TierError::Io, got {e:?}");
-        };
-        assert_refused_link(&e, path);
-        assert!(
-            path.starts_with(&dir) && path.to_string_lossy().ends_with(".jsonl"),
-            "{e}"
-        );
-        assert!(tier.get(&entry("http://10.24.0.1:8080").key).is_err());
-    }
+    let plant = || {
+        for id in 0..16 {
+            symlink(&target, dir.join(format!("shard_{id:02}.jsonl"))).unwrap();
+        }
+    };
+    // Planted after the tier opened: the put's exclusive-lock open refuses the link.
+    let tier = JsonlTier::open(&dir, &cfg, test_ring()).unwrap();
+    plant();
+    let a = entry("http://10.24.0.1:8080");
+    let e = tier.put(&a).unwrap_err();
+    let TierError::Io { path, .. } = &e else {
+        panic!("expected TierError::Io, got {e:?}");
+    };
+    assert_refused_link(&e, path);
+    assert!(
+        path.starts_with(&dir) && path.to_string_lossy().ends_with(".jsonl"),
+        "{e}"
+    );
+    assert!(tier.get(&a.key).is_err(), "a get refuses the link too");
+    drop(tier);
+    // Planted before: opening (which reads the shards) refuses it.
+    let Err(e) = JsonlTier::open(&dir, &cfg, test_ring()) else {
+        panic!("a tier over symlinked shards opened");
+    };
+    assert_refused_link(&e, &dir.join("shard_00.jsonl"));
     assert_eq!(fs::read(&target).unwrap(), before, "the linked file is unchanged");
     assert_eq!(fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
 }
@@ -88,14 +95,18 @@ fn shard_that_is_a_fifo_is_refused_without_blocking() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("l2");
     fs::create_dir(&dir).unwrap();
+    let started = Instant::now();
+    let tier = JsonlTier::open(&dir, &CacheTierConfig::unbounded(), test_ring()).unwrap();
     for id in 0..16 {
         mkfifo(&dir.join(format!("shard_{id:02}.jsonl")));
     }
-    let started = Instant::now();
-    if let Ok(tier) = JsonlTier::open(&dir, &CacheTierConfig::unbounded(), test_ring()) {
-        let e = tier.put(&entry("http://10.24.0.2:8080")).unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
-    }
+    let e = tier.put(&entry("http://10.24.0.2:8080")).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    drop(tier);
+    let Err(e) = JsonlTier::open(&dir, &CacheTierConfig::unbounded(), test_ring()) else {
+        panic!("a tier over FIFO shards opened");
+    };
+    assert!(e.to_string().contains("not a regular file"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
