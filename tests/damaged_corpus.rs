@@ -1165,14 +1165,16 @@ fn sqlite_garbage_sidecars(store: Store, base: &Path) -> Expect {
     Expect::intact(store)
 }
 
-/// The database path is a directory: a typed failure.
+/// The database path is a directory: a typed failure, refused before SQLite opens it (a
+/// database path must be a regular file: see `private_fs::precreate_file`).
 fn sqlite_db_is_a_directory(store: Store, base: &Path) -> Expect {
     let db = store.db(base);
     std::fs::remove_file(&db).unwrap();
     std::fs::create_dir(&db).unwrap();
-    Expect::fails("SQLITE_CANTOPEN", |e| {
-        is_sqlite_code(e, rusqlite::ErrorCode::CannotOpen)
-    })
+    Expect::fails(
+        "TierError::Io (not a regular file)",
+        |e| matches!(e, TierError::Io { source, .. } if source.to_string().contains("directory")),
+    )
 }
 
 /// An empty file is an empty database: it opens, the tables are created, nothing is served.

@@ -19,6 +19,15 @@
 //!
 //! An entry at every limit at once is under 25 KB: a tier of 100,000 such entries still fits
 //! in a few GB, and one read of it stays far below a millisecond of transfer.
+//!
+//! Lines of files (JSONL shards, warm files) are bounded by [`MAX_LINE_BYTES`] = 1 MiB when
+//! read: a longer line is skipped (and counted) without being held in memory whole. It is
+//! derived from the field limits: an entry's JSON line holds its text fields once each (the key,
+//! the URL, the source, the health error, two credentials or their tokens), each at most six
+//! times its length when every byte is escaped (`\u00XX`), plus numbers, timestamps and field
+//! names (under 2 KB): [`MAX_ENTRY_LINE_BYTES`], about 120 KB. 1 MiB is more than 8 times that,
+//! so no line this library writes is ever refused by it, and a hostile 2 GB line costs at most
+//! 1 MiB of memory to skip.
 
 use crate::entry::CacheEntry;
 
@@ -34,6 +43,23 @@ pub const MAX_LAST_HEALTH_ERROR_BYTES: usize = 4096;
 pub const MAX_CREDENTIAL_BYTES: usize = 4096;
 /// Longest stored credential token (the Fernet token's text): that of the longest credential.
 pub const MAX_CREDENTIAL_TOKEN_BYTES: usize = fernet_token_len(MAX_CREDENTIAL_BYTES);
+
+/// A bound on the length of the JSON line of any entry within the field limits (each text
+/// field escaped at six bytes per byte, tokens in place of credentials, and 2 KB for the rest).
+pub const MAX_ENTRY_LINE_BYTES: usize = 6
+    * (MAX_KEY_BYTES
+        + MAX_PROXY_URL_BYTES
+        + MAX_SOURCE_BYTES
+        + MAX_LAST_HEALTH_ERROR_BYTES
+        + 2 * MAX_CREDENTIAL_TOKEN_BYTES)
+    + 2048;
+
+/// The longest line read from a file (a JSONL shard, a line or CSV record of a warm file): 1 MiB,
+/// more than 8 times [`MAX_ENTRY_LINE_BYTES`]. A longer line is skipped and counted as
+/// unreadable; reading past it holds at most this much of it in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+const _: () = assert!(8 * MAX_ENTRY_LINE_BYTES < MAX_LINE_BYTES);
 
 /// The length of the text of a Fernet token of a `plaintext_len`-byte plaintext: the version
 /// (1 byte), the timestamp (8), the IV (16), the AES-CBC ciphertext with PKCS#7 padding (the

@@ -219,7 +219,9 @@ impl Checkpointer {
                         break;
                     }
                     // Without SQLITE_OPEN_CREATE: a database removed meanwhile is not made.
-                    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
                     let outcome = Connection::open_with_flags(&path, flags).and_then(|conn| {
                         // Opening the log may wait for another connection's lock; nobody
                         // waits for this thread.

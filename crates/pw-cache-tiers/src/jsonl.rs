@@ -150,7 +150,9 @@ pub fn shard_file_name(shard: usize) -> String {
 pub struct JsonlDamage {
     /// Lines with nothing but whitespace (skipped, as the reference does; dropped by rewrites).
     pub blank_lines: u64,
-    /// Lines that are not JSON: cut short, garbage, not UTF-8 (skipped, kept in place).
+    /// Lines that are not JSON: cut short, garbage, not UTF-8; and lines longer than
+    /// [`pw_cache_model::limits::MAX_LINE_BYTES`], which are not parsed nor held in memory
+    /// (skipped, kept in place).
     pub undecodable_lines: u64,
     /// Lines that are JSON but not an object with a string `key` (`42`, `null`, `"x"`):
     /// skipped and kept in place (proxywhirl's constructor crashes on `42` and `null`).
@@ -725,7 +727,7 @@ impl JsonlTier {
         removed.map_err(TierError::io("remove probe file", &probe))?;
         for id in 0..NUM_SHARDS {
             let path = self.shard_path(id);
-            match fs::OpenOptions::new().append(true).open(&path) {
+            match private_fs::open_regular(fs::OpenOptions::new().append(true), &path) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(TierError::io("open shard for appending", path)(e)),

@@ -138,7 +138,7 @@ use pw_cache_model::{
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Row, ToSql, Transaction, TransactionBehavior};
 
 use crate::checkpoint::{self, Checkpointer};
 use crate::error::TierError;
@@ -1280,7 +1280,36 @@ fn new_pool(path: &Path) -> SqlitePool {
         .min_idle(Some(1))
         .test_on_check_out(false)
         .connection_timeout(BUSY_TIMEOUT)
-        .build_unchecked(SqliteConnectionManager::file(path).with_init(init_connection))
+        .build_unchecked(connection_manager(path))
+}
+
+/// The flags of every connection to a tier's database: r2d2_sqlite's defaults (read-write,
+/// create, no mutex, URI) and `SQLITE_OPEN_NOFOLLOW`: SQLite refuses a database path that is a
+/// symbolic link (it checks with `lstat` before its `open`).
+pub(crate) fn open_flags() -> OpenFlags {
+    OpenFlags::default() | OpenFlags::SQLITE_OPEN_NOFOLLOW
+}
+
+/// The connection manager of the database at `path` (see [`open_flags`]).
+fn connection_manager(path: &Path) -> SqliteConnectionManager {
+    SqliteConnectionManager::file(path)
+        .with_flags(open_flags())
+        .with_init(init_connection)
+}
+
+/// Refuses a database whose file, `-wal` or `-shm` file is a symbolic link or not a regular
+/// file (checked with `lstat`; missing ones are fine). SQLite opens these by name itself: a
+/// link planted between this check and SQLite's open is not caught here (for the database file
+/// `SQLITE_OPEN_NOFOLLOW` catches it too; SQLite opens the `-wal` and `-shm` files without it).
+fn check_database_files(path: &Path) -> Result<(), TierError> {
+    private_fs::check_path_regular(path).map_err(TierError::io("open database file", path))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let side = PathBuf::from(name);
+        private_fs::check_path_regular(&side).map_err(TierError::io("open database file", &side))?;
+    }
+    Ok(())
 }
 
 /// A connection from a store's pool. Going back to the pool, it asks for a WAL checkpoint when
@@ -1376,7 +1405,8 @@ impl Store {
         schema: impl FnOnce(&mut Connection, &Path) -> Result<(), TierError>,
         ensure_schema: SchemaFn,
     ) -> Result<Self, TierError> {
-        let manager = SqliteConnectionManager::file(&path).with_init(init_connection);
+        check_database_files(&path)?;
+        let manager = connection_manager(&path);
         let mut first = manager.connect().map_err(sql_error("open database", &path))?;
         // Several processes creating the database at once: the switch to WAL can be refused
         // with SQLITE_BUSY at once (no busy handler call); retry it within the busy timeout.
@@ -1547,6 +1577,7 @@ impl Store {
         self.drop_spare();
         // A file removed under the tier comes back empty: private, in WAL mode, with the tables.
         private_fs::precreate_file(&self.path).map_err(TierError::io("create database file", &self.path))?;
+        check_database_files(&self.path)?;
         {
             let mut conn = self.conn()?;
             conn.pragma_update(None, "journal_mode", "WAL")

@@ -62,12 +62,21 @@ impl CacheManager {
     /// expired entries are left out and counted. The file is replaced atomically (written
     /// beside it, synced, renamed), created with mode 0600: with
     /// [`ExportCredentials::Encrypted`] it holds tokens. On error nothing is replaced.
+    ///
+    /// Only a regular file (or nothing) at `path` is replaced: a symbolic link, a FIFO, a
+    /// directory or a device there is an error ([`ManagerError::Export`]) before anything is
+    /// read, and is checked again (`lstat`) right before the rename.
     pub fn export_to_file_with(
         &self,
         path: impl AsRef<Path>,
         options: ExportOptions,
     ) -> Result<ExportReport, ManagerError> {
         let path = path.as_ref();
+        let refuse = |source| ManagerError::Export {
+            path: path.to_path_buf(),
+            source,
+        };
+        pw_cache_crypto::private_fs::check_path_regular(path).map_err(refuse)?;
         let inner = &self.inner;
         // Entries L1 evicted go down first, so the tiers below hold what L1 held.
         inner.record_evicted_use(1, true);
@@ -123,6 +132,7 @@ impl CacheManager {
             out.flush().map_err(write_err)?;
         }
         tmp.as_file().sync_all().map_err(write_err)?;
+        pw_cache_crypto::private_fs::check_path_regular(path).map_err(refuse)?;
         tmp.persist(path).map_err(|e| write_err(e.error))?;
         // The rename is durable once the directory is synced.
         if let Ok(d) = fs::File::open(&dir) {

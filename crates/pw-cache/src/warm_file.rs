@@ -74,6 +74,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use pw_cache_model::Secret;
+use pw_cache_model::limits::{self, MAX_LINE_BYTES};
 use pw_cache_tiers::jsonl::hex_decode;
 use serde_json::{Map, Value};
 use url::Url;
@@ -364,11 +365,21 @@ fn show_extension(extension: &str) -> String {
 /// (see [`parse_warm_bytes`]). Problems of single rows are [`WarmFile::issues`] instead.
 pub fn read_warm_file(path: &Path) -> Result<WarmFile, WarmFileError> {
     let format = WarmFormat::from_path(path)?;
-    let bytes = std::fs::read(path).map_err(|source| WarmFileError::Io {
+    let io_error = |source| WarmFileError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = open_warm(path).map_err(io_error)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_error)?;
     parse_warm_bytes(format, &bytes, path)
+}
+
+/// Opens a warm file: a regular file, not through a symbolic link (`O_NOFOLLOW`, then an
+/// `fstat` of the descriptor). A link (`x.jsonl -> /dev/urandom`), a FIFO, a device or a
+/// directory is refused before anything is read.
+fn open_warm(path: &Path) -> io::Result<std::fs::File> {
+    pw_cache_crypto::private_fs::open_regular(std::fs::OpenOptions::new().read(true), path)
 }
 
 /// Checks, without a cache and without reading its rows, whether the warm file at `path` can be
@@ -378,7 +389,8 @@ pub fn read_warm_file(path: &Path) -> Result<WarmFile, WarmFileError> {
 ///
 /// What is checked, by format:
 /// - every format: the extension ([`WarmFileError::Unsupported`]), that the file can be opened
-///   and read ([`WarmFileError::Io`]: missing, a directory, no permission);
+///   and read ([`WarmFileError::Io`]: missing, a directory, no permission, a symbolic link, not a
+///   regular file);
 /// - `.csv`: the header row ([`WarmFileError::CsvHeader`]: none, or no `proxy_url` column). Only
 ///   the header row is read;
 /// - `.json`: the whole document ([`WarmFileError::NotUtf8`], [`WarmFileError::Json`],
@@ -400,7 +412,7 @@ pub fn check_warm_file(path: &Path) -> Result<WarmFormat, WarmFileError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut file = open_warm(path).map_err(io_error)?;
     if format == WarmFormat::Json {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_error)?;
@@ -492,6 +504,10 @@ fn parse_jsonl(bytes: &[u8], out: &mut Collector) {
     for (number, raw) in (1u64..).zip(bytes.split(|&b| b == b'\n')) {
         let location = RowLocation::Line(number);
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > MAX_LINE_BYTES {
+            out.issue(location, IssueKind::Failed, too_long("line", raw.len()));
+            continue;
+        }
         let line = match std::str::from_utf8(raw) {
             Ok(line) => line,
             Err(e) => {
@@ -522,38 +538,126 @@ fn parse_csv(bytes: &[u8], path: &Path, out: &mut Collector) -> Result<(), WarmF
     let mut reader = csv_reader(bytes);
     let (header, columns) = csv_header(&mut reader, path)?;
 
+    // The header was read by the csv reader; the records are read with csv-core (the parser
+    // under it, with the same defaults) into an output buffer that grows to at most
+    // MAX_LINE_BYTES: a longer record is read past, not held.
+    let mut offset = usize::try_from(reader.position().byte())
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let mut core = csv_core::Reader::new();
     let mut record = csv::ByteRecord::new();
     let mut lines = LineCounter::default();
     for number in 1u64.. {
-        let before = reader.position().byte();
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {
-                let start = record.position().map_or(before, csv::Position::byte);
-                let location = RowLocation::Row {
-                    record: number,
-                    line: lines.line_at(bytes, start),
-                };
+        let start = offset;
+        let Some(read) = next_record(&mut core, bytes, &mut offset) else {
+            break;
+        };
+        let location = RowLocation::Row {
+            record: number,
+            line: lines.line_at(bytes, start as u64),
+        };
+        match read {
+            CsvRecord::TooLong(len) => out.issue(location, IssueKind::Failed, too_long("record", len)),
+            CsvRecord::Fields { buf, ends } => {
+                record.clear();
+                let mut from = 0;
+                for &end in &ends {
+                    record.push_field(&buf[from..end]);
+                    from = end;
+                }
                 match columns.raw_row(&record, &header) {
                     Ok(raw) => out.row(location, raw),
                     Err(reason) => out.issue(location, IssueKind::Failed, reason),
                 }
             }
-            Err(e) => {
-                let start = e.position().map_or(before, csv::Position::byte);
-                let location = RowLocation::Row {
-                    record: number,
-                    line: lines.line_at(bytes, start),
-                };
-                out.issue(location, IssueKind::Failed, format!("unreadable CSV record: {e}"));
-                if reader.position().byte() == before {
-                    // No progress: the same error would come back forever.
-                    break;
-                }
-            }
         }
     }
     Ok(())
+}
+
+/// A CSV record read by [`next_record`].
+enum CsvRecord {
+    /// Its fields: `buf[ends[i - 1]..ends[i]]` (from 0 for the first).
+    Fields {
+        /// The fields' bytes, one after the other.
+        buf: Vec<u8>,
+        /// Where each field ends in `buf`.
+        ends: Vec<usize>,
+    },
+    /// A record longer than [`MAX_LINE_BYTES`] (its fields' bytes), read past.
+    TooLong(usize),
+}
+
+/// The first output buffer of [`next_record`]; it doubles up to [`MAX_LINE_BYTES`].
+const CSV_FIRST_BUFFER: usize = 4096;
+
+/// Reads the record at `bytes[*offset..]` with `core`, moving `offset` past it; `None` at
+/// the end. Holds at most [`MAX_LINE_BYTES`] of the record's fields (and as many field ends
+/// as a record of that length can have).
+fn next_record(core: &mut csv_core::Reader, bytes: &[u8], offset: &mut usize) -> Option<CsvRecord> {
+    use csv_core::ReadRecordResult;
+    let mut buf = vec![0u8; CSV_FIRST_BUFFER];
+    let mut ends = vec![0usize; 16];
+    let (mut nout, mut nend) = (0usize, 0usize);
+    // Bytes of fields read past once the record was found too long.
+    let mut dropped: Option<usize> = None;
+    loop {
+        let input = bytes.get(*offset..).unwrap_or_default();
+        let (result, nin, out, end) = core.read_record(input, &mut buf[nout..], &mut ends[nend..]);
+        *offset += nin;
+        nout += out;
+        nend += end;
+        match result {
+            // An empty input tells csv-core the input ended: the next call finishes the record.
+            ReadRecordResult::InputEmpty => {}
+            ReadRecordResult::OutputFull if dropped.is_none() && buf.len() < MAX_LINE_BYTES => {
+                buf.resize((buf.len() * 2).min(MAX_LINE_BYTES), 0);
+            }
+            ReadRecordResult::OutputFull => {
+                dropped = Some(dropped.unwrap_or(0) + nout);
+                (nout, nend) = (0, 0);
+            }
+            ReadRecordResult::OutputEndsFull if dropped.is_none() && ends.len() < MAX_LINE_BYTES => {
+                ends.resize(ends.len() * 2, 0);
+            }
+            ReadRecordResult::OutputEndsFull => {
+                // As many fields as bytes allowed: the record is too long.
+                dropped = Some(dropped.unwrap_or(0) + nout);
+                (nout, nend) = (0, 0);
+            }
+            ReadRecordResult::Record => break,
+            ReadRecordResult::End if dropped.is_none() && nout == 0 && nend == 0 => return None,
+            ReadRecordResult::End => break,
+        }
+    }
+    Some(match dropped {
+        Some(len) => CsvRecord::TooLong(len + nout),
+        None => {
+            buf.truncate(nout);
+            ends.truncate(nend);
+            CsvRecord::Fields { buf, ends }
+        }
+    })
+}
+
+/// The reason of a row skipped because its line or record (`what`) is `len` bytes long.
+fn too_long(what: &str, len: usize) -> String {
+    format!("{what} is {len} bytes long, more than the limit of {MAX_LINE_BYTES} bytes")
+}
+
+/// The longest text each field of a warm row may hold, from the model's limits
+/// ([`pw_cache_model::limits`]): a longer one makes the row fail before anything is done with
+/// the value (no URL parsing, no decryption). `proxy_url` may carry percent-encoded credentials
+/// (3 bytes per byte at most), an encrypted credential is the hex of a token (2 characters per
+/// byte, with room for whitespace).
+fn field_limit(name: &str) -> usize {
+    match name {
+        PROXY_URL => limits::MAX_PROXY_URL_BYTES + 2 * 3 * limits::MAX_CREDENTIAL_BYTES + 2,
+        USERNAME | PASSWORD => limits::MAX_CREDENTIAL_BYTES,
+        USERNAME_ENCRYPTED | PASSWORD_ENCRYPTED => 4 * limits::MAX_CREDENTIAL_TOKEN_BYTES,
+        SOURCE => limits::MAX_SOURCE_BYTES,
+        _ => limits::MAX_KEY_BYTES,
+    }
 }
 
 /// The CSV reader of a warm file (after its byte order mark).
@@ -868,8 +972,19 @@ impl RawRow {
 /// Applies the row rules (see the module documentation): a row, or the reason to skip it.
 fn build_row(location: RowLocation, raw: RawRow) -> Result<WarmRow, String> {
     for (name, field) in raw.fields() {
-        if let Field::WrongType(found) = field {
-            return Err(format!("field `{name}` is {found}; expected a string or a number"));
+        match field {
+            Field::WrongType(found) => {
+                return Err(format!("field `{name}` is {found}; expected a string or a number"));
+            }
+            Field::Text(text) if text.len() > field_limit(name) => {
+                // The length only: the value may be a credential.
+                return Err(format!(
+                    "field `{name}` is {} bytes long, more than its limit of {} bytes",
+                    text.len(),
+                    field_limit(name)
+                ));
+            }
+            Field::Text(_) | Field::Absent => {}
         }
     }
     let RawRow {

@@ -26,6 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use pw_cache_crypto::private_fs;
+use pw_cache_model::limits::MAX_LINE_BYTES;
 use pw_cache_model::{EvictionPolicy, OffsetDateTime};
 
 use super::line::{self, Classified};
@@ -303,6 +304,14 @@ fn lock(file: &Arc<File>, path: &Path, exclusive: bool) -> Result<LockGuard, Tie
     }
 }
 
+/// How many bytes of a shard are read at a time when indexing it or copying a long line.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Up to [`READ_CHUNK`] of `left` bytes.
+fn chunk_len(left: u64) -> usize {
+    usize::try_from(left).map_or(READ_CHUNK, |left| left.min(READ_CHUNK))
+}
+
 /// Reads bytes `from..to` of `file`.
 fn read_range(file: &File, from: u64, to: u64, path: &Path) -> Result<Vec<u8>, TierError> {
     let len = usize::try_from(to.saturating_sub(from)).map_err(|_| TierError::Io {
@@ -314,6 +323,35 @@ fn read_range(file: &File, from: u64, to: u64, path: &Path) -> Result<Vec<u8>, T
     file.read_exact_at(&mut buf, from)
         .map_err(TierError::io("read shard", path))?;
     Ok(buf)
+}
+
+/// Where the line that goes on at `from` ends, before `to`: the offset of its terminator and
+/// the terminator's length (`\n`, `\r\n`, `\r`; 0 when the line runs to `to`). Reads
+/// [`READ_CHUNK`] bytes at a time, holding nothing more.
+fn line_end(file: &File, mut from: u64, to: u64) -> io::Result<(u64, u8)> {
+    let mut buf = vec![0u8; chunk_len(to.saturating_sub(from))];
+    while from < to {
+        let n = chunk_len(to - from);
+        file.read_exact_at(&mut buf[..n], from)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n' || b == b'\r') {
+            let at = from + i as u64;
+            if buf[i] == b'\n' {
+                return Ok((at, 1));
+            }
+            let next = if i + 1 < n {
+                Some(buf[i + 1])
+            } else if at + 1 < to {
+                let mut next = [0u8; 1];
+                file.read_exact_at(&mut next, at + 1)?;
+                Some(next[0])
+            } else {
+                None
+            };
+            return Ok((at, if next == Some(b'\n') { 2 } else { 1 }));
+        }
+        from += n as u64;
+    }
+    Ok((to, 0))
 }
 
 /// Whether a line is skipped as blank by the reference (`not line.strip()`).
@@ -501,12 +539,11 @@ impl Shard {
             let file = match &self.file {
                 Some(f) if reuse && self.writable => Arc::clone(f),
                 _ => Arc::new(
-                    private_fs::open_options()
-                        .read(true)
-                        .append(true)
-                        .create(true)
-                        .open(&self.path)
-                        .map_err(TierError::io("open shard", &self.path))?,
+                    private_fs::open_regular(
+                        private_fs::open_options().read(true).append(true).create(true),
+                        &self.path,
+                    )
+                    .map_err(TierError::io("open shard", &self.path))?,
                 ),
             };
             let guard = lock(&file, &self.path, true)?;
@@ -543,19 +580,19 @@ impl Shard {
     /// built, only the tail when the file just grew.
     fn catch_up(&mut self, file: Arc<File>, writable: bool, fmeta: &Metadata) -> Result<(), TierError> {
         let now = Ident::of(fmeta);
-        match self.ident.filter(|old| old.same_file(&now)) {
-            Some(old) if old.len == now.len && old.mtime == now.mtime => {}
-            Some(old) if now.len > old.len => {
-                let tail = read_range(&file, old.len, now.len, &self.path)?;
-                if !self.ingest_tail(&tail, old.len) {
-                    let all = read_range(&file, 0, now.len, &self.path)?;
-                    self.reindex(&all);
-                }
-            }
-            _ => {
-                let all = read_range(&file, 0, now.len, &self.path)?;
-                self.reindex(&all);
-            }
+        let read = match self.ident.filter(|old| old.same_file(&now)) {
+            Some(old) if old.len == now.len && old.mtime == now.mtime => Ok(()),
+            Some(old) if now.len > old.len => match self.ingest_tail(&file, old.len, now.len) {
+                Ok(true) => Ok(()),
+                Ok(false) => self.reindex(&file, now.len),
+                Err(e) => Err(e),
+            },
+            _ => self.reindex(&file, now.len),
+        };
+        if let Err(e) = read {
+            // The index may hold part of what was read: read the file again next time.
+            self.ident = None;
+            return Err(TierError::io("read shard", &self.path)(e));
         }
         self.file = Some(file);
         self.writable = writable;
@@ -563,8 +600,9 @@ impl Shard {
         Ok(())
     }
 
-    /// Rebuilds the index from the whole file, keeping what this process knew of the ranks.
-    fn reindex(&mut self, bytes: &[u8]) {
+    /// Rebuilds the index from bytes `0..len` of `file`, keeping what this process knew of
+    /// the ranks.
+    fn reindex(&mut self, file: &File, len: u64) -> io::Result<()> {
         let previous = std::mem::take(&mut self.index);
         self.counts = LineCounts::default();
         self.foreign = 0;
@@ -572,43 +610,115 @@ impl Shard {
         self.corrupt = 0;
         self.stray.clear();
         self.unterminated = false;
-        self.ingest(bytes, 0, Some(&previous));
+        self.ingest(file, 0, len, Some(&previous))
     }
 
-    /// Adds the lines appended after the indexed part; `false` when the tail does not continue
-    /// the file as we knew it (then the whole file must be read again).
-    fn ingest_tail(&mut self, mut bytes: &[u8], mut base: u64) -> bool {
+    /// Adds the lines appended after the indexed part (`from..to` of `file`); `false` when the
+    /// tail does not continue the file as we knew it (then the whole file must be read again).
+    fn ingest_tail(&mut self, file: &File, mut from: u64, to: u64) -> io::Result<bool> {
         if self.unterminated {
             // Our writers end a cut line before appending; anything else rewrote that line.
-            match bytes.first() {
-                Some(b'\n') => {
-                    bytes = &bytes[1..];
-                    base += 1;
-                    self.unterminated = false;
-                }
-                _ => return false,
+            let mut first = [0u8; 1];
+            file.read_exact_at(&mut first, from)?;
+            if first[0] != b'\n' {
+                return Ok(false);
             }
+            from += 1;
+            self.unterminated = false;
         }
-        self.ingest(bytes, base, None);
-        true
+        self.ingest(file, from, to, None)?;
+        Ok(true)
     }
 
-    /// Indexes `bytes`, which start at file offset `base` at the start of a line. Lines end at
-    /// `\n`, `\r\n` or `\r` (Python's universal newlines).
-    fn ingest(&mut self, bytes: &[u8], base: u64, previous: Option<&HashMap<String, Slot>>) {
-        let mut pos = 0usize;
-        while pos < bytes.len() {
-            let rest = &bytes[pos..];
-            let (content_len, term_len) = match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-                Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => (i, 2),
-                Some(i) => (i, 1),
-                None => (rest.len(), 0),
-            };
-            // The terminator is at most 2 bytes: the cast cannot truncate.
-            self.ingest_line(&rest[..content_len], term_len as u8, base + pos as u64, previous);
-            self.unterminated = term_len == 0;
-            pos += content_len + term_len;
+    /// Indexes bytes `from..to` of `file`; `from` is the start of a line. Lines end at `\n`,
+    /// `\r\n` or `\r` (Python's universal newlines).
+    ///
+    /// Reads [`READ_CHUNK`] bytes at a time and holds at most one chunk and one line: a line
+    /// longer than [`MAX_LINE_BYTES`] is not held whole but read past with a bounded buffer and
+    /// counted as an undecodable (stray) line, its offset and length kept so rewrites carry it
+    /// over byte for byte.
+    fn ingest(&mut self, file: &File, from: u64, to: u64, previous: Option<&HashMap<String, Slot>>) -> io::Result<()> {
+        let mut buf: Vec<u8> = Vec::new();
+        // `buf` holds bytes `base..read_to` of the file; `base` is the start of a line.
+        let mut base = from;
+        let mut read_to = from;
+        loop {
+            if read_to < to {
+                let want = chunk_len(to - read_to);
+                let filled = buf.len();
+                buf.resize(filled + want, 0);
+                file.read_exact_at(&mut buf[filled..], read_to)?;
+                read_to += want as u64;
+            }
+            let at_end = read_to >= to;
+            let mut pos = 0usize;
+            while pos < buf.len() {
+                let rest = &buf[pos..];
+                let (content_len, term_len) = match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+                    Some(i) if rest[i] == b'\r' && i + 1 == rest.len() && !at_end => {
+                        // A `\r` ends the buffer: the next byte (not read yet) tells `\r\n`.
+                        let mut next = [0u8; 1];
+                        file.read_exact_at(&mut next, read_to)?;
+                        (i, if next[0] == b'\n' { 2 } else { 1 })
+                    }
+                    Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => (i, 2),
+                    Some(i) => (i, 1),
+                    None if at_end => (rest.len(), 0),
+                    None => break,
+                };
+                let offset = base + pos as u64;
+                // The terminator is at most 2 bytes: the cast cannot truncate.
+                if content_len > MAX_LINE_BYTES {
+                    self.ingest_overlong(offset, content_len as u64, term_len as u8);
+                } else {
+                    self.ingest_line(&rest[..content_len], term_len as u8, offset, previous);
+                }
+                self.unterminated = term_len == 0;
+                pos += content_len + term_len;
+            }
+            if pos >= buf.len() {
+                // (`pos` is one past the buffer when a `\r\n` straddled its end.)
+                base += pos as u64;
+                read_to = base;
+                buf.clear();
+            } else {
+                buf.drain(..pos);
+                base += pos as u64;
+            }
+            if base >= to {
+                return Ok(());
+            }
+            if buf.len() > MAX_LINE_BYTES {
+                // The line at `base` is too long to hold: find its end without keeping it.
+                let (end, term) = line_end(file, read_to, to)?;
+                self.ingest_overlong(base, end - base, term);
+                self.unterminated = term == 0;
+                base = end + u64::from(term);
+                read_to = base;
+                buf = Vec::new();
+                if base >= to {
+                    return Ok(());
+                }
+            }
         }
+    }
+
+    /// Records a line longer than [`MAX_LINE_BYTES`] at `offset`: an undecodable (stray) line,
+    /// never parsed, kept by rewrites like any other.
+    fn ingest_overlong(&mut self, offset: u64, len: u64, term: u8) {
+        tracing::warn!(
+            shard = self.id,
+            offset,
+            len,
+            limit = MAX_LINE_BYTES,
+            "JSONL shard line longer than the limit: skipped, counted as undecodable, kept"
+        );
+        self.counts.undecodable += 1;
+        self.stray.push(Stray {
+            offset,
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+            term,
+        });
     }
 
     fn ingest_line(&mut self, content: &[u8], term: u8, offset: u64, previous: Option<&HashMap<String, Slot>>) {
@@ -850,10 +960,21 @@ impl Shard {
             let (Some(file), Some(ident)) = (self.file.clone(), self.ident) else {
                 return Err(self.not_locked());
             };
-            let old = read_range(&file, 0, ident.len, &self.path)?;
+            // A file within READ_WHOLE is read at once (one read); a larger one line by line, so
+            // a rewrite holds at most one line and one chunk of a long stray line.
+            let old = if ident.len <= READ_WHOLE {
+                Some(read_range(&file, 0, ident.len, &self.path)?)
+            } else {
+                None
+            };
+            let mut scratch = Vec::new();
             let mut done = Rewritten::default();
             for (key, slot) in &self.index {
-                let Some(bytes) = span(&old, slot.offset, slot.len) else {
+                let bytes = match &old {
+                    Some(old) => span(old, slot.offset, slot.len),
+                    None => read_line(&file, slot.offset, slot.len, ident.len, &mut scratch),
+                };
+                let Some(bytes) = bytes else {
                     self.ident = None;
                     return Err(self.past_end());
                 };
@@ -880,20 +1001,35 @@ impl Shard {
                 kept.extend(self.stray.iter().map(|l| (l.offset, l.len, l.term)));
             }
             kept.sort_unstable();
-            let mut out = Vec::with_capacity(kept.iter().map(|(_, len, term)| len + usize::from(*term).max(1)).sum());
-            let mut moved = HashMap::with_capacity(kept.len());
-            for (offset, len, term) in kept {
-                let Some(bytes) = span(&old, offset, len + usize::from(term)) else {
-                    self.ident = None;
-                    return Err(self.past_end());
-                };
-                moved.insert(offset, out.len() as u64);
-                out.extend_from_slice(bytes);
-                if term == 0 {
-                    out.push(b'\n');
-                }
+            if kept
+                .iter()
+                .any(|&(offset, len, term)| offset.saturating_add((len + usize::from(term)) as u64) > ident.len)
+            {
+                self.ident = None;
+                return Err(self.past_end());
             }
-            let (new_file, meta) = self.write_tmp(&out)?;
+            let mut moved = HashMap::with_capacity(kept.len());
+            let (new_file, meta) = self.write_tmp(|out| {
+                let mut written = 0u64;
+                let mut chunk = Vec::new();
+                for &(offset, len, term) in &kept {
+                    moved.insert(offset, written);
+                    let with_term = len + usize::from(term);
+                    match &old {
+                        Some(old) => match span(old, offset, with_term) {
+                            Some(bytes) => out.write_all(bytes)?,
+                            None => return Err(io::Error::other("the index points past the end of the file")),
+                        },
+                        None => copy_range(&file, offset, with_term as u64, &mut chunk, out)?,
+                    }
+                    written += with_term as u64;
+                    if term == 0 {
+                        out.write_all(b"\n")?;
+                        written += 1;
+                    }
+                }
+                Ok(())
+            })?;
             #[cfg(test)]
             if let Some(hook) = self.before_rename.as_mut() {
                 (hook.0)(&self.path);
@@ -978,8 +1114,8 @@ impl Shard {
         }
     }
 
-    /// Writes `bytes` to a fresh temporary file and fsyncs it.
-    fn write_tmp(&self, bytes: &[u8]) -> Result<(File, Metadata), TierError> {
+    /// Writes what `fill` writes to a fresh temporary file (buffered) and fsyncs it.
+    fn write_tmp(&self, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(File, Metadata), TierError> {
         let tmp = &self.tmp_path;
         match fs::remove_file(tmp) {
             Ok(()) => {}
@@ -987,12 +1123,10 @@ impl Shard {
             Err(e) => return Err(TierError::io("remove temporary file", tmp)(e)),
         }
         let written = (|| {
-            let mut f = private_fs::open_options()
-                .read(true)
-                .append(true)
-                .create_new(true)
-                .open(tmp)?;
-            f.write_all(bytes)?;
+            let f = private_fs::open_regular(private_fs::open_options().read(true).append(true).create_new(true), tmp)?;
+            let mut out = io::BufWriter::with_capacity(WRITE_BUFFER, f);
+            fill(&mut out)?;
+            let f = out.into_inner().map_err(io::IntoInnerError::into_error)?;
             f.sync_all()?;
             let meta = f.metadata()?;
             Ok::<_, io::Error>((f, meta))
@@ -1071,6 +1205,37 @@ impl Shard {
     }
 }
 
+/// A shard up to this long is read whole by a rewrite (one read); a longer one line by line.
+const READ_WHOLE: u64 = 64 << 20;
+
+/// The write buffer of a rewrite's temporary file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Bytes `offset..offset + len` of `file` (`file_len` long) into `scratch`, if they are there.
+fn read_line<'a>(file: &File, offset: u64, len: usize, file_len: u64, scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    if offset.checked_add(len as u64)? > file_len {
+        return None;
+    }
+    scratch.clear();
+    scratch.resize(len, 0);
+    file.read_exact_at(scratch, offset).ok()?;
+    Some(scratch)
+}
+
+/// Copies `len` bytes of `file` from `offset` to `out`, [`READ_CHUNK`] at a time through
+/// `chunk`.
+fn copy_range(file: &File, mut offset: u64, mut len: u64, chunk: &mut Vec<u8>, out: &mut dyn Write) -> io::Result<()> {
+    while len > 0 {
+        let n = chunk_len(len);
+        chunk.resize(n, 0);
+        file.read_exact_at(&mut chunk[..n], offset)?;
+        out.write_all(&chunk[..n])?;
+        offset += n as u64;
+        len -= n as u64;
+    }
+    Ok(())
+}
+
 /// Bytes `offset..offset + len` of `bytes`, if they are there.
 fn span(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
@@ -1078,11 +1243,12 @@ fn span(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
 }
 
 /// Opens an existing shard for reading and appending, or only reading when that is refused.
+/// Never through a symbolic link, and only a regular file (see [`private_fs::open_regular`]).
 fn open_existing(path: &Path) -> io::Result<(Arc<File>, bool)> {
-    match OpenOptions::new().read(true).append(true).open(path) {
+    match private_fs::open_regular(OpenOptions::new().read(true).append(true), path) {
         Ok(f) => Ok((Arc::new(f), true)),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(e),
-        Err(_) => File::open(path).map(|f| (Arc::new(f), false)),
+        Err(_) => private_fs::open_regular(OpenOptions::new().read(true), path).map(|f| (Arc::new(f), false)),
     }
 }
 
@@ -1169,5 +1335,80 @@ mod tests {
         assert_eq!(micros(t), -1);
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_999).unwrap();
         assert_eq!(micros(t), 1);
+    }
+
+    /// Every line of `bytes` as `(offset, content length, terminator length)`, split in memory
+    /// (the reader's rule: `\n`, `\r\n`, `\r`).
+    fn split(bytes: &[u8]) -> Vec<(u64, usize, u8)> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let rest = &bytes[pos..];
+            let (len, term) = match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) if rest[i] == b'\r' && rest.get(i + 1) == Some(&b'\n') => (i, 2),
+                Some(i) => (i, 1),
+                None => (rest.len(), 0),
+            };
+            out.push((pos as u64, len, term as u8));
+            pos += len + term;
+        }
+        out
+    }
+
+    /// Lines across read chunks (a `\r\n` split by a chunk's end, a `\r` last in a chunk,
+    /// lines over the limit, one that runs to the end) are found where an in-memory split finds
+    /// them; over-long ones are undecodable strays like the rest.
+    #[test]
+    fn chunked_reading_finds_the_lines_an_in_memory_split_finds() {
+        let x = |n: usize| vec![b'x'; n];
+        let cases: Vec<Vec<u8>> = vec![
+            // `\r\n` straddling the first chunk's end.
+            [x(READ_CHUNK - 1), b"\r\nab\n".to_vec()].concat(),
+            // A lone `\r` last in the chunk, then a line.
+            [x(READ_CHUNK - 1), b"\rcd\r\n".to_vec()].concat(),
+            // An over-long line ending in `\r\n` split by a chunk's end, then more.
+            [x(2 * READ_CHUNK - 1), b"\r\n".to_vec(), x(10), b"\r".to_vec()].concat(),
+            // Short lines, then an over-long line that runs to the end unterminated.
+            [b"a\nb\r\n".to_vec(), x(MAX_LINE_BYTES + READ_CHUNK + 7)].concat(),
+            // Exactly at the limit, and one over it.
+            [
+                x(MAX_LINE_BYTES),
+                b"\n".to_vec(),
+                x(MAX_LINE_BYTES + 1),
+                b"\n".to_vec(),
+                x(3),
+            ]
+            .concat(),
+            // An over-long line whose `\r` is the file's last byte.
+            [x(MAX_LINE_BYTES + 1), b"\r".to_vec()].concat(),
+        ];
+        for (n, bytes) in cases.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut shard = Shard::new(dir.path(), 0);
+            fs::write(&shard.path, bytes).unwrap();
+            shard.sync().unwrap();
+            let got: Vec<(u64, usize, u8)> = shard.stray.iter().map(|l| (l.offset, l.len, l.term)).collect();
+            assert_eq!(got, split(bytes), "case {n}");
+            assert_eq!(shard.counts.undecodable, got.len() as u64, "case {n}");
+            assert_eq!(
+                shard.unterminated,
+                bytes.last().is_some_and(|&b| b != b'\n' && b != b'\r'),
+                "case {n}"
+            );
+            // A rewrite carries every line over byte for byte (a missing last terminator added).
+            let guard = shard.lock_exclusive().unwrap();
+            shard.counts.blank = 1; // force the rewrite
+            let (done, _guard) = shard.rewrite(guard, false, |_, _, _| Verdict::Keep).unwrap();
+            assert_eq!(done.carried_stray, got.len() as u64);
+            let mut want = bytes.clone();
+            if shard_unterminated_tail(bytes) {
+                want.push(b'\n');
+            }
+            assert_eq!(fs::read(&shard.path).unwrap(), want, "case {n}");
+        }
+    }
+
+    fn shard_unterminated_tail(bytes: &[u8]) -> bool {
+        bytes.last().is_some_and(|&b| b != b'\n' && b != b'\r')
     }
 }
