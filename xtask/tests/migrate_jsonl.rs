@@ -174,3 +174,35 @@ fn a_missing_source_or_key_is_exit_2_and_creates_nothing() {
     );
     assert!(!dst.exists() && !src.join("pw-cache.key").exists());
 }
+
+/// Under umask 000 the dry run's scratch copy of the database is still private (0700): made
+/// with the umask's mode it would be 0777, which the tiers' trust check refuses (and which
+/// another user could read).
+#[test]
+fn a_dry_run_under_umask_000_keeps_its_scratch_copy_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = setup(dir.path());
+    let (current, previous) = pw_cache_tests::fixture_keys();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_xtask"))
+        .args(["migrate-jsonl", "--from"])
+        .arg(&src)
+        .arg("--to")
+        .arg(&dst)
+        .arg("--dry-run")
+        .env("PROXYWHIRL_CACHE_ENCRYPTION_KEY", current)
+        .env("PROXYWHIRL_CACHE_KEY_PREVIOUS", previous)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(common::count_in(&stdout, "migrated"), 200, "{stdout}");
+    assert!(!dst.exists(), "a dry run does not create --to");
+}

@@ -58,7 +58,13 @@ pub(crate) fn run(args: &MigrateArgs, out: &mut String) -> CmdResult {
 /// Migrates into a temporary copy of the target database (or an empty one): what a real run
 /// would do, with nothing created or changed in `--to`.
 fn dry_run(args: &MigrateArgs, ring: &Arc<KeyRing>) -> Result<MigrationReport, Fatal> {
-    let scratch = tempfile::tempdir().map_err(|e| Fatal::context("cannot create a temporary directory", e))?;
+    // Private whatever the umask: it holds a copy of the database, credential tokens included
+    // (and a directory group or others may write is refused by the tiers' trust check).
+    let scratch = tempfile::Builder::new()
+        .prefix(".pw-cache-dry-run-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| Fatal::context("cannot create a temporary directory", e))?;
     let target = args.to.join(DB_FILE_NAME);
     if target.exists() {
         // The database and its write-ahead log: what a reader of the database sees.
