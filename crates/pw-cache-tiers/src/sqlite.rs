@@ -541,6 +541,13 @@ struct Statements {
     /// A health mark's two columns (?2 the new `failure_count`, ?3 the status).
     mark_failure: &'static str,
     health_detail: &'static str,
+    /// Deletes one key if not written since ?2 (L3 only: `l2_cache` has no `updated_at`, and
+    /// this is never prepared for it).
+    delete_unchanged: &'static str,
+    /// Deletes every row not written since ?1 (L3 only, as `delete_unchanged`).
+    clear_unchanged: &'static str,
+    /// Sets the two token columns of one key.
+    rotate_tokens: &'static str,
     /// Every row's `get` columns, then its rowid: eviction candidates in the policy's order.
     candidates_lru: &'static str,
     candidates_lfu: &'static str,
@@ -611,6 +618,17 @@ macro_rules! statements {
                 " SET failure_count = ?2, health_status = ?3 WHERE key = ?1"
             ),
             health_detail: $detail,
+            delete_unchanged: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE key = ?1 AND (updated_at IS NULL OR updated_at <= ?2)"
+            ),
+            clear_unchanged: concat!("DELETE FROM ", $table, " WHERE updated_at IS NULL OR updated_at <= ?1"),
+            rotate_tokens: concat!(
+                "UPDATE ",
+                $table,
+                " SET username_encrypted = ?2, password_encrypted = ?3 WHERE key = ?1"
+            ),
             candidates_lru: concat!(
                 "SELECT ",
                 $select,
@@ -1672,10 +1690,6 @@ impl Store {
     /// [`CacheTier::rotate_credentials`]: the row read (checked readable) and its two token
     /// columns rewritten in one write transaction; nothing else changes (`updated_at` included).
     pub(crate) fn rotate_credentials(&self, key: &str) -> Result<crate::Rotated, TierError> {
-        let table = match self.layout {
-            Layout::L2 => "l2_cache",
-            Layout::L3 => "cache_entries",
-        };
         self.write("rotate credentials", |tx| {
             let Some(stored) = self.read(tx, key)? else {
                 return Ok(crate::Rotated::Absent);
@@ -1696,11 +1710,9 @@ impl Store {
                     })
             };
             let (username, password) = (rotate(username)?, rotate(password)?);
-            tx.prepare_cached(&format!(
-                "UPDATE {table} SET username_encrypted = ?2, password_encrypted = ?3 WHERE key = ?1"
-            ))
-            .and_then(|mut stmt| stmt.execute(rusqlite::params![key, username, password]))
-            .map_err(self.err("rotate credentials"))?;
+            tx.prepare_cached(self.layout.statements().rotate_tokens)
+                .and_then(|mut stmt| stmt.execute(rusqlite::params![key, username, password]))
+                .map_err(self.err("rotate credentials"))?;
             Ok(crate::Rotated::Rewritten)
         })
     }
@@ -2016,7 +2028,7 @@ impl Store {
         }
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare_cached("DELETE FROM cache_entries WHERE key = ?1 AND (updated_at IS NULL OR updated_at <= ?2)")
+            .prepare_cached(self.layout.statements().delete_unchanged)
             .map_err(self.err("delete entry"))?;
         Ok(stmt
             .execute(rusqlite::params![key, to_unix_seconds(since)])
@@ -2033,7 +2045,7 @@ impl Store {
             touches.take();
         }
         self.write("clear entries", |tx| {
-            tx.prepare_cached("DELETE FROM cache_entries WHERE updated_at IS NULL OR updated_at <= ?1")
+            tx.prepare_cached(self.layout.statements().clear_unchanged)
                 .and_then(|mut stmt| stmt.execute([to_unix_seconds(since)]))
                 .map_err(self.err("clear entries"))
         })

@@ -81,9 +81,6 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// lose entries, never serve stale ones).
 const MAX_RESYNC_KEYS: usize = 100_000;
 
-/// Missed keys a replay removes between two looks at the backlog.
-const REPLAY_BATCH: usize = 256;
-
 thread_local! {
     /// Set while this thread promotes an entry into L1, so the eviction callback (which runs
     /// on this thread) can tell a promotion's eviction from a put's.
@@ -1192,7 +1189,7 @@ impl Inner {
                     return Some(entry);
                 }
                 Some(_) => {
-                    self.delete_expired_locked(key);
+                    self.delete_readable_locked(key);
                     bump(&counters.evictions_ttl, 1);
                     return None;
                 }
@@ -1208,7 +1205,7 @@ impl Inner {
             let counters = self.counters.tier(slot.kind);
             match slot.tier.get(key) {
                 Ok(Some(entry)) if entry.is_expired_at(now) => {
-                    self.delete_expired_locked(key);
+                    self.delete_readable_locked(key);
                     bump(&counters.evictions_ttl, 1);
                     return None;
                 }
@@ -1359,12 +1356,6 @@ impl Inner {
         deleted
     }
 
-    /// Removes the expired entry under `key` from every tier that holds a readable copy (the
-    /// caller holds its lock): see [`Inner::delete_readable_locked`].
-    fn delete_expired_locked(&self, key: &str) {
-        self.delete_readable_locked(key);
-    }
-
     /// Removes `key` from every tier whose copy can be read (or that holds none), bottom up as
     /// [`Inner::delete_locked`]; a tier whose copy is unreadable keeps it (counted in
     /// `unreadable`): removing what cannot be read is the operator's act
@@ -1456,7 +1447,7 @@ impl Inner {
             return HealthInvalidation::NotFound;
         };
         if entry.is_expired_at(now) {
-            self.delete_expired_locked(key);
+            self.delete_readable_locked(key);
             bump(&self.counters.tier(level).evictions_ttl, 1);
             return HealthInvalidation::NotFound;
         }
@@ -1968,7 +1959,7 @@ impl Inner {
         !resync.clear_all
     }
 
-    /// Removes from `slot` its copies of the keys it missed, in batches, each only if no other
+    /// Removes from `slot` its copies of the keys it missed, one key lock at a time, each only if no other
     /// process wrote it since this one missed it (`CacheTier::delete_if_unchanged_since`); whether
     /// all of it is done.
     fn replay(&self, slot: &TierSlot) -> bool {
@@ -1982,20 +1973,18 @@ impl Inner {
             .iter()
             .map(|(key, at)| (key.clone(), *at))
             .collect();
-        for batch in backlog.chunks(REPLAY_BATCH) {
-            for (key, missed_at) in batch {
-                let _guard = self.locks.lock(key);
-                // Still stale, and not missed again since (a put may have refreshed it)?
-                if relock(&slot.resync).keys.get(key) != Some(missed_at) {
-                    continue;
-                }
-                if slot.tier.delete_if_unchanged_since(key, *missed_at).is_err() {
-                    return false;
-                }
-                let mut resync = relock(&slot.resync);
-                if resync.keys.get(key) == Some(missed_at) {
-                    resync.keys.remove(key);
-                }
+        for (key, missed_at) in &backlog {
+            let _guard = self.locks.lock(key);
+            // Still stale, and not missed again since (a put may have refreshed it)?
+            if relock(&slot.resync).keys.get(key) != Some(missed_at) {
+                continue;
+            }
+            if slot.tier.delete_if_unchanged_since(key, *missed_at).is_err() {
+                return false;
+            }
+            let mut resync = relock(&slot.resync);
+            if resync.keys.get(key) == Some(missed_at) {
+                resync.keys.remove(key);
             }
         }
         let resync = relock(&slot.resync);
