@@ -249,6 +249,11 @@ fn peak_resident() -> u64 {
 /// Peak memory allowed to a child that reads a file with one huge line.
 const PEAK_LIMIT: u64 = 512 << 20;
 
+/// The address space a child that reads a huge line runs in (`ulimit -v`): more than the peak
+/// allowed (threads reserve address space they never touch), far less than reading the line
+/// whole would take with its copies, so a child that reads it whole aborts instead of passing.
+const ADDRESS_SPACE_LIMIT: u64 = 1 << 30;
+
 /// Appends `len` bytes of `fill` and a `\n` to `path`, 8 MiB at a time.
 fn append_long_line(path: &Path, prefix: &[u8], fill: u8, len: usize) {
     use std::io::Write;
@@ -301,10 +306,11 @@ fn a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory() {
         .unwrap();
     append_long_line(&shard, br#"{"key": "big", "padding": ""#, b'a', BIG_LINE);
     let started = Instant::now();
-    let status = pw_cache_tests::child_process::spawn_self(
+    let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
         "a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory",
         BIG_LINE_CHILD,
         dir.to_string_lossy().into_owned(),
+        ADDRESS_SPACE_LIMIT,
     )
     .wait()
     .unwrap();
@@ -438,10 +444,11 @@ fn a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory()
             .open(&file)
             .and_then(|mut f| std::io::Write::write_all(&mut f, tail.as_bytes()))
             .unwrap();
-        let status = pw_cache_tests::child_process::spawn_self(
+        let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
             "a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory",
             BIG_FIELD_CHILD,
             format!("{}|{}", root.path().display(), file.display()),
+            ADDRESS_SPACE_LIMIT,
         )
         .wait()
         .unwrap();

@@ -263,3 +263,66 @@ fn a_damaged_history_row_names_its_id() {
     assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{err}");
     assert!(err.to_string().contains(&format!("row {id}")), "{err}");
 }
+
+/// A check with a text field over its limit is refused on write (named by field and length,
+/// nothing stored); a stored row with a longer field (written by another program) is reported
+/// by its id and length, not loaded.
+#[test]
+fn history_fields_over_their_limits_are_refused_on_write_and_reported_on_read() {
+    use pw_cache::model::limits::{MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let tier = SqliteL3Tier::open(dir.path().join("l3.db"), &CacheTierConfig::unbounded(), fixture_ring()).unwrap();
+    let e = CacheEntry::new("http://10.8.0.1:80", "user", 3600).unwrap();
+    tier.put(&e).unwrap();
+    let bad = [
+        (
+            "error_message",
+            HealthCheck {
+                error_message: Some("e".repeat(MAX_LAST_HEALTH_ERROR_BYTES + 1)),
+                ..check(&e.key, 1)
+            },
+        ),
+        (
+            "check_url",
+            HealthCheck {
+                check_url: "u".repeat(MAX_PROXY_URL_BYTES + 1),
+                ..check(&e.key, 1)
+            },
+        ),
+        ("proxy_key", check(&"k".repeat(MAX_KEY_BYTES + 1), 1)),
+    ];
+    for (field, c) in &bad {
+        let err = tier.record_health_check(c).unwrap_err();
+        assert!(
+            matches!(err, TierError::InvalidEntry { .. }) && !err.is_tier_failure(),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("{field} is ")) && msg.contains("more than the limit"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(&"k".repeat(MAX_KEY_BYTES)),
+            "the over-long key is not repeated whole"
+        );
+    }
+    assert_eq!(history_rows(&tier, None), 0, "nothing stored");
+
+    let id = tier.record_health_check(&check(&e.key, 1)).unwrap();
+    Connection::open(tier.path())
+        .unwrap()
+        .execute(
+            "UPDATE health_history SET error_message = hex(zeroblob(4000000)) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let err = tier.health_history(&e.key, 10).unwrap_err();
+    assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("row {id}")) && msg.contains("error_message is 8000000 bytes long"),
+        "{msg}"
+    );
+    assert_eq!(history_rows(&tier, None), 1, "the row is kept");
+}

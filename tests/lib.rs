@@ -287,6 +287,22 @@ pub mod child_process {
             .expect("spawn a child test process")
     }
 
+    /// [`spawn_self`] under a limit of `limit_bytes` of address space (`ulimit -v`): an
+    /// allocation past it fails, and Rust aborts the child, so a child that ends well never
+    /// needed more.
+    pub fn spawn_self_with_memory_limit(test_name: &str, env_var: &str, spec: String, limit_bytes: u64) -> Child {
+        let exe = std::env::current_exe().expect("test binary path");
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", limit_bytes / 1024))
+            .arg(exe)
+            .args(["--exact", test_name, "--test-threads=1", "--quiet", "--nocapture"])
+            .env(env_var, spec)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn a child test process")
+    }
+
     /// Waits until the marker file `dir/name` exists (at most [`PATIENCE`] after `start`).
     pub fn wait_for(dir: &Path, name: &str, start: Instant) {
         while !dir.join(name).exists() {
@@ -830,5 +846,102 @@ pub mod l3_entries {
         )
         .expect("a valid entry")
         .with_key(format!("k{i:03}"))
+    }
+}
+
+/// A cache directory planted by another, unprivileged local user: a real process running as
+/// [`planted::OTHER_UID`] makes it in a shared, sticky directory (as `/tmp` is) and fills it with
+/// symbolic links to files only root may read or write. The tests run as root.
+pub mod planted {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// The other user: a uid (and gid) with no user entry, as `useradd` would give.
+    pub const OTHER_UID: u32 = 12345;
+
+    /// What was planted.
+    pub struct Planted {
+        /// Holds everything.
+        pub root: tempfile::TempDir,
+        /// The planted cache directory (`shared/cache/l2`), owned by the other user.
+        pub l2: PathBuf,
+        /// The planted L3 database path (a link), in `shared/cache/`.
+        pub l3: PathBuf,
+        /// The root-only files the links point at.
+        pub targets: Vec<PathBuf>,
+    }
+
+    /// Each target's bytes, mode, owner and modification time.
+    pub type Snapshot = Vec<(PathBuf, Vec<u8>, u32, u32, i64, i64)>;
+
+    impl Planted {
+        /// The targets as they are now.
+        pub fn snapshot(&self) -> Snapshot {
+            self.targets
+                .iter()
+                .map(|path| {
+                    let m = std::fs::metadata(path).expect("target");
+                    let bytes = std::fs::read(path).expect("read target");
+                    (path.clone(), bytes, m.mode(), m.uid(), m.mtime(), m.mtime_nsec())
+                })
+                .collect()
+        }
+    }
+
+    /// Plants `shared/cache/l2` with `shard_00.jsonl` … `shard_{shards-1}.jsonl`,
+    /// `l2_cache.db`, `pw-cache.key` and its `-wal`/`-shm` names linked to root-only files
+    /// (`private/secret.txt`, `private/app.db`: an SQLite database of an application), and
+    /// `shared/cache/l3.db` linked to the database.
+    pub fn plant_links(shards: usize) -> Planted {
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let private = root.path().join("private");
+        std::fs::create_dir(&private).expect("mkdir private");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let secret = private.join("secret.txt");
+        std::fs::write(&secret, "root's own text\n").expect("write secret");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let db = private.join("app.db");
+        {
+            let conn = rusqlite::Connection::open(&db).expect("app db");
+            conn.execute_batch("CREATE TABLE accounts (name TEXT); INSERT INTO accounts VALUES ('root');")
+                .expect("app db schema");
+        }
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir shared");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+
+        let mut script = String::from("set -e; umask 022; mkdir cache cache/l2; ");
+        let link = |target: &Path, name: &str| format!("ln -s '{}' '{name}'; ", target.display());
+        for i in 0..shards {
+            script += &link(
+                &secret,
+                &format!("cache/l2/{}", pw_cache::tiers::jsonl::shard_file_name(i)),
+            );
+        }
+        script += &link(&db, "cache/l2/l2_cache.db");
+        script += &link(&secret, "cache/l2/l2_cache.db-wal");
+        script += &link(&secret, "cache/l2/l2_cache.db-shm");
+        script += &link(&secret, &format!("cache/l2/{}", pw_cache::DEFAULT_KEY_FILE_NAME));
+        script += &link(&db, "cache/l3.db");
+        let status = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(&shared)
+            .uid(OTHER_UID)
+            .gid(OTHER_UID)
+            .status()
+            .expect("run sh as the other user");
+        assert!(status.success(), "planting as uid {OTHER_UID} failed");
+        let l2 = shared.join("cache/l2");
+        assert_eq!(std::fs::symlink_metadata(&l2).expect("l2").uid(), OTHER_UID);
+        Planted {
+            l3: shared.join("cache/l3.db"),
+            l2,
+            targets: vec![secret, db],
+            root,
+        }
     }
 }

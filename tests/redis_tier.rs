@@ -730,3 +730,46 @@ fn large_batches_are_split_and_complete() {
         "one clear, one event"
     );
 }
+
+/// A history record longer than `MAX_HEALTH_RECORD_BYTES`, written into the list by another
+/// client (50 MB), is reported by its length and never sent over: the read stays small. A check
+/// with a field over its limit is refused on write, nothing stored.
+#[test]
+fn history_records_over_their_limits_are_refused_and_never_read_whole() {
+    use pw_cache::model::limits::{MAX_HEALTH_RECORD_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
+    let server = RedisServer::start();
+    let tier = open(&server, "hlimits", &CacheTierConfig::unbounded(), &test_ring());
+    tier.put(&entry(0)).unwrap();
+    let list = format!("{}h:k000", tier.key_prefix());
+    for bad in [
+        HealthCheck {
+            error_message: Some("e".repeat(MAX_LAST_HEALTH_ERROR_BYTES + 1)),
+            ..check("k000", 1)
+        },
+        HealthCheck {
+            check_url: format!("http://{}", "u".repeat(MAX_PROXY_URL_BYTES)),
+            ..check("k000", 1)
+        },
+    ] {
+        let err = tier.record_health_check(&bad).unwrap_err();
+        assert!(matches!(err, TierError::InvalidEntry { .. }), "{err}");
+        assert!(err.to_string().contains("more than the limit"), "{err}");
+    }
+    let len: u64 = redis::cmd("LLEN").arg(&list).query(&mut server.connection()).unwrap();
+    assert_eq!(len, 0, "nothing stored");
+
+    tier.record_health_check(&check("k000", 2)).unwrap();
+    let huge = vec![b'x'; 50 << 20];
+    let () = redis::cmd("LPUSH")
+        .arg(&list)
+        .arg(&huge)
+        .query(&mut server.connection())
+        .unwrap();
+    let err = tier.health_history("k000", 10).unwrap_err();
+    assert!(err.is_corrupt_entry() && !err.is_tier_failure(), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{} bytes long", 50 << 20)) && msg.contains(&MAX_HEALTH_RECORD_BYTES.to_string()),
+        "{msg}"
+    );
+}

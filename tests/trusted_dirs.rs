@@ -268,3 +268,110 @@ fn planted_symlinked_or_fifo_key_files_are_refused() {
     );
     assert!(took < Duration::from_secs(5));
 }
+
+/// A real second user (a process running as another uid) makes the cache directory in a shared
+/// sticky directory, with the shards, the databases, their logs and the key file linked to
+/// files only root may touch: every way of opening the cache is refused, naming the directory
+/// and its owner, and the files the links point at are byte for byte what they were.
+#[test]
+fn a_second_user_s_directory_of_links_to_root_only_files_is_refused_and_they_are_unchanged() {
+    use pw_cache_tests::planted::{OTHER_UID as PLANTER, plant_links};
+    for backend in [L2BackendType::Jsonl, L2BackendType::Sqlite] {
+        let planted = plant_links(16);
+        let before = planted.snapshot();
+        let cfg = |l3: bool| {
+            let mut b = CacheConfig::builder()
+                .l2_cache_dir(&planted.l2)
+                .l2_backend(backend)
+                .l2_config(CacheTierConfig::unbounded());
+            b = if l3 {
+                b.l3_database_path(&planted.l3)
+            } else {
+                b.l3_config(CacheTierConfig::disabled())
+            };
+            b.build().unwrap()
+        };
+        let attempts: Vec<(&str, Result<CacheManager, ManagerError>)> = vec![
+            ("no key", open(cfg(false), EnvKeys::default(), Trust::Strict)),
+            ("a configured key", open(cfg(false), env_key(), Trust::Strict)),
+            (
+                "a configured key, relaxed",
+                open(cfg(true), env_key(), Trust::AllowGroupOtherWritable),
+            ),
+            ("a ring", CacheManager::builder(cfg(true)).key_ring(test_ring()).open()),
+        ];
+        for (how, result) in attempts {
+            let err = result.err().unwrap_or_else(|| panic!("{backend:?}, {how}: opened"));
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&planted.l2.display().to_string()) && msg.contains(&format!("uid {PLANTER}")),
+                "{backend:?}, {how}: {msg}"
+            );
+            assert!(
+                matches!(
+                    err,
+                    ManagerError::Keys(CryptoError::Untrusted(TrustError::NotOwned { .. }))
+                        | ManagerError::OpenTier {
+                            source: TierError::Untrusted(TrustError::NotOwned { .. }),
+                            ..
+                        }
+                ),
+                "{backend:?}, {how}: {err:?}"
+            );
+        }
+        // The tiers on their own refuse it too.
+        let err = pw_cache::tiers::JsonlTier::open(&planted.l2, &CacheTierConfig::unbounded(), test_ring())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, TierError::Untrusted(TrustError::NotOwned { .. })),
+            "{err}"
+        );
+        let err = pw_cache::tiers::SqliteL3Tier::open(&planted.l3, &CacheTierConfig::unbounded(), test_ring())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, TierError::Untrusted(TrustError::NotOwned { .. })),
+            "{err}"
+        );
+        assert!(planted.snapshot() == before, "{backend:?}: a root-only file changed");
+    }
+}
+
+/// The cache directory is the user's own, but a parent of it belongs to another user (who could
+/// move it away and put another in its place): refused under every policy; a parent writable
+/// by others without the sticky bit: refused unless relaxed.
+#[test]
+fn a_cache_directory_under_another_user_s_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("theirs");
+    fs::create_dir(&theirs).unwrap();
+    let cfg = || {
+        config(&theirs, L2BackendType::Sqlite, 10)
+            .l3_config(CacheTierConfig::disabled())
+            .build()
+            .unwrap()
+    };
+    open(cfg(), env_key(), Trust::Strict).unwrap().close().unwrap();
+    std::os::unix::fs::chown(&theirs, Some(OTHER_UID), None).unwrap();
+    for trust in [Trust::Strict, Trust::AllowGroupOtherWritable] {
+        let err = open(cfg(), env_key(), trust).err().unwrap();
+        assert!(
+            matches!(
+                &err,
+                ManagerError::Keys(CryptoError::Untrusted(TrustError::ParentNotOwned { parent, .. })) if parent == &theirs
+            ),
+            "{err}"
+        );
+    }
+    std::os::unix::fs::chown(&theirs, Some(0), None).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+    let err = open(cfg(), env_key(), Trust::Strict).err().unwrap();
+    assert!(err.to_string().contains("not sticky"), "{err}");
+    open(cfg(), env_key(), Trust::AllowGroupOtherWritable)
+        .unwrap()
+        .close()
+        .unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o1777)).unwrap();
+    open(cfg(), env_key(), Trust::Strict).unwrap().close().unwrap();
+}

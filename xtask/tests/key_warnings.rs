@@ -46,3 +46,40 @@ fn cache_directory_of_another_user_is_refused() {
         "{error}"
     );
 }
+
+/// A cache directory a real second user planted (in a shared sticky directory, full of links to
+/// root-only files: see `pw_cache_tests::planted`): every command that opens a cache refuses it
+/// with the library's error on one line, exit 2, and the files the links point at are unchanged.
+#[test]
+fn planted_directory_of_links_is_refused_by_every_command() {
+    use pw_cache_tests::planted::{OTHER_UID, plant_links};
+    for backend in ["jsonl", "sqlite"] {
+        let planted = plant_links(16);
+        let before = planted.snapshot();
+        let warm_file = planted.root.path().join("warm.csv");
+        std::fs::write(&warm_file, "proxy_url,password\nhttp://10.9.9.9:8080,pw\n").unwrap();
+        let out = planted.root.path().join("export.jsonl");
+        let cache = common::cache_args(&planted.l2, backend, &planted.l3);
+        let commands: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
+            ("stats", vec![]),
+            ("warm", vec!["--file".into(), warm_file.clone().into()]),
+            ("export", vec!["--out".into(), out.clone().into()]),
+            ("rotate-key", vec![]),
+            ("cleanup", vec![]),
+        ];
+        for (command, extra) in commands {
+            let mut args = common::args(command, &cache);
+            args.extend(extra);
+            for keys in [Keys::Unset, Keys::Both] {
+                let run = xtask(&args, keys);
+                let error = run.one_line_error();
+                assert!(
+                    error.contains(&planted.l2.display().to_string()) && error.contains(&format!("uid {OTHER_UID}")),
+                    "{backend} {command}: {error}"
+                );
+            }
+        }
+        assert!(!out.exists(), "{backend}: nothing exported");
+        assert!(planted.snapshot() == before, "{backend}: a root-only file changed");
+    }
+}

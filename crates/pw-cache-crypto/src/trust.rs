@@ -7,8 +7,12 @@
 //! The owner check is never relaxed. The mode check can be, by [`Trust::AllowGroupOtherWritable`]
 //! (a directory shared with a group on purpose); the default is [`Trust::Strict`].
 //!
-//! Only the final directory is checked, not its parents: see `docs/security.md`, "Threat model:
-//! who may write the cache directory".
+//! Its parents are checked too, as ssh checks the path to `authorized_keys`: each must be owned
+//! by this user or root and not writable by group or others unless it is sticky (as `/tmp` is:
+//! then others cannot rename what is not theirs), and a symbolic link met on the way must be
+//! owned by this user or root. A parent that another user can change lets that user move the
+//! cache directory away and put their own in its place between two opens. See
+//! `docs/security.md`, "Threat model: who may write the cache directory".
 
 use std::fmt;
 use std::fs::{self, Metadata};
@@ -91,6 +95,44 @@ pub enum TrustError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A parent of the directory, or a symbolic link on the way to it, that another user owns.
+    #[error(
+        "directory {} lies under {}, which is owned by {owner} (mode {mode:03o}), not by this user or \
+         root: that user could move it away and put their own in its place; use a \
+         directory under one you own (such as $XDG_CACHE_HOME)",
+        path.display(),
+        parent.display()
+    )]
+    ParentNotOwned {
+        /// The directory being checked.
+        path: PathBuf,
+        /// The parent (or link) that is not safe.
+        parent: PathBuf,
+        /// Its owner.
+        owner: Owner,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A parent of the directory that group or others may write and that is not sticky, under
+    /// [`Trust::Strict`].
+    #[error(
+        "directory {} lies under {}, which group or others may write and which is not sticky (owner \
+         {owner}, mode {mode:03o}): another local user could move it away and put their own in its \
+         place; run `chmod go-w` (or `chmod +t`) on it, use a directory under one you own, or allow \
+         it explicitly (Trust::AllowGroupOtherWritable)",
+        path.display(),
+        parent.display()
+    )]
+    ParentWritableByOthers {
+        /// The directory being checked.
+        path: PathBuf,
+        /// The parent that is not safe.
+        parent: PathBuf,
+        /// Its owner.
+        owner: Owner,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Not the kind of file expected (a key file that is a FIFO, a device, a directory ...).
     #[error("{what} {} is {found}, not {expected}", path.display())]
     WrongType {
@@ -152,8 +194,15 @@ pub fn current_uid() -> u32 {
 
 /// Checks that the directory `path` can be trusted under `trust`: it is a directory (a
 /// symbolic link to one counts, if the link itself is owned by this user or root), owned by this
-/// user or root, and (unless relaxed) not writable by group or others. Reads nothing inside it.
+/// user or root, and (unless relaxed) not writable by group or others; and its parents are safe
+/// (see the module docs). Reads nothing inside it.
 pub fn check_dir(path: &Path, trust: Trust) -> Result<(), TrustError> {
+    check_dir_itself(path, trust)?;
+    check_parents(path, trust)
+}
+
+/// [`check_dir`] without the parents.
+fn check_dir_itself(path: &Path, trust: Trust) -> Result<(), TrustError> {
     const WHAT: &str = "directory";
     let io_err = |source| TrustError::Io {
         what: WHAT,
@@ -184,6 +233,60 @@ pub fn check_dir(path: &Path, trust: Trust) -> Result<(), TrustError> {
         });
     }
     Ok(())
+}
+
+/// Checks the way to the directory `path`: every symbolic link among the components of `path`
+/// (made absolute) is owned by this user or root, and every parent of the directory it resolves
+/// to is owned by this user or root and, under [`Trust::Strict`], not writable by group or
+/// others unless sticky.
+fn check_parents(path: &Path, trust: Trust) -> Result<(), TrustError> {
+    const WHAT: &str = "directory";
+    let io_err = |at: &Path, source| TrustError::Io {
+        what: WHAT,
+        path: at.to_path_buf(),
+        source,
+    };
+    let absolute = std::path::absolute(path).map_err(|e| io_err(path, e))?;
+    // Links on the way as written (the last component, the directory itself, is checked by
+    // `check_dir_itself`).
+    for prefix in absolute.ancestors().skip(1) {
+        let meta = fs::symlink_metadata(prefix).map_err(|e| io_err(prefix, e))?;
+        if meta.file_type().is_symlink() {
+            parent_owner(path, prefix, &meta)?;
+        }
+    }
+    // The directories it really lies in.
+    let real = fs::canonicalize(path).map_err(|e| io_err(path, e))?;
+    for parent in real.ancestors().skip(1) {
+        let meta = fs::metadata(parent).map_err(|e| io_err(parent, e))?;
+        parent_owner(path, parent, &meta)?;
+        let mode = mode_of(&meta);
+        let sticky = mode & 0o1000 != 0;
+        if trust == Trust::Strict && mode & 0o022 != 0 && !sticky {
+            return Err(TrustError::ParentWritableByOthers {
+                path: path.to_path_buf(),
+                parent: parent.to_path_buf(),
+                owner: Owner::of(uid_of(&meta)),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Fails unless the parent (or link) `parent` of `path`, described by `meta`, is owned by this
+/// user or root.
+fn parent_owner(path: &Path, parent: &Path, meta: &Metadata) -> Result<(), TrustError> {
+    let (uid, current_uid) = (uid_of(meta), current_uid());
+    if uid == current_uid || uid == 0 {
+        return Ok(());
+    }
+    Err(TrustError::ParentNotOwned {
+        path: path.to_path_buf(),
+        parent: parent.to_path_buf(),
+        owner: Owner::of(uid),
+        mode: mode_of(meta),
+    })
 }
 
 /// Creates the directory `path` and its missing parents (each new one mode
@@ -362,6 +465,77 @@ mod tests {
         }
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).unwrap();
         check_dir(root.path(), Trust::Strict).unwrap();
+    }
+
+    #[test]
+    fn a_parent_of_another_user_is_refused_even_relaxed() {
+        let root = tempfile::tempdir().unwrap();
+        let parent = root.path().join("theirs");
+        let dir = parent.join("cache");
+        create_trusted_dir_all(&dir, Trust::Strict).unwrap();
+        chown(&parent, OTHER_UID);
+        for trust in [Trust::Strict, Trust::AllowGroupOtherWritable] {
+            let err = check_dir(&dir, trust).unwrap_err();
+            let TrustError::ParentNotOwned {
+                path, parent: p, owner, ..
+            } = &err
+            else {
+                panic!("{err}");
+            };
+            assert_eq!((path, p, owner.uid), (&dir, &parent, OTHER_UID));
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&parent.display().to_string()) && msg.contains("uid 12345"),
+                "{msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_parent_writable_by_others_is_refused_unless_sticky_or_allowed() {
+        let root = tempfile::tempdir().unwrap();
+        let parent = root.path().join("shared");
+        let dir = parent.join("cache");
+        create_trusted_dir_all(&dir, Trust::Strict).unwrap();
+        for mode in [0o777, 0o775, 0o757] {
+            fs::set_permissions(&parent, fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_dir(&dir, Trust::Strict).unwrap_err();
+            assert!(
+                matches!(&err, TrustError::ParentWritableByOthers { parent: p, mode: m, .. } if p == &parent && *m == mode),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&format!("mode {mode:03o}")), "{err}");
+            check_dir(&dir, Trust::AllowGroupOtherWritable).unwrap();
+        }
+        // Sticky, as /tmp: others cannot rename what is not theirs.
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o1777)).unwrap();
+        check_dir(&dir, Trust::Strict).unwrap();
+        // A grandparent counts as well.
+        fs::set_permissions(&parent, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            check_dir(&dir, Trust::Strict),
+            Err(TrustError::ParentWritableByOthers { .. })
+        ));
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        check_dir(&dir, Trust::Strict).unwrap();
+    }
+
+    #[test]
+    fn a_link_of_another_user_on_the_way_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        create_trusted_dir_all(&real.join("cache"), Trust::Strict).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let dir = link.join("cache");
+        check_dir(&dir, Trust::Strict).unwrap();
+        chown(&link, OTHER_UID);
+        let err = check_dir(&dir, Trust::AllowGroupOtherWritable).unwrap_err();
+        assert!(
+            matches!(&err, TrustError::ParentNotOwned { parent, .. } if parent == &link),
+            "{err}"
+        );
     }
 
     #[test]

@@ -54,6 +54,13 @@ pub const MAX_ENTRY_LINE_BYTES: usize = 6
         + 2 * MAX_CREDENTIAL_TOKEN_BYTES)
     + 2048;
 
+/// The longest health-history record read back (its JSON form in Redis, its text columns in
+/// SQLite): the proxy's key, the check URL (a proxy URL's limit) and the error message (the
+/// health error's limit), each escaped at six bytes per byte, and 1 KB for the numbers and
+/// names. A longer record is refused on write and unreadable on read (named by its id).
+pub const MAX_HEALTH_RECORD_BYTES: usize =
+    6 * (MAX_KEY_BYTES + MAX_PROXY_URL_BYTES + MAX_LAST_HEALTH_ERROR_BYTES) + 1024;
+
 /// The longest line read from a file (a JSONL shard, a line or CSV record of a warm file): 1 MiB,
 /// more than 8 times [`MAX_ENTRY_LINE_BYTES`]. A longer line is skipped and counted as
 /// unreadable; reading past it holds at most this much of it in memory.

@@ -34,8 +34,14 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     /// Checks what every backend refuses before storing anything: a response time that is
-    /// negative or not finite ([`TierError::InvalidEntry`]).
+    /// negative or not finite, a text field over its limit (`proxy_key`: `MAX_KEY_BYTES`,
+    /// `check_url`: `MAX_PROXY_URL_BYTES`, `error_message`: `MAX_LAST_HEALTH_ERROR_BYTES`, of
+    /// [`pw_cache_model::limits`]) ([`TierError::InvalidEntry`]).
     pub(crate) fn validate(&self) -> Result<(), TierError> {
+        self.check_lengths().map_err(|reason| TierError::InvalidEntry {
+            key: truncated_key(&self.proxy_key),
+            reason,
+        })?;
         match self.response_time_ms {
             Some(ms) if !(ms.is_finite() && ms >= 0.0) => Err(TierError::InvalidEntry {
                 key: self.proxy_key.clone(),
@@ -44,6 +50,45 @@ impl HealthCheck {
             _ => Ok(()),
         }
     }
+}
+
+impl HealthCheck {
+    /// Why a text field of the check is over its limit (a reason naming the field and its
+    /// length, never its text), if one is.
+    pub(crate) fn check_lengths(&self) -> Result<(), String> {
+        use pw_cache_model::limits::{MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
+        let fields = [
+            ("proxy_key", self.proxy_key.len(), MAX_KEY_BYTES),
+            ("check_url", self.check_url.len(), MAX_PROXY_URL_BYTES),
+            (
+                "error_message",
+                self.error_message.as_ref().map_or(0, String::len),
+                MAX_LAST_HEALTH_ERROR_BYTES,
+            ),
+        ];
+        for (field, len, limit) in fields {
+            if len > limit {
+                return Err(format!(
+                    "{field} is {len} bytes long, more than the limit of {limit} bytes"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `key` for an error message: whole when within `MAX_KEY_BYTES`, else its first bytes and its
+/// length (an over-long key is not repeated in full).
+fn truncated_key(key: &str) -> String {
+    let limit = pw_cache_model::limits::MAX_KEY_BYTES;
+    if key.len() <= limit {
+        return key.to_owned();
+    }
+    let mut end = 64;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &key[..end], key.len())
 }
 
 /// A recorded health check with its id (ids grow with each record).

@@ -933,6 +933,18 @@ return n
 "#
 );
 
+/// KEYS[1]: a health-history list; ARGV[1]: the longest record read. Returns the list's records
+/// in list order, each longer than the limit replaced by its length (an integer): a huge record
+/// is never sent.
+const READ_HISTORY_LUA: &str = r#"#!lua flags=no-writes
+local limit = tonumber(ARGV[1])
+local out = {}
+for i, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if #item > limit then out[i] = #item else out[i] = item end
+end
+return out
+"#;
+
 /// KEYS[1]: an entry's hash; ARGV: the fields to read (none: every field). Returns the hash as
 /// `read_hash` gives it: nothing longer than its limit is read. The one script of a get: it
 /// needs nothing of the common part.
@@ -1051,6 +1063,7 @@ struct Scripts {
     record_uses: Script,
     record_check: Script,
     prune_history: Script,
+    read_history: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -1068,6 +1081,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     record_uses: Script::new(RECORD_USES_LUA),
     record_check: Script::new(RECORD_CHECK_LUA),
     prune_history: Script::new(PRUNE_HISTORY_LUA),
+    read_history: Script::new(READ_HISTORY_LUA),
 });
 
 /// `script` with `BUDGET` ([`HASH_BUDGET_BYTES`]) and `entry_fields()` (the fields of an entry
@@ -2535,12 +2549,30 @@ impl RedisL3Tier {
             return Ok(Vec::new());
         }
         let name = self.names.history(proxy_key);
-        let items: Vec<Vec<u8>> = self.run("read health history", Some(proxy_key), |c| {
-            redis::cmd("LRANGE").arg(&name).arg(0).arg(-1).query(c)
+        let items: Vec<redis::Value> = self.run("read health history", Some(proxy_key), |c| {
+            SCRIPTS
+                .read_history
+                .prepare_invoke()
+                .key(&name)
+                .arg(limits::MAX_HEALTH_RECORD_BYTES)
+                .invoke(c)
         })?;
         let mut records = items
             .iter()
-            .map(|item| read_check(proxy_key, item))
+            .map(|item| match item {
+                redis::Value::BulkString(item) => read_check(proxy_key, item),
+                redis::Value::Int(len) => Err(TierError::Corrupt {
+                    key: proxy_key.to_owned(),
+                    reason: format!(
+                        "health history record: {len} bytes long, more than the limit of {} bytes",
+                        limits::MAX_HEALTH_RECORD_BYTES
+                    ),
+                }),
+                other => Err(TierError::Corrupt {
+                    key: proxy_key.to_owned(),
+                    reason: format!("health history record: not a string ({other:?})"),
+                }),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| b.check.check_time.cmp(&a.check.check_time).then(b.id.cmp(&a.id)));
         records.truncate(limit);
@@ -3338,6 +3370,7 @@ mod tests {
             (KEYS_LUA, "#!lua flags=allow-oom\n"),
             (PRUNE_HISTORY_LUA, "#!lua flags=allow-oom\n"),
             (READ_LUA, "#!lua flags=no-writes\n"),
+            (READ_HISTORY_LUA, "#!lua flags=no-writes\n"),
         ] {
             assert!(script.starts_with(flags), "{flags:?}: {}", &script[..40]);
             let built = with_entry_fields(script);

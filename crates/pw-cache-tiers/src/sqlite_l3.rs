@@ -43,6 +43,7 @@ use crate::sqlite::{
     ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns,
 };
 use crate::tier::{CacheTier, TierHealth};
+use pw_cache_model::limits::{MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
 
 /// `cache_entries`, as proxywhirl 0.3.3 creates it (the text is what `sqlite_master` keeps).
 const CREATE_ENTRIES: &str = "CREATE TABLE IF NOT EXISTS cache_entries (
@@ -153,8 +154,11 @@ const HISTORY_COLUMNS: [(&str, ColumnKind); 7] = [
 
 const INSERT_CHECK: &str = "INSERT INTO health_history (proxy_key, check_time, status, response_time_ms, \
                             error_message, check_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Columns 7 to 9: the byte lengths of the text columns, checked against their limits before
+/// the text is read.
 const SELECT_HISTORY: &str = "SELECT id, proxy_key, check_time, status, response_time_ms, error_message, \
-                              check_url FROM health_history WHERE proxy_key = ?1 \
+                              check_url, length(CAST(proxy_key AS BLOB)), length(CAST(error_message AS BLOB)), \
+                              length(CAST(check_url AS BLOB)) FROM health_history WHERE proxy_key = ?1 \
                               ORDER BY check_time DESC, id DESC LIMIT ?2";
 const PRUNE_HISTORY: &str = "DELETE FROM health_history WHERE check_time < ?1";
 const COUNT_ORPHANS: &str = "SELECT COUNT(*) FROM health_history WHERE NOT EXISTS \
@@ -374,6 +378,19 @@ impl SqliteL3Tier {
             let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
             let col = Columns { row, key: proxy_key };
             let check = (|| {
+                for (index, field, limit) in [
+                    (7, "proxy_key", MAX_KEY_BYTES),
+                    (8, "error_message", MAX_LAST_HEALTH_ERROR_BYTES),
+                    (9, "check_url", MAX_PROXY_URL_BYTES),
+                ] {
+                    let len: Option<i64> = row.get(index).map_err(self.store.err("read health history"))?;
+                    if let Some(len) = len.filter(|&len| len > limit as i64) {
+                        return Err(TierError::Corrupt {
+                            key: proxy_key.to_owned(),
+                            reason: format!("{field} is {len} bytes long, more than the limit of {limit} bytes"),
+                        });
+                    }
+                }
                 Ok::<_, TierError>(HealthCheck {
                     proxy_key: col.text(1, "proxy_key")?,
                     check_time: col.time(2, "check_time")?,
