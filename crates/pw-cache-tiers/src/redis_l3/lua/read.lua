@@ -1,0 +1,3 @@
+local names = nil
+if #ARGV > 0 then names = ARGV end
+return read_hash(KEYS[1], names)

@@ -1,0 +1,3 @@
+if index_damaged() then return redis.error_reply(DAMAGED) end
+prune()
+return redis.call('ZCARD', idx)
