@@ -156,7 +156,7 @@ impl RedisL3Tier {
     }
 
     /// Writes the get hits noted for LRU/LFU so far (also done by itself every
-    /// [`TOUCH_BATCH`] hits and before an eviction).
+    /// [`TOUCH_BATCH`](crate::sqlite::TOUCH_BATCH) hits and before an eviction).
     pub fn flush(&self) -> Result<(), TierError> {
         self.health.observe(self.flush_touches())
     }
