@@ -91,10 +91,14 @@
 //!
 //! Unix: positioned reads, inode identity and `flock`.
 
+mod cleanup;
+mod damage;
+mod eviction;
 mod line;
+mod read;
 mod shard;
+mod write;
 
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -103,14 +107,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthStatus, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, OffsetDateTime};
 
+pub use damage::JsonlDamage;
 pub use line::{decode_line, encode_line, hex_decode, hex_encode};
 
 use crate::error::TierError;
 use crate::tier::{CacheTier, FailureMark, TierHealth};
-use line::Classified;
-use shard::{Found, Rank, Shard, Verdict, micros};
+use shard::Shard;
+// The unit tests (`tests.rs`, `lax_tests.rs`, `unreadable_tests.rs`: `use super::*`) name these
+// as they did when all of this was one file.
+#[cfg(test)]
+use {
+    pw_cache_model::HealthStatus,
+    std::collections::{HashMap, HashSet},
+};
 
 /// A put at capacity evicts `max_entries / EVICTION_BATCH_DIVISOR` entries beyond the ones it
 /// needs, so that shard rewrites are amortized over that many puts.
@@ -119,10 +130,6 @@ pub const EVICTION_BATCH_DIVISOR: u64 = 64;
 /// A shard is compacted when its dead lines (older lines of updated keys, blank lines) are
 /// more than its live ones and at least this many. Unreadable lines are not dead.
 pub const MIN_DEAD_LINES: u64 = 64;
-
-/// How many rounds of victims a put at capacity tries when victims turn out unreadable, before
-/// it stores its entry above the bound.
-const MAX_EVICTION_ROUNDS: usize = 8;
 
 /// How many shard files a JSONL directory has (the reference's default `num_shards`).
 pub const NUM_SHARDS: usize = 16;
@@ -137,50 +144,6 @@ pub fn shard_of(key: &str) -> usize {
 /// The file name of shard `shard`: `shard_07.jsonl`.
 pub fn shard_file_name(shard: usize) -> String {
     format!("shard_{shard:02}.jsonl")
-}
-
-/// Damage found in the shard files, as last read, plus what the tier cleaned up.
-///
-/// Counts describe the files as this tier last read them, except
-/// [`JsonlDamage::stray_temp_files`], which counts removals since the tier opened. Damaged lines
-/// stay where they are (see the module docs: rewrites carry them over), so their counts go down
-/// only when the damage itself goes: a put or delete of a damaged entry's key, a clear, or
-/// [`CacheTier::remove_unreadable`]. Blank lines, which hold nothing, are dropped by rewrites.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct JsonlDamage {
-    /// Lines with nothing but whitespace (skipped, as the reference does; dropped by rewrites).
-    pub blank_lines: u64,
-    /// Lines that are not JSON: cut short, garbage, not UTF-8; and lines longer than
-    /// [`pw_cache_model::limits::MAX_LINE_BYTES`], which are not parsed nor held in memory
-    /// (skipped, kept in place).
-    pub undecodable_lines: u64,
-    /// Lines that are JSON but not an object with a string `key` (`42`, `null`, `"x"`):
-    /// skipped and kept in place (proxywhirl's constructor crashes on `42` and `null`).
-    pub non_entry_lines: u64,
-    /// Keys whose live line is an object with that key but not a valid entry (a missing field,
-    /// a bad timestamp): held, and reported as corrupt by a get.
-    pub invalid_entries: u64,
-    /// Keys found in a shard other than their md5 shard: served from there.
-    pub misplaced_keys: u64,
-    /// Keys whose credentials could not be read (no key of the ring opens the token, or it is
-    /// not hex): reported as corrupt, until the key is written again or deleted, or its shard is
-    /// read again from scratch. Counted once something tried the tokens (a get, eviction, expiry
-    /// cleanup), not when the tier opens.
-    pub corrupt_entries: u64,
-    /// `shard_NN.jsonl.tmp` files left by an interrupted rewrite, removed when the tier opened.
-    pub stray_temp_files: u64,
-}
-
-impl JsonlDamage {
-    /// Lines skipped: blank, undecodable and non-entry.
-    pub fn skipped_lines(&self) -> u64 {
-        self.blank_lines + self.undecodable_lines + self.non_entry_lines
-    }
-
-    /// Whether nothing was found damaged or out of place.
-    pub fn is_clean(&self) -> bool {
-        *self == JsonlDamage::default()
-    }
 }
 
 /// The JSONL tier (L2): see the module docs for the format and the design.
@@ -304,29 +267,6 @@ impl JsonlTier {
             .sum()
     }
 
-    /// Rewrites every shard that has dead lines, keeping its live lines and its unreadable
-    /// lines (verbatim, in place); how many shards were rewritten. (Compaction also happens by
-    /// itself as dead lines accumulate.)
-    pub fn compact(&self) -> Result<usize, TierError> {
-        let result = (|| {
-            let mut rewritten = 0;
-            for id in 0..NUM_SHARDS {
-                rewritten += self.with_shard(id, |sh| {
-                    sh.sync()?;
-                    if sh.dead_lines() == 0 {
-                        return Ok::<_, TierError>(0);
-                    }
-                    let guard = sh.lock_exclusive()?;
-                    let (done, _guard) = sh.rewrite(guard, false, |_, _, _| Verdict::Keep)?;
-                    self.skipped(done.carried_stray);
-                    Ok(1)
-                })?;
-            }
-            Ok(rewritten)
-        })();
-        self.health.observe(result)
-    }
-
     /// Counts unreadable entries or lines left in place.
     fn skipped(&self, n: u64) {
         if n > 0 {
@@ -381,328 +321,9 @@ impl JsonlTier {
             .filter(move |&id| id != home && self.foreign[id].load(Ordering::Relaxed) > 0)
     }
 
-    /// The entry under `key`; `used` records the read as a use (for eviction).
-    fn get_inner(&self, key: &str, used: bool) -> Result<Option<CacheEntry>, TierError> {
-        let home = shard_of(key);
-        // A second attempt only if the index pointed at a line that is not the key's.
-        for attempt in 0..2 {
-            let now = used.then(|| self.tick());
-            let mut found = None;
-            for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
-                if let Some(f) = self.with_shard(id, |sh| sh.sync().map(|()| sh.find(key, now)))? {
-                    found = Some((id, f));
-                    break;
-                }
-            }
-            let Some((id, found)) = found else {
-                return Ok(None);
-            };
-            let (file, offset, len, prior) = match found {
-                Found::Invalid(reason) => {
-                    return Err(TierError::Corrupt {
-                        key: key.to_owned(),
-                        reason,
-                    });
-                }
-                Found::Line {
-                    file,
-                    offset,
-                    len,
-                    prior,
-                } => (file, offset, len, prior),
-            };
-            let mut buf = vec![0u8; len];
-            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
-                .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
-            let parsed = match line::classify(&buf) {
-                Classified::Entry(parsed) if parsed.key == key => parsed,
-                _ if attempt == 0 => {
-                    self.with_shard(id, |sh| sh.invalidate());
-                    continue;
-                }
-                _ => {
-                    return Err(TierError::Corrupt {
-                        key: key.to_owned(),
-                        reason: format!(
-                            "the indexed line of {} is not this key's",
-                            self.shard_path(id).display()
-                        ),
-                    });
-                }
-            };
-            return match line::into_entry(*parsed, &self.ring) {
-                Ok(entry) => Ok(Some(entry)),
-                Err(e) => {
-                    // Reported once per line (the caller counts every lookup that fails).
-                    if e.is_corrupt_entry() && self.with_shard(id, |sh| sh.mark_corrupt(key, offset, prior)) {
-                        tracing::warn!(key, shard = id, error = %e, "unreadable entry in JSONL shard");
-                    }
-                    Err(e)
-                }
-            };
-        }
-        Ok(None)
-    }
-
-    fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
-        self.write_entry(entry, None).map(|_| ())
-    }
-
-    /// [`CacheTier::put_if_absent_with`]: the check, `still_below` and the append under the
-    /// home shard's exclusive lock (which first catches up with other processes' writes).
-    fn put_if_absent_inner(
-        &self,
-        entry: &CacheEntry,
-        still_below: &mut dyn FnMut() -> bool,
-    ) -> Result<bool, TierError> {
-        self.write_entry(entry, Some(still_below))
-    }
-
-    /// Appends `entry`'s line to its home shard, under the shard's exclusive lock; with
-    /// `only_if`, only when no shard holds the key and `only_if()` (called under that lock)
-    /// says so. Whether it wrote.
-    fn write_entry(
-        &self,
-        entry: &CacheEntry,
-        mut only_if: Option<&mut dyn FnMut() -> bool>,
-    ) -> Result<bool, TierError> {
-        if entry.key.is_empty() {
-            return Err(TierError::InvalidEntry {
-                key: String::new(),
-                reason: "the key is empty".to_owned(),
-            });
-        }
-        // Held in any shard (a misplaced line too): nothing to do.
-        if only_if.is_some() && self.contains_inner(&entry.key)? {
-            return Ok(false);
-        }
-        let line = encode_line(entry, &self.ring)?;
-        if let Some(max) = self.max_entries {
-            self.make_room(&entry.key, max)?;
-        }
-        let home = shard_of(&entry.key);
-        let now = self.tick();
-        let rank = Rank {
-            used: now,
-            hits: entry.access_count,
-            born: now,
-        };
-        let expires = micros(entry.expires_at);
-        let creds = has_credentials(entry);
-        let wrote = self.with_shard(home, |sh| {
-            let guard = sh.lock_exclusive()?;
-            if let Some(only_if) = only_if.as_mut()
-                && (sh.find(&entry.key, None).is_some() || !only_if())
-            {
-                return Ok::<_, TierError>(false);
-            }
-            sh.append(&guard, &entry.key, line.as_bytes(), creds, rank, expires)?;
-            if sh.needs_compaction() {
-                match sh.rewrite(guard, false, |_, _, _| Verdict::Keep) {
-                    Ok((done, _guard)) => self.skipped(done.carried_stray),
-                    // The write itself is done; the next write tries again.
-                    Err(e) => tracing::warn!(shard = home, error = %e, "JSONL shard compaction failed"),
-                }
-            }
-            Ok(true)
-        })?;
-        if wrote {
-            for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
-                self.remove_from(id, &entry.key)?;
-            }
-        }
-        Ok(wrote)
-    }
-
-    fn record_accesses_inner(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
-        let mut changed = 0;
-        for record in records {
-            let key = record.key.as_str();
-            let home = shard_of(key);
-            let applied = self.with_shard(home, |sh| {
-                let guard = sh.lock_exclusive()?;
-                let Some(Found::Line { file, offset, len, .. }) = sh.find(key, None) else {
-                    return Ok::<_, TierError>(false);
-                };
-                let mut buf = vec![0u8; len];
-                std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
-                    .map_err(|e| TierError::io("read shard", self.shard_path(home))(e))?;
-                let mut entry = match line::classify(&buf) {
-                    Classified::Entry(parsed) if parsed.key == key => match line::into_entry(*parsed, &self.ring) {
-                        Ok(entry) => entry,
-                        // Unreadable: a lookup finds and counts it; nothing to record.
-                        Err(_) => return Ok(false),
-                    },
-                    _ => return Ok(false),
-                };
-                if !record.apply_to(&mut entry) {
-                    return Ok(false);
-                }
-                let line = encode_line(&entry, &self.ring)?;
-                let now = self.tick();
-                let rank = Rank {
-                    used: now,
-                    hits: entry.access_count,
-                    born: now,
-                };
-                let creds = has_credentials(&entry);
-                sh.append(&guard, key, line.as_bytes(), creds, rank, micros(entry.expires_at))?;
-                Ok(true)
-            })?;
-            changed += usize::from(applied);
-        }
-        Ok(changed)
-    }
-
-    /// [`CacheTier::mark_failure`]: in the shard holding `key` (its home shard, else a shard
-    /// holding it misplaced), under that shard's exclusive lock, which first catches up with
-    /// other processes' writes: the live line is read and checked readable, then a marked line
-    /// is appended (or, at `evict_at`, the shard rewritten without the key). The line appended
-    /// is the line read with the two fields changed (credentials encrypted again, their values
-    /// unchanged); the key's place in the eviction order does not move (a mark is not a use).
-    fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
-        let home = shard_of(key);
-        for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
-            // A second attempt only if the index pointed at a line that is not the key's.
-            for attempt in 0..2 {
-                let done = self.with_shard(id, |sh| {
-                    let guard = sh.lock_exclusive()?;
-                    let (file, offset, len) = match sh.find(key, None) {
-                        None => return Ok(None),
-                        Some(Found::Invalid(reason)) => {
-                            return Err(TierError::Corrupt {
-                                key: key.to_owned(),
-                                reason,
-                            });
-                        }
-                        Some(Found::Line { file, offset, len, .. }) => (file, offset, len),
-                    };
-                    let mut buf = vec![0u8; len];
-                    std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset)
-                        .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
-                    let parsed = match line::classify(&buf) {
-                        Classified::Entry(parsed) if parsed.key == key => parsed,
-                        _ if attempt == 0 => {
-                            sh.invalidate();
-                            return Ok(Some(None));
-                        }
-                        _ => {
-                            return Err(TierError::Corrupt {
-                                key: key.to_owned(),
-                                reason: format!(
-                                    "the indexed line of {} is not this key's",
-                                    self.shard_path(id).display()
-                                ),
-                            });
-                        }
-                    };
-                    // Unreadable: left as it is, reported as a lookup reports it.
-                    let mut entry = line::into_entry(*parsed, &self.ring)?;
-                    let failure_count = entry.failure_count.saturating_add(1);
-                    if evict_at.is_some_and(|at| failure_count >= at) {
-                        let (rewritten, _guard) =
-                            sh.rewrite(
-                                guard,
-                                false,
-                                |k, _, _| {
-                                    if k == key { Verdict::Remove } else { Verdict::Keep }
-                                },
-                            )?;
-                        self.skipped(rewritten.carried_stray);
-                        return Ok(Some(Some(FailureMark::Evicted { failure_count })));
-                    }
-                    entry.failure_count = failure_count;
-                    entry.health_status = HealthStatus::Unhealthy;
-                    let marked = encode_line(&entry, &self.ring)?;
-                    // Not a use: the key's rank stays what it was (`after` keeps the prior one's).
-                    let rank = Rank {
-                        used: micros(entry.last_accessed),
-                        hits: entry.access_count,
-                        born: self.tick(),
-                    };
-                    let creds = has_credentials(&entry);
-                    sh.append(&guard, key, marked.as_bytes(), creds, rank, micros(entry.expires_at))?;
-                    Ok(Some(Some(FailureMark::Marked { failure_count })))
-                })?;
-                match done {
-                    // Not in this shard.
-                    None => break,
-                    Some(Some(mark)) => {
-                        if matches!(mark, FailureMark::Evicted { .. }) {
-                            // As a delete: no misplaced copy may surface once the key is gone.
-                            for other in self.misplaced_candidates(home).filter(|&o| o != id).collect::<Vec<_>>() {
-                                self.remove_from(other, key)?;
-                            }
-                        }
-                        return Ok(mark);
-                    }
-                    // The index was behind: read the shard again.
-                    Some(None) => {}
-                }
-            }
-        }
-        Ok(FailureMark::Absent)
-    }
-
-    /// Removes `key` from shard `id` (a rewrite that keeps every other line) if it is there.
-    fn remove_from(&self, id: usize, key: &str) -> Result<bool, TierError> {
-        self.with_shard(id, |sh| {
-            sh.sync()?;
-            if !sh.contains(key) {
-                return Ok(false);
-            }
-            let guard = sh.lock_exclusive()?;
-            if !sh.contains(key) {
-                return Ok(false);
-            }
-            let (done, _guard) = sh.rewrite(
-                guard,
-                false,
-                |k, _, _| {
-                    if k == key { Verdict::Remove } else { Verdict::Keep }
-                },
-            )?;
-            self.skipped(done.carried_stray);
-            Ok(!done.removed.is_empty())
-        })
-    }
-
-    fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
-        let home = shard_of(key);
-        let mut removed = self.remove_from(home, key)?;
-        for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
-            removed |= self.remove_from(id, key)?;
-        }
-        Ok(removed)
-    }
-
-    fn contains_inner(&self, key: &str) -> Result<bool, TierError> {
-        let home = shard_of(key);
-        for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
-            if self.with_shard(id, |sh| sh.sync().map(|()| sh.contains(key)))? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
     /// Brings every shard up to date.
     fn sync_all(&self) -> Result<(), TierError> {
         (0..NUM_SHARDS).try_for_each(|id| self.with_shard(id, |sh| sh.sync()))
-    }
-
-    /// Every key, each once.
-    fn keys_inner(&self) -> Result<Vec<String>, TierError> {
-        self.sync_all()?;
-        let mut keys = Vec::new();
-        for id in 0..NUM_SHARDS {
-            self.with_shard(id, |sh| keys.extend(sh.keys().cloned()));
-        }
-        if self.any_misplaced() {
-            let mut seen = HashSet::with_capacity(keys.len());
-            keys.retain(|k| seen.insert(k.clone()));
-        }
-        Ok(keys)
     }
 
     fn probe_inner(&self) -> Result<(), TierError> {
@@ -735,205 +356,6 @@ impl JsonlTier {
         }
         Ok(())
     }
-
-    fn size_inner(&self) -> Result<usize, TierError> {
-        self.sync_all()?;
-        if self.any_misplaced() {
-            return self.keys_inner().map(|k| k.len());
-        }
-        Ok((0..NUM_SHARDS).map(|id| self.with_shard(id, |sh| sh.len())).sum())
-    }
-
-    /// Evicts what must go for a new `key` to fit under `max` entries. Unreadable entries are
-    /// never taken: those known are left out of the choice, and a victim whose tokens no key
-    /// opens (found out by its shard's rewrite) is kept and marked, and another round chooses
-    /// again. When nothing readable is left to evict, the tier stays above `max` (one warning).
-    fn make_room(&self, key: &str, max: u64) -> Result<(), TierError> {
-        if self.contains_inner(key)? {
-            return Ok(());
-        }
-        // Unreadable entries this put passed over, each counted once.
-        let mut passed: HashSet<(usize, String)> = HashSet::new();
-        for _ in 0..MAX_EVICTION_ROUNDS {
-            let total = self.size_inner()? as u64;
-            if total < max {
-                self.over_bound_warned.store(false, Ordering::Relaxed);
-                return Ok(());
-            }
-            // Evict a batch: each eviction rewrites the victims' shards, so making room for one
-            // entry at a time would rewrite shards on every put at capacity. A batch of 1/64 of
-            // the bound amortizes that to a rewrite per shard every `max / 64` puts.
-            let batch = max / EVICTION_BATCH_DIVISOR;
-            let need = usize::try_from((total - max + 1).saturating_add(batch).min(total)).unwrap_or(usize::MAX);
-            let mut candidates = Vec::new();
-            for id in 0..NUM_SHARDS {
-                let (found, unreadable) = self.with_shard(id, |sh| sh.victims(self.policy, key, need));
-                candidates.extend(found.into_iter().map(|(p, k)| (p, k, id)));
-                passed.extend(unreadable.into_iter().map(|k| (id, k)));
-            }
-            if candidates.is_empty() {
-                break;
-            }
-            candidates.sort_unstable();
-            candidates.truncate(need);
-            let mut by_shard: HashMap<usize, HashSet<String>> = HashMap::new();
-            for (_, victim, id) in candidates {
-                by_shard.entry(id).or_default().insert(victim);
-            }
-            for (id, victims) in by_shard {
-                let done = self.with_shard(id, |sh| {
-                    let guard = sh.lock_exclusive()?;
-                    let (done, _guard) = sh.rewrite(guard, false, |k, slot, line| {
-                        if !victims.contains(k) {
-                            Verdict::Keep
-                        } else if self.readable(k, slot, line) {
-                            Verdict::Remove
-                        } else {
-                            Verdict::KeepUnreadable
-                        }
-                    })?;
-                    Ok::<_, TierError>(done)
-                })?;
-                self.skipped(done.carried_stray);
-                passed.extend(done.kept_unreadable.into_iter().map(|k| (id, k)));
-                self.evictions.fetch_add(done.removed.len() as u64, Ordering::Relaxed);
-                tracing::debug!(shard = id, evicted = done.removed.len(), "JSONL tier evicted entries");
-            }
-        }
-        self.skipped(passed.len() as u64);
-        if self.size_inner()? as u64 >= max {
-            if !self.over_bound_warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    max_entries = max,
-                    unreadable = passed.len(),
-                    "JSONL tier above max_entries: what is left to evict cannot be read (unreadable \
-                     entries are never evicted; CacheTier::remove_unreadable removes them)"
-                );
-            }
-        } else {
-            self.over_bound_warned.store(false, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Whether the live line `line` of `key` (its slot `slot`) can be read: not known to be
-    /// unreadable, and each credential token opens with a key of the ring (the plaintext is
-    /// dropped, zeroized, at once). Only lines with tokens not yet tried (written by another
-    /// process, or before this tier opened) are parsed again.
-    fn readable(&self, key: &str, slot: &shard::Slot, line: &[u8]) -> bool {
-        !slot.is_unreadable() && (!slot.has_untried_tokens() || line::credentials_open(line, key, &self.ring))
-    }
-
-    fn clear_inner(&self) -> Result<usize, TierError> {
-        let mut removed: Vec<String> = Vec::new();
-        for id in 0..NUM_SHARDS {
-            removed.extend(self.with_shard(id, |sh| sh.remove_file())?);
-        }
-        shard::sync_dir(&self.dir)?;
-        let distinct: HashSet<&String> = removed.iter().collect();
-        Ok(distinct.len())
-    }
-
-    /// Removes the expired entries; an entry that cannot be read is left, whatever its
-    /// `expires_at` field says: an expired candidate with credential tokens is kept (and marked)
-    /// unless its tokens open with the ring.
-    fn cleanup_inner(&self, now: OffsetDateTime) -> Result<usize, TierError> {
-        let now = micros(now);
-        let mut removed = HashSet::new();
-        for id in 0..NUM_SHARDS {
-            let gone = self.with_shard(id, |sh| {
-                sh.sync()?;
-                let (any, unreadable) = sh.expiry_scan(now);
-                self.skipped(unreadable);
-                if !any {
-                    return Ok(Vec::new());
-                }
-                let guard = sh.lock_exclusive()?;
-                let (done, _guard) = sh.rewrite(guard, false, |k, slot, line| {
-                    if !slot.expired_at(now) {
-                        Verdict::Keep
-                    } else if self.readable(k, slot, line) {
-                        Verdict::Remove
-                    } else {
-                        Verdict::KeepUnreadable
-                    }
-                })?;
-                self.skipped(done.carried_stray + done.kept_unreadable.len() as u64);
-                Ok::<_, TierError>(done.removed)
-            })?;
-            removed.extend(gone);
-        }
-        Ok(removed.len())
-    }
-
-    /// [`CacheTier::credential_sample`]: tokens of lines that hold some, a line per shard in
-    /// turn, read from the lines the index points at (no shard is read whole).
-    fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
-        let mut tokens = Vec::new();
-        if limit == 0 {
-            return Ok(tokens);
-        }
-        self.sync_all()?;
-        let lines: Vec<_> = (0..NUM_SHARDS)
-            .map(|id| self.with_shard(id, |sh| sh.token_lines(limit)))
-            .collect();
-        let rounds = lines.iter().map(Vec::len).max().unwrap_or(0);
-        for round in 0..rounds {
-            for (id, shard_lines) in lines.iter().enumerate() {
-                let Some((file, offset, len)) = shard_lines.get(round) else {
-                    continue;
-                };
-                let mut buf = vec![0u8; *len];
-                std::os::unix::fs::FileExt::read_exact_at(&**file, &mut buf, *offset)
-                    .map_err(|e| TierError::io("read shard", self.shard_path(id))(e))?;
-                for token in line::stored_tokens(&buf) {
-                    if tokens.len() == limit {
-                        return Ok(tokens);
-                    }
-                    tokens.push(token);
-                }
-            }
-        }
-        Ok(tokens)
-    }
-
-    /// [`CacheTier::remove_unreadable`]: per shard, one rewrite without the entries that cannot
-    /// be read (broken fields, a token that is not hex or that no key opens) and without the
-    /// stray lines (not JSON, not an entry).
-    fn remove_unreadable_inner(&self) -> Result<usize, TierError> {
-        let mut removed = 0;
-        for id in 0..NUM_SHARDS {
-            removed += self.with_shard(id, |sh| {
-                sh.sync()?;
-                if !sh.exists() {
-                    return Ok::<_, TierError>(0);
-                }
-                let guard = sh.lock_exclusive()?;
-                let (done, _guard) = sh.rewrite(guard, true, |k, slot, line| {
-                    if self.readable(k, slot, line) {
-                        Verdict::Keep
-                    } else {
-                        Verdict::Remove
-                    }
-                })?;
-                if !done.removed.is_empty() || done.dropped_stray > 0 {
-                    tracing::warn!(
-                        shard = id,
-                        entries = done.removed.len(),
-                        lines = done.dropped_stray,
-                        "unreadable JSONL entries and lines removed at the operator's request"
-                    );
-                }
-                Ok(done.removed.len() + usize::try_from(done.dropped_stray).unwrap_or(usize::MAX))
-            })?;
-        }
-        Ok(removed)
-    }
-}
-
-/// Whether `entry` is written with a credential token.
-fn has_credentials(entry: &CacheEntry) -> bool {
-    entry.username.is_some() || entry.password.is_some()
 }
 
 fn now_micros() -> i64 {
