@@ -22,9 +22,9 @@ use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
+use super::{ColumnKind, EntryRow, Layout, Store, migrate, orders_by_use, require_columns, sql_error};
 use crate::error::TierError;
 use crate::jsonl::JsonlTier;
-use crate::sqlite::{ColumnKind, EntryRow, Layout, Store, migrate, orders_by_use, require_columns, sql_error};
 use crate::tier::{CacheTier, TierHealth};
 
 /// The database's file name in the L2 directory.
@@ -304,4 +304,4 @@ fn read_jsonl(dir: &Path, ring: &Arc<KeyRing>) -> Result<(Vec<CacheEntry>, Migra
     Ok((entries, report))
 }
 
-crate::sqlite::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);
+super::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);

@@ -140,11 +140,15 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row, ToSql, Transaction, TransactionBehavior};
 
-use crate::checkpoint::{self, Checkpointer};
+use self::checkpoint::Checkpointer;
 use crate::error::TierError;
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
 use crate::tier::{FailureMark, TierHealth};
 use crate::touches::{Touch, Touches};
+
+pub mod checkpoint;
+pub mod l2;
+pub mod l3;
 
 /// The schema version this crate writes in `PRAGMA user_version` (proxywhirl's files have 0).
 pub const SCHEMA_VERSION: u32 = 1;

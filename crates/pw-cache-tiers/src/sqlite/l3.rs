@@ -36,12 +36,10 @@ use pw_cache_model::timestamp::to_unix_seconds;
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
+use super::{ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
-use crate::sqlite::{
-    ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns,
-};
 use crate::tier::{CacheTier, TierHealth};
 use pw_cache_model::limits::{MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
 
@@ -443,7 +441,7 @@ impl SqliteL3Tier {
     }
 }
 
-crate::sqlite::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
+super::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
 
 /// The inherent methods of the same names.
 impl HealthHistory for SqliteL3Tier {
