@@ -22,7 +22,10 @@ use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
-use super::{ColumnKind, EntryRow, Layout, Store, migrate, orders_by_use, require_columns, sql_error};
+use super::row::EntryRow;
+use super::schema::{ColumnKind, migrate, orders_by_use, require_columns};
+use super::statements::Layout;
+use super::store::{Store, sql_error};
 use crate::error::TierError;
 use crate::jsonl::JsonlTier;
 use crate::tier::{CacheTier, TierHealth};
@@ -304,4 +307,4 @@ fn read_jsonl(dir: &Path, ring: &Arc<KeyRing>) -> Result<(Vec<CacheEntry>, Migra
     Ok((entries, report))
 }
 
-super::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);
+super::tier::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);

@@ -36,7 +36,10 @@ use pw_cache_model::timestamp::to_unix_seconds;
 use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
-use super::{ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns};
+use super::row::Columns;
+use super::schema::{ColumnKind, migrate, orders_by_use, require_columns, table_columns};
+use super::statements::Layout;
+use super::store::{Store, sql_error};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
@@ -441,7 +444,7 @@ impl SqliteL3Tier {
     }
 }
 
-super::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
+super::tier::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
 
 /// The inherent methods of the same names.
 impl HealthHistory for SqliteL3Tier {

@@ -6,11 +6,21 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use pw_cache_crypto::FernetKey;
+use pw_cache_crypto::{FernetKey, KeyRing};
+use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
+use pw_cache_model::{CacheEntry, CacheTierConfig, EvictionPolicy, HealthStatus, OffsetDateTime, Secret};
+use rusqlite::{Connection, ToSql};
 use time::macros::datetime;
 
+use super::lax_int::{LaxInt, int_of_real, python_int};
+use super::schema::Affinity;
+use super::statements::Layout;
 use super::*;
+use crate::error::TierError;
 use crate::tier::FAILURE_THRESHOLD;
 use crate::{CacheTier, SqliteL2Tier, SqliteL3Tier};
 
