@@ -8,15 +8,6 @@ use super::store::Store;
 use crate::error::TierError;
 
 impl Store {
-    /// [`CacheTier::mark_failure`] in one `BEGIN IMMEDIATE` transaction, which holds the
-    /// database's write lock from the read to the commit: the row is read and checked readable
-    /// (every value fits its field, every token opens; an unreadable row is left untouched and
-    /// reported as the lookup reports it), then its two columns are updated (`failure_count` to
-    /// the count read plus one, `health_status` to `unhealthy`; no other column, `updated_at`
-    /// neither), or the row is deleted when that count reaches `evict_at`. No other writer of the
-    /// file, in this process or another, can come between the read and the write. The count is
-    /// written as read plus one rather than `failure_count + 1` in SQL: the value read is the
-    /// one the lax reader took from the row (a proxywhirl file may hold `'3'` or `3.0`).
     /// [`CacheTier::rotate_credentials`]: the row read (checked readable) and its two token
     /// columns rewritten in one write transaction; nothing else changes (`updated_at` included).
     pub(crate) fn rotate_credentials(&self, key: &str) -> Result<crate::Rotated, TierError> {

@@ -10,6 +10,15 @@ use crate::error::TierError;
 use crate::tier::FailureMark;
 
 impl Store {
+    /// [`CacheTier::mark_failure`] in one `BEGIN IMMEDIATE` transaction, which holds the
+    /// database's write lock from the read to the commit: the row is read and checked readable
+    /// (every value fits its field, every token opens; an unreadable row is left untouched and
+    /// reported as the lookup reports it), then its two columns are updated (`failure_count` to
+    /// the count read plus one, `health_status` to `unhealthy`; no other column, `updated_at`
+    /// neither), or the row is deleted when that count reaches `evict_at`. No other writer of the
+    /// file, in this process or another, can come between the read and the write. The count is
+    /// written as read plus one rather than `failure_count + 1` in SQL: the value read is the
+    /// one the lax reader took from the row (a proxywhirl file may hold `'3'` or `3.0`).
     pub(crate) fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         let mark = self.write("mark failure", |tx| {
             let Some(stored) = self.read(tx, key)? else {
