@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig};
 use rusqlite::{Connection, Transaction};
 
 use super::row::EntryRow;
@@ -28,7 +28,7 @@ use super::statements::Layout;
 use super::store::{Store, sql_error};
 use crate::error::TierError;
 use crate::jsonl::JsonlTier;
-use crate::tier::{CacheTier, TierHealth};
+use crate::tier::CacheTier;
 
 /// The database's file name in the L2 directory.
 pub const DB_FILE_NAME: &str = "l2_cache.db";
@@ -109,7 +109,7 @@ pub struct MigrationReport {
 /// The SQLite L2 tier: see the module docs and [`crate::sqlite`] for the design.
 #[derive(Debug)]
 pub struct SqliteL2Tier {
-    store: Store,
+    pub(super) store: Store,
     dir: PathBuf,
     upgraded_from: Option<u32>,
 }
@@ -306,5 +306,3 @@ fn read_jsonl(dir: &Path, ring: &Arc<KeyRing>) -> Result<(Vec<CacheEntry>, Migra
     report.superseded = jsonl.dead_lines().saturating_sub(damage.skipped_lines());
     Ok((entries, report))
 }
-
-super::tier::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);
