@@ -25,17 +25,15 @@
 //!
 //! An r2d2 pool of up to [`MAX_CONNECTIONS`] connections (grown on demand from one), and in
 //! front of it one *spare*: the connection the last operation gave back, handed to the next
-//! without r2d2's checkout (`Store::conn`; 7 % of the replay's mixed phase). Each
-//! connection, when made, gets:
+//! without r2d2's checkout (`Store::conn`). Each connection, when made, gets:
 //! - a **busy handler** that retries a locked database for about [`BUSY_TIMEOUT`] (every 50 µs
 //!   for the first 5 ms, then every millisecond), so two writers — threads of this process or
 //!   other processes — wait for each other instead of failing, and without SQLite's default
 //!   backoff, which sleeps up to 100 ms at a time;
 //! - `synchronous = NORMAL` and `foreign_keys = ON`;
 //! - a page cache of up to [`PAGE_CACHE_KIB`] (SQLite's default is 2 MiB): a large cache's
-//!   lookups otherwise read their index and table pages from the file again and again (at 1M
-//!   entries get_hit ran 2.4× slower than at 10k; with 32 MiB, 1.7×). SQLite allocates the
-//!   cache as it reads pages, so a small database costs no more than before;
+//!   lookups otherwise read their index and table pages from the file again and again. SQLite
+//!   allocates the cache as it reads pages, so a small database costs no more than before;
 //! - a cache of [`STATEMENT_CACHE_CAPACITY`] prepared statements: every statement is prepared
 //!   once per connection (`prepare_cached`);
 //! - a WAL hook ([`checkpoint::note_wal_frames`]) in place of SQLite's automatic

@@ -183,9 +183,8 @@ impl Store {
     ///
     /// The connection the last operation gave back is kept aside (one, for whichever thread
     /// comes next) and handed out without going through the pool: r2d2's checkout and
-    /// check-in take its mutex and read the clock five times, 4 % of a SQLite-L2 hit, which
-    /// checks out two connections (L2, L3). A thread that finds the spare taken uses the
-    /// pool. The spare is dropped when the pool is replaced ([`Store::probe`]) or closed.
+    /// check-in take its mutex and read the clock five times, and a SQLite-L2 hit checks out
+    /// two connections (L2, L3). A thread that finds the spare taken uses the pool. The spare is dropped when the pool is replaced ([`Store::probe`]) or closed.
     pub(crate) fn conn(&self) -> Result<Conn<'_>, TierError> {
         let generation = self.generation.load(Ordering::Acquire);
         if let Some(conn) = self.spare.try_lock().ok().and_then(|mut spare| spare.take()) {
