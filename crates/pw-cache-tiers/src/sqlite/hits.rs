@@ -18,6 +18,7 @@ use crate::touches::Touch;
 pub const TOUCH_BATCH: usize = 256;
 
 impl Store {
+    /// Writes `batch`, hits noted in memory, on `conn` (in the caller's transaction).
     pub(super) fn apply_touches(&self, conn: &Connection, batch: HashMap<String, Touch>) -> Result<(), TierError> {
         if batch.is_empty() {
             return Ok(());
