@@ -32,7 +32,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod checkpoint;
 mod error;
 pub mod health_history;
 pub mod jsonl;
@@ -40,10 +39,13 @@ pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis_l3;
 pub mod sqlite;
-pub mod sqlite_l2;
-pub mod sqlite_l3;
 mod tier;
 mod touches;
+
+// The SQLite modules at the paths they had before `sqlite/` held them all.
+pub use sqlite::checkpoint;
+pub use sqlite::l2 as sqlite_l2;
+pub use sqlite::l3 as sqlite_l3;
 
 pub use error::TierError;
 pub use health_history::HealthHistory;

@@ -4,8 +4,8 @@
 //! In WAL mode a commit appends pages to the `-wal` file; a *checkpoint* copies them back into
 //! the database file (and `fsync`s both) so the log can start over. SQLite's default
 //! (`wal_autocheckpoint = 1000`) runs it inside the commit that takes the log past 1,000
-//! pages: that put then pays for a thousand pages' copy and two `fsync`s (on ext4, 15 % of the
-//! SQLite L3 tier's put CPU time, plus the wait for the disk). Here:
+//! pages: that put then pays for a thousand pages' copy and two `fsync`s, and waits for the
+//! disk. Here:
 //!
 //! - every connection gets a **WAL hook** ([`note_wal_frames`]), which replaces the automatic
 //!   checkpoint and only records, in a thread-local, how many pages the log holds after each
@@ -19,20 +19,14 @@
 //! - the first commit after the thread is done **copies the tail** itself (the pages committed
 //!   during the thread's last round). Only a checkpoint that leaves nothing behind lets the log
 //!   start over, and only the writer can make sure no commit lands during it; a log left to
-//!   grow while the thread chases it makes every page lookup slower (measured: letting the log
-//!   reach 4,000 pages before starting over costs the tmpfs put 10 %);
+//!   grow while the thread chases it makes every page lookup slower;
 //! - a log of [`BACKSTOP_FRAMES`] pages or more (the thread fell behind, or could not start)
 //!   is checkpointed by the writer itself, as SQLite would (while the thread's checkpoint
 //!   runs, the writer's is busy and the log grows by what is committed meanwhile).
 //!
 //! The log starting over (a commit that leaves fewer than [`CHECKPOINT_FRAMES`] pages) begins
-//! the next cycle. Measured (`replay --only tier_sqlite_l3,manager_jsonl,manager_sqlite`,
-//! N = 10,000, SQLite's automatic checkpoint against this, two runs each, one session): on
-//! ext4 puts are 41–46 % faster (L3 tier 23.6k → 33.6k/s, JSONL manager 18.7k → 26.5k/s,
-//! SQLite manager 12.8k → 18.7k/s); on tmpfs, where a checkpoint waits for no disk, 3–6 %
-//! slower (L3 tier 50.3k → 47.3k/s, JSONL manager 34.1k → 32.4k/s, SQLite manager 25.9k →
-//! 25.1k/s: the tail copy, and a second thread on the same two cores). One round instead of
-//! [`CHASE_ROUNDS`] gave +24 % on ext4 and −3 % on tmpfs.
+//! the next cycle. What this design gains on a disk, and costs where a checkpoint waits for no
+//! disk (tmpfs), is measured in `docs/performance.md`, "Background checkpoints".
 //!
 //! Durability does not change: a commit is in the log when it returns, whoever copies it into
 //! the database file later, and a checkpoint is the same operation on either thread.

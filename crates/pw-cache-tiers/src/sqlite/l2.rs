@@ -19,13 +19,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
+use pw_cache_model::{CacheEntry, CacheTierConfig};
 use rusqlite::{Connection, Transaction};
 
+use super::row::EntryRow;
+use super::schema::{ColumnKind, migrate, orders_by_use, require_columns};
+use super::statements::Layout;
+use super::store::{Store, sql_error};
 use crate::error::TierError;
 use crate::jsonl::JsonlTier;
-use crate::sqlite::{ColumnKind, EntryRow, Layout, Store, migrate, orders_by_use, require_columns, sql_error};
-use crate::tier::{CacheTier, TierHealth};
+use crate::tier::CacheTier;
 
 /// The database's file name in the L2 directory.
 pub const DB_FILE_NAME: &str = "l2_cache.db";
@@ -106,7 +109,7 @@ pub struct MigrationReport {
 /// The SQLite L2 tier: see the module docs and [`crate::sqlite`] for the design.
 #[derive(Debug)]
 pub struct SqliteL2Tier {
-    store: Store,
+    pub(super) store: Store,
     dir: PathBuf,
     upgraded_from: Option<u32>,
 }
@@ -303,5 +306,3 @@ fn read_jsonl(dir: &Path, ring: &Arc<KeyRing>) -> Result<(Vec<CacheEntry>, Migra
     report.superseded = jsonl.dead_lines().saturating_sub(damage.skipped_lines());
     Ok((entries, report))
 }
-
-crate::sqlite::impl_cache_tier_via_store!(SqliteL2Tier, CacheTierType::L2);

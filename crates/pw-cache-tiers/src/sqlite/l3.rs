@@ -33,16 +33,16 @@ use std::sync::Arc;
 use pw_cache_crypto::KeyRing;
 use pw_cache_crypto::{Trust, private_fs, trust};
 use pw_cache_model::timestamp::to_unix_seconds;
-use pw_cache_model::{CacheEntry, CacheTierConfig, CacheTierType, OffsetDateTime};
+use pw_cache_model::{CacheTierConfig, OffsetDateTime};
 use rusqlite::{Connection, Transaction};
 
+use super::row::Columns;
+use super::schema::{ColumnKind, migrate, orders_by_use, require_columns, table_columns};
+use super::statements::Layout;
+use super::store::{Store, sql_error};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
-use crate::sqlite::{
-    ColumnKind, Columns, Layout, Store, migrate, orders_by_use, require_columns, sql_error, table_columns,
-};
-use crate::tier::{CacheTier, TierHealth};
 use pw_cache_model::limits::{MAX_KEY_BYTES, MAX_LAST_HEALTH_ERROR_BYTES, MAX_PROXY_URL_BYTES};
 
 /// `cache_entries`, as proxywhirl 0.3.3 creates it (the text is what `sqlite_master` keeps).
@@ -239,7 +239,7 @@ pub struct L3OpenReport {
 /// The SQLite L3 tier: see the module docs and [`crate::sqlite`] for the design.
 #[derive(Debug)]
 pub struct SqliteL3Tier {
-    store: Store,
+    pub(super) store: Store,
     report: L3OpenReport,
 }
 
@@ -442,8 +442,6 @@ impl SqliteL3Tier {
         stmt.execute(params).map_err(self.store.err(op))
     }
 }
-
-crate::sqlite::impl_cache_tier_via_store!(SqliteL3Tier, CacheTierType::L3);
 
 /// The inherent methods of the same names.
 impl HealthHistory for SqliteL3Tier {
