@@ -2,7 +2,7 @@
 //!
 //! Hand-written statements on the database a tier creates, with the tiers' pragmas (WAL,
 //! `synchronous = NORMAL`, `foreign_keys = ON`, a page cache of
-//! [`PAGE_CACHE_KIB`](pw_cache::tiers::sqlite::PAGE_CACHE_KIB)), their background WAL
+//! [`PAGE_CACHE_KIB`]), their background WAL
 //! checkpoints ([`Db`]) and cached prepared statements,
 //! at the tiers' durability (one autocommit upsert per put), and nothing else: no pool, no row
 //! decoding (values are copied out as SQLite gives them), no encryption (rows carry tokens made
