@@ -7,7 +7,10 @@
 //! - `l2_cache.db`, the L3 database and their `-wal` file as symbolic links to an existing
 //!   SQLite database: refused, the database unchanged;
 //! - `warm_from_file` on a link to `/dev/urandom` or on a FIFO: a typed error at once;
-//! - `export_to_file` over a link, a FIFO or a directory: a typed error, nothing replaced.
+//! - `export_to_file` over a link, a FIFO or a directory: a typed error, nothing replaced;
+//! - a 300 MB shard line, a 200 MB warm CSV field or JSONL line, a 400 MB warm file of 100,000
+//!   rows: read with peak memory far below their size;
+//! - a `.json` warm document over `MAX_WARM_JSON_BYTES`: refused by its size, nothing read.
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use pw_cache::{
     CacheConfig, CacheEntry, CacheTier, CacheTierConfig, JsonlTier, L2BackendType, ManagerError, SqliteL2Tier,
-    SqliteL3Tier, TierError,
+    SqliteL3Tier, TierError, WarmFileError,
 };
 use pw_cache_tests::managers::{config, open, test_ring};
 
@@ -488,4 +491,152 @@ fn warm_fields_over_the_model_limits_fail_their_row() {
         "{report:?}"
     );
     assert!(!format!("{report:?}").contains("sssss"));
+}
+
+const MANY_ROWS_CHILD: &str = "PW_CACHE_MANY_ROWS_CHILD";
+/// Rows of the big warm file, each with [`ROW_PADDING`] bytes of an ignored field: 400 MB made
+/// cheaply (each row stored costs more time than 4 KB of reading, in a debug build).
+const MANY_ROWS: u64 = 100_000;
+const ROW_PADDING: usize = 4000;
+/// Peak memory allowed to a child warming from the (400 MB) file.
+const MANY_ROWS_PEAK_LIMIT: u64 = 256 << 20;
+
+/// Writes the big warm file: `MANY_ROWS` distinct proxies, each row padded by an ignored field
+/// (a `padding` column, a `padding` member) to about 4 KB; its size.
+fn write_many_rows(path: &Path, ext: &str) -> u64 {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).unwrap());
+    let padding = "p".repeat(ROW_PADDING);
+    if ext == "csv" {
+        writeln!(out, "proxy_url,source,padding").unwrap();
+    }
+    for i in 0..MANY_ROWS {
+        let url = format!("http://10.{}.{}.{}:8080", i >> 16, (i >> 8) & 255, i & 255);
+        if ext == "csv" {
+            writeln!(out, "{url},many,{padding}").unwrap();
+        } else {
+            writeln!(
+                out,
+                r#"{{"proxy_url": "{url}", "source": "many", "padding": "{padding}"}}"#
+            )
+            .unwrap();
+        }
+    }
+    out.flush().unwrap();
+    drop(out);
+    fs::metadata(path).unwrap().len()
+}
+
+/// A 400 MB warm file of 100,000 rows (about 4 KB each, most of it an ignored field), as CSV
+/// and as JSONL: a child process warms from it into an L1-only cache; every row is loaded,
+/// progress ends at the file's size, and the child's peak memory stays under 256 MB (the file
+/// was read whole before: its size and more).
+#[test]
+fn a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory() {
+    if let Ok(spec) = std::env::var(MANY_ROWS_CHILD) {
+        let (dir, file) = spec.split_once('|').unwrap();
+        let config = config(&Path::new(dir).join("cache"), L2BackendType::Jsonl, 1000)
+            .l2_config(CacheTierConfig::disabled())
+            .l3_config(CacheTierConfig::disabled())
+            .build()
+            .unwrap();
+        let cache = open(config, &test_ring(), None);
+        let before = peak_resident();
+        let started = Instant::now();
+        let last = std::sync::Mutex::new((0, 0, 0u64));
+        let report = cache
+            .warm_from_file_with_progress(file, None, &|read, size| {
+                let mut last = last.lock().unwrap();
+                assert!(read >= last.0 && read <= size, "{read} after {}, of {size}", last.0);
+                *last = (read, size, last.2 + 1);
+            })
+            .unwrap();
+        let took = started.elapsed();
+        assert_eq!(
+            (report.loaded, report.skipped, report.failed, report.replaced),
+            (MANY_ROWS, 0, 0, 0),
+            "{:?}",
+            report.issues.first()
+        );
+        let (read, size, calls) = *last.lock().unwrap();
+        assert_eq!((read, size), (fs::metadata(file).unwrap().len(), read));
+        let after = peak_resident();
+        fs::write(
+            Path::new(dir).join("peak"),
+            format!("{before} {after} {} {calls}", took.as_millis()),
+        )
+        .unwrap();
+        return;
+    }
+    for ext in ["csv", "jsonl"] {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join(format!("many.{ext}"));
+        let size = write_many_rows(&file, ext);
+        assert!(size > 400_000_000, "{ext}: {size} bytes");
+        let status = pw_cache_tests::child_process::spawn_self(
+            "a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory",
+            MANY_ROWS_CHILD,
+            format!("{}|{}", root.path().display(), file.display()),
+        )
+        .wait()
+        .unwrap();
+        assert!(status.success(), "{ext}: the child failed");
+        let peak = fs::read_to_string(root.path().join("peak")).unwrap();
+        let v: Vec<u64> = peak.split(' ').map(|s| s.parse().unwrap()).collect();
+        eprintln!(
+            "{ext}: {size} bytes, child VmHWM {} -> {} bytes, warm took {} ms, {} progress calls",
+            v[0], v[1], v[2], v[3]
+        );
+        assert!(
+            v[1] < MANY_ROWS_PEAK_LIMIT,
+            "{ext}: peak resident memory {} bytes for a {size}-byte file",
+            v[1]
+        );
+    }
+}
+
+/// A `.json` warm document one byte over `MAX_WARM_JSON_BYTES` (a sparse file: no disk) is
+/// refused by its size before anything is read, naming the path, its size and the limit and
+/// pointing to JSONL; `check_warm_file` refuses it alike, and nothing is stored. At the limit it
+/// is read (and, being NUL bytes, is invalid JSON).
+#[test]
+fn a_json_warm_document_over_the_limit_is_refused_by_its_size() {
+    use pw_cache::model::limits::MAX_WARM_JSON_BYTES;
+    use pw_cache::warm_file::check_warm_file;
+    let root = tempfile::tempdir().unwrap();
+    let cache = manager(&root.path().join("cache"));
+    let file = root.path().join("huge.json");
+    fs::File::create(&file)
+        .unwrap()
+        .set_len(MAX_WARM_JSON_BYTES + 1)
+        .unwrap();
+    let started = Instant::now();
+    let e = cache.warm_from_file(&file, None).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    match &e {
+        ManagerError::Warm(WarmFileError::TooLarge { path, len, limit }) => {
+            assert_eq!(
+                (path, *len, *limit),
+                (&file, MAX_WARM_JSON_BYTES + 1, MAX_WARM_JSON_BYTES)
+            );
+        }
+        other => panic!("expected WarmFileError::TooLarge, got {other:?}"),
+    }
+    let message = e.to_string();
+    for part in [
+        &file.display().to_string(),
+        "67108865 bytes",
+        "limit of 67108864 bytes",
+        "JSONL",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    let checked = check_warm_file(&file).unwrap_err();
+    assert_eq!(checked.to_string(), message);
+    let out = root.path().join("out.jsonl");
+    assert_eq!(cache.export_to_file(&out).unwrap().exported, 0, "nothing stored");
+
+    fs::File::create(&file).unwrap().set_len(MAX_WARM_JSON_BYTES).unwrap();
+    let e = cache.warm_from_file(&file, None).unwrap_err();
+    assert!(matches!(e, ManagerError::Warm(WarmFileError::Json { .. })), "{e:?}");
 }

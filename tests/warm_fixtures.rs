@@ -137,6 +137,7 @@ fn error_name(error: &ManagerError) -> String {
             WarmFileError::Json { .. } => "Json",
             WarmFileError::NotArray { .. } => "NotArray",
             WarmFileError::CsvHeader { .. } => "CsvHeader",
+            WarmFileError::TooLarge { .. } => "TooLarge",
         },
         other => panic!("not a warm error: {other:?}"),
     };

@@ -2,8 +2,9 @@
 //! gets the summary on stdout and nothing else.
 //!
 //! A spinner names the phase; the long operations that report their progress (warm, inspection,
-//! rotation: the library's `*_with_progress` calls) turn it into a bar with counts. The JSONL
-//! migration is one transaction and keeps the spinner.
+//! rotation: the library's `*_with_progress` calls) turn it into a bar with counts: entries for
+//! inspection and rotation, bytes of the file read for a warm. The JSONL migration is one
+//! transaction and keeps the spinner.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -40,11 +41,25 @@ impl Progress {
         self.bar.set_message(message.into());
     }
 
-    /// Shows `done` of `total` as a bar (the library's progress callbacks call this).
+    /// Shows `done` of `total` items as a bar (the library's progress callbacks call this).
     pub(crate) fn step(&self, done: u64, total: u64) {
+        self.show(done, total, "{msg} [{bar:30}] {pos}/{len} [{elapsed}, eta {eta}]");
+    }
+
+    /// Shows `done` of `total` bytes as a bar (`12.5 MiB/400.0 MiB`): for a warm, which reports
+    /// the bytes of its file read.
+    pub(crate) fn step_bytes(&self, done: u64, total: u64) {
+        self.show(
+            done,
+            total,
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} [{elapsed}, eta {eta}]",
+        );
+    }
+
+    /// Shows `done` of `total` as a bar drawn with `template`.
+    fn show(&self, done: u64, total: u64, template: &str) {
         if self.bar.length() != Some(total) {
-            let style = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} [{elapsed}, eta {eta}]")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
             self.bar.set_style(style.progress_chars("=> "));
             self.bar.set_length(total);
         }

@@ -2,8 +2,8 @@
 //! `docs/warm.md`'s table documents (loaded / skipped / failed, exit 1 when a row was skipped or
 //! failed; exit 2 with a one-line message naming the file for a file-level error), into both L2
 //! backends; and a warm with no key configured creates the key file and says so. A file that
-//! cannot be used (bad CSV header, JSON document that is not an array of objects, unsupported
-//! extension, missing, a directory, unreadable) fails before the cache is opened: nothing is
+//! cannot be used (bad CSV header, JSON document that is not an array of objects or is over the
+//! size limit, unsupported extension, missing, a directory, unreadable) fails before the cache is opened: nothing is
 //! created in a new cache's place, and an existing cache's files are left byte for byte.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -271,6 +271,11 @@ fn unusable_files(dir: &Path) -> Vec<(PathBuf, &'static str)> {
         std::fs::write(&path, bytes).unwrap();
         out.push((path, hint));
     }
+    // A `.json` document over the limit (sparse: no disk), refused by its size.
+    let huge = dir.join("huge.json");
+    let limit = pw_cache::model::limits::MAX_WARM_JSON_BYTES;
+    std::fs::File::create(&huge).unwrap().set_len(limit + 1).unwrap();
+    out.push((huge, "more than the limit of 67108864 bytes for a .json document"));
     out.push((dir.join("missing.jsonl"), "No such file or directory"));
     out.push((dir.join("missing.csv"), "No such file or directory"));
     for name in ["a-directory.csv", "a-directory.jsonl", "a-directory.json"] {

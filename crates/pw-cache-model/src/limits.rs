@@ -28,6 +28,8 @@
 //! names (under 2 KB): [`MAX_ENTRY_LINE_BYTES`], about 120 KB. 1 MiB is more than 8 times that,
 //! so no line this library writes is ever refused by it, and a hostile 2 GB line costs at most
 //! 1 MiB of memory to skip.
+//!
+//! A `.json` warm file, parsed whole, is bounded by [`MAX_WARM_JSON_BYTES`] = 64 MiB.
 
 use crate::entry::CacheEntry;
 
@@ -67,6 +69,12 @@ pub const MAX_HEALTH_RECORD_BYTES: usize =
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 const _: () = assert!(8 * MAX_ENTRY_LINE_BYTES < MAX_LINE_BYTES);
+
+/// The largest `.json` warm file read: 64 MiB. A JSON array must be parsed whole to know it is
+/// valid (which `check_warm_file` promises before anything is stored), so the document is held
+/// in memory whole; a larger one is refused by its size before it is read. JSONL and CSV warm
+/// files are read a line at a time and have no size limit: big lists belong there.
+pub const MAX_WARM_JSON_BYTES: u64 = 64 << 20;
 
 /// The length of the text of a Fernet token of a `plaintext_len`-byte plaintext: the version
 /// (1 byte), the timestamp (8), the IV (16), the AES-CBC ciphertext with PKCS#7 padding (the

@@ -8,7 +8,7 @@ use pw_cache_model::{CacheEntry, MAX_TTL_SECONDS, Secret, generate_cache_key};
 
 use crate::error::ManagerError;
 use crate::manager::CacheManager;
-use crate::warm_file::{IssueKind, RowLocation, WarmCredential, WarmIssue, WarmRow, read_warm_file};
+use crate::warm_file::{IssueKind, WarmCredential, WarmIssue, WarmItem, WarmReader, WarmRow};
 
 /// The source of a warmed entry whose row names none (the reference's).
 pub const DEFAULT_WARM_SOURCE: &str = "warmed";
@@ -42,6 +42,19 @@ impl CacheManager {
     /// entry is fetched "now". A bad row is reported (with its line, item or row number) and
     /// the rest of the file is loaded; only a file that cannot be used at all is an error. The
     /// exact rules, and how they differ from the reference, are in `warm_file`'s documentation.
+    ///
+    /// The file is read a row at a time ([`WarmReader`]) and each row stored as it comes, so
+    /// memory does not grow with the file's size: it holds one line or record (at most
+    /// [`MAX_LINE_BYTES`](pw_cache_model::limits::MAX_LINE_BYTES)), the keys seen (for
+    /// [`WarmReport::replaced`]) and the issues. A `.json` document is held whole, up to
+    /// [`MAX_WARM_JSON_BYTES`](pw_cache_model::limits::MAX_WARM_JSON_BYTES).
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::InvalidTtl`] and [`ManagerError::Closed`] before the file is opened;
+    /// [`ManagerError::Warm`] for a file that cannot be used at all, found before any row is
+    /// stored (what `warm_file::check_warm_file` finds), or for a read that fails in the middle
+    /// of the file: the rows before it stay stored.
     pub fn warm_from_file(
         &self,
         path: impl AsRef<Path>,
@@ -50,8 +63,17 @@ impl CacheManager {
         self.warm_from_file_with_progress(path, ttl_override, &|_, _| {})
     }
 
-    /// [`CacheManager::warm_from_file`], calling `progress(done, total)` after each row stored
-    /// (`total`: the file's usable rows, known once it is parsed).
+    /// [`CacheManager::warm_from_file`], calling `progress(read, size)` as the file is read:
+    /// `read` is how many bytes of the file were read so far, `size` its size in bytes (as found
+    /// when it was opened; `read` when more was read, the file having grown). The rows' count is
+    /// not known before the file is read to its end, so progress is in bytes. It is called after
+    /// a row whose reading read more of the file (the file is read through a 64 KiB buffer, and
+    /// a `.json` document whole before its first row), and once at the end with `read` the bytes
+    /// read in all.
+    ///
+    /// # Errors
+    ///
+    /// As [`CacheManager::warm_from_file`].
     pub fn warm_from_file_with_progress(
         &self,
         path: impl AsRef<Path>,
@@ -69,37 +91,49 @@ impl CacheManager {
         if self.inner.is_closed() {
             return Err(ManagerError::Closed);
         }
-        let file = read_warm_file(path.as_ref())?;
+        let mut reader = WarmReader::open(path.as_ref())?;
+        let size = reader.file_len().unwrap_or(0);
         let mut report = WarmReport::default();
-        let mut issues = file.issues;
         let fetch_time = self.inner.now();
         let mut seen = HashSet::new();
-        let total = file.rows.len() as u64;
-        for (done, row) in (1..).zip(file.rows) {
-            let location = row.location;
-            match self.warm_row(row, ttl_override, fetch_time) {
-                Ok(key) => {
-                    report.loaded += 1;
-                    if !seen.insert(key) {
-                        report.replaced += 1;
+        let mut reported = 0;
+        // The reader hands rows and issues over in file order: the issues stay in it.
+        while let Some(item) = reader.next() {
+            let issue = match item? {
+                WarmItem::Row(row) => {
+                    let location = row.location;
+                    match self.warm_row(row, ttl_override, fetch_time) {
+                        Ok(key) => {
+                            report.loaded += 1;
+                            if !seen.insert(key) {
+                                report.replaced += 1;
+                            }
+                            None
+                        }
+                        Err(reason) => Some(WarmIssue {
+                            location,
+                            kind: IssueKind::Failed,
+                            reason,
+                        }),
                     }
                 }
-                Err(reason) => issues.push(WarmIssue {
-                    location,
-                    kind: IssueKind::Failed,
-                    reason,
-                }),
+                WarmItem::Issue(issue) => Some(issue),
+            };
+            if let Some(issue) = issue {
+                match issue.kind {
+                    IssueKind::Skipped => report.skipped += 1,
+                    IssueKind::Failed => report.failed += 1,
+                }
+                report.issues.push(issue);
             }
-            progress(done, total);
-        }
-        issues.sort_by_key(|issue| order(issue.location));
-        for issue in &issues {
-            match issue.kind {
-                IssueKind::Skipped => report.skipped += 1,
-                IssueKind::Failed => report.failed += 1,
+            let read = reader.bytes_read();
+            if read != reported {
+                reported = read;
+                progress(read, size.max(read));
             }
         }
-        report.issues = issues;
+        let read = reader.bytes_read();
+        progress(read, size.max(read));
         Ok(report)
     }
 
@@ -132,13 +166,5 @@ impl CacheManager {
                 .map(Some)
                 .map_err(|e| format!("`{field}_encrypted` cannot be decrypted with the configured keys: {e}")),
         }
-    }
-}
-
-/// File order of a location (a file has one kind of location).
-fn order(location: RowLocation) -> u64 {
-    match location {
-        RowLocation::Line(n) | RowLocation::Item(n) => n,
-        RowLocation::Row { record, .. } => record,
     }
 }

@@ -17,7 +17,8 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
     let manager = open_cache(&args.cache, Access::CreateIfMissing)?;
     progress.phase(format!("warming from {}", args.file.display()));
     let report = manager
-        .warm_from_file_with_progress(&args.file, args.ttl, &|done, total| progress.step(done, total))
+        // Progress in bytes of the file read: its rows are not counted before its end.
+        .warm_from_file_with_progress(&args.file, args.ttl, &|read, size| progress.step_bytes(read, size))
         .map_err(Fatal::from)?;
     drop(progress);
 
@@ -62,7 +63,8 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
 /// Fails when the warm file cannot be used at all (what would make the library's warm fail
 /// rather than count bad rows), before the cache is opened and so before anything is created
 /// for it: not a regular file, missing or unreadable, an unsupported extension, a `.csv` header
-/// without `proxy_url`, a `.json` document that is not an array.
+/// without `proxy_url`, a `.json` document that is not an array or is over
+/// `pw_cache::model::limits::MAX_WARM_JSON_BYTES`.
 fn check_file(file: &Path) -> Result<(), Fatal> {
     match fs::metadata(file) {
         // Not a FIFO or a device either: reading one could block or never end.
