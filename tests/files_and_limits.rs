@@ -573,10 +573,11 @@ fn a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory() {
         let file = root.path().join(format!("many.{ext}"));
         let size = write_many_rows(&file, ext);
         assert!(size > 400_000_000, "{ext}: {size} bytes");
-        let status = pw_cache_tests::child_process::spawn_self(
+        let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
             "a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory",
             MANY_ROWS_CHILD,
             format!("{}|{}", root.path().display(), file.display()),
+            ADDRESS_SPACE_LIMIT,
         )
         .wait()
         .unwrap();
@@ -639,4 +640,24 @@ fn a_json_warm_document_over_the_limit_is_refused_by_its_size() {
     fs::File::create(&file).unwrap().set_len(MAX_WARM_JSON_BYTES).unwrap();
     let e = cache.warm_from_file(&file, None).unwrap_err();
     assert!(matches!(e, ManagerError::Warm(WarmFileError::Json { .. })), "{e:?}");
+}
+
+/// A warm file of junk lines keeps the first `MAX_WARM_ISSUES_KEPT` issues and counts the
+/// rest: the report does not grow with the file.
+#[test]
+fn a_warm_report_keeps_a_bounded_number_of_issues_and_counts_the_rest() {
+    use pw_cache::MAX_WARM_ISSUES_KEPT;
+    let root = tempfile::tempdir().unwrap();
+    let cache = manager(&root.path().join("cache"));
+    let file = root.path().join("junk.jsonl");
+    let junk = MAX_WARM_ISSUES_KEPT + 50;
+    let mut text = String::from("{\"proxy_url\": \"http://10.24.4.1:8080\"}\n");
+    text.push_str(&"not json\n".repeat(junk));
+    text.push_str("{\"proxy_url\": \"http://10.24.4.2:8080\"}\n");
+    fs::write(&file, text).unwrap();
+    let report = cache.warm_from_file(&file, None).unwrap();
+    assert_eq!((report.loaded, report.failed), (2, junk as u64));
+    assert_eq!(report.issues.len(), MAX_WARM_ISSUES_KEPT);
+    assert_eq!(report.issues_omitted, 50);
+    assert_eq!(report.issues[0].location.to_string(), "line 2");
 }

@@ -32,7 +32,7 @@ pub use manager::{
     TierStatus, USE_BATCH, default_key_file,
 };
 pub use ttl::{CleanupReport, TtlManager};
-pub use warm::{DEFAULT_WARM_SOURCE, WarmReport};
+pub use warm::{DEFAULT_WARM_SOURCE, MAX_WARM_ISSUES_KEPT, WarmReport};
 pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
 
 pub use pw_cache_model::{

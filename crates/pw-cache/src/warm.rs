@@ -27,9 +27,16 @@ pub struct WarmReport {
     /// Loaded rows whose key an earlier row of the same file had: the later row replaced it
     /// (they are also counted in `loaded`, as the reference counts them).
     pub replaced: u64,
-    /// Each skipped or failed row: where it is and why, in file order.
+    /// The first [`MAX_WARM_ISSUES_KEPT`] skipped or failed rows: where each is and why, in
+    /// file order.
     pub issues: Vec<WarmIssue>,
+    /// Skipped or failed rows past the first [`MAX_WARM_ISSUES_KEPT`], counted in `skipped` and
+    /// `failed` but not kept in `issues` (so that a file of junk lines costs no memory per line).
+    pub issues_omitted: u64,
 }
+
+/// How many issues a [`WarmReport`] keeps; the rest are counted (`issues_omitted`).
+pub const MAX_WARM_ISSUES_KEPT: usize = 10_000;
 
 impl CacheManager {
     /// Loads the proxies of a warm file into every tier: `.json` (an array of objects),
@@ -124,7 +131,11 @@ impl CacheManager {
                     IssueKind::Skipped => report.skipped += 1,
                     IssueKind::Failed => report.failed += 1,
                 }
-                report.issues.push(issue);
+                if report.issues.len() < MAX_WARM_ISSUES_KEPT {
+                    report.issues.push(issue);
+                } else {
+                    report.issues_omitted += 1;
+                }
             }
             let read = reader.bytes_read();
             if read != reported {

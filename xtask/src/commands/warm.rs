@@ -55,6 +55,14 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
                 report.issues.len()
             );
         }
+        if report.issues_omitted > 0 {
+            say!(
+                out,
+                "  ... and {} more not kept (a report keeps the first {})",
+                report.issues_omitted,
+                pw_cache::MAX_WARM_ISSUES_KEPT
+            );
+        }
     }
     let outcome = Outcome::partial_if(report.skipped + report.failed > 0);
     Ok(outcome.and(close(manager)))
