@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backend;
 mod error;
 pub mod health_history;
 pub mod jsonl;
@@ -47,6 +48,7 @@ pub use sqlite::checkpoint;
 pub use sqlite::l2 as sqlite_l2;
 pub use sqlite::l3 as sqlite_l3;
 
+pub use backend::TierBackend;
 pub use error::TierError;
 pub use health_history::HealthHistory;
 pub use jsonl::{JsonlDamage, JsonlTier};
