@@ -405,6 +405,13 @@ impl TierHealth {
         result
     }
 
+    /// Runs `op` and records its outcome ([`TierHealth::observe`]): how a public operation
+    /// outside [`CacheTier`] (health history, an index rebuild, a migration) counts in the
+    /// tier's health, its body written once, in the closure.
+    pub(crate) fn record<T>(&self, op: impl FnOnce() -> Result<T, TierError>) -> Result<T, TierError> {
+        self.observe(op())
+    }
+
     /// Records a success: the count goes back to zero.
     pub fn record_success(&self) {
         // Skip the write when already zero: successes are the hot path.

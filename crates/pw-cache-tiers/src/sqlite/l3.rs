@@ -327,119 +327,114 @@ impl SqliteL3Tier {
     /// Errors: [`TierError::InvalidEntry`] when no entry has `check.proxy_key` (history belongs
     /// to an entry) or the response time is negative or not finite; nothing is stored then.
     pub fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        self.store.health.observe(self.record_inner(check))
-    }
-
-    fn record_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        check.validate()?;
-        let conn = self.store.conn()?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_CHECK)
-            .map_err(self.store.err("record health check"))?;
-        let inserted = stmt.insert(rusqlite::params![
-            check.proxy_key,
-            to_unix_seconds(check.check_time),
-            check.status.as_str(),
-            check.response_time_ms,
-            check.error_message,
-            check.check_url,
-        ]);
-        match inserted {
-            Ok(id) => Ok(id),
-            Err(e)
-                if e.sqlite_error().map(|e| e.extended_code) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
-            {
-                Err(TierError::InvalidEntry {
-                    key: check.proxy_key.clone(),
-                    reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
-                })
+        self.store.health.record(|| {
+            check.validate()?;
+            let conn = self.store.conn()?;
+            let mut stmt = conn
+                .prepare_cached(INSERT_CHECK)
+                .map_err(self.store.err("record health check"))?;
+            let inserted = stmt.insert(rusqlite::params![
+                check.proxy_key,
+                to_unix_seconds(check.check_time),
+                check.status.as_str(),
+                check.response_time_ms,
+                check.error_message,
+                check.check_url,
+            ]);
+            match inserted {
+                Ok(id) => Ok(id),
+                Err(e)
+                    if e.sqlite_error().map(|e| e.extended_code)
+                        == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+                {
+                    Err(TierError::InvalidEntry {
+                        key: check.proxy_key.clone(),
+                        reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
+                    })
+                }
+                Err(e) => Err(self.store.err("record health check")(e)),
             }
-            Err(e) => Err(self.store.err("record health check")(e)),
-        }
+        })
     }
 
     /// The health checks recorded for `proxy_key`, newest first (by check time, then id), at
     /// most `limit`. A row that cannot be read is a [`TierError::Corrupt`] naming its id.
     pub fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        self.store.health.observe(self.history_inner(proxy_key, limit))
-    }
-
-    fn history_inner(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        let conn = self.store.conn()?;
-        let mut stmt = conn
-            .prepare_cached(SELECT_HISTORY)
-            .map_err(self.store.err("read health history"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt
-            .query(rusqlite::params![proxy_key, limit])
-            .map_err(self.store.err("read health history"))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
-            let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
-            let col = Columns { row, key: proxy_key };
-            let check = (|| {
-                for (index, field, limit) in [
-                    (7, "proxy_key", MAX_KEY_BYTES),
-                    (8, "error_message", MAX_LAST_HEALTH_ERROR_BYTES),
-                    (9, "check_url", MAX_PROXY_URL_BYTES),
-                ] {
-                    let len: Option<i64> = row.get(index).map_err(self.store.err("read health history"))?;
-                    if let Some(len) = len.filter(|&len| len > limit as i64) {
-                        return Err(TierError::Corrupt {
-                            key: proxy_key.to_owned(),
-                            reason: format!("{field} is {len} bytes long, more than the limit of {limit} bytes"),
-                        });
+        self.store.health.record(|| {
+            let conn = self.store.conn()?;
+            let mut stmt = conn
+                .prepare_cached(SELECT_HISTORY)
+                .map_err(self.store.err("read health history"))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut rows = stmt
+                .query(rusqlite::params![proxy_key, limit])
+                .map_err(self.store.err("read health history"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
+                let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
+                let col = Columns { row, key: proxy_key };
+                let check = (|| {
+                    for (index, field, limit) in [
+                        (7, "proxy_key", MAX_KEY_BYTES),
+                        (8, "error_message", MAX_LAST_HEALTH_ERROR_BYTES),
+                        (9, "check_url", MAX_PROXY_URL_BYTES),
+                    ] {
+                        let len: Option<i64> = row.get(index).map_err(self.store.err("read health history"))?;
+                        if let Some(len) = len.filter(|&len| len > limit as i64) {
+                            return Err(TierError::Corrupt {
+                                key: proxy_key.to_owned(),
+                                reason: format!("{field} is {len} bytes long, more than the limit of {limit} bytes"),
+                            });
+                        }
                     }
-                }
-                Ok::<_, TierError>(HealthCheck {
-                    proxy_key: col.text(1, "proxy_key")?,
-                    check_time: col.time(2, "check_time")?,
-                    status: col.status(3, "status")?,
-                    response_time_ms: col.optional_real(4, "response_time_ms")?,
-                    error_message: col.optional_text(5, "error_message")?,
-                    check_url: col.text(6, "check_url")?,
-                })
-            })()
-            .map_err(|e| match e {
-                TierError::Corrupt { key, reason } => TierError::Corrupt {
-                    key,
-                    reason: format!("health_history row {id}: {reason}"),
-                },
-                other => other,
-            })?;
-            out.push(HealthRecord { id, check });
-        }
-        Ok(out)
+                    Ok::<_, TierError>(HealthCheck {
+                        proxy_key: col.text(1, "proxy_key")?,
+                        check_time: col.time(2, "check_time")?,
+                        status: col.status(3, "status")?,
+                        response_time_ms: col.optional_real(4, "response_time_ms")?,
+                        error_message: col.optional_text(5, "error_message")?,
+                        check_url: col.text(6, "check_url")?,
+                    })
+                })()
+                .map_err(|e| match e {
+                    TierError::Corrupt { key, reason } => TierError::Corrupt {
+                        key,
+                        reason: format!("health_history row {id}: {reason}"),
+                    },
+                    other => other,
+                })?;
+                out.push(HealthRecord { id, check });
+            }
+            Ok(out)
+        })
     }
 
     /// Deletes the health checks older than `older_than` (`check_time < older_than`), of every
     /// proxy; how many.
     pub fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
-        self.store
-            .health
-            .observe(self.execute(PRUNE_HISTORY, [to_unix_seconds(older_than)], "prune health history"))
+        self.execute(PRUNE_HISTORY, [to_unix_seconds(older_than)], "prune health history")
     }
 
     /// How many `health_history` rows belong to no entry now.
     pub fn orphaned_history(&self) -> Result<u64, TierError> {
-        let result = self
-            .store
-            .conn()
-            .and_then(|conn| count_orphans(&conn, self.store.path()));
-        self.store.health.observe(result)
+        self.store
+            .health
+            .record(|| count_orphans(&*self.store.conn()?, self.store.path()))
     }
 
     /// Deletes the `health_history` rows that belong to no entry; how many.
     pub fn remove_orphaned_history(&self) -> Result<usize, TierError> {
-        self.store
-            .health
-            .observe(self.execute(DELETE_ORPHANS, [], "remove orphaned history"))
+        self.execute(DELETE_ORPHANS, [], "remove orphaned history")
     }
 
+    /// Runs `sql` with `params` (`op` names it in errors); how many rows it changed, recorded
+    /// in the tier's health.
     fn execute(&self, sql: &str, params: impl rusqlite::Params, op: &'static str) -> Result<usize, TierError> {
-        let conn = self.store.conn()?;
-        let mut stmt = conn.prepare_cached(sql).map_err(self.store.err(op))?;
-        stmt.execute(params).map_err(self.store.err(op))
+        self.store.health.record(|| {
+            let conn = self.store.conn()?;
+            let mut stmt = conn.prepare_cached(sql).map_err(self.store.err(op))?;
+            stmt.execute(params).map_err(self.store.err(op))
+        })
     }
 }
 
