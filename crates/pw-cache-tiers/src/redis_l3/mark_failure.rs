@@ -21,7 +21,7 @@ impl RedisL3Tier {
     /// lookup reports it), then runs [`MARK_FAILURE_LUA`](super::scripts::MARK_FAILURE_LUA)
     /// with the `updated_at` read, which refuses if the entry changed in between; then reads and
     /// tries again, up to [`MARK_ATTEMPTS`] times.
-    pub(super) fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+    pub(super) fn mark_entry_failed(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         let name = self.names.entry(key);
         let evict_at = evict_at.map(|n| n.to_string()).unwrap_or_default();
         for _ in 0..MARK_ATTEMPTS {

@@ -18,7 +18,7 @@ use super::scripts::SCRIPTS;
 use super::tier::RedisL3Tier;
 
 impl RedisL3Tier {
-    pub(super) fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+    pub(super) fn store(&self, entry: &CacheEntry) -> Result<(), TierError> {
         let fields = entry_fields(entry, &self.ring)?;
         if let Some(touches) = &self.touches {
             touches.forget(&entry.key);

@@ -48,7 +48,7 @@ impl RedisL3Tier {
         }
     }
 
-    pub(super) fn peek_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+    pub(super) fn read_entry(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
         let Some(flat) = self.read_hash("read entry", key, &[])? else {
             return Ok(None);
         };
@@ -57,8 +57,8 @@ impl RedisL3Tier {
         })
     }
 
-    pub(super) fn get_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        let Some(entry) = self.peek_inner(key)? else {
+    pub(super) fn lookup(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let Some(entry) = self.read_entry(key)? else {
             return Ok(None);
         };
         if let Some(touches) = &self.touches
@@ -71,7 +71,7 @@ impl RedisL3Tier {
         Ok(Some(entry))
     }
 
-    pub(super) fn keys_inner(&self) -> Result<Vec<String>, TierError> {
+    pub(super) fn list_keys(&self) -> Result<Vec<String>, TierError> {
         let raw: Vec<Vec<u8>> = self.script("list keys", &SCRIPTS.keys, &[])?;
         Ok(raw
             .into_iter()
@@ -83,7 +83,7 @@ impl RedisL3Tier {
             .collect())
     }
 
-    pub(super) fn health_detail_inner(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+    pub(super) fn read_health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
         let mut fields = vec!["key"];
         fields.extend(HEALTH_FIELDS);
         let Some(flat) = self.read_hash("read health detail", key, &fields)? else {
@@ -96,7 +96,7 @@ impl RedisL3Tier {
 
     /// Up to `limit` stored credential tokens, from the entries first in the index. Entries
     /// whose hash names another key, or holds a field longer than its limit, give none.
-    pub(super) fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+    pub(super) fn sample_tokens(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
         if limit == 0 {
             return Ok(Vec::new());
         }

@@ -15,7 +15,7 @@ impl RedisL3Tier {
     /// [`CacheTier::rotate_credentials`]: reads the entry (checked readable), re-encrypts its
     /// tokens here, and writes them with [`ROTATE_LUA`](super::scripts::ROTATE_LUA) only if the
     /// stored ones are still those read; else reads again (up to [`MARK_ATTEMPTS`] times).
-    pub(super) fn rotate_credentials_inner(&self, key: &str) -> Result<crate::Rotated, TierError> {
+    pub(super) fn rotate_tokens(&self, key: &str) -> Result<crate::Rotated, TierError> {
         let name = self.names.entry(key);
         for _ in 0..MARK_ATTEMPTS {
             let flat: Vec<Vec<u8>> =
