@@ -1,5 +1,6 @@
-//! [`RedisL3Tier`]: its state, opening it, closing it, and its [`CacheTier`] impl, whose
-//! operations live in the files named after them (`read.rs`, `put.rs`, `delete.rs`, …).
+//! [`RedisL3Tier`]: its state, opening it, closing it, and its [`TierBackend`] impl (so its
+//! [`CacheTier`]), whose operations live in the files named after them (`read.rs`, `put.rs`,
+//! `delete.rs`, …).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};

@@ -9,7 +9,7 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `l2.rs`, `l3.rs` | the two tiers: their tables, opening and upgrading them, what only they do |
-//! | `tier.rs` | the [`CacheTier`](crate::CacheTier) implementation of both |
+//! | `tier.rs` | the [`TierBackend`](crate::TierBackend) implementation of both (so their [`CacheTier`](crate::CacheTier)) |
 //! | `store.rs` | the store both tiers run: opening, closing, get, put, delete, clear, keys, probe |
 //! | `pool.rs` | connections: the pool, the spare, the busy handler and pragmas, the checks before opening |
 //! | `schema.rs` | the schema version and its upgrade; the column types a tier accepts |

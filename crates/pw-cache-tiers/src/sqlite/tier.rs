@@ -31,7 +31,7 @@ impl SqliteTier for SqliteL3Tier {
     }
 }
 
-/// Both SQLite tiers: each operation the [`Store`]'s. SQLite has no compaction of its own
+/// Both SQLite tiers: each operation the `Store`'s. SQLite has no compaction of its own
 /// ([`CacheTier::compact`]'s default).
 impl<T: SqliteTier> TierBackend for T {
     /// The store's layout: `l2_cache` is L2, `cache_entries` L3.
