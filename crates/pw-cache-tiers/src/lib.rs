@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod entry_codec;
 mod error;
 pub mod health_history;
 pub mod jsonl;

@@ -2,6 +2,7 @@
 //! script that counts the failure (and evicts at the threshold) only if the entry is still the
 //! version read.
 
+use crate::entry_codec::UPDATED_AT;
 use crate::error::TierError;
 #[cfg(doc)]
 use crate::tier::CacheTier;
@@ -36,7 +37,7 @@ impl RedisL3Tier {
                 tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
                 return Err(e);
             }
-            let stamp = hash.optional_text("updated_at").ok().flatten().unwrap_or_default();
+            let stamp = hash.text_of(UPDATED_AT).ok().flatten().unwrap_or_default();
             let reply: Vec<i64> = self.script("mark failure", &MARK_FAILURE_SCRIPT, &[key, &stamp, &evict_at])?;
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
             match reply.as_slice() {

@@ -2,11 +2,11 @@
 //! limit; get and peek, keys, an entry's health detail, the credential sample.
 
 use pw_cache_model::timestamp::{self, to_unix_seconds};
-use pw_cache_model::{CacheEntry, HealthDetail};
+use pw_cache_model::{CacheEntry, HealthDetail, fields};
 
 use crate::error::TierError;
 
-use super::codec::{Fields, HEALTH_FIELDS};
+use super::codec::Fields;
 use super::replies::Stored;
 use super::scripts::SCRIPTS;
 use super::tier::RedisL3Tier;
@@ -84,9 +84,9 @@ impl RedisL3Tier {
     }
 
     pub(super) fn read_health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
-        let mut fields = vec!["key"];
-        fields.extend(HEALTH_FIELDS);
-        let Some(flat) = self.read_hash("read health detail", key, &fields)? else {
+        let mut names = vec![fields::KEY];
+        names.extend(fields::HEALTH_DETAIL_FIELDS);
+        let Some(flat) = self.read_hash("read health detail", key, &names)? else {
             return Ok(None);
         };
         let hash = Fields::new(key, &flat);
@@ -105,8 +105,8 @@ impl RedisL3Tier {
         let keys: Vec<String> = self.script("sample credentials", &SCRIPTS.keys, &[&limit_arg])?;
         let mut tokens = Vec::new();
         for key in keys {
-            const TOKENS: [&str; 2] = ["username_encrypted", "password_encrypted"];
-            let flat = match self.read_hash("sample credentials", &key, &["key", TOKENS[0], TOKENS[1]]) {
+            const TOKENS: [&str; 2] = [fields::USERNAME_ENCRYPTED, fields::PASSWORD_ENCRYPTED];
+            let flat = match self.read_hash("sample credentials", &key, &[fields::KEY, TOKENS[0], TOKENS[1]]) {
                 Ok(Some(flat)) => flat,
                 Ok(None) => continue,
                 Err(e) if e.is_corrupt_entry() => continue,
@@ -116,7 +116,7 @@ impl RedisL3Tier {
             if hash.check_key().is_err() {
                 continue;
             }
-            for token in TOKENS.into_iter().filter_map(|field| hash.token(field)) {
+            for token in TOKENS.into_iter().filter_map(|field| hash.token_of(field)) {
                 if tokens.len() < limit {
                     tokens.push(token.to_vec());
                 }

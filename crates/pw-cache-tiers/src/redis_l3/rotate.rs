@@ -2,6 +2,8 @@
 //! tokens with the ring's current key, then one script that writes them only if the stored
 //! ones are still those read.
 
+use pw_cache_model::fields;
+
 use crate::error::TierError;
 #[cfg(doc)]
 use crate::tier::CacheTier;
@@ -25,7 +27,10 @@ impl RedisL3Tier {
             }
             let hash = Fields::new(key, &flat);
             drop(hash.entry(&self.ring)?);
-            let (username, password) = (hash.token("username_encrypted"), hash.token("password_encrypted"));
+            let (username, password) = (
+                hash.token_of(fields::USERNAME_ENCRYPTED),
+                hash.token_of(fields::PASSWORD_ENCRYPTED),
+            );
             if username.is_none() && password.is_none() {
                 return Ok(crate::Rotated::NoCredentials);
             }

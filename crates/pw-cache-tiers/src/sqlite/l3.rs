@@ -33,13 +33,14 @@ use std::sync::Arc;
 use pw_cache_crypto::KeyRing;
 use pw_cache_crypto::{Trust, private_fs, trust};
 use pw_cache_model::timestamp::to_unix_seconds;
-use pw_cache_model::{CacheTierConfig, OffsetDateTime};
+use pw_cache_model::{CacheTierConfig, OffsetDateTime, fields};
 use rusqlite::{Connection, Transaction};
 
 use super::row::Columns;
 use super::schema::{ColumnKind, migrate, orders_by_use, require_columns, table_columns};
 use super::statements::Layout;
 use super::store::{Store, sql_error};
+use crate::entry_codec::{CREATED_AT, UPDATED_AT};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
@@ -98,34 +99,34 @@ const CREATE_INDEXES: [&str; 6] = [
 /// The columns proxywhirl's `_migrate_health_columns` adds to an older `cache_entries`, with
 /// their types, in its order.
 pub const HEALTH_COLUMNS: [(&str, &str); 9] = [
-    ("last_health_check", "REAL"),
-    ("consecutive_health_failures", "INTEGER DEFAULT 0"),
-    ("consecutive_health_successes", "INTEGER DEFAULT 0"),
-    ("recovery_attempt", "INTEGER DEFAULT 0"),
-    ("next_check_time", "REAL"),
-    ("last_health_error", "TEXT"),
-    ("total_health_checks", "INTEGER DEFAULT 0"),
-    ("total_health_check_failures", "INTEGER DEFAULT 0"),
-    ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    (fields::LAST_HEALTH_CHECK, "REAL"),
+    (fields::CONSECUTIVE_HEALTH_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::CONSECUTIVE_HEALTH_SUCCESSES, "INTEGER DEFAULT 0"),
+    (fields::RECOVERY_ATTEMPT, "INTEGER DEFAULT 0"),
+    (fields::NEXT_CHECK_TIME, "REAL"),
+    (fields::LAST_HEALTH_ERROR, "TEXT"),
+    (fields::TOTAL_HEALTH_CHECKS, "INTEGER DEFAULT 0"),
+    (fields::TOTAL_HEALTH_CHECK_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::EVICTED_FROM_L1, "INTEGER DEFAULT 0"),
 ];
 
 /// The columns of `cache_entries` before the health columns, and what each holds (which decides
 /// the types it may be declared with: see [`crate::sqlite`], "Column types").
 const BASE_COLUMNS: [(&str, ColumnKind); 14] = [
-    ("key", ColumnKind::Key),
-    ("proxy_url", ColumnKind::Text),
-    ("username_encrypted", ColumnKind::Token),
-    ("password_encrypted", ColumnKind::Token),
-    ("source", ColumnKind::Text),
-    ("fetch_time", ColumnKind::Time),
-    ("last_accessed", ColumnKind::Time),
-    ("access_count", ColumnKind::UseCount),
-    ("ttl_seconds", ColumnKind::Count),
-    ("expires_at", ColumnKind::Time),
-    ("health_status", ColumnKind::Status),
-    ("failure_count", ColumnKind::Count),
-    ("created_at", ColumnKind::WrittenTime),
-    ("updated_at", ColumnKind::WrittenTime),
+    (fields::KEY, ColumnKind::Key),
+    (fields::PROXY_URL, ColumnKind::Text),
+    (fields::USERNAME_ENCRYPTED, ColumnKind::Token),
+    (fields::PASSWORD_ENCRYPTED, ColumnKind::Token),
+    (fields::SOURCE, ColumnKind::Text),
+    (fields::FETCH_TIME, ColumnKind::Time),
+    (fields::LAST_ACCESSED, ColumnKind::Time),
+    (fields::ACCESS_COUNT, ColumnKind::UseCount),
+    (fields::TTL_SECONDS, ColumnKind::Count),
+    (fields::EXPIRES_AT, ColumnKind::Time),
+    (fields::HEALTH_STATUS, ColumnKind::Status),
+    (fields::FAILURE_COUNT, ColumnKind::Count),
+    (CREATED_AT, ColumnKind::WrittenTime),
+    (UPDATED_AT, ColumnKind::WrittenTime),
 ];
 
 /// What each of [`HEALTH_COLUMNS`] holds, in the same order.
@@ -372,7 +373,7 @@ impl SqliteL3Tier {
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
                 let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
-                let col = Columns { row, key: proxy_key };
+                let col = Columns::new(row, proxy_key);
                 let check = (|| {
                     for (index, field, limit) in [
                         (7, "proxy_key", MAX_KEY_BYTES),
@@ -388,12 +389,12 @@ impl SqliteL3Tier {
                         }
                     }
                     Ok::<_, TierError>(HealthCheck {
-                        proxy_key: col.text(1, "proxy_key")?,
-                        check_time: col.time(2, "check_time")?,
-                        status: col.status(3, "status")?,
-                        response_time_ms: col.optional_real(4, "response_time_ms")?,
-                        error_message: col.optional_text(5, "error_message")?,
-                        check_url: col.text(6, "check_url")?,
+                        proxy_key: col.text_at(1, "proxy_key")?,
+                        check_time: col.time_at(2, "check_time")?,
+                        status: col.status_at(3, "status")?,
+                        response_time_ms: col.optional_real_at(4, "response_time_ms")?,
+                        error_message: col.optional_text_at(5, "error_message")?,
+                        check_url: col.text_at(6, "check_url")?,
                     })
                 })()
                 .map_err(|e| match e {
