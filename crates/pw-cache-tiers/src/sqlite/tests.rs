@@ -1803,3 +1803,35 @@ fn a_strict_table_needs_proxywhirls_types_or_any() {
         }
     }
 }
+
+/// The row codec reads a field at its [`Field::index`](crate::entry_codec::Field::index): every
+/// statement that selects an entry's columns lists them in that order (then the rowid), and
+/// the health-detail statement lists the eight health columns in theirs.
+#[test]
+fn the_statements_select_the_fields_in_the_codecs_order() {
+    use crate::entry_codec::Field;
+    let selected = |sql: &str| -> Vec<String> {
+        let list = sql.split_once("SELECT ").unwrap().1.split_once(" FROM").unwrap().0;
+        list.split(',').map(|c| c.trim().to_owned()).collect()
+    };
+    for (layout, n) in [(Layout::L2, 13), (Layout::L3, 21)] {
+        let fields: Vec<&str> = Field::ALL[..n].iter().map(|f| f.name()).collect();
+        assert_eq!(layout.rowid_column(), n);
+        let s = layout.statements();
+        assert_eq!(selected(s.get), fields, "{layout:?} get");
+        let with_rowid: Vec<&str> = fields.iter().copied().chain(["rowid"]).collect();
+        for sql in [
+            s.candidates_lru,
+            s.candidates_lfu,
+            s.candidates_fifo,
+            s.expired,
+            s.all_rows,
+        ] {
+            assert_eq!(selected(sql), with_rowid, "{layout:?}: {sql}");
+        }
+    }
+    assert_eq!(
+        selected(Layout::L3.statements().health_detail),
+        fields::HEALTH_DETAIL_FIELDS
+    );
+}
