@@ -147,9 +147,9 @@ pub(crate) fn read_row(row: &Row<'_>, layout: Layout, key: &str) -> Result<Store
 /// storage class of each column is read first; the other readable ones only after.
 pub(crate) struct Columns<'r, 'k> {
     /// The row.
-    pub(crate) row: &'r Row<'r>,
+    row: &'r Row<'r>,
     /// The entry's key, for errors.
-    pub(crate) key: &'k str,
+    key: &'k str,
     /// The [`Field`] the row's first column holds, when it holds fields of an entry in their
     /// order ([`Field::index`]).
     first: Field,
