@@ -12,6 +12,7 @@
 //! - [`timestamp`]: Python `isoformat()` text, both directions, microsecond precision.
 //! - [`generate_cache_key`]: the reference's key of a proxy URL.
 //! - [`limits`]: the longest text each field of an entry may hold, for every backend.
+//! - [`fields`]: the name of each field of an entry, as every format spells it.
 //!
 //! ## Non-goals
 //! No on-disk format lives here except the shared JSON conventions: the JSONL shard line (with
@@ -24,6 +25,7 @@ pub mod access;
 pub mod config;
 pub mod entry;
 pub mod enums;
+pub mod fields;
 pub mod key;
 pub mod lax;
 pub mod limits;

@@ -32,6 +32,7 @@
 //! A `.json` warm file, parsed whole, is bounded by [`MAX_WARM_JSON_BYTES`] = 64 MiB.
 
 use crate::entry::CacheEntry;
+use crate::fields;
 
 /// Longest key.
 pub const MAX_KEY_BYTES: usize = 512;
@@ -112,16 +113,16 @@ impl std::fmt::Display for Oversized {
 pub fn first_oversized(entry: &CacheEntry) -> Option<Oversized> {
     let credential = |secret: &Option<crate::Secret>| secret.as_ref().map_or(0, |s| s.expose_secret().len());
     [
-        ("key", entry.key.len(), MAX_KEY_BYTES),
-        ("proxy_url", entry.proxy_url.len(), MAX_PROXY_URL_BYTES),
-        ("source", entry.source.len(), MAX_SOURCE_BYTES),
+        (fields::KEY, entry.key.len(), MAX_KEY_BYTES),
+        (fields::PROXY_URL, entry.proxy_url.len(), MAX_PROXY_URL_BYTES),
+        (fields::SOURCE, entry.source.len(), MAX_SOURCE_BYTES),
         (
-            "last_health_error",
+            fields::LAST_HEALTH_ERROR,
             entry.last_health_error.as_ref().map_or(0, String::len),
             MAX_LAST_HEALTH_ERROR_BYTES,
         ),
-        ("username", credential(&entry.username), MAX_CREDENTIAL_BYTES),
-        ("password", credential(&entry.password), MAX_CREDENTIAL_BYTES),
+        (fields::USERNAME, credential(&entry.username), MAX_CREDENTIAL_BYTES),
+        (fields::PASSWORD, credential(&entry.password), MAX_CREDENTIAL_BYTES),
     ]
     .into_iter()
     .find(|&(_, len, limit)| len > limit)
@@ -150,9 +151,9 @@ mod tests {
         assert_eq!(first_oversized(&e), None, "at the limit is within it");
         e.password = Some(Secret::new("p".repeat(MAX_CREDENTIAL_BYTES + 1)));
         let over = first_oversized(&e).unwrap();
-        assert_eq!((over.field, over.len, over.limit), ("password", 4097, 4096));
+        assert_eq!((over.field, over.len, over.limit), (fields::PASSWORD, 4097, 4096));
         assert!(!over.to_string().contains("ppp"), "{over}");
         e.source = "s".repeat(MAX_SOURCE_BYTES + 1);
-        assert_eq!(first_oversized(&e).unwrap().field, "source");
+        assert_eq!(first_oversized(&e).unwrap().field, fields::SOURCE);
     }
 }

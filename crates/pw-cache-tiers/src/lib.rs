@@ -16,6 +16,14 @@
 //! (`redis_l3`: pooled connections with timeouts, Lua scripts, change events). Health history
 //! is one trait for both L3 backends ([`HealthHistory`]). Formats: `docs/formats.md`.
 //!
+//! ## Backends
+//! A backend implements [`TierBackend`]: the operations of [`CacheTier`] with plain results.
+//! [`CacheTier`] comes with it from one blanket impl (`backend.rs`), which records each
+//! outcome in the tier's [`TierHealth`] (the memory tier, which never fails, implements
+//! [`CacheTier`] itself). The SQLite rows and the Redis hashes are read and written by one
+//! entry codec (`entry_codec.rs`: each backend gives typed access to its values, the codec
+//! names each field once, by `pw_cache_model::fields`).
+//!
 //! ## Unreadable entries
 //! An entry a tier cannot read back — a damaged record, a value outside its field, a credential
 //! token that no key of the ring opens — is **not expired and not garbage**. Every backend
@@ -32,6 +40,8 @@
 
 #![forbid(unsafe_code)]
 
+mod backend;
+mod entry_codec;
 mod error;
 pub mod health_history;
 pub mod jsonl;
@@ -47,6 +57,7 @@ pub use sqlite::checkpoint;
 pub use sqlite::l2 as sqlite_l2;
 pub use sqlite::l3 as sqlite_l3;
 
+pub use backend::TierBackend;
 pub use error::TierError;
 pub use health_history::HealthHistory;
 pub use jsonl::{JsonlDamage, JsonlTier};

@@ -48,11 +48,7 @@ pub trait CacheTier: Send + Sync {
     /// comes after. An upsert instead could write the copy over a newer put, or back after a
     /// delete. The default (no lock across the two steps) suits tiers of one process.
     fn put_if_absent_with(&self, entry: &CacheEntry, still_below: &mut dyn FnMut() -> bool) -> Result<bool, TierError> {
-        if self.contains(&entry.key)? || !still_below() {
-            return Ok(false);
-        }
-        self.put(entry)?;
-        Ok(true)
+        defaults::put_if_absent_with(self, entry, still_below)
     }
 
     /// Removes `key`; whether it was there.
@@ -70,14 +66,7 @@ pub trait CacheTier: Send + Sync {
     /// tokens only if the stored ones are still those it read. The default reads the entry and
     /// puts it back: right for a tier of one process whose caller holds the key's lock.
     fn rotate_credentials(&self, key: &str) -> Result<Rotated, TierError> {
-        match self.peek(key)? {
-            None => Ok(Rotated::Absent),
-            Some(entry) if entry.username.is_none() && entry.password.is_none() => Ok(Rotated::NoCredentials),
-            Some(entry) => {
-                self.put(&entry)?;
-                Ok(Rotated::Rewritten)
-            }
-        }
+        defaults::rotate_credentials(self, key)
     }
 
     /// Removes `key` only if the tier's copy was last written at or before `since` (its
@@ -89,16 +78,14 @@ pub trait CacheTier: Send + Sync {
     /// key whatever it holds: right for a tier no other process writes, and for backends that
     /// keep no write time (proxywhirl's `l2_cache` table, JSONL shards).
     fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
-        let _ = since;
-        self.delete(key)
+        defaults::delete_if_unchanged_since(self, key, since)
     }
 
     /// Removes every entry last written at or before `since` (see
     /// [`CacheTier::delete_if_unchanged_since`]); how many. The replay of a clear this process
     /// missed: what others wrote since is kept. The default clears everything.
     fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
-        let _ = since;
-        self.clear()
+        defaults::clear_unchanged_since(self, since)
     }
 
     /// How many entries the tier holds.
@@ -201,7 +188,7 @@ pub trait CacheTier: Send + Sync {
     /// The health-check detail of the entry under `key` (not a use of it), or `None`. The
     /// default reads the whole entry; a backend that can read the detail alone should.
     fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
-        Ok(self.peek(key)?.map(|entry| HealthDetail::of(&entry)))
+        defaults::health_detail(self, key)
     }
 
     /// Entries this tier evicted by its own policy to stay within `max_entries`, since it was
@@ -236,32 +223,20 @@ pub trait CacheTier: Send + Sync {
     /// this only when an operator asks (`CacheManager::remove_unreadable`). The default looks
     /// every key up without using it and deletes those that are unreadable.
     fn remove_unreadable(&self) -> Result<usize, TierError> {
-        let mut removed = 0;
-        for key in self.keys()? {
-            match self.peek(&key) {
-                Err(e) if e.is_corrupt_entry() => {
-                    if self.delete(&key)? {
-                        removed += 1;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(removed)
+        defaults::remove_unreadable(self)
     }
 
     /// Drops superseded records from storage, so that nothing replaced or deleted (e.g. a
     /// credential token under a retired key) stays on disk; how many files or pages were
     /// rewritten. The default has nothing to drop.
     fn compact(&self) -> Result<usize, TierError> {
-        Ok(0)
+        defaults::compact()
     }
 
     /// Writes whatever the tier keeps in memory for later (e.g. batched hit records). The
     /// default has nothing to write.
     fn flush(&self) -> Result<(), TierError> {
-        Ok(())
+        defaults::flush()
     }
 
     /// Writes what [`CacheTier::flush`] writes and releases the tier's resources; later
@@ -275,6 +250,94 @@ pub trait CacheTier: Send + Sync {
     /// recorded in [`CacheTier::health`]. The default reads the size.
     fn probe(&self) -> Result<(), TierError> {
         self.size().map(drop)
+    }
+}
+
+/// The default bodies of [`CacheTier`]'s methods that a backend may rely on: used by the trait's
+/// defaults and by the [`TierBackend`](crate::TierBackend) blanket impl (for a backend without
+/// an operation of its own), so each is written once. Each runs on the tier's [`CacheTier`]
+/// operations, which record their outcomes as usual; the default itself records nothing.
+pub(crate) mod defaults {
+    use pw_cache_model::{CacheEntry, HealthDetail, OffsetDateTime};
+
+    use super::{CacheTier, Rotated};
+    use crate::error::TierError;
+
+    /// [`CacheTier::put_if_absent_with`]'s default: the check, `still_below`, the put.
+    pub(crate) fn put_if_absent_with<T: CacheTier + ?Sized>(
+        tier: &T,
+        entry: &CacheEntry,
+        still_below: &mut dyn FnMut() -> bool,
+    ) -> Result<bool, TierError> {
+        if tier.contains(&entry.key)? || !still_below() {
+            return Ok(false);
+        }
+        tier.put(entry)?;
+        Ok(true)
+    }
+
+    /// [`CacheTier::rotate_credentials`]'s default: the entry read and put back.
+    pub(crate) fn rotate_credentials<T: CacheTier + ?Sized>(tier: &T, key: &str) -> Result<Rotated, TierError> {
+        match tier.peek(key)? {
+            None => Ok(Rotated::Absent),
+            Some(entry) if entry.username.is_none() && entry.password.is_none() => Ok(Rotated::NoCredentials),
+            Some(entry) => {
+                tier.put(&entry)?;
+                Ok(Rotated::Rewritten)
+            }
+        }
+    }
+
+    /// [`CacheTier::delete_if_unchanged_since`]'s default: a delete, whatever the key holds.
+    pub(crate) fn delete_if_unchanged_since<T: CacheTier + ?Sized>(
+        tier: &T,
+        key: &str,
+        since: OffsetDateTime,
+    ) -> Result<bool, TierError> {
+        let _ = since;
+        tier.delete(key)
+    }
+
+    /// [`CacheTier::clear_unchanged_since`]'s default: a clear.
+    pub(crate) fn clear_unchanged_since<T: CacheTier + ?Sized>(
+        tier: &T,
+        since: OffsetDateTime,
+    ) -> Result<usize, TierError> {
+        let _ = since;
+        tier.clear()
+    }
+
+    /// [`CacheTier::health_detail`]'s default: the whole entry read.
+    pub(crate) fn health_detail<T: CacheTier + ?Sized>(tier: &T, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        Ok(tier.peek(key)?.map(|entry| HealthDetail::of(&entry)))
+    }
+
+    /// [`CacheTier::remove_unreadable`]'s default: every key looked up without using it, the
+    /// unreadable ones deleted.
+    pub(crate) fn remove_unreadable<T: CacheTier + ?Sized>(tier: &T) -> Result<usize, TierError> {
+        let mut removed = 0;
+        for key in tier.keys()? {
+            match tier.peek(&key) {
+                Err(e) if e.is_corrupt_entry() => {
+                    if tier.delete(&key)? {
+                        removed += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// [`CacheTier::compact`]'s default: nothing to drop.
+    pub(crate) fn compact() -> Result<usize, TierError> {
+        Ok(0)
+    }
+
+    /// [`CacheTier::flush`]'s default: nothing to write.
+    pub(crate) fn flush() -> Result<(), TierError> {
+        Ok(())
     }
 }
 
@@ -340,6 +403,13 @@ impl TierHealth {
             Err(_) => {}
         }
         result
+    }
+
+    /// Runs `op` and records its outcome ([`TierHealth::observe`]): how a public operation
+    /// outside [`CacheTier`] (health history, an index rebuild, a migration) counts in the
+    /// tier's health, its body written once, in the closure.
+    pub(crate) fn record<T>(&self, op: impl FnOnce() -> Result<T, TierError>) -> Result<T, TierError> {
+        self.observe(op())
     }
 
     /// Records a success: the count goes back to zero.

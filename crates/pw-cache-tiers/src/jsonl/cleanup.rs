@@ -8,35 +8,39 @@ use pw_cache_model::OffsetDateTime;
 use super::shard::{Verdict, micros};
 use super::{JsonlTier, NUM_SHARDS};
 use crate::error::TierError;
+use crate::tier::CacheTier;
 
 impl JsonlTier {
     /// Rewrites every shard that has dead lines, keeping its live lines and its unreadable
     /// lines (verbatim, in place); how many shards were rewritten. (Compaction also happens by
-    /// itself as dead lines accumulate.)
+    /// itself as dead lines accumulate.) [`CacheTier::compact`]: the outcome is recorded in the
+    /// tier's health.
     pub fn compact(&self) -> Result<usize, TierError> {
-        let result = (|| {
-            let mut rewritten = 0;
-            for id in 0..NUM_SHARDS {
-                rewritten += self.with_shard(id, |sh| {
-                    sh.sync()?;
-                    if sh.dead_lines() == 0 {
-                        return Ok::<_, TierError>(0);
-                    }
-                    let guard = sh.lock_exclusive()?;
-                    let (done, _guard) = sh.rewrite(guard, false, |_, _, _| Verdict::Keep)?;
-                    self.skipped(done.carried_stray);
-                    Ok(1)
-                })?;
-            }
-            Ok(rewritten)
-        })();
-        self.health.observe(result)
+        CacheTier::compact(self)
+    }
+
+    /// [`JsonlTier::compact`], unrecorded.
+    pub(super) fn compact_shards(&self) -> Result<usize, TierError> {
+        let mut rewritten = 0;
+        for id in 0..NUM_SHARDS {
+            rewritten += self.with_shard(id, |sh| {
+                sh.sync()?;
+                if sh.dead_lines() == 0 {
+                    return Ok::<_, TierError>(0);
+                }
+                let guard = sh.lock_exclusive()?;
+                let (done, _guard) = sh.rewrite(guard, false, |_, _, _| Verdict::Keep)?;
+                self.skipped(done.carried_stray);
+                Ok(1)
+            })?;
+        }
+        Ok(rewritten)
     }
 
     /// Removes the expired entries; an entry that cannot be read is left, whatever its
     /// `expires_at` field says: an expired candidate with credential tokens is kept (and marked)
     /// unless its tokens open with the ring.
-    pub(super) fn cleanup_inner(&self, now: OffsetDateTime) -> Result<usize, TierError> {
+    pub(super) fn remove_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
         let now = micros(now);
         let mut removed = HashSet::new();
         for id in 0..NUM_SHARDS {
@@ -68,7 +72,7 @@ impl JsonlTier {
     /// [`CacheTier::remove_unreadable`](crate::CacheTier::remove_unreadable): per shard, one
     /// rewrite without the entries that cannot be read (broken fields, a token that is not hex or
     /// that no key opens) and without the stray lines (not JSON, not an entry).
-    pub(super) fn remove_unreadable_inner(&self) -> Result<usize, TierError> {
+    pub(super) fn drop_unreadable(&self) -> Result<usize, TierError> {
         let mut removed = 0;
         for id in 0..NUM_SHARDS {
             removed += self.with_shard(id, |sh| {

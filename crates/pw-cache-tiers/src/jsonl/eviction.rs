@@ -19,13 +19,13 @@ impl JsonlTier {
     /// opens (found out by its shard's rewrite) is kept and marked, and another round chooses
     /// again. When nothing readable is left to evict, the tier stays above `max` (one warning).
     pub(super) fn make_room(&self, key: &str, max: u64) -> Result<(), TierError> {
-        if self.contains_inner(key)? {
+        if self.holds(key)? {
             return Ok(());
         }
         // Unreadable entries this put passed over, each counted once.
         let mut passed: HashSet<(usize, String)> = HashSet::new();
         for _ in 0..MAX_EVICTION_ROUNDS {
-            let total = self.size_inner()? as u64;
+            let total = self.count_entries()? as u64;
             if total < max {
                 self.over_bound_warned.store(false, Ordering::Relaxed);
                 return Ok(());
@@ -71,7 +71,7 @@ impl JsonlTier {
             }
         }
         self.skipped(passed.len() as u64);
-        if self.size_inner()? as u64 >= max {
+        if self.count_entries()? as u64 >= max {
             if !self.over_bound_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     max_entries = max,

@@ -113,12 +113,15 @@ pub use damage::JsonlDamage;
 pub use line::{decode_line, encode_line, hex_decode, hex_encode};
 
 use crate::error::TierError;
-use crate::tier::{CacheTier, FailureMark, TierHealth};
+#[cfg(doc)]
+use crate::tier::CacheTier;
+use crate::tier::{FailureMark, TierHealth};
 use shard::Shard;
 // The unit tests (`tests.rs`, `lax_tests.rs`, `unreadable_tests.rs`: `use super::*`) name these
 // as they did when all of this was one file.
 #[cfg(test)]
 use {
+    crate::tier::CacheTier,
     pw_cache_model::HealthStatus,
     std::collections::{HashMap, HashSet},
 };
@@ -326,7 +329,7 @@ impl JsonlTier {
         (0..NUM_SHARDS).try_for_each(|id| self.with_shard(id, |sh| sh.sync()))
     }
 
-    fn probe_inner(&self) -> Result<(), TierError> {
+    fn probe_dir(&self) -> Result<(), TierError> {
         use std::io::Write;
         static PROBES: AtomicU64 = AtomicU64::new(0);
         let probe = self.dir.join(format!(
@@ -364,66 +367,75 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-impl CacheTier for JsonlTier {
+/// The tier's operations; [`CacheTier`] comes with them, their outcomes recorded in the tier's
+/// health (`crate::backend`). JSONL has no credential rotation, health detail or replay of
+/// its own ([`CacheTier`]'s defaults: the entry read and put back; read whole; delete and
+/// clear, a shard line keeping no write time), and keeps nothing in memory for later (no
+/// flush; closing has nothing to release).
+impl crate::backend::TierBackend for JsonlTier {
     fn tier_type(&self) -> CacheTierType {
         CacheTierType::L2
     }
 
+    fn health(&self) -> &TierHealth {
+        &self.health
+    }
+
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.health.observe(self.get_inner(key, true))
+        self.lookup(key, true)
     }
 
     fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.health.observe(self.get_inner(key, false))
+        self.lookup(key, false)
     }
 
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
-        self.health.observe(self.put_inner(entry))
+        self.store(entry)
     }
 
     /// The check, `still_below` and the append under the home shard's exclusive lock.
-    fn put_if_absent_with(&self, entry: &CacheEntry, still_below: &mut dyn FnMut() -> bool) -> Result<bool, TierError> {
-        self.health.observe(self.put_if_absent_inner(entry, still_below))
+    fn put_if_absent_with(
+        &self,
+        entry: &CacheEntry,
+        still_below: &mut dyn FnMut() -> bool,
+    ) -> Option<Result<bool, TierError>> {
+        Some(self.store_if_absent(entry, still_below))
     }
 
     /// Each record is read, applied and appended under its shard's exclusive lock, so a put
     /// or delete by another process in between is never overwritten by the older line.
     fn record_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
-        self.health.observe(self.record_accesses_inner(records))
+        self.append_accesses(records)
     }
 
     /// Read, checked, and appended marked (or removed) under the shard's exclusive lock, so a
     /// put or delete by another process in between is never overwritten.
     fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
-        self.health.observe(self.mark_failure_inner(key, evict_at))
+        self.mark_entry_failed(key, evict_at)
     }
 
     fn delete(&self, key: &str) -> Result<bool, TierError> {
-        self.health.observe(self.delete_inner(key))
+        self.remove(key)
     }
 
     fn clear(&self) -> Result<usize, TierError> {
-        self.health.observe(self.clear_inner())
+        self.remove_all()
     }
 
     fn size(&self) -> Result<usize, TierError> {
-        self.health.observe(self.size_inner())
+        self.count_entries()
     }
 
     fn keys(&self) -> Result<Vec<String>, TierError> {
-        self.health.observe(self.keys_inner())
+        self.all_keys()
     }
 
     fn contains(&self, key: &str) -> Result<bool, TierError> {
-        self.health.observe(self.contains_inner(key))
+        self.holds(key)
     }
 
     fn cleanup_expired(&self, now: OffsetDateTime) -> Result<usize, TierError> {
-        self.health.observe(self.cleanup_inner(now))
-    }
-
-    fn health(&self) -> &TierHealth {
-        &self.health
+        self.remove_expired(now)
     }
 
     fn evictions(&self) -> u64 {
@@ -441,25 +453,28 @@ impl CacheTier for JsonlTier {
     /// Tokens read from the lines the index points at, a line per shard in turn (so spread over
     /// the shards), without decrypting them; lines whose fields are broken are not sampled.
     fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
-        self.health.observe(self.credential_sample_inner(limit))
+        self.sample_tokens(limit)
     }
 
     /// Removes the entries whose line has broken fields or a token that is not hex or that no
     /// key of the ring opens, and the lines that are not JSON or not an entry; each shard in one
     /// atomic rewrite. Returns how many entries and lines it removed.
-    fn remove_unreadable(&self) -> Result<usize, TierError> {
-        self.health.observe(self.remove_unreadable_inner())
+    fn remove_unreadable(&self) -> Option<Result<usize, TierError>> {
+        Some(self.drop_unreadable())
     }
 
-    fn compact(&self) -> Result<usize, TierError> {
-        // The inherent method records its outcome in the tier's health.
-        JsonlTier::compact(self)
+    fn compact(&self) -> Option<Result<usize, TierError>> {
+        Some(self.compact_shards())
+    }
+
+    fn close(&self) -> Result<(), TierError> {
+        Ok(())
     }
 
     /// Creates, writes, syncs and removes a file in the directory, then opens every existing
     /// shard for appending: what a put needs. Nothing of the shards changes.
     fn probe(&self) -> Result<(), TierError> {
-        self.health.observe(self.probe_inner())
+        self.probe_dir()
     }
 }
 

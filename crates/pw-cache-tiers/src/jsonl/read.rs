@@ -13,7 +13,7 @@ use crate::error::TierError;
 
 impl JsonlTier {
     /// The entry under `key`; `used` records the read as a use (for eviction).
-    pub(super) fn get_inner(&self, key: &str, used: bool) -> Result<Option<CacheEntry>, TierError> {
+    pub(super) fn lookup(&self, key: &str, used: bool) -> Result<Option<CacheEntry>, TierError> {
         let home = shard_of(key);
         // A second attempt only if the index pointed at a line that is not the key's.
         for attempt in 0..2 {
@@ -75,7 +75,7 @@ impl JsonlTier {
         Ok(None)
     }
 
-    pub(super) fn contains_inner(&self, key: &str) -> Result<bool, TierError> {
+    pub(super) fn holds(&self, key: &str) -> Result<bool, TierError> {
         let home = shard_of(key);
         for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
             if self.with_shard(id, |sh| sh.sync().map(|()| sh.contains(key)))? {
@@ -86,7 +86,7 @@ impl JsonlTier {
     }
 
     /// Every key, each once.
-    pub(super) fn keys_inner(&self) -> Result<Vec<String>, TierError> {
+    pub(super) fn all_keys(&self) -> Result<Vec<String>, TierError> {
         self.sync_all()?;
         let mut keys = Vec::new();
         for id in 0..NUM_SHARDS {
@@ -99,10 +99,10 @@ impl JsonlTier {
         Ok(keys)
     }
 
-    pub(super) fn size_inner(&self) -> Result<usize, TierError> {
+    pub(super) fn count_entries(&self) -> Result<usize, TierError> {
         self.sync_all()?;
         if self.any_misplaced() {
-            return self.keys_inner().map(|k| k.len());
+            return self.all_keys().map(|k| k.len());
         }
         Ok((0..NUM_SHARDS).map(|id| self.with_shard(id, |sh| sh.len())).sum())
     }
@@ -110,7 +110,7 @@ impl JsonlTier {
     /// [`CacheTier::credential_sample`](crate::CacheTier::credential_sample): tokens of lines that
     /// hold some, a line per shard in turn, read from the lines the index points at (no shard is
     /// read whole).
-    pub(super) fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+    pub(super) fn sample_tokens(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
         let mut tokens = Vec::new();
         if limit == 0 {
             return Ok(tokens);

@@ -12,14 +12,14 @@ use crate::error::TierError;
 use crate::tier::FailureMark;
 
 impl JsonlTier {
-    pub(super) fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+    pub(super) fn store(&self, entry: &CacheEntry) -> Result<(), TierError> {
         self.write_entry(entry, None).map(|_| ())
     }
 
     /// [`CacheTier::put_if_absent_with`](crate::CacheTier::put_if_absent_with): the check,
     /// `still_below` and the append under the home shard's exclusive lock (which first catches up
     /// with other processes' writes).
-    pub(super) fn put_if_absent_inner(
+    pub(super) fn store_if_absent(
         &self,
         entry: &CacheEntry,
         still_below: &mut dyn FnMut() -> bool,
@@ -42,7 +42,7 @@ impl JsonlTier {
             });
         }
         // Held in any shard (a misplaced line too): nothing to do.
-        if only_if.is_some() && self.contains_inner(&entry.key)? {
+        if only_if.is_some() && self.holds(&entry.key)? {
             return Ok(false);
         }
         let line = encode_line(entry, &self.ring)?;
@@ -83,7 +83,7 @@ impl JsonlTier {
         Ok(wrote)
     }
 
-    pub(super) fn record_accesses_inner(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
+    pub(super) fn append_accesses(&self, records: &[pw_cache_model::AccessRecord]) -> Result<usize, TierError> {
         let mut changed = 0;
         for record in records {
             let key = record.key.as_str();
@@ -130,7 +130,7 @@ impl JsonlTier {
     /// line appended is the line read with the two fields changed (credentials encrypted again,
     /// their values unchanged); the key's place in the eviction order does not move (a mark is not
     /// a use).
-    pub(super) fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+    pub(super) fn mark_entry_failed(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         let home = shard_of(key);
         for id in std::iter::once(home).chain(self.misplaced_candidates(home)) {
             // A second attempt only if the index pointed at a line that is not the key's.
@@ -237,7 +237,7 @@ impl JsonlTier {
         })
     }
 
-    pub(super) fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
+    pub(super) fn remove(&self, key: &str) -> Result<bool, TierError> {
         let home = shard_of(key);
         let mut removed = self.remove_from(home, key)?;
         for id in self.misplaced_candidates(home).collect::<Vec<_>>() {
@@ -246,7 +246,7 @@ impl JsonlTier {
         Ok(removed)
     }
 
-    pub(super) fn clear_inner(&self) -> Result<usize, TierError> {
+    pub(super) fn remove_all(&self) -> Result<usize, TierError> {
         let mut removed: Vec<String> = Vec::new();
         for id in 0..NUM_SHARDS {
             removed.extend(self.with_shard(id, |sh| sh.remove_file())?);

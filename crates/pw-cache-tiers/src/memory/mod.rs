@@ -437,6 +437,9 @@ impl fmt::Debug for MemoryTier {
     }
 }
 
+/// The memory tier implements [`CacheTier`] itself rather than through
+/// [`TierBackend`](crate::TierBackend): it never fails, so it has no failure to record (some of
+/// its operations record their success by hand, as they always have).
 impl CacheTier for MemoryTier {
     fn tier_type(&self) -> CacheTierType {
         CacheTierType::L1

@@ -1,15 +1,19 @@
-//! An entry as its Redis hash holds it: the fields written for a [`CacheEntry`]
-//! ([`entry_fields`]), their typed reads back ([`Fields`]), and the limits of their lengths
+//! An entry as its Redis hash holds it: the Redis side of the entry codec
+//! (`crate::entry_codec`): the fields written for a [`CacheEntry`] ([`entry_fields`], through
+//! [`HashArgs`]), their typed reads back ([`Fields`]), and the limits of their lengths
 //! ([`FIELD_LIMITS`], [`HASH_BUDGET_BYTES`]).
 
 use std::collections::HashMap;
 use std::fmt;
 
-use pw_cache_crypto::KeyRing;
-use pw_cache_model::limits;
+use pw_cache_crypto::{KeyRing, Token};
 use pw_cache_model::timestamp::{from_unix_seconds, to_unix_seconds};
 use pw_cache_model::{CacheEntry, HealthDetail, HealthStatus, OffsetDateTime};
+use pw_cache_model::{fields, limits};
 
+use crate::entry_codec::{
+    CREATED_AT, Field, FieldSink, FieldSource, UPDATED_AT, decode_entry, decode_health_detail, encode_entry,
+};
 use crate::error::TierError;
 
 /// A float as stored: Rust's shortest text that reads back as the same `f64`.
@@ -31,29 +35,29 @@ const SHORT_FIELD_MAX_BYTES: usize = 64;
 /// it (`pw_cache_model::limits` for the text fields; a longer stored value makes the entry
 /// unreadable without being read).
 pub(super) const FIELD_LIMITS: [(&str, usize); 23] = [
-    ("key", limits::MAX_KEY_BYTES),
-    ("proxy_url", limits::MAX_PROXY_URL_BYTES),
-    ("username_encrypted", limits::MAX_CREDENTIAL_TOKEN_BYTES),
-    ("password_encrypted", limits::MAX_CREDENTIAL_TOKEN_BYTES),
-    ("source", limits::MAX_SOURCE_BYTES),
-    ("fetch_time", SHORT_FIELD_MAX_BYTES),
-    ("last_accessed", SHORT_FIELD_MAX_BYTES),
-    ("access_count", SHORT_FIELD_MAX_BYTES),
-    ("ttl_seconds", SHORT_FIELD_MAX_BYTES),
-    ("expires_at", SHORT_FIELD_MAX_BYTES),
-    ("health_status", SHORT_FIELD_MAX_BYTES),
-    ("failure_count", SHORT_FIELD_MAX_BYTES),
-    ("last_health_check", SHORT_FIELD_MAX_BYTES),
-    ("consecutive_health_failures", SHORT_FIELD_MAX_BYTES),
-    ("consecutive_health_successes", SHORT_FIELD_MAX_BYTES),
-    ("recovery_attempt", SHORT_FIELD_MAX_BYTES),
-    ("next_check_time", SHORT_FIELD_MAX_BYTES),
-    ("last_health_error", limits::MAX_LAST_HEALTH_ERROR_BYTES),
-    ("total_health_checks", SHORT_FIELD_MAX_BYTES),
-    ("total_health_check_failures", SHORT_FIELD_MAX_BYTES),
-    ("evicted_from_l1", SHORT_FIELD_MAX_BYTES),
-    ("created_at", SHORT_FIELD_MAX_BYTES),
-    ("updated_at", SHORT_FIELD_MAX_BYTES),
+    (fields::KEY, limits::MAX_KEY_BYTES),
+    (fields::PROXY_URL, limits::MAX_PROXY_URL_BYTES),
+    (fields::USERNAME_ENCRYPTED, limits::MAX_CREDENTIAL_TOKEN_BYTES),
+    (fields::PASSWORD_ENCRYPTED, limits::MAX_CREDENTIAL_TOKEN_BYTES),
+    (fields::SOURCE, limits::MAX_SOURCE_BYTES),
+    (fields::FETCH_TIME, SHORT_FIELD_MAX_BYTES),
+    (fields::LAST_ACCESSED, SHORT_FIELD_MAX_BYTES),
+    (fields::ACCESS_COUNT, SHORT_FIELD_MAX_BYTES),
+    (fields::TTL_SECONDS, SHORT_FIELD_MAX_BYTES),
+    (fields::EXPIRES_AT, SHORT_FIELD_MAX_BYTES),
+    (fields::HEALTH_STATUS, SHORT_FIELD_MAX_BYTES),
+    (fields::FAILURE_COUNT, SHORT_FIELD_MAX_BYTES),
+    (fields::LAST_HEALTH_CHECK, SHORT_FIELD_MAX_BYTES),
+    (fields::CONSECUTIVE_HEALTH_FAILURES, SHORT_FIELD_MAX_BYTES),
+    (fields::CONSECUTIVE_HEALTH_SUCCESSES, SHORT_FIELD_MAX_BYTES),
+    (fields::RECOVERY_ATTEMPT, SHORT_FIELD_MAX_BYTES),
+    (fields::NEXT_CHECK_TIME, SHORT_FIELD_MAX_BYTES),
+    (fields::LAST_HEALTH_ERROR, limits::MAX_LAST_HEALTH_ERROR_BYTES),
+    (fields::TOTAL_HEALTH_CHECKS, SHORT_FIELD_MAX_BYTES),
+    (fields::TOTAL_HEALTH_CHECK_FAILURES, SHORT_FIELD_MAX_BYTES),
+    (fields::EVICTED_FROM_L1, SHORT_FIELD_MAX_BYTES),
+    (CREATED_AT, SHORT_FIELD_MAX_BYTES),
+    (UPDATED_AT, SHORT_FIELD_MAX_BYTES),
 ];
 
 /// The limit of `field` in [`FIELD_LIMITS`] (0 for a field that is not there).
@@ -93,81 +97,13 @@ fn shown_key(key: &str) -> String {
 }
 
 /// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
-/// with the ring's current key. An entry with a field longer than its limit
-/// (`pw_cache_model::limits`) is refused: [`TierError::InvalidEntry`], naming the field.
+/// with the ring's current key ([`encode_entry`] into [`HashArgs`]). An entry with a field longer
+/// than its limit (`pw_cache_model::limits`) is refused: [`TierError::InvalidEntry`], naming the
+/// field.
 pub(super) fn entry_fields(entry: &CacheEntry, ring: &KeyRing) -> Result<Vec<(&'static str, String)>, TierError> {
-    if entry.key.is_empty() {
-        return Err(TierError::InvalidEntry {
-            key: String::new(),
-            reason: "the key is empty".to_owned(),
-        });
-    }
-    if let Some(over) = limits::first_oversized(entry) {
-        return Err(TierError::InvalidEntry {
-            key: shown_key(&entry.key),
-            reason: over.to_string(),
-        });
-    }
-    // The SQLite L3's bound: the same entries are storable in both.
-    let int = |field: &str, value: u64| {
-        i64::try_from(value)
-            .map(|v| v.to_string())
-            .map_err(|_| TierError::InvalidEntry {
-                key: entry.key.clone(),
-                reason: format!("{field} {value} does not fit a 64-bit signed integer"),
-            })
-    };
-    let mut out = vec![("key", entry.key.clone()), ("proxy_url", entry.proxy_url.clone())];
-    if let Some(s) = &entry.username {
-        out.push(("username_encrypted", ring.encrypt(s).as_str().to_owned()));
-    }
-    if let Some(s) = &entry.password {
-        out.push(("password_encrypted", ring.encrypt(s).as_str().to_owned()));
-    }
-    out.extend([
-        ("source", entry.source.clone()),
-        ("fetch_time", real(to_unix_seconds(entry.fetch_time))),
-        ("last_accessed", real(to_unix_seconds(entry.last_accessed))),
-        ("access_count", int("access_count", entry.access_count)?),
-        ("ttl_seconds", int("ttl_seconds", entry.ttl_seconds)?),
-        ("expires_at", real(to_unix_seconds(entry.expires_at))),
-        ("health_status", entry.health_status.as_str().to_owned()),
-        ("failure_count", int("failure_count", entry.failure_count)?),
-    ]);
-    if let Some(t) = entry.last_health_check {
-        out.push(("last_health_check", real(to_unix_seconds(t))));
-    }
-    out.extend([
-        (
-            "consecutive_health_failures",
-            int("consecutive_health_failures", entry.consecutive_health_failures)?,
-        ),
-        (
-            "consecutive_health_successes",
-            int("consecutive_health_successes", entry.consecutive_health_successes)?,
-        ),
-        ("recovery_attempt", int("recovery_attempt", entry.recovery_attempt)?),
-    ]);
-    if let Some(t) = entry.next_check_time {
-        out.push(("next_check_time", real(to_unix_seconds(t))));
-    }
-    if let Some(e) = &entry.last_health_error {
-        out.push(("last_health_error", e.clone()));
-    }
-    out.extend([
-        (
-            "total_health_checks",
-            int("total_health_checks", entry.total_health_checks)?,
-        ),
-        (
-            "total_health_check_failures",
-            int("total_health_check_failures", entry.total_health_check_failures)?,
-        ),
-        (
-            "evicted_from_l1",
-            if entry.evicted_from_l1 { "1" } else { "0" }.to_owned(),
-        ),
-    ]);
+    let mut args = HashArgs(Vec::with_capacity(21));
+    encode_entry(entry, ring, &mut args)?;
+    let out = args.0;
     // What is written can be read back: tokens and numbers within their limits too.
     if let Some((field, value)) = out.iter().find(|(field, value)| value.len() > field_limit(field)) {
         return Err(TierError::InvalidEntry {
@@ -180,6 +116,65 @@ pub(super) fn entry_fields(entry: &CacheEntry, ring: &KeyRing) -> Result<Vec<(&'
         });
     }
     Ok(out)
+}
+
+/// The fields of an entry's hash as a put sends them, in order: every value as text (times in
+/// Rust's shortest round-trip form, counts and the flag as integers, tokens as their text), an
+/// absent optional value as an absent field.
+pub(super) struct HashArgs(Vec<(&'static str, String)>);
+
+impl<'a> FieldSink<'a> for HashArgs {
+    // The SQLite L3's bound: the same entries are storable in both.
+    const INTEGER: &'static str = "a 64-bit signed integer";
+
+    /// A text field longer than its limit.
+    fn accept(&mut self, entry: &CacheEntry) -> Result<(), TierError> {
+        match limits::first_oversized(entry) {
+            Some(over) => Err(TierError::InvalidEntry {
+                key: shown_key(&entry.key),
+                reason: over.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn text(&mut self, field: Field, value: &'a str) {
+        self.0.push((field.name(), value.to_owned()));
+    }
+
+    fn optional_text(&mut self, field: Field, value: Option<&'a str>) {
+        if let Some(text) = value {
+            self.text(field, text);
+        }
+    }
+
+    fn time(&mut self, field: Field, value: OffsetDateTime) {
+        self.0.push((field.name(), real(to_unix_seconds(value))));
+    }
+
+    fn optional_time(&mut self, field: Field, value: Option<OffsetDateTime>) {
+        if let Some(time) = value {
+            self.time(field, time);
+        }
+    }
+
+    fn count(&mut self, field: Field, value: i64) {
+        self.0.push((field.name(), value.to_string()));
+    }
+
+    fn flag(&mut self, field: Field, value: bool) {
+        self.0.push((field.name(), if value { "1" } else { "0" }.to_owned()));
+    }
+
+    fn status(&mut self, field: Field, value: HealthStatus) {
+        self.0.push((field.name(), value.as_str().to_owned()));
+    }
+
+    fn token(&mut self, field: Field, token: Option<Token>) {
+        if let Some(token) = token {
+            self.0.push((field.name(), token.as_str().to_owned()));
+        }
+    }
 }
 
 /// Typed reads of one hash's fields; a value that does not fit is [`TierError::Corrupt`].
@@ -201,12 +196,12 @@ impl<'a> Fields<'a> {
     /// The `key` field must be the key the hash was read under: a hash naming another key is
     /// unreadable, never served (nor written back) as that other key.
     pub(super) fn check_key(&self) -> Result<(), TierError> {
-        let stored = self.text("key")?;
+        let stored = FieldSource::text(self, Field::Key)?;
         if stored == self.key {
             Ok(())
         } else {
             Err(self.corrupt(
-                "key",
+                fields::KEY,
                 format_args!("holds {:?}, not the key it is stored under", shown_key(&stored)),
             ))
         }
@@ -219,124 +214,87 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub(super) fn optional_text(&self, field: &str) -> Result<Option<String>, TierError> {
+    /// The text of the field `name`, if the hash has it (any field, such as `updated_at`).
+    pub(super) fn text_of(&self, name: &str) -> Result<Option<String>, TierError> {
         self.map
-            .get(field)
+            .get(name)
             .map(|bytes| {
                 std::str::from_utf8(bytes)
                     .map(str::to_owned)
-                    .map_err(|_| self.corrupt(field, "not UTF-8"))
+                    .map_err(|_| self.corrupt(name, "not UTF-8"))
             })
             .transpose()
     }
 
-    fn text(&self, field: &str) -> Result<String, TierError> {
-        self.optional_text(field)?.ok_or_else(|| self.corrupt(field, "missing"))
+    /// The bytes of the credential token in the field `name`; absent or empty is no credential.
+    pub(super) fn token_of(&self, name: &str) -> Option<&'a [u8]> {
+        self.map.get(name).copied().filter(|bytes| !bytes.is_empty())
     }
 
-    fn optional_time(&self, field: &str) -> Result<Option<OffsetDateTime>, TierError> {
+    /// The entry, once its `key` field is checked ([`Fields::check_key`]), its credentials
+    /// decrypted with any key of `ring`.
+    pub(super) fn entry(&self, ring: &KeyRing) -> Result<CacheEntry, TierError> {
+        self.check_key()?;
+        decode_entry(self, true)?.open(ring)
+    }
+
+    /// The eight health-check detail fields.
+    pub(super) fn health_detail(&self) -> Result<HealthDetail, TierError> {
+        decode_health_detail(self)
+    }
+}
+
+/// Each field as this tier writes it: text; a time as a number of seconds; a count as a
+/// non-negative integer; the flag as an integer (non-zero is true; absent is false, as the
+/// SQLite tiers read NULL). An optional value is an absent field.
+impl FieldSource for Fields<'_> {
+    fn text(&self, field: Field) -> Result<String, TierError> {
+        self.optional_text(field)?
+            .ok_or_else(|| self.corrupt(field.name(), "missing"))
+    }
+
+    fn optional_text(&self, field: Field) -> Result<Option<String>, TierError> {
+        self.text_of(field.name())
+    }
+
+    fn time(&self, field: Field) -> Result<OffsetDateTime, TierError> {
+        self.optional_time(field)?
+            .ok_or_else(|| self.corrupt(field.name(), "missing"))
+    }
+
+    fn optional_time(&self, field: Field) -> Result<Option<OffsetDateTime>, TierError> {
         let Some(text) = self.optional_text(field)? else {
             return Ok(None);
         };
         let seconds: f64 = text
             .parse()
-            .map_err(|_| self.corrupt(field, format_args!("{text:?} is not a number")))?;
-        from_unix_seconds(seconds).map(Some).map_err(|e| self.corrupt(field, e))
+            .map_err(|_| self.corrupt(field.name(), format_args!("{text:?} is not a number")))?;
+        from_unix_seconds(seconds)
+            .map(Some)
+            .map_err(|e| self.corrupt(field.name(), e))
     }
 
-    fn time(&self, field: &str) -> Result<OffsetDateTime, TierError> {
-        self.optional_time(field)?.ok_or_else(|| self.corrupt(field, "missing"))
-    }
-
-    fn count(&self, field: &str) -> Result<u64, TierError> {
+    fn count(&self, field: Field) -> Result<u64, TierError> {
         let text = self.text(field)?;
         text.parse()
-            .map_err(|_| self.corrupt(field, format_args!("{text:?} is not a non-negative integer")))
+            .map_err(|_| self.corrupt(field.name(), format_args!("{text:?} is not a non-negative integer")))
     }
 
-    /// Non-zero is true; absent is false (as the SQLite tiers read NULL).
-    fn flag(&self, field: &str) -> Result<bool, TierError> {
+    fn flag(&self, field: Field) -> Result<bool, TierError> {
         match self.optional_text(field)? {
             None => Ok(false),
             Some(text) => text
                 .parse::<i64>()
                 .map(|n| n != 0)
-                .map_err(|_| self.corrupt(field, format_args!("{text:?} is not an integer"))),
+                .map_err(|_| self.corrupt(field.name(), format_args!("{text:?} is not an integer"))),
         }
     }
 
-    fn status(&self, field: &str) -> Result<HealthStatus, TierError> {
-        self.text(field)?.parse().map_err(|e| self.corrupt(field, e))
+    fn status(&self, field: Field) -> Result<HealthStatus, TierError> {
+        self.text(field)?.parse().map_err(|e| self.corrupt(field.name(), e))
     }
 
-    /// A credential token's bytes; absent or empty is no credential.
-    pub(super) fn token(&self, field: &str) -> Option<&'a [u8]> {
-        self.map.get(field).copied().filter(|bytes| !bytes.is_empty())
-    }
-
-    pub(super) fn entry(&self, ring: &KeyRing) -> Result<CacheEntry, TierError> {
-        self.check_key()?;
-        let mut entry = CacheEntry {
-            key: self.text("key")?,
-            proxy_url: self.text("proxy_url")?,
-            username: None,
-            password: None,
-            source: self.text("source")?,
-            fetch_time: self.time("fetch_time")?,
-            last_accessed: self.time("last_accessed")?,
-            access_count: self.count("access_count")?,
-            ttl_seconds: self.count("ttl_seconds")?,
-            expires_at: self.time("expires_at")?,
-            health_status: self.status("health_status")?,
-            failure_count: self.count("failure_count")?,
-            evicted_from_l1: self.flag("evicted_from_l1")?,
-            last_health_check: None,
-            consecutive_health_failures: 0,
-            consecutive_health_successes: 0,
-            recovery_attempt: 0,
-            next_check_time: None,
-            last_health_error: None,
-            total_health_checks: 0,
-            total_health_check_failures: 0,
-        };
-        self.health_detail()?.apply_to(&mut entry);
-        let open = |field: &str| {
-            self.token(field)
-                .map(|bytes| ring.decrypt_bytes(bytes))
-                .transpose()
-                .map_err(|source| TierError::Crypto {
-                    key: self.key.to_owned(),
-                    source,
-                })
-        };
-        entry.username = open("username_encrypted")?;
-        entry.password = open("password_encrypted")?;
-        Ok(entry)
-    }
-
-    pub(super) fn health_detail(&self) -> Result<HealthDetail, TierError> {
-        Ok(HealthDetail {
-            last_health_check: self.optional_time("last_health_check")?,
-            consecutive_health_failures: self.count("consecutive_health_failures")?,
-            consecutive_health_successes: self.count("consecutive_health_successes")?,
-            recovery_attempt: self.count("recovery_attempt")?,
-            next_check_time: self.optional_time("next_check_time")?,
-            last_health_error: self.optional_text("last_health_error")?,
-            total_health_checks: self.count("total_health_checks")?,
-            total_health_check_failures: self.count("total_health_check_failures")?,
-        })
+    fn token(&self, field: Field) -> Result<Option<Vec<u8>>, TierError> {
+        Ok(self.token_of(field.name()).map(<[u8]>::to_vec))
     }
 }
-
-/// The eight health fields, in the order
-/// [`RedisL3Tier::health_detail`](crate::CacheTier::health_detail) reads them.
-pub(super) const HEALTH_FIELDS: [&str; 8] = [
-    "last_health_check",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "next_check_time",
-    "last_health_error",
-    "total_health_checks",
-    "total_health_check_failures",
-];

@@ -11,7 +11,7 @@ use super::scripts::{SCRIPT_CHUNK, SCRIPTS};
 use super::tier::RedisL3Tier;
 
 impl RedisL3Tier {
-    pub(super) fn delete_inner(&self, key: &str) -> Result<bool, TierError> {
+    pub(super) fn remove(&self, key: &str) -> Result<bool, TierError> {
         if let Some(touches) = &self.touches {
             touches.forget(key);
         }
@@ -19,7 +19,7 @@ impl RedisL3Tier {
         Ok(existed > 0)
     }
 
-    pub(super) fn delete_if_unchanged_since_inner(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
+    pub(super) fn remove_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
         if let Some(touches) = &self.touches {
             touches.forget(key);
         }
@@ -28,7 +28,7 @@ impl RedisL3Tier {
         Ok(removed > 0)
     }
 
-    pub(super) fn clear_inner(&self) -> Result<usize, TierError> {
+    pub(super) fn remove_all(&self) -> Result<usize, TierError> {
         if let Some(touches) = &self.touches {
             touches.take();
         }
@@ -45,7 +45,7 @@ impl RedisL3Tier {
         }
     }
 
-    pub(super) fn clear_unchanged_since_inner(&self, since: OffsetDateTime) -> Result<usize, TierError> {
+    pub(super) fn remove_all_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
         if let Some(touches) = &self.touches {
             touches.take();
         }

@@ -83,99 +83,91 @@ fn read_check(proxy_key: &str, item: &[u8]) -> Result<HealthRecord, TierError> {
     })
 }
 
-impl RedisL3Tier {
-    pub(super) fn record_check_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        check.validate()?;
-        let json = serde_json::to_string(&CheckJson {
-            proxy_key: &check.proxy_key,
-            check_time: to_unix_seconds(check.check_time),
-            status: check.status.as_str(),
-            response_time_ms: check.response_time_ms,
-            error_message: check.error_message.as_deref(),
-            check_url: &check.check_url,
-        })
-        .map_err(|e| TierError::InvalidEntry {
-            key: check.proxy_key.clone(),
-            reason: format!("cannot encode the check: {e}"),
-        })?;
-        let rest = json.strip_prefix('{').unwrap_or(&json);
-        let cap = self.history_cap.to_string();
-        let id: i64 = self.script(
-            "record health check",
-            &SCRIPTS.record_check,
-            &[&check.proxy_key, &cap, rest],
-        )?;
-        if id < 0 {
-            return Err(TierError::InvalidEntry {
-                key: check.proxy_key.clone(),
-                reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
-            });
-        }
-        Ok(id)
-    }
-
-    pub(super) fn history_inner(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let name = self.names.history(proxy_key);
-        let items: Vec<redis::Value> = self.run("read health history", Some(proxy_key), |c| {
-            SCRIPTS
-                .read_history
-                .prepare_invoke()
-                .key(&name)
-                .arg(limits::MAX_HEALTH_RECORD_BYTES)
-                .invoke(c)
-        })?;
-        let mut records = items
-            .iter()
-            .map(|item| match item {
-                redis::Value::BulkString(item) => read_check(proxy_key, item),
-                redis::Value::Int(len) => Err(TierError::Corrupt {
-                    key: proxy_key.to_owned(),
-                    reason: format!(
-                        "health history record: {len} bytes long, more than the limit of {} bytes",
-                        limits::MAX_HEALTH_RECORD_BYTES
-                    ),
-                }),
-                other => Err(TierError::Corrupt {
-                    key: proxy_key.to_owned(),
-                    reason: format!("health history record: not a string ({other:?})"),
-                }),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        records.sort_by(|a, b| b.check.check_time.cmp(&a.check.check_time).then(b.id.cmp(&a.id)));
-        records.truncate(limit);
-        Ok(records)
-    }
-
-    pub(super) fn prune_history_inner(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
-        let keys = self.keys_inner()?;
-        let older = real(to_unix_seconds(older_than));
-        let mut pruned = 0;
-        for chunk in keys.chunks(PRUNE_CHUNK) {
-            let mut args: Vec<&str> = vec![&older];
-            args.extend(chunk.iter().map(String::as_str));
-            let n: i64 = self.script("prune health history", &SCRIPTS.prune_history, &args)?;
-            pruned += usize::try_from(n).unwrap_or(0);
-        }
-        Ok(pruned)
-    }
-}
-
 impl HealthHistory for RedisL3Tier {
     /// One script: checks the entry exists, takes an id, pushes the record, trims the list to
     /// the cap, gives it the entry's expiry, publishes `health`.
     fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        self.health.observe(self.record_check_inner(check))
+        self.health.record(|| {
+            check.validate()?;
+            let json = serde_json::to_string(&CheckJson {
+                proxy_key: &check.proxy_key,
+                check_time: to_unix_seconds(check.check_time),
+                status: check.status.as_str(),
+                response_time_ms: check.response_time_ms,
+                error_message: check.error_message.as_deref(),
+                check_url: &check.check_url,
+            })
+            .map_err(|e| TierError::InvalidEntry {
+                key: check.proxy_key.clone(),
+                reason: format!("cannot encode the check: {e}"),
+            })?;
+            let rest = json.strip_prefix('{').unwrap_or(&json);
+            let cap = self.history_cap.to_string();
+            let id: i64 = self.script(
+                "record health check",
+                &SCRIPTS.record_check,
+                &[&check.proxy_key, &cap, rest],
+            )?;
+            if id < 0 {
+                return Err(TierError::InvalidEntry {
+                    key: check.proxy_key.clone(),
+                    reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
+                });
+            }
+            Ok(id)
+        })
     }
 
     fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        self.health.observe(self.history_inner(proxy_key, limit))
+        self.health.record(|| {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let name = self.names.history(proxy_key);
+            let items: Vec<redis::Value> = self.run("read health history", Some(proxy_key), |c| {
+                SCRIPTS
+                    .read_history
+                    .prepare_invoke()
+                    .key(&name)
+                    .arg(limits::MAX_HEALTH_RECORD_BYTES)
+                    .invoke(c)
+            })?;
+            let mut records = items
+                .iter()
+                .map(|item| match item {
+                    redis::Value::BulkString(item) => read_check(proxy_key, item),
+                    redis::Value::Int(len) => Err(TierError::Corrupt {
+                        key: proxy_key.to_owned(),
+                        reason: format!(
+                            "health history record: {len} bytes long, more than the limit of {} bytes",
+                            limits::MAX_HEALTH_RECORD_BYTES
+                        ),
+                    }),
+                    other => Err(TierError::Corrupt {
+                        key: proxy_key.to_owned(),
+                        reason: format!("health history record: not a string ({other:?})"),
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            records.sort_by(|a, b| b.check.check_time.cmp(&a.check.check_time).then(b.id.cmp(&a.id)));
+            records.truncate(limit);
+            Ok(records)
+        })
     }
 
     /// One script per 256 entries.
     fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
-        self.health.observe(self.prune_history_inner(older_than))
+        self.health.record(|| {
+            let keys = self.list_keys()?;
+            let older = real(to_unix_seconds(older_than));
+            let mut pruned = 0;
+            for chunk in keys.chunks(PRUNE_CHUNK) {
+                let mut args: Vec<&str> = vec![&older];
+                args.extend(chunk.iter().map(String::as_str));
+                let n: i64 = self.script("prune health history", &SCRIPTS.prune_history, &args)?;
+                pruned += usize::try_from(n).unwrap_or(0);
+            }
+            Ok(pruned)
+        })
     }
 }

@@ -2,6 +2,7 @@
 //! script that counts the failure (and evicts at the threshold) only if the entry is still the
 //! version read.
 
+use crate::entry_codec::UPDATED_AT;
 use crate::error::TierError;
 #[cfg(doc)]
 use crate::tier::CacheTier;
@@ -21,7 +22,7 @@ impl RedisL3Tier {
     /// lookup reports it), then runs [`MARK_FAILURE_LUA`](super::scripts::MARK_FAILURE_LUA)
     /// with the `updated_at` read, which refuses if the entry changed in between; then reads and
     /// tries again, up to [`MARK_ATTEMPTS`] times.
-    pub(super) fn mark_failure_inner(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
+    pub(super) fn mark_entry_failed(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         let name = self.names.entry(key);
         let evict_at = evict_at.map(|n| n.to_string()).unwrap_or_default();
         for _ in 0..MARK_ATTEMPTS {
@@ -36,7 +37,7 @@ impl RedisL3Tier {
                 tracing::warn!(key, prefix = %self.names.prefix, error = %e, "unreadable entry in Redis");
                 return Err(e);
             }
-            let stamp = hash.optional_text("updated_at").ok().flatten().unwrap_or_default();
+            let stamp = hash.text_of(UPDATED_AT).ok().flatten().unwrap_or_default();
             let reply: Vec<i64> = self.script("mark failure", &MARK_FAILURE_SCRIPT, &[key, &stamp, &evict_at])?;
             let count = |n: i64| u64::try_from(n).unwrap_or(0);
             match reply.as_slice() {

@@ -176,7 +176,7 @@ impl RedisL3Tier {
         match self.script_once(op, script, args) {
             Err(TierError::Schema { .. }) => {
                 tracing::warn!(prefix = %self.names.prefix, op, "the Redis L3 indexes are damaged: rebuilding them");
-                self.rebuild_index_inner()?;
+                self.rebuild_indexes()?;
                 match self.script_once(op, script, args) {
                     Err(TierError::Schema { .. }) => Err(self.index_damaged(true)),
                     other => other,
@@ -223,7 +223,7 @@ impl RedisL3Tier {
         inv
     }
 
-    pub(super) fn probe_inner(&self) -> Result<(), TierError> {
+    pub(super) fn probe_server(&self) -> Result<(), TierError> {
         // Connections made while the server was away are dead: probe, and serve, with new ones.
         {
             let mut pool = self.pool.write().unwrap_or_else(PoisonError::into_inner);

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use pw_cache_model::CacheEntry;
 use pw_cache_model::timestamp::{self, to_unix_seconds};
 
+use crate::entry_codec::UPDATED_AT;
 use crate::error::TierError;
 use crate::jsonl::EVICTION_BATCH_DIVISOR;
 use crate::touches::{Touch, Touches};
@@ -18,7 +19,7 @@ use super::scripts::SCRIPTS;
 use super::tier::RedisL3Tier;
 
 impl RedisL3Tier {
-    pub(super) fn put_inner(&self, entry: &CacheEntry) -> Result<(), TierError> {
+    pub(super) fn store(&self, entry: &CacheEntry) -> Result<(), TierError> {
         let fields = entry_fields(entry, &self.ring)?;
         if let Some(touches) = &self.touches {
             touches.forget(&entry.key);
@@ -185,7 +186,7 @@ impl RedisL3Tier {
             let hash = Fields::new(key, flat);
             match hash.entry(&self.ring) {
                 Ok(_) => {
-                    let stamp = hash.optional_text("updated_at").ok().flatten().unwrap_or_default();
+                    let stamp = hash.text_of(UPDATED_AT).ok().flatten().unwrap_or_default();
                     chosen.push((key.clone(), stamp));
                 }
                 Err(_) => skipped += 1,

@@ -2,11 +2,11 @@
 //! limit; get and peek, keys, an entry's health detail, the credential sample.
 
 use pw_cache_model::timestamp::{self, to_unix_seconds};
-use pw_cache_model::{CacheEntry, HealthDetail};
+use pw_cache_model::{CacheEntry, HealthDetail, fields};
 
 use crate::error::TierError;
 
-use super::codec::{Fields, HEALTH_FIELDS};
+use super::codec::Fields;
 use super::replies::Stored;
 use super::scripts::SCRIPTS;
 use super::tier::RedisL3Tier;
@@ -48,7 +48,7 @@ impl RedisL3Tier {
         }
     }
 
-    pub(super) fn peek_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+    pub(super) fn read_entry(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
         let Some(flat) = self.read_hash("read entry", key, &[])? else {
             return Ok(None);
         };
@@ -57,8 +57,8 @@ impl RedisL3Tier {
         })
     }
 
-    pub(super) fn get_inner(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        let Some(entry) = self.peek_inner(key)? else {
+    pub(super) fn lookup(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
+        let Some(entry) = self.read_entry(key)? else {
             return Ok(None);
         };
         if let Some(touches) = &self.touches
@@ -71,7 +71,7 @@ impl RedisL3Tier {
         Ok(Some(entry))
     }
 
-    pub(super) fn keys_inner(&self) -> Result<Vec<String>, TierError> {
+    pub(super) fn list_keys(&self) -> Result<Vec<String>, TierError> {
         let raw: Vec<Vec<u8>> = self.script("list keys", &SCRIPTS.keys, &[])?;
         Ok(raw
             .into_iter()
@@ -83,10 +83,10 @@ impl RedisL3Tier {
             .collect())
     }
 
-    pub(super) fn health_detail_inner(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
-        let mut fields = vec!["key"];
-        fields.extend(HEALTH_FIELDS);
-        let Some(flat) = self.read_hash("read health detail", key, &fields)? else {
+    pub(super) fn read_health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
+        let mut names = vec![fields::KEY];
+        names.extend(fields::HEALTH_DETAIL_FIELDS);
+        let Some(flat) = self.read_hash("read health detail", key, &names)? else {
             return Ok(None);
         };
         let hash = Fields::new(key, &flat);
@@ -96,7 +96,7 @@ impl RedisL3Tier {
 
     /// Up to `limit` stored credential tokens, from the entries first in the index. Entries
     /// whose hash names another key, or holds a field longer than its limit, give none.
-    pub(super) fn credential_sample_inner(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
+    pub(super) fn sample_tokens(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -105,8 +105,8 @@ impl RedisL3Tier {
         let keys: Vec<String> = self.script("sample credentials", &SCRIPTS.keys, &[&limit_arg])?;
         let mut tokens = Vec::new();
         for key in keys {
-            const TOKENS: [&str; 2] = ["username_encrypted", "password_encrypted"];
-            let flat = match self.read_hash("sample credentials", &key, &["key", TOKENS[0], TOKENS[1]]) {
+            const TOKENS: [&str; 2] = [fields::USERNAME_ENCRYPTED, fields::PASSWORD_ENCRYPTED];
+            let flat = match self.read_hash("sample credentials", &key, &[fields::KEY, TOKENS[0], TOKENS[1]]) {
                 Ok(Some(flat)) => flat,
                 Ok(None) => continue,
                 Err(e) if e.is_corrupt_entry() => continue,
@@ -116,7 +116,7 @@ impl RedisL3Tier {
             if hash.check_key().is_err() {
                 continue;
             }
-            for token in TOKENS.into_iter().filter_map(|field| hash.token(field)) {
+            for token in TOKENS.into_iter().filter_map(|field| hash.token_of(field)) {
                 if tokens.len() < limit {
                     tokens.push(token.to_vec());
                 }

@@ -13,7 +13,7 @@ use super::tier::RedisL3Tier;
 const SCAN_COUNT: usize = 1000;
 
 impl RedisL3Tier {
-    pub(super) fn rebuild_index_inner(&self) -> Result<usize, TierError> {
+    pub(super) fn rebuild_indexes(&self) -> Result<usize, TierError> {
         const OP: &str = "rebuild index";
         let rebuild = &SCRIPTS.rebuild;
         self.script_once::<i64>(OP, rebuild, &["reset"])?;

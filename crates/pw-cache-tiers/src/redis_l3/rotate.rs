@@ -2,6 +2,8 @@
 //! tokens with the ring's current key, then one script that writes them only if the stored
 //! ones are still those read.
 
+use pw_cache_model::fields;
+
 use crate::error::TierError;
 #[cfg(doc)]
 use crate::tier::CacheTier;
@@ -15,7 +17,7 @@ impl RedisL3Tier {
     /// [`CacheTier::rotate_credentials`]: reads the entry (checked readable), re-encrypts its
     /// tokens here, and writes them with [`ROTATE_LUA`](super::scripts::ROTATE_LUA) only if the
     /// stored ones are still those read; else reads again (up to [`MARK_ATTEMPTS`] times).
-    pub(super) fn rotate_credentials_inner(&self, key: &str) -> Result<crate::Rotated, TierError> {
+    pub(super) fn rotate_tokens(&self, key: &str) -> Result<crate::Rotated, TierError> {
         let name = self.names.entry(key);
         for _ in 0..MARK_ATTEMPTS {
             let flat: Vec<Vec<u8>> =
@@ -25,7 +27,10 @@ impl RedisL3Tier {
             }
             let hash = Fields::new(key, &flat);
             drop(hash.entry(&self.ring)?);
-            let (username, password) = (hash.token("username_encrypted"), hash.token("password_encrypted"));
+            let (username, password) = (
+                hash.token_of(fields::USERNAME_ENCRYPTED),
+                hash.token_of(fields::PASSWORD_ENCRYPTED),
+            );
             if username.is_none() && password.is_none() {
                 return Ok(crate::Rotated::NoCredentials);
             }

@@ -1,5 +1,6 @@
-//! [`RedisL3Tier`]: its state, opening it, closing it, and its [`CacheTier`] impl, whose
-//! operations live in the files named after them (`read.rs`, `put.rs`, `delete.rs`, …).
+//! [`RedisL3Tier`]: its state, opening it, closing it, and its [`TierBackend`] impl (so its
+//! [`CacheTier`]), whose operations live in the files named after them (`read.rs`, `put.rs`,
+//! `delete.rs`, …).
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -12,6 +13,7 @@ use pw_cache_model::{
     AccessRecord, CacheEntry, CacheTierConfig, CacheTierType, EvictionPolicy, HealthDetail, OffsetDateTime,
 };
 
+use crate::backend::TierBackend;
 use crate::error::TierError;
 use crate::tier::{CacheTier, FailureMark, TierHealth};
 use crate::touches::Touches;
@@ -152,22 +154,19 @@ impl RedisL3Tier {
     /// Errors: [`TierError::Remote`] (the server is unreachable, or over `maxmemory`: a rebuild
     /// adds to the indexes, so it is refused like any write).
     pub fn rebuild_index(&self) -> Result<usize, TierError> {
-        self.health.observe(self.rebuild_index_inner())
+        self.health.record(|| self.rebuild_indexes())
     }
 
     /// Writes the get hits noted for LRU/LFU so far (also done by itself every
     /// [`TOUCH_BATCH`](crate::sqlite::TOUCH_BATCH) hits and before an eviction).
     pub fn flush(&self) -> Result<(), TierError> {
-        self.health.observe(self.flush_touches())
+        CacheTier::flush(self)
     }
 
     /// Writes pending hits and closes the pool. Later operations fail with
     /// [`TierError::Closed`]; closing again does nothing. Dropping the tier closes it too.
     pub fn close(&self) -> Result<(), TierError> {
-        let open = self.pool.read().unwrap_or_else(PoisonError::into_inner).is_some();
-        let flushed = if open { self.flush_touches() } else { Ok(()) };
-        drop(self.pool.write().unwrap_or_else(PoisonError::into_inner).take());
-        flushed
+        CacheTier::close(self)
     }
 
     pub(super) fn policy_arg(&self) -> &'static str {
@@ -198,44 +197,47 @@ impl Drop for RedisL3Tier {
     }
 }
 
-impl CacheTier for RedisL3Tier {
+/// The tier's operations, in the files named after them; [`CacheTier`] comes with them, their
+/// outcomes recorded in the tier's health (`crate::backend`). Redis has no conditional
+/// promotion, removal of unreadable entries or compaction of its own ([`CacheTier`]'s
+/// defaults: `contains` then `put`; every key looked up; nothing to drop).
+impl TierBackend for RedisL3Tier {
     fn tier_type(&self) -> CacheTierType {
         CacheTierType::L3
     }
 
     fn get(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.health.observe(self.get_inner(key))
+        self.lookup(key)
     }
 
     fn peek(&self, key: &str) -> Result<Option<CacheEntry>, TierError> {
-        self.health.observe(self.peek_inner(key))
+        self.read_entry(key)
     }
 
     fn put(&self, entry: &CacheEntry) -> Result<(), TierError> {
-        self.health.observe(self.put_inner(entry))
+        self.store(entry)
     }
 
     fn delete(&self, key: &str) -> Result<bool, TierError> {
-        self.health.observe(self.delete_inner(key))
+        self.remove(key)
     }
 
     fn clear(&self) -> Result<usize, TierError> {
-        self.health.observe(self.clear_inner())
+        self.remove_all()
     }
 
     fn size(&self) -> Result<usize, TierError> {
-        let n: Result<i64, TierError> = self.script("count entries", &SCRIPTS.size, &[]);
-        self.health.observe(n.map(|n| usize::try_from(n).unwrap_or(0)))
+        let n: i64 = self.script("count entries", &SCRIPTS.size, &[])?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     fn keys(&self) -> Result<Vec<String>, TierError> {
-        self.health.observe(self.keys_inner())
+        self.list_keys()
     }
 
     fn contains(&self, key: &str) -> Result<bool, TierError> {
         let name = self.names.entry(key);
-        self.health
-            .observe(self.run("look up key", None, |c| redis::cmd("EXISTS").arg(&name).query(c)))
+        self.run("look up key", None, |c| redis::cmd("EXISTS").arg(&name).query(c))
     }
 
     /// Removes the readable entries expired at `now`, in chunks: each chunk's entries are read
@@ -247,19 +249,15 @@ impl CacheTier for RedisL3Tier {
         let mut removed = 0;
         // Entries left in the expired range (unreadable, or changed meanwhile): skipped over.
         let mut offset = 0usize;
-        let outcome = loop {
+        loop {
             let offset_arg = offset.to_string();
-            let asked = self
+            let chunk_read = self
                 .script::<redis::Value>(
                     "delete expired entries",
                     &SCRIPTS.cleanup,
                     &[&now, &chunk, &offset_arg, "ask"],
                 )
-                .and_then(|value| ExpiredChunk::parse(&value));
-            let chunk_read = match asked {
-                Ok(chunk_read) => chunk_read,
-                Err(e) => break Err(e),
-            };
+                .and_then(|value| ExpiredChunk::parse(&value))?;
             let (readable, skipped) = self.readable_victims(&chunk_read.entries, chunk_read.entries.len());
             self.unreadable_skipped.fetch_add(skipped, Ordering::Relaxed);
             let mut deleted = 0;
@@ -269,18 +267,15 @@ impl CacheTier for RedisL3Tier {
                     args.push(key);
                     args.push(stamp);
                 }
-                match self.script::<i64>("delete expired entries", &SCRIPTS.cleanup, &args) {
-                    Ok(n) => deleted = usize::try_from(n).unwrap_or(0),
-                    Err(e) => break Err(e),
-                }
+                let n = self.script::<i64>("delete expired entries", &SCRIPTS.cleanup, &args)?;
+                deleted = usize::try_from(n).unwrap_or(0);
             }
             removed += deleted;
             offset += chunk_read.entries.len().saturating_sub(deleted);
             if chunk_read.seen < SCRIPT_CHUNK {
-                break Ok(removed);
+                return Ok(removed);
             }
-        };
-        self.health.observe(outcome)
+        }
     }
 
     fn health(&self) -> &TierHealth {
@@ -289,25 +284,25 @@ impl CacheTier for RedisL3Tier {
 
     /// One script for the whole batch.
     fn record_accesses(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
-        self.health.observe(self.record_accesses_inner(records))
+        self.write_accesses(records)
     }
 
     /// A read (checked readable), then one script that increments, decides and publishes, and
     /// refuses when the entry changed since the read, then reads again (`docs/formats.md`,
     /// "Health marks").
     fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
-        self.health.observe(self.mark_failure_inner(key, evict_at))
+        self.mark_entry_failed(key, evict_at)
     }
 
     /// A read (checked readable), then one script that writes the re-encrypted tokens only if
     /// the stored ones are still those read.
-    fn rotate_credentials(&self, key: &str) -> Result<crate::Rotated, TierError> {
-        self.health.observe(self.rotate_credentials_inner(key))
+    fn rotate_credentials(&self, key: &str) -> Option<Result<crate::Rotated, TierError>> {
+        Some(self.rotate_tokens(key))
     }
 
     /// Reads the eight fields alone (no credential is decrypted).
-    fn health_detail(&self, key: &str) -> Result<Option<HealthDetail>, TierError> {
-        self.health.observe(self.health_detail_inner(key))
+    fn health_detail(&self, key: &str) -> Option<Result<Option<HealthDetail>, TierError>> {
+        Some(self.read_health_detail(key))
     }
 
     fn evictions(&self) -> u64 {
@@ -319,30 +314,35 @@ impl CacheTier for RedisL3Tier {
     }
 
     /// One script: compares the hash's `updated_at` and removes it if not newer.
-    fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Result<bool, TierError> {
-        self.health.observe(self.delete_if_unchanged_since_inner(key, since))
+    fn delete_if_unchanged_since(&self, key: &str, since: OffsetDateTime) -> Option<Result<bool, TierError>> {
+        Some(self.remove_unchanged_since(key, since))
     }
 
     /// In chunks of the index, each one script.
-    fn clear_unchanged_since(&self, since: OffsetDateTime) -> Result<usize, TierError> {
-        self.health.observe(self.clear_unchanged_since_inner(since))
+    fn clear_unchanged_since(&self, since: OffsetDateTime) -> Option<Result<usize, TierError>> {
+        Some(self.remove_all_unchanged_since(since))
     }
 
     /// The credentials of the entries first in the index.
     fn credential_sample(&self, limit: usize) -> Result<Vec<Vec<u8>>, TierError> {
-        self.health.observe(self.credential_sample_inner(limit))
+        self.sample_tokens(limit)
     }
 
-    fn flush(&self) -> Result<(), TierError> {
-        RedisL3Tier::flush(self)
+    /// The get hits noted for LRU/LFU so far.
+    fn flush(&self) -> Option<Result<(), TierError>> {
+        Some(self.flush_touches())
     }
 
+    /// Writes pending hits and closes the pool.
     fn close(&self) -> Result<(), TierError> {
-        RedisL3Tier::close(self)
+        let open = self.pool.read().unwrap_or_else(PoisonError::into_inner).is_some();
+        let flushed = if open { self.flush_touches() } else { Ok(()) };
+        drop(self.pool.write().unwrap_or_else(PoisonError::into_inner).take());
+        flushed
     }
 
     /// `PING`, then a write and a delete of `pwc:{ns}:probe`, on new connections.
     fn probe(&self) -> Result<(), TierError> {
-        self.health.observe(self.probe_inner())
+        self.probe_server()
     }
 }

@@ -46,7 +46,7 @@ impl RedisL3Tier {
         }
     }
 
-    pub(super) fn record_accesses_inner(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
+    pub(super) fn write_accesses(&self, records: &[AccessRecord]) -> Result<usize, TierError> {
         if records.is_empty() {
             return Ok(0);
         }
@@ -55,7 +55,7 @@ impl RedisL3Tier {
             // stands alone: the batch need not be atomic as a whole).
             let mut changed = 0;
             for chunk in records.chunks(RECORD_CHUNK) {
-                changed += self.record_accesses_inner(chunk)?;
+                changed += self.write_accesses(chunk)?;
             }
             return Ok(changed);
         }

@@ -6,6 +6,7 @@ use pw_cache_model::{HealthDetail, HealthStatus};
 use super::row::{Columns, count_param};
 use super::statements::Layout;
 use super::store::Store;
+use crate::entry_codec::{Field, decode_health_detail};
 use crate::error::TierError;
 use crate::tier::FailureMark;
 
@@ -71,16 +72,6 @@ impl Store {
         let Some(row) = rows.next().map_err(self.err("read health detail"))? else {
             return Ok(None);
         };
-        let col = Columns { row, key };
-        Ok(Some(HealthDetail {
-            last_health_check: col.optional_time(0, "last_health_check")?,
-            consecutive_health_failures: col.count(1, "consecutive_health_failures")?,
-            consecutive_health_successes: col.count(2, "consecutive_health_successes")?,
-            recovery_attempt: col.count(3, "recovery_attempt")?,
-            next_check_time: col.optional_time(4, "next_check_time")?,
-            last_health_error: col.optional_text(5, "last_health_error")?,
-            total_health_checks: col.count(6, "total_health_checks")?,
-            total_health_check_failures: col.count(7, "total_health_check_failures")?,
-        }))
+        decode_health_detail(&Columns::starting_at(row, key, Field::LastHealthCheck)).map(Some)
     }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pw_cache_crypto::{KeyRing, Trust, private_fs, trust};
-use pw_cache_model::{CacheEntry, CacheTierConfig};
+use pw_cache_model::{CacheEntry, CacheTierConfig, fields};
 use rusqlite::{Connection, Transaction};
 
 use super::row::EntryRow;
@@ -59,19 +59,19 @@ const CREATE_INDEXES: [&str; 2] = [
 /// The columns this tier reads and writes, and what each holds (which decides the types it may
 /// be declared with: see [`crate::sqlite`], "Column types").
 const COLUMNS: [(&str, ColumnKind); 13] = [
-    ("key", ColumnKind::Key),
-    ("proxy_url", ColumnKind::Text),
-    ("username_encrypted", ColumnKind::Token),
-    ("password_encrypted", ColumnKind::Token),
-    ("source", ColumnKind::Text),
-    ("fetch_time", ColumnKind::Time),
-    ("last_accessed", ColumnKind::Time),
-    ("access_count", ColumnKind::UseCount),
-    ("ttl_seconds", ColumnKind::Count),
-    ("expires_at", ColumnKind::Time),
-    ("health_status", ColumnKind::Status),
-    ("failure_count", ColumnKind::Count),
-    ("evicted_from_l1", ColumnKind::Flag),
+    (fields::KEY, ColumnKind::Key),
+    (fields::PROXY_URL, ColumnKind::Text),
+    (fields::USERNAME_ENCRYPTED, ColumnKind::Token),
+    (fields::PASSWORD_ENCRYPTED, ColumnKind::Token),
+    (fields::SOURCE, ColumnKind::Text),
+    (fields::FETCH_TIME, ColumnKind::Time),
+    (fields::LAST_ACCESSED, ColumnKind::Time),
+    (fields::ACCESS_COUNT, ColumnKind::UseCount),
+    (fields::TTL_SECONDS, ColumnKind::Count),
+    (fields::EXPIRES_AT, ColumnKind::Time),
+    (fields::HEALTH_STATUS, ColumnKind::Status),
+    (fields::FAILURE_COUNT, ColumnKind::Count),
+    (fields::EVICTED_FROM_L1, ColumnKind::Flag),
 ];
 
 /// Schema version 0 (proxywhirl's, or an empty file) to 1: create what is missing (after

@@ -33,13 +33,14 @@ use std::sync::Arc;
 use pw_cache_crypto::KeyRing;
 use pw_cache_crypto::{Trust, private_fs, trust};
 use pw_cache_model::timestamp::to_unix_seconds;
-use pw_cache_model::{CacheTierConfig, OffsetDateTime};
+use pw_cache_model::{CacheTierConfig, OffsetDateTime, fields};
 use rusqlite::{Connection, Transaction};
 
 use super::row::Columns;
 use super::schema::{ColumnKind, migrate, orders_by_use, require_columns, table_columns};
 use super::statements::Layout;
 use super::store::{Store, sql_error};
+use crate::entry_codec::{CREATED_AT, UPDATED_AT};
 use crate::error::TierError;
 use crate::health_history::HealthHistory;
 pub use crate::health_history::{HealthCheck, HealthRecord};
@@ -98,34 +99,34 @@ const CREATE_INDEXES: [&str; 6] = [
 /// The columns proxywhirl's `_migrate_health_columns` adds to an older `cache_entries`, with
 /// their types, in its order.
 pub const HEALTH_COLUMNS: [(&str, &str); 9] = [
-    ("last_health_check", "REAL"),
-    ("consecutive_health_failures", "INTEGER DEFAULT 0"),
-    ("consecutive_health_successes", "INTEGER DEFAULT 0"),
-    ("recovery_attempt", "INTEGER DEFAULT 0"),
-    ("next_check_time", "REAL"),
-    ("last_health_error", "TEXT"),
-    ("total_health_checks", "INTEGER DEFAULT 0"),
-    ("total_health_check_failures", "INTEGER DEFAULT 0"),
-    ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    (fields::LAST_HEALTH_CHECK, "REAL"),
+    (fields::CONSECUTIVE_HEALTH_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::CONSECUTIVE_HEALTH_SUCCESSES, "INTEGER DEFAULT 0"),
+    (fields::RECOVERY_ATTEMPT, "INTEGER DEFAULT 0"),
+    (fields::NEXT_CHECK_TIME, "REAL"),
+    (fields::LAST_HEALTH_ERROR, "TEXT"),
+    (fields::TOTAL_HEALTH_CHECKS, "INTEGER DEFAULT 0"),
+    (fields::TOTAL_HEALTH_CHECK_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::EVICTED_FROM_L1, "INTEGER DEFAULT 0"),
 ];
 
 /// The columns of `cache_entries` before the health columns, and what each holds (which decides
 /// the types it may be declared with: see [`crate::sqlite`], "Column types").
 const BASE_COLUMNS: [(&str, ColumnKind); 14] = [
-    ("key", ColumnKind::Key),
-    ("proxy_url", ColumnKind::Text),
-    ("username_encrypted", ColumnKind::Token),
-    ("password_encrypted", ColumnKind::Token),
-    ("source", ColumnKind::Text),
-    ("fetch_time", ColumnKind::Time),
-    ("last_accessed", ColumnKind::Time),
-    ("access_count", ColumnKind::UseCount),
-    ("ttl_seconds", ColumnKind::Count),
-    ("expires_at", ColumnKind::Time),
-    ("health_status", ColumnKind::Status),
-    ("failure_count", ColumnKind::Count),
-    ("created_at", ColumnKind::WrittenTime),
-    ("updated_at", ColumnKind::WrittenTime),
+    (fields::KEY, ColumnKind::Key),
+    (fields::PROXY_URL, ColumnKind::Text),
+    (fields::USERNAME_ENCRYPTED, ColumnKind::Token),
+    (fields::PASSWORD_ENCRYPTED, ColumnKind::Token),
+    (fields::SOURCE, ColumnKind::Text),
+    (fields::FETCH_TIME, ColumnKind::Time),
+    (fields::LAST_ACCESSED, ColumnKind::Time),
+    (fields::ACCESS_COUNT, ColumnKind::UseCount),
+    (fields::TTL_SECONDS, ColumnKind::Count),
+    (fields::EXPIRES_AT, ColumnKind::Time),
+    (fields::HEALTH_STATUS, ColumnKind::Status),
+    (fields::FAILURE_COUNT, ColumnKind::Count),
+    (CREATED_AT, ColumnKind::WrittenTime),
+    (UPDATED_AT, ColumnKind::WrittenTime),
 ];
 
 /// What each of [`HEALTH_COLUMNS`] holds, in the same order.
@@ -327,119 +328,114 @@ impl SqliteL3Tier {
     /// Errors: [`TierError::InvalidEntry`] when no entry has `check.proxy_key` (history belongs
     /// to an entry) or the response time is negative or not finite; nothing is stored then.
     pub fn record_health_check(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        self.store.health.observe(self.record_inner(check))
-    }
-
-    fn record_inner(&self, check: &HealthCheck) -> Result<i64, TierError> {
-        check.validate()?;
-        let conn = self.store.conn()?;
-        let mut stmt = conn
-            .prepare_cached(INSERT_CHECK)
-            .map_err(self.store.err("record health check"))?;
-        let inserted = stmt.insert(rusqlite::params![
-            check.proxy_key,
-            to_unix_seconds(check.check_time),
-            check.status.as_str(),
-            check.response_time_ms,
-            check.error_message,
-            check.check_url,
-        ]);
-        match inserted {
-            Ok(id) => Ok(id),
-            Err(e)
-                if e.sqlite_error().map(|e| e.extended_code) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
-            {
-                Err(TierError::InvalidEntry {
-                    key: check.proxy_key.clone(),
-                    reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
-                })
+        self.store.health.record(|| {
+            check.validate()?;
+            let conn = self.store.conn()?;
+            let mut stmt = conn
+                .prepare_cached(INSERT_CHECK)
+                .map_err(self.store.err("record health check"))?;
+            let inserted = stmt.insert(rusqlite::params![
+                check.proxy_key,
+                to_unix_seconds(check.check_time),
+                check.status.as_str(),
+                check.response_time_ms,
+                check.error_message,
+                check.check_url,
+            ]);
+            match inserted {
+                Ok(id) => Ok(id),
+                Err(e)
+                    if e.sqlite_error().map(|e| e.extended_code)
+                        == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) =>
+                {
+                    Err(TierError::InvalidEntry {
+                        key: check.proxy_key.clone(),
+                        reason: "no cache entry has this key: health history belongs to an entry".to_owned(),
+                    })
+                }
+                Err(e) => Err(self.store.err("record health check")(e)),
             }
-            Err(e) => Err(self.store.err("record health check")(e)),
-        }
+        })
     }
 
     /// The health checks recorded for `proxy_key`, newest first (by check time, then id), at
     /// most `limit`. A row that cannot be read is a [`TierError::Corrupt`] naming its id.
     pub fn health_history(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        self.store.health.observe(self.history_inner(proxy_key, limit))
-    }
-
-    fn history_inner(&self, proxy_key: &str, limit: usize) -> Result<Vec<HealthRecord>, TierError> {
-        let conn = self.store.conn()?;
-        let mut stmt = conn
-            .prepare_cached(SELECT_HISTORY)
-            .map_err(self.store.err("read health history"))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt
-            .query(rusqlite::params![proxy_key, limit])
-            .map_err(self.store.err("read health history"))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
-            let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
-            let col = Columns { row, key: proxy_key };
-            let check = (|| {
-                for (index, field, limit) in [
-                    (7, "proxy_key", MAX_KEY_BYTES),
-                    (8, "error_message", MAX_LAST_HEALTH_ERROR_BYTES),
-                    (9, "check_url", MAX_PROXY_URL_BYTES),
-                ] {
-                    let len: Option<i64> = row.get(index).map_err(self.store.err("read health history"))?;
-                    if let Some(len) = len.filter(|&len| len > limit as i64) {
-                        return Err(TierError::Corrupt {
-                            key: proxy_key.to_owned(),
-                            reason: format!("{field} is {len} bytes long, more than the limit of {limit} bytes"),
-                        });
+        self.store.health.record(|| {
+            let conn = self.store.conn()?;
+            let mut stmt = conn
+                .prepare_cached(SELECT_HISTORY)
+                .map_err(self.store.err("read health history"))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut rows = stmt
+                .query(rusqlite::params![proxy_key, limit])
+                .map_err(self.store.err("read health history"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(self.store.err("read health history"))? {
+                let id: i64 = row.get(0).map_err(self.store.err("read health history"))?;
+                let col = Columns::new(row, proxy_key);
+                let check = (|| {
+                    for (index, field, limit) in [
+                        (7, "proxy_key", MAX_KEY_BYTES),
+                        (8, "error_message", MAX_LAST_HEALTH_ERROR_BYTES),
+                        (9, "check_url", MAX_PROXY_URL_BYTES),
+                    ] {
+                        let len: Option<i64> = row.get(index).map_err(self.store.err("read health history"))?;
+                        if let Some(len) = len.filter(|&len| len > limit as i64) {
+                            return Err(TierError::Corrupt {
+                                key: proxy_key.to_owned(),
+                                reason: format!("{field} is {len} bytes long, more than the limit of {limit} bytes"),
+                            });
+                        }
                     }
-                }
-                Ok::<_, TierError>(HealthCheck {
-                    proxy_key: col.text(1, "proxy_key")?,
-                    check_time: col.time(2, "check_time")?,
-                    status: col.status(3, "status")?,
-                    response_time_ms: col.optional_real(4, "response_time_ms")?,
-                    error_message: col.optional_text(5, "error_message")?,
-                    check_url: col.text(6, "check_url")?,
-                })
-            })()
-            .map_err(|e| match e {
-                TierError::Corrupt { key, reason } => TierError::Corrupt {
-                    key,
-                    reason: format!("health_history row {id}: {reason}"),
-                },
-                other => other,
-            })?;
-            out.push(HealthRecord { id, check });
-        }
-        Ok(out)
+                    Ok::<_, TierError>(HealthCheck {
+                        proxy_key: col.text_at(1, "proxy_key")?,
+                        check_time: col.time_at(2, "check_time")?,
+                        status: col.status_at(3, "status")?,
+                        response_time_ms: col.optional_real_at(4, "response_time_ms")?,
+                        error_message: col.optional_text_at(5, "error_message")?,
+                        check_url: col.text_at(6, "check_url")?,
+                    })
+                })()
+                .map_err(|e| match e {
+                    TierError::Corrupt { key, reason } => TierError::Corrupt {
+                        key,
+                        reason: format!("health_history row {id}: {reason}"),
+                    },
+                    other => other,
+                })?;
+                out.push(HealthRecord { id, check });
+            }
+            Ok(out)
+        })
     }
 
     /// Deletes the health checks older than `older_than` (`check_time < older_than`), of every
     /// proxy; how many.
     pub fn prune_health_history(&self, older_than: OffsetDateTime) -> Result<usize, TierError> {
-        self.store
-            .health
-            .observe(self.execute(PRUNE_HISTORY, [to_unix_seconds(older_than)], "prune health history"))
+        self.execute(PRUNE_HISTORY, [to_unix_seconds(older_than)], "prune health history")
     }
 
     /// How many `health_history` rows belong to no entry now.
     pub fn orphaned_history(&self) -> Result<u64, TierError> {
-        let result = self
-            .store
-            .conn()
-            .and_then(|conn| count_orphans(&conn, self.store.path()));
-        self.store.health.observe(result)
+        self.store
+            .health
+            .record(|| count_orphans(&*self.store.conn()?, self.store.path()))
     }
 
     /// Deletes the `health_history` rows that belong to no entry; how many.
     pub fn remove_orphaned_history(&self) -> Result<usize, TierError> {
-        self.store
-            .health
-            .observe(self.execute(DELETE_ORPHANS, [], "remove orphaned history"))
+        self.execute(DELETE_ORPHANS, [], "remove orphaned history")
     }
 
+    /// Runs `sql` with `params` (`op` names it in errors); how many rows it changed, recorded
+    /// in the tier's health.
     fn execute(&self, sql: &str, params: impl rusqlite::Params, op: &'static str) -> Result<usize, TierError> {
-        let conn = self.store.conn()?;
-        let mut stmt = conn.prepare_cached(sql).map_err(self.store.err(op))?;
-        stmt.execute(params).map_err(self.store.err(op))
+        self.store.health.record(|| {
+            let conn = self.store.conn()?;
+            let mut stmt = conn.prepare_cached(sql).map_err(self.store.err(op))?;
+            stmt.execute(params).map_err(self.store.err(op))
+        })
     }
 }
 

@@ -9,12 +9,12 @@
 //! | file | what it holds |
 //! |---|---|
 //! | `l2.rs`, `l3.rs` | the two tiers: their tables, opening and upgrading them, what only they do |
-//! | `tier.rs` | the [`CacheTier`](crate::CacheTier) implementation of both |
+//! | `tier.rs` | the [`TierBackend`](crate::TierBackend) implementation of both (so their [`CacheTier`](crate::CacheTier)) |
 //! | `store.rs` | the store both tiers run: opening, closing, get, put, delete, clear, keys, probe |
 //! | `pool.rs` | connections: the pool, the spare, the busy handler and pragmas, the checks before opening |
 //! | `schema.rs` | the schema version and its upgrade; the column types a tier accepts |
 //! | `statements.rs` | the SQL of each table |
-//! | `row.rs`, `lax_int.rs` | the row codec: an entry's values as bound, a row read back as proxywhirl reads it |
+//! | `row.rs`, `lax_int.rs` | the row codec (the SQLite side of the entry codec both databases share, `entry_codec.rs`): an entry's values as bound, a row read back as proxywhirl reads it |
 //! | `hits.rs`, `evict.rs` | recording uses; the bound and eviction |
 //! | `expire.rs`, `unreadable.rs` | expiry cleanup; rows that cannot be read |
 //! | `health.rs`, `credentials.rs` | failure marks and health detail; credential rotation and samples |

@@ -1,15 +1,16 @@
-//! The row codec: an entry as the values a put binds ([`EntryRow`]), and a row read back into
-//! an entry ([`read_row`], [`Columns`]), each value read as proxywhirl reads it (see
-//! [`crate::sqlite`], "Rows").
+//! The row codec: the SQLite side of the entry codec (`crate::entry_codec`): the values a put
+//! binds ([`EntryRow`], a [`FieldSink`]) and a row's values read back ([`Columns`], a
+//! [`FieldSource`]), each value read as proxywhirl reads it (see [`crate::sqlite`], "Rows").
 
-use pw_cache_crypto::KeyRing;
+use pw_cache_crypto::{KeyRing, Token};
 use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
-use pw_cache_model::{CacheEntry, HealthStatus, OffsetDateTime, Secret};
-use rusqlite::types::ValueRef;
+use pw_cache_model::{CacheEntry, HealthStatus, OffsetDateTime};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, Row, ToSql};
 
 use super::lax_int::{LaxInt, int_of_real, python_int};
 use super::statements::Layout;
+use crate::entry_codec::{Field, FieldSink, FieldSource, StoredEntry, decode_entry, encode_entry};
 use crate::error::TierError;
 
 /// A use count as a SQLite integer (a count beyond `i64::MAX` is stored as `i64::MAX`).
@@ -50,177 +51,95 @@ impl Layout {
 /// An entry as its row's values, credentials encrypted: what a put binds.
 pub(crate) struct EntryRow<'a> {
     pub(super) entry: &'a CacheEntry,
-    username: Option<Vec<u8>>,
-    password: Option<Vec<u8>>,
-    fetch_time: f64,
-    last_accessed: f64,
-    access_count: i64,
-    ttl_seconds: i64,
-    expires_at: f64,
-    failure_count: i64,
-    evicted_from_l1: i64,
-    last_health_check: Option<f64>,
-    consecutive_health_failures: i64,
-    consecutive_health_successes: i64,
-    recovery_attempt: i64,
-    next_check_time: Option<f64>,
-    total_health_checks: i64,
-    total_health_check_failures: i64,
+    /// By [`Field::index`]: the 13 common columns, then the 8 health columns (not bound for L2).
+    values: [ToSqlOutput<'a>; 21],
     /// `created_at` (a new row) and `updated_at` (L3 only).
     now: f64,
 }
 
 impl<'a> EntryRow<'a> {
-    /// Checks and converts `entry` for `layout`; encrypts its credentials with the ring's
-    /// current key.
+    /// Checks and converts `entry` for `layout` ([`encode_entry`]); encrypts its credentials
+    /// with the ring's current key.
     pub(crate) fn new(entry: &'a CacheEntry, ring: &KeyRing, layout: Layout) -> Result<Self, TierError> {
-        if entry.key.is_empty() {
-            return Err(TierError::InvalidEntry {
-                key: String::new(),
-                reason: "the key is empty".to_owned(),
-            });
-        }
-        let int = |field: &str, value: u64| {
-            i64::try_from(value).map_err(|_| TierError::InvalidEntry {
-                key: entry.key.clone(),
-                reason: format!("{field} {value} does not fit a SQLite INTEGER"),
-            })
-        };
-        let seal = |secret: &Option<Secret>| secret.as_ref().map(|s| ring.encrypt(s).into_bytes());
-        Ok(Self {
-            username: seal(&entry.username),
-            password: seal(&entry.password),
-            fetch_time: to_unix_seconds(entry.fetch_time),
-            last_accessed: to_unix_seconds(entry.last_accessed),
-            access_count: int("access_count", entry.access_count)?,
-            ttl_seconds: int("ttl_seconds", entry.ttl_seconds)?,
-            expires_at: to_unix_seconds(entry.expires_at),
-            failure_count: int("failure_count", entry.failure_count)?,
-            evicted_from_l1: i64::from(entry.evicted_from_l1),
-            last_health_check: entry.last_health_check.map(to_unix_seconds),
-            consecutive_health_failures: int("consecutive_health_failures", entry.consecutive_health_failures)?,
-            consecutive_health_successes: int("consecutive_health_successes", entry.consecutive_health_successes)?,
-            recovery_attempt: int("recovery_attempt", entry.recovery_attempt)?,
-            next_check_time: entry.next_check_time.map(to_unix_seconds),
-            total_health_checks: int("total_health_checks", entry.total_health_checks)?,
-            total_health_check_failures: int("total_health_check_failures", entry.total_health_check_failures)?,
-            now: match layout {
-                Layout::L2 => 0.0,
-                Layout::L3 => to_unix_seconds(timestamp::now_utc()),
-            },
+        let mut row = Self {
             entry,
-        })
+            values: std::array::from_fn(|_| ToSqlOutput::Owned(Value::Null)),
+            now: 0.0,
+        };
+        encode_entry(entry, ring, &mut row)?;
+        if layout == Layout::L3 {
+            row.now = to_unix_seconds(timestamp::now_utc());
+        }
+        Ok(row)
     }
 
     /// Runs the layout's upsert with this row.
     pub(super) fn upsert(&self, conn: &Connection, layout: Layout) -> rusqlite::Result<usize> {
-        let e = self.entry;
-        let params: [&dyn ToSql; 22] = [
-            &e.key,
-            &e.proxy_url,
-            &self.username,
-            &self.password,
-            &e.source,
-            &self.fetch_time,
-            &self.last_accessed,
-            &self.access_count,
-            &self.ttl_seconds,
-            &self.expires_at,
-            &e.health_status.as_str(),
-            &self.failure_count,
-            &self.evicted_from_l1,
-            &self.last_health_check,
-            &self.consecutive_health_failures,
-            &self.consecutive_health_successes,
-            &self.recovery_attempt,
-            &self.next_check_time,
-            &e.last_health_error,
-            &self.total_health_checks,
-            &self.total_health_check_failures,
-            &self.now,
-        ];
+        let mut params: [&dyn ToSql; 22] = [&self.now; 22];
+        for (param, value) in params.iter_mut().zip(&self.values) {
+            *param = value;
+        }
         let params = match layout {
             Layout::L2 => &params[..13],
             Layout::L3 => &params[..],
         };
         conn.prepare_cached(layout.statements().upsert)?.execute(params)
     }
+
+    fn set(&mut self, field: Field, value: ToSqlOutput<'a>) {
+        self.values[field.index()] = value;
+    }
 }
 
-/// A row as read: every field but the credentials, which are still tokens.
-pub(crate) struct StoredEntry {
-    entry: CacheEntry,
-    pub(super) username: Option<Vec<u8>>,
-    pub(super) password: Option<Vec<u8>>,
-}
+/// What a put binds: REAL Unix seconds, INTEGER counts and flag, TEXT, BLOB tokens, NULL for
+/// none (see [`crate::sqlite`], "Rows").
+impl<'a> FieldSink<'a> for EntryRow<'a> {
+    const INTEGER: &'static str = "a SQLite INTEGER";
 
-impl StoredEntry {
-    /// The entry, its credentials decrypted with any key of `ring`.
-    pub(crate) fn open(self, ring: &KeyRing) -> Result<CacheEntry, TierError> {
-        let StoredEntry {
-            mut entry,
-            username,
-            password,
-        } = self;
-        let open = |token: Option<Vec<u8>>| {
-            token
-                .map(|bytes| ring.decrypt_bytes(&bytes))
-                .transpose()
-                .map_err(|source| TierError::Crypto {
-                    key: entry.key.clone(),
-                    source,
-                })
-        };
-        let username = open(username)?;
-        let password = open(password)?;
-        entry.username = username;
-        entry.password = password;
-        Ok(entry)
+    fn text(&mut self, field: Field, value: &'a str) {
+        self.set(field, ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes())));
+    }
+
+    fn optional_text(&mut self, field: Field, value: Option<&'a str>) {
+        match value {
+            Some(text) => self.text(field, text),
+            None => self.set(field, ToSqlOutput::Owned(Value::Null)),
+        }
+    }
+
+    fn time(&mut self, field: Field, value: OffsetDateTime) {
+        self.set(field, ToSqlOutput::Owned(Value::Real(to_unix_seconds(value))));
+    }
+
+    fn optional_time(&mut self, field: Field, value: Option<OffsetDateTime>) {
+        match value {
+            Some(time) => self.time(field, time),
+            None => self.set(field, ToSqlOutput::Owned(Value::Null)),
+        }
+    }
+
+    fn count(&mut self, field: Field, value: i64) {
+        self.set(field, ToSqlOutput::Owned(Value::Integer(value)));
+    }
+
+    fn flag(&mut self, field: Field, value: bool) {
+        self.count(field, i64::from(value));
+    }
+
+    fn status(&mut self, field: Field, value: HealthStatus) {
+        self.text(field, value.as_str());
+    }
+
+    fn token(&mut self, field: Field, token: Option<Token>) {
+        let value = token.map_or(Value::Null, |token| Value::Blob(token.into_bytes()));
+        self.set(field, ToSqlOutput::Owned(value));
     }
 }
 
 /// Reads the values of a row of the layout's `get` statement, naming the column of any value
 /// that does not fit. `key` names the entry in errors.
 pub(crate) fn read_row(row: &Row<'_>, layout: Layout, key: &str) -> Result<StoredEntry, TierError> {
-    let col = Columns { row, key };
-    let mut entry = CacheEntry {
-        key: col.text(0, "key")?,
-        proxy_url: col.text(1, "proxy_url")?,
-        username: None,
-        password: None,
-        source: col.text(4, "source")?,
-        fetch_time: col.time(5, "fetch_time")?,
-        last_accessed: col.time(6, "last_accessed")?,
-        access_count: col.use_count(7, "access_count")?,
-        ttl_seconds: col.count(8, "ttl_seconds")?,
-        expires_at: col.time(9, "expires_at")?,
-        health_status: col.status(10, "health_status")?,
-        failure_count: col.count(11, "failure_count")?,
-        evicted_from_l1: col.flag(12, "evicted_from_l1")?,
-        last_health_check: None,
-        consecutive_health_failures: 0,
-        consecutive_health_successes: 0,
-        recovery_attempt: 0,
-        next_check_time: None,
-        last_health_error: None,
-        total_health_checks: 0,
-        total_health_check_failures: 0,
-    };
-    if layout == Layout::L3 {
-        entry.last_health_check = col.optional_time(13, "last_health_check")?;
-        entry.consecutive_health_failures = col.count(14, "consecutive_health_failures")?;
-        entry.consecutive_health_successes = col.count(15, "consecutive_health_successes")?;
-        entry.recovery_attempt = col.count(16, "recovery_attempt")?;
-        entry.next_check_time = col.optional_time(17, "next_check_time")?;
-        entry.last_health_error = col.optional_text(18, "last_health_error")?;
-        entry.total_health_checks = col.count(19, "total_health_checks")?;
-        entry.total_health_check_failures = col.count(20, "total_health_check_failures")?;
-    }
-    Ok(StoredEntry {
-        username: col.token(2, "username_encrypted")?,
-        password: col.token(3, "password_encrypted")?,
-        entry,
-    })
+    decode_entry(&Columns::new(row, key), layout == Layout::L3)
 }
 
 /// Typed reads of one row's values, each as proxywhirl 0.3.3 reads it (see [`crate::sqlite`],
@@ -228,9 +147,12 @@ pub(crate) fn read_row(row: &Row<'_>, layout: Layout, key: &str) -> Result<Store
 /// storage class of each column is read first; the other readable ones only after.
 pub(crate) struct Columns<'r, 'k> {
     /// The row.
-    pub(crate) row: &'r Row<'r>,
+    row: &'r Row<'r>,
     /// The entry's key, for errors.
-    pub(crate) key: &'k str,
+    key: &'k str,
+    /// The [`Field`] the row's first column holds, when it holds fields of an entry in their
+    /// order ([`Field::index`]).
+    first: Field,
 }
 
 /// What a count column does with a negative value.
@@ -240,6 +162,63 @@ enum BelowZero {
     Corrupt,
     /// Read as 0, with a warning (`access_count`: no lower bound in proxywhirl's model).
     ReadAsZero,
+}
+
+impl<'r, 'k> Columns<'r, 'k> {
+    /// The columns of `row`, the first holding `key` (an entry's fields in their order, as the
+    /// `get` statement selects them), or something else (read by index).
+    pub(crate) fn new(row: &'r Row<'r>, key: &'k str) -> Self {
+        Self::starting_at(row, key, Field::Key)
+    }
+
+    /// The columns of `row`, the first holding `first` and the next the fields after it.
+    pub(crate) fn starting_at(row: &'r Row<'r>, key: &'k str, first: Field) -> Self {
+        Self { row, key, first }
+    }
+
+    /// The index of `field`'s column.
+    fn at(&self, field: Field) -> usize {
+        field.index() - self.first.index()
+    }
+}
+
+/// An entry's fields by name: each read as the `*_at` method of the same name reads its column.
+impl FieldSource for Columns<'_, '_> {
+    fn text(&self, field: Field) -> Result<String, TierError> {
+        self.text_at(self.at(field), field.name())
+    }
+
+    fn optional_text(&self, field: Field) -> Result<Option<String>, TierError> {
+        self.optional_text_at(self.at(field), field.name())
+    }
+
+    fn time(&self, field: Field) -> Result<OffsetDateTime, TierError> {
+        self.time_at(self.at(field), field.name())
+    }
+
+    fn optional_time(&self, field: Field) -> Result<Option<OffsetDateTime>, TierError> {
+        self.optional_time_at(self.at(field), field.name())
+    }
+
+    fn count(&self, field: Field) -> Result<u64, TierError> {
+        self.count_at(self.at(field), field.name())
+    }
+
+    fn use_count(&self, field: Field) -> Result<u64, TierError> {
+        self.use_count_at(self.at(field), field.name())
+    }
+
+    fn flag(&self, field: Field) -> Result<bool, TierError> {
+        self.flag_at(self.at(field), field.name())
+    }
+
+    fn status(&self, field: Field) -> Result<HealthStatus, TierError> {
+        self.status_at(self.at(field), field.name())
+    }
+
+    fn token(&self, field: Field) -> Result<Option<Vec<u8>>, TierError> {
+        self.token_at(self.at(field), field.name())
+    }
 }
 
 impl Columns<'_, '_> {
@@ -279,7 +258,7 @@ impl Columns<'_, '_> {
     }
 
     /// TEXT (UTF-8) or a BLOB of UTF-8, or NULL.
-    pub(crate) fn optional_text(&self, i: usize, column: &str) -> Result<Option<String>, TierError> {
+    pub(crate) fn optional_text_at(&self, i: usize, column: &str) -> Result<Option<String>, TierError> {
         match self.value(i, column)? {
             ValueRef::Null => Ok(None),
             other => self.utf8(other, column).map(|s| Some(s.to_owned())),
@@ -287,13 +266,13 @@ impl Columns<'_, '_> {
     }
 
     /// TEXT (UTF-8) or a BLOB of UTF-8.
-    pub(crate) fn text(&self, i: usize, column: &str) -> Result<String, TierError> {
-        self.optional_text(i, column)?
+    pub(crate) fn text_at(&self, i: usize, column: &str) -> Result<String, TierError> {
+        self.optional_text_at(i, column)?
             .ok_or_else(|| self.corrupt(column, "expected TEXT, found NULL"))
     }
 
     /// A REAL (or INTEGER) number of seconds, or NULL.
-    pub(crate) fn optional_real(&self, i: usize, column: &str) -> Result<Option<f64>, TierError> {
+    pub(crate) fn optional_real_at(&self, i: usize, column: &str) -> Result<Option<f64>, TierError> {
         match self.value(i, column)? {
             ValueRef::Null => Ok(None),
             ValueRef::Real(x) => Ok(Some(x)),
@@ -303,22 +282,22 @@ impl Columns<'_, '_> {
     }
 
     /// A REAL Unix time, read as Python reads it, or NULL.
-    pub(crate) fn optional_time(&self, i: usize, column: &str) -> Result<Option<OffsetDateTime>, TierError> {
-        self.optional_real(i, column)?
+    pub(crate) fn optional_time_at(&self, i: usize, column: &str) -> Result<Option<OffsetDateTime>, TierError> {
+        self.optional_real_at(i, column)?
             .map(|x| from_unix_seconds(x).map_err(|e| self.corrupt(column, e)))
             .transpose()
     }
 
     /// A REAL Unix time.
-    pub(crate) fn time(&self, i: usize, column: &str) -> Result<OffsetDateTime, TierError> {
-        self.optional_time(i, column)?
+    pub(crate) fn time_at(&self, i: usize, column: &str) -> Result<OffsetDateTime, TierError> {
+        self.optional_time_at(i, column)?
             .ok_or_else(|| self.corrupt(column, "expected a REAL, found NULL"))
     }
 
     /// A count whose field has `ge=0` in proxywhirl's model: a non-negative INTEGER, or any
     /// other value pydantic reads as an integer ([`Columns::lax_count`]); a negative one is
     /// corrupt.
-    pub(crate) fn count(&self, i: usize, column: &str) -> Result<u64, TierError> {
+    pub(crate) fn count_at(&self, i: usize, column: &str) -> Result<u64, TierError> {
         match self.value(i, column)? {
             ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
             other => self.lax_count(other, column, BelowZero::Corrupt),
@@ -326,8 +305,8 @@ impl Columns<'_, '_> {
     }
 
     /// `access_count`, a count without a lower bound in proxywhirl's model: as
-    /// [`Columns::count`], but a negative value is read as 0 (with a warning).
-    fn use_count(&self, i: usize, column: &str) -> Result<u64, TierError> {
+    /// [`Columns::count_at`], but a negative value is read as 0 (with a warning).
+    fn use_count_at(&self, i: usize, column: &str) -> Result<u64, TierError> {
         match self.value(i, column)? {
             ValueRef::Integer(n) if n >= 0 => Ok(n as u64),
             other => self.lax_count(other, column, BelowZero::ReadAsZero),
@@ -397,7 +376,7 @@ impl Columns<'_, '_> {
     /// A flag, as Python's `bool()` reads the value: NULL, 0, 0.0, empty TEXT and an empty
     /// BLOB are false, every other value true (`'0'` and `'no'` too). L3's NULL too is false
     /// (proxywhirl's L3 cannot read it; its L2 reads it false).
-    fn flag(&self, i: usize, column: &str) -> Result<bool, TierError> {
+    fn flag_at(&self, i: usize, column: &str) -> Result<bool, TierError> {
         match self.value(i, column)? {
             ValueRef::Integer(n) => Ok(n != 0),
             ValueRef::Null => Ok(false),
@@ -408,7 +387,7 @@ impl Columns<'_, '_> {
     }
 
     /// A health status: exactly one of its five words, as TEXT or as a BLOB.
-    pub(crate) fn status(&self, i: usize, column: &str) -> Result<HealthStatus, TierError> {
+    pub(crate) fn status_at(&self, i: usize, column: &str) -> Result<HealthStatus, TierError> {
         match self.value(i, column)? {
             ValueRef::Null => Err(self.corrupt(column, "expected TEXT, found NULL")),
             other => self.utf8(other, column)?.parse().map_err(|e| self.corrupt(column, e)),
@@ -417,7 +396,7 @@ impl Columns<'_, '_> {
 
     /// A credential token: the bytes of a BLOB (or TEXT). As proxywhirl decrypts only a value
     /// Python takes as true, NULL, an empty value, 0 and 0.0 are no credential.
-    fn token(&self, i: usize, column: &str) -> Result<Option<Vec<u8>>, TierError> {
+    fn token_at(&self, i: usize, column: &str) -> Result<Option<Vec<u8>>, TierError> {
         match self.value(i, column)? {
             ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok((!bytes.is_empty()).then(|| bytes.to_vec())),
             // A float pattern compares with `==`: -0.0 too.

@@ -19,8 +19,9 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::checkpoint::Checkpointer;
 use super::pool::{SqlitePool, check_database_files, new_pool, open_first};
-use super::row::{EntryRow, StoredEntry, read_row};
+use super::row::{EntryRow, read_row};
 use super::statements::Layout;
+use crate::entry_codec::StoredEntry;
 use crate::error::TierError;
 use crate::tier::TierHealth;
 use crate::touches::Touches;

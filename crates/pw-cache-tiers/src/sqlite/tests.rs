@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use pw_cache_crypto::{FernetKey, KeyRing};
 use pw_cache_model::timestamp::{self, from_unix_seconds, to_unix_seconds};
-use pw_cache_model::{CacheEntry, CacheTierConfig, EvictionPolicy, HealthStatus, OffsetDateTime, Secret};
+use pw_cache_model::{CacheEntry, CacheTierConfig, EvictionPolicy, HealthStatus, OffsetDateTime, Secret, fields};
 use rusqlite::{Connection, ToSql};
 use time::macros::datetime;
 
@@ -828,46 +828,46 @@ fn stored(kind: Kind, e: &CacheEntry) -> CacheEntry {
 
 /// proxywhirl 0.3.3's columns of `l2_cache`, with their declarations.
 const L2_DDL: [(&str, &str); 13] = [
-    ("key", "TEXT PRIMARY KEY"),
-    ("proxy_url", "TEXT NOT NULL"),
-    ("username_encrypted", "BLOB"),
-    ("password_encrypted", "BLOB"),
-    ("source", "TEXT NOT NULL"),
-    ("fetch_time", "REAL NOT NULL"),
-    ("last_accessed", "REAL NOT NULL"),
-    ("access_count", "INTEGER DEFAULT 0"),
-    ("ttl_seconds", "INTEGER NOT NULL"),
-    ("expires_at", "REAL NOT NULL"),
-    ("health_status", "TEXT DEFAULT 'unknown'"),
-    ("failure_count", "INTEGER DEFAULT 0"),
-    ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    (fields::KEY, "TEXT PRIMARY KEY"),
+    (fields::PROXY_URL, "TEXT NOT NULL"),
+    (fields::USERNAME_ENCRYPTED, "BLOB"),
+    (fields::PASSWORD_ENCRYPTED, "BLOB"),
+    (fields::SOURCE, "TEXT NOT NULL"),
+    (fields::FETCH_TIME, "REAL NOT NULL"),
+    (fields::LAST_ACCESSED, "REAL NOT NULL"),
+    (fields::ACCESS_COUNT, "INTEGER DEFAULT 0"),
+    (fields::TTL_SECONDS, "INTEGER NOT NULL"),
+    (fields::EXPIRES_AT, "REAL NOT NULL"),
+    (fields::HEALTH_STATUS, "TEXT DEFAULT 'unknown'"),
+    (fields::FAILURE_COUNT, "INTEGER DEFAULT 0"),
+    (fields::EVICTED_FROM_L1, "INTEGER DEFAULT 0"),
 ];
 
 /// proxywhirl 0.3.3's columns of `cache_entries`, in its order.
 const L3_DDL: [(&str, &str); 23] = [
-    ("key", "TEXT PRIMARY KEY"),
-    ("proxy_url", "TEXT NOT NULL"),
-    ("username_encrypted", "BLOB"),
-    ("password_encrypted", "BLOB"),
-    ("source", "TEXT NOT NULL"),
-    ("fetch_time", "REAL NOT NULL"),
-    ("last_accessed", "REAL NOT NULL"),
-    ("access_count", "INTEGER DEFAULT 0"),
-    ("ttl_seconds", "INTEGER NOT NULL"),
-    ("expires_at", "REAL NOT NULL"),
-    ("health_status", "TEXT DEFAULT 'unknown'"),
-    ("failure_count", "INTEGER DEFAULT 0"),
+    (fields::KEY, "TEXT PRIMARY KEY"),
+    (fields::PROXY_URL, "TEXT NOT NULL"),
+    (fields::USERNAME_ENCRYPTED, "BLOB"),
+    (fields::PASSWORD_ENCRYPTED, "BLOB"),
+    (fields::SOURCE, "TEXT NOT NULL"),
+    (fields::FETCH_TIME, "REAL NOT NULL"),
+    (fields::LAST_ACCESSED, "REAL NOT NULL"),
+    (fields::ACCESS_COUNT, "INTEGER DEFAULT 0"),
+    (fields::TTL_SECONDS, "INTEGER NOT NULL"),
+    (fields::EXPIRES_AT, "REAL NOT NULL"),
+    (fields::HEALTH_STATUS, "TEXT DEFAULT 'unknown'"),
+    (fields::FAILURE_COUNT, "INTEGER DEFAULT 0"),
     ("created_at", "REAL NOT NULL"),
     ("updated_at", "REAL NOT NULL"),
-    ("last_health_check", "REAL"),
-    ("consecutive_health_failures", "INTEGER DEFAULT 0"),
-    ("consecutive_health_successes", "INTEGER DEFAULT 0"),
-    ("recovery_attempt", "INTEGER DEFAULT 0"),
-    ("next_check_time", "REAL"),
-    ("last_health_error", "TEXT"),
-    ("total_health_checks", "INTEGER DEFAULT 0"),
-    ("total_health_check_failures", "INTEGER DEFAULT 0"),
-    ("evicted_from_l1", "INTEGER DEFAULT 0"),
+    (fields::LAST_HEALTH_CHECK, "REAL"),
+    (fields::CONSECUTIVE_HEALTH_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::CONSECUTIVE_HEALTH_SUCCESSES, "INTEGER DEFAULT 0"),
+    (fields::RECOVERY_ATTEMPT, "INTEGER DEFAULT 0"),
+    (fields::NEXT_CHECK_TIME, "REAL"),
+    (fields::LAST_HEALTH_ERROR, "TEXT"),
+    (fields::TOTAL_HEALTH_CHECKS, "INTEGER DEFAULT 0"),
+    (fields::TOTAL_HEALTH_CHECK_FAILURES, "INTEGER DEFAULT 0"),
+    (fields::EVICTED_FROM_L1, "INTEGER DEFAULT 0"),
 ];
 
 /// proxywhirl 0.3.3's columns of `health_history` (its foreign key added after them).
@@ -1054,78 +1054,86 @@ type LaxCase = (&'static str, &'static str, fn(&mut CacheEntry));
 
 const LAX_COMMON: &[LaxCase] = &[
     // Counts: pydantic's lax int.
-    ("access_count", "'5'", |e| e.access_count = 5),
-    ("access_count", "' +1_000.00 '", |e| e.access_count = 1000),
-    ("access_count", "'0005'", |e| e.access_count = 5),
-    ("access_count", "char(160) || '7' || char(8195)", |e| e.access_count = 7),
-    ("access_count", "'-0'", |e| e.access_count = 0),
-    ("access_count", "'0-5'", |e| e.access_count = 0),
-    ("access_count", "5.0", |e| e.access_count = 5),
-    ("access_count", "X'3432'", |e| e.access_count = 42),
-    ("access_count", "'18446744073709551615'", |e| e.access_count = u64::MAX),
-    ("access_count", "'99999999999999999999'", |e| e.access_count = u64::MAX),
-    ("access_count", "-1", |e| e.access_count = 0),
-    ("access_count", "-3.0", |e| e.access_count = 0),
-    ("access_count", "'-99999999999999999999'", |e| e.access_count = 0),
-    ("ttl_seconds", "'60'", |e| e.ttl_seconds = 60),
-    ("ttl_seconds", "7200.0", |e| e.ttl_seconds = 7200),
-    ("ttl_seconds", "X'20392E3030'", |e| e.ttl_seconds = 9),
-    ("ttl_seconds", "'-0.0'", |e| e.ttl_seconds = 0),
-    ("failure_count", "'+3'", |e| e.failure_count = 3),
-    ("failure_count", "'1_0'", |e| e.failure_count = 10),
+    (fields::ACCESS_COUNT, "'5'", |e| e.access_count = 5),
+    (fields::ACCESS_COUNT, "' +1_000.00 '", |e| e.access_count = 1000),
+    (fields::ACCESS_COUNT, "'0005'", |e| e.access_count = 5),
+    (fields::ACCESS_COUNT, "char(160) || '7' || char(8195)", |e| {
+        e.access_count = 7
+    }),
+    (fields::ACCESS_COUNT, "'-0'", |e| e.access_count = 0),
+    (fields::ACCESS_COUNT, "'0-5'", |e| e.access_count = 0),
+    (fields::ACCESS_COUNT, "5.0", |e| e.access_count = 5),
+    (fields::ACCESS_COUNT, "X'3432'", |e| e.access_count = 42),
+    (fields::ACCESS_COUNT, "'18446744073709551615'", |e| {
+        e.access_count = u64::MAX
+    }),
+    (fields::ACCESS_COUNT, "'99999999999999999999'", |e| {
+        e.access_count = u64::MAX
+    }),
+    (fields::ACCESS_COUNT, "-1", |e| e.access_count = 0),
+    (fields::ACCESS_COUNT, "-3.0", |e| e.access_count = 0),
+    (fields::ACCESS_COUNT, "'-99999999999999999999'", |e| e.access_count = 0),
+    (fields::TTL_SECONDS, "'60'", |e| e.ttl_seconds = 60),
+    (fields::TTL_SECONDS, "7200.0", |e| e.ttl_seconds = 7200),
+    (fields::TTL_SECONDS, "X'20392E3030'", |e| e.ttl_seconds = 9),
+    (fields::TTL_SECONDS, "'-0.0'", |e| e.ttl_seconds = 0),
+    (fields::FAILURE_COUNT, "'+3'", |e| e.failure_count = 3),
+    (fields::FAILURE_COUNT, "'1_0'", |e| e.failure_count = 10),
     // The flag: Python's bool().
-    ("evicted_from_l1", "'yes'", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "'no'", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "'0'", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "''", |e| e.evicted_from_l1 = false),
-    ("evicted_from_l1", "0.0", |e| e.evicted_from_l1 = false),
-    ("evicted_from_l1", "0.5", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "2", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "X'00'", |e| e.evicted_from_l1 = true),
-    ("evicted_from_l1", "X''", |e| e.evicted_from_l1 = false),
-    ("evicted_from_l1", "NULL", |e| e.evicted_from_l1 = false),
+    (fields::EVICTED_FROM_L1, "'yes'", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "'no'", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "'0'", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "''", |e| e.evicted_from_l1 = false),
+    (fields::EVICTED_FROM_L1, "0.0", |e| e.evicted_from_l1 = false),
+    (fields::EVICTED_FROM_L1, "0.5", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "2", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "X'00'", |e| e.evicted_from_l1 = true),
+    (fields::EVICTED_FROM_L1, "X''", |e| e.evicted_from_l1 = false),
+    (fields::EVICTED_FROM_L1, "NULL", |e| e.evicted_from_l1 = false),
     // Text: UTF-8 bytes are a str.
-    ("proxy_url", "CAST('http://b.example:1' AS BLOB)", |e| {
+    (fields::PROXY_URL, "CAST('http://b.example:1' AS BLOB)", |e| {
         e.proxy_url = "http://b.example:1".into()
     }),
-    ("source", "X''", |e| e.source = String::new()),
-    ("health_status", "CAST('dead' AS BLOB)", |e| {
+    (fields::SOURCE, "X''", |e| e.source = String::new()),
+    (fields::HEALTH_STATUS, "CAST('dead' AS BLOB)", |e| {
         e.health_status = HealthStatus::Dead
     }),
     // Times: INTEGER seconds.
-    ("fetch_time", "1700000000", |e| {
+    (fields::FETCH_TIME, "1700000000", |e| {
         e.fetch_time = datetime!(2023-11-14 22:13:20 UTC)
     }),
-    ("expires_at", "253402300799", |e| {
+    (fields::EXPIRES_AT, "253402300799", |e| {
         e.expires_at = datetime!(9999-12-31 23:59:59 UTC)
     }),
     // No credential: falsy values are not decrypted.
-    ("username_encrypted", "0", |_| {}),
-    ("username_encrypted", "0.0", |_| {}),
-    ("password_encrypted", "''", |_| {}),
+    (fields::USERNAME_ENCRYPTED, "0", |_| {}),
+    (fields::USERNAME_ENCRYPTED, "0.0", |_| {}),
+    (fields::PASSWORD_ENCRYPTED, "''", |_| {}),
 ];
 
 const LAX_L3: &[LaxCase] = &[
-    ("consecutive_health_failures", "'2.0'", |e| {
+    (fields::CONSECUTIVE_HEALTH_FAILURES, "'2.0'", |e| {
         e.consecutive_health_failures = 2
     }),
-    ("consecutive_health_successes", "-0.0", |e| {
+    (fields::CONSECUTIVE_HEALTH_SUCCESSES, "-0.0", |e| {
         e.consecutive_health_successes = 0
     }),
-    ("recovery_attempt", "CAST('1_0' AS BLOB)", |e| e.recovery_attempt = 10),
-    ("total_health_checks", "8.0", |e| e.total_health_checks = 8),
-    ("total_health_check_failures", "'99999999999999999999'", |e| {
+    (fields::RECOVERY_ATTEMPT, "CAST('1_0' AS BLOB)", |e| {
+        e.recovery_attempt = 10
+    }),
+    (fields::TOTAL_HEALTH_CHECKS, "8.0", |e| e.total_health_checks = 8),
+    (fields::TOTAL_HEALTH_CHECK_FAILURES, "'99999999999999999999'", |e| {
         e.total_health_check_failures = u64::MAX
     }),
-    ("last_health_error", "CAST('oops' AS BLOB)", |e| {
+    (fields::LAST_HEALTH_ERROR, "CAST('oops' AS BLOB)", |e| {
         e.last_health_error = Some("oops".into())
     }),
-    ("last_health_check", "1700000000", |e| {
+    (fields::LAST_HEALTH_CHECK, "1700000000", |e| {
         e.last_health_check = Some(datetime!(2023-11-14 22:13:20 UTC))
     }),
-    ("next_check_time", "NULL", |e| e.next_check_time = None),
+    (fields::NEXT_CHECK_TIME, "NULL", |e| e.next_check_time = None),
     // proxywhirl's L3 cannot read a NULL flag: read false here.
-    ("evicted_from_l1", "NULL", |e| e.evicted_from_l1 = false),
+    (fields::EVICTED_FROM_L1, "NULL", |e| e.evicted_from_l1 = false),
     // Never read here (proxywhirl would fail on them).
     ("created_at", "'yesterday'", |_| {}),
     ("updated_at", "X'00'", |_| {}),
@@ -1204,41 +1212,41 @@ fn values_outside_the_model_are_read_as_the_nearest_and_warned() {
 #[test]
 fn values_proxywhirl_cannot_read_stay_corrupt_entries() {
     let common: &[(&str, &str)] = &[
-        ("access_count", "'5.'"),
-        ("access_count", "'1e3'"),
-        ("access_count", "'0x10'"),
-        ("access_count", "''"),
-        ("access_count", "'1__0'"),
-        ("access_count", "5.5"),
-        ("access_count", "9.3e18"),
-        ("access_count", "9e999"),
-        ("access_count", "NULL"),
-        ("access_count", "X'FF'"),
-        ("access_count", "CAST(X'FF' AS TEXT)"),
-        ("ttl_seconds", "-1"),
-        ("ttl_seconds", "'-1'"),
-        ("failure_count", "-2.0"),
-        ("health_status", "'HEALTHY'"),
-        ("health_status", "CAST(' healthy' AS BLOB)"),
-        ("health_status", "NULL"),
-        ("proxy_url", "5"),
-        ("proxy_url", "X'C328'"),
-        ("source", "NULL"),
-        ("fetch_time", "'1700000000'"),
-        ("fetch_time", "X'31'"),
-        ("expires_at", "253402300800"),
-        ("username_encrypted", "5"),
-        ("password_encrypted", "0.5"),
-        ("evicted_from_l1", "CAST(X'FF' AS TEXT)"),
+        (fields::ACCESS_COUNT, "'5.'"),
+        (fields::ACCESS_COUNT, "'1e3'"),
+        (fields::ACCESS_COUNT, "'0x10'"),
+        (fields::ACCESS_COUNT, "''"),
+        (fields::ACCESS_COUNT, "'1__0'"),
+        (fields::ACCESS_COUNT, "5.5"),
+        (fields::ACCESS_COUNT, "9.3e18"),
+        (fields::ACCESS_COUNT, "9e999"),
+        (fields::ACCESS_COUNT, "NULL"),
+        (fields::ACCESS_COUNT, "X'FF'"),
+        (fields::ACCESS_COUNT, "CAST(X'FF' AS TEXT)"),
+        (fields::TTL_SECONDS, "-1"),
+        (fields::TTL_SECONDS, "'-1'"),
+        (fields::FAILURE_COUNT, "-2.0"),
+        (fields::HEALTH_STATUS, "'HEALTHY'"),
+        (fields::HEALTH_STATUS, "CAST(' healthy' AS BLOB)"),
+        (fields::HEALTH_STATUS, "NULL"),
+        (fields::PROXY_URL, "5"),
+        (fields::PROXY_URL, "X'C328'"),
+        (fields::SOURCE, "NULL"),
+        (fields::FETCH_TIME, "'1700000000'"),
+        (fields::FETCH_TIME, "X'31'"),
+        (fields::EXPIRES_AT, "253402300800"),
+        (fields::USERNAME_ENCRYPTED, "5"),
+        (fields::PASSWORD_ENCRYPTED, "0.5"),
+        (fields::EVICTED_FROM_L1, "CAST(X'FF' AS TEXT)"),
     ];
     let l3: &[(&str, &str)] = &[
-        ("consecutive_health_failures", "-1"),
-        ("consecutive_health_successes", "'-1'"),
-        ("recovery_attempt", "-1.0"),
-        ("total_health_checks", "X'2D32'"),
-        ("total_health_check_failures", "NULL"),
-        ("last_health_error", "5"),
-        ("last_health_check", "'x'"),
+        (fields::CONSECUTIVE_HEALTH_FAILURES, "-1"),
+        (fields::CONSECUTIVE_HEALTH_SUCCESSES, "'-1'"),
+        (fields::RECOVERY_ATTEMPT, "-1.0"),
+        (fields::TOTAL_HEALTH_CHECKS, "X'2D32'"),
+        (fields::TOTAL_HEALTH_CHECK_FAILURES, "NULL"),
+        (fields::LAST_HEALTH_ERROR, "5"),
+        (fields::LAST_HEALTH_CHECK, "'x'"),
     ];
     for kind in KINDS {
         let dir = tempfile::tempdir().unwrap();
@@ -1438,7 +1446,7 @@ fn affinity_follows_sqlites_rules() {
 /// The database: proxywhirl's L3 with `access_count TEXT`, 20 rows written as
 /// proxywhirl writes them.
 fn text_access_count_l3(dir: &Path) -> Vec<CacheEntry> {
-    let conn = create_tables(Kind::L3, dir, &[("access_count", "TEXT")]);
+    let conn = create_tables(Kind::L3, dir, &[(fields::ACCESS_COUNT, "TEXT")]);
     let entries: Vec<CacheEntry> = (0..20)
         .map(|i| {
             let mut e = checked_entry(i);
@@ -1503,7 +1511,7 @@ fn a_text_access_count_reads_every_row_and_takes_our_puts() {
 fn a_text_access_count_is_refused_for_lfu_eviction() {
     for kind in KINDS {
         let dir = tempfile::tempdir().unwrap();
-        let conn = create_tables(kind, dir.path(), &[("access_count", "TEXT")]);
+        let conn = create_tables(kind, dir.path(), &[(fields::ACCESS_COUNT, "TEXT")]);
         insert_like_proxywhirl(&conn, kind, &checked_entry(1));
         let lfu = CacheTierConfig::bounded(10).with_policy(EvictionPolicy::Lfu);
         let err = open_error(kind, dir.path(), &lfu);
@@ -1542,60 +1550,66 @@ fn column_types_a_tier_cannot_use_are_refused_at_open() {
     let cases: &[Refusal] = &[
         (
             Kind::L2,
-            &[("key", "NUMERIC PRIMARY KEY")],
+            &[(fields::KEY, "NUMERIC PRIMARY KEY")],
             "l2_cache",
-            "key",
+            fields::KEY,
             "NUMERIC",
         ),
         (
             Kind::L3,
-            &[("source", "STRING NOT NULL")],
+            &[(fields::SOURCE, "STRING NOT NULL")],
             "cache_entries",
-            "source",
+            fields::SOURCE,
             "STRING",
         ),
-        (Kind::L2, &[("proxy_url", "INT")], "l2_cache", "proxy_url", "INT"),
+        (Kind::L2, &[(fields::PROXY_URL, "INT")], "l2_cache", "proxy_url", "INT"),
         (
             Kind::L3,
-            &[("last_health_error", "DOUBLE")],
+            &[(fields::LAST_HEALTH_ERROR, "DOUBLE")],
             "cache_entries",
-            "last_health_error",
+            fields::LAST_HEALTH_ERROR,
             "DOUBLE",
         ),
-        (Kind::L2, &[("fetch_time", "TEXT")], "l2_cache", "fetch_time", "TEXT"),
+        (
+            Kind::L2,
+            &[(fields::FETCH_TIME, "TEXT")],
+            "l2_cache",
+            "fetch_time",
+            "TEXT",
+        ),
         (
             Kind::L3,
-            &[("last_accessed", "VARCHAR(32)")],
+            &[(fields::LAST_ACCESSED, "VARCHAR(32)")],
             "cache_entries",
-            "last_accessed",
+            fields::LAST_ACCESSED,
             "VARCHAR(32)",
         ),
         (
             Kind::L3,
-            &[("expires_at", "TEXT")],
+            &[(fields::EXPIRES_AT, "TEXT")],
             "cache_entries",
-            "expires_at",
+            fields::EXPIRES_AT,
             "TEXT",
         ),
         (
             Kind::L3,
-            &[("next_check_time", "CLOB")],
+            &[(fields::NEXT_CHECK_TIME, "CLOB")],
             "cache_entries",
-            "next_check_time",
+            fields::NEXT_CHECK_TIME,
             "CLOB",
         ),
         (
             Kind::L2,
-            &[("evicted_from_l1", "TEXT")],
+            &[(fields::EVICTED_FROM_L1, "TEXT")],
             "l2_cache",
-            "evicted_from_l1",
+            fields::EVICTED_FROM_L1,
             "TEXT",
         ),
         (
             Kind::L3,
-            &[("evicted_from_l1", "TEXT")],
+            &[(fields::EVICTED_FROM_L1, "TEXT")],
             "cache_entries",
-            "evicted_from_l1",
+            fields::EVICTED_FROM_L1,
             "TEXT",
         ),
         (
@@ -1638,7 +1652,11 @@ fn column_types_a_tier_cannot_use_are_refused_at_open() {
     }
     // Every refusal is named at once.
     let dir = tempfile::tempdir().unwrap();
-    create_tables(Kind::L2, dir.path(), &[("source", "INT"), ("expires_at", "TEXT")]);
+    create_tables(
+        Kind::L2,
+        dir.path(),
+        &[(fields::SOURCE, "INT"), (fields::EXPIRES_AT, "TEXT")],
+    );
     let message = open_error(Kind::L2, dir.path(), &CacheTierConfig::unbounded()).to_string();
     assert!(
         message.contains("column source ") && message.contains("column expires_at "),
@@ -1653,46 +1671,46 @@ fn column_types_a_tier_can_use_round_trip() {
         (
             "other names, same affinities",
             &[
-                ("key", "VARCHAR(64) PRIMARY KEY"),
-                ("source", "NVARCHAR(100)"),
-                ("fetch_time", "DOUBLE PRECISION"),
-                ("access_count", "BIGINT"),
-                ("evicted_from_l1", "TINYINT"),
+                (fields::KEY, "VARCHAR(64) PRIMARY KEY"),
+                (fields::SOURCE, "NVARCHAR(100)"),
+                (fields::FETCH_TIME, "DOUBLE PRECISION"),
+                (fields::ACCESS_COUNT, "BIGINT"),
+                (fields::EVICTED_FROM_L1, "TINYINT"),
             ],
         ),
         (
             "numeric times and counts",
             &[
-                ("fetch_time", "TIMESTAMP"),
-                ("last_accessed", "DATETIME"),
-                ("expires_at", "NUMERIC"),
-                ("last_health_check", "DATE"),
-                ("next_check_time", "DECIMAL(20,6)"),
-                ("ttl_seconds", "NUMERIC"),
-                ("evicted_from_l1", "BOOLEAN"),
+                (fields::FETCH_TIME, "TIMESTAMP"),
+                (fields::LAST_ACCESSED, "DATETIME"),
+                (fields::EXPIRES_AT, "NUMERIC"),
+                (fields::LAST_HEALTH_CHECK, "DATE"),
+                (fields::NEXT_CHECK_TIME, "DECIMAL(20,6)"),
+                (fields::TTL_SECONDS, "NUMERIC"),
+                (fields::EVICTED_FROM_L1, "BOOLEAN"),
                 ("check_time", "TIMESTAMP"),
             ],
         ),
         (
             "integer times, real counts",
             &[
-                ("fetch_time", "INTEGER"),
-                ("last_accessed", "INTEGER"),
-                ("expires_at", "INTEGER"),
-                ("access_count", "REAL"),
-                ("failure_count", "FLOAT"),
-                ("evicted_from_l1", "REAL"),
+                (fields::FETCH_TIME, "INTEGER"),
+                (fields::LAST_ACCESSED, "INTEGER"),
+                (fields::EXPIRES_AT, "INTEGER"),
+                (fields::ACCESS_COUNT, "REAL"),
+                (fields::FAILURE_COUNT, "FLOAT"),
+                (fields::EVICTED_FROM_L1, "REAL"),
             ],
         ),
         (
             "text counts, credentials and status anything",
             &[
-                ("access_count", "TEXT"),
-                ("ttl_seconds", "VARCHAR(10)"),
-                ("consecutive_health_failures", "TEXT"),
-                ("username_encrypted", "TEXT"),
-                ("password_encrypted", "INTEGER"),
-                ("health_status", "INT"),
+                (fields::ACCESS_COUNT, "TEXT"),
+                (fields::TTL_SECONDS, "VARCHAR(10)"),
+                (fields::CONSECUTIVE_HEALTH_FAILURES, "TEXT"),
+                (fields::USERNAME_ENCRYPTED, "TEXT"),
+                (fields::PASSWORD_ENCRYPTED, "INTEGER"),
+                (fields::HEALTH_STATUS, "INT"),
                 ("created_at", "TEXT"),
                 ("updated_at", "TEXT"),
                 ("status", "NUMERIC"),
@@ -1766,7 +1784,11 @@ fn a_strict_table_needs_proxywhirls_types_or_any() {
     }
     for kind in KINDS {
         let dir = tempfile::tempdir().unwrap();
-        strict(kind, dir.path(), &[("access_count", "ANY"), ("source", "ANY")]);
+        strict(
+            kind,
+            dir.path(),
+            &[(fields::ACCESS_COUNT, "ANY"), (fields::SOURCE, "ANY")],
+        );
         let tier = open(kind, dir.path(), &CacheTierConfig::unbounded());
         let e = full_entry();
         tier.put(&e).unwrap();
@@ -1774,10 +1796,42 @@ fn a_strict_table_needs_proxywhirls_types_or_any() {
         drop(tier);
 
         let dir = tempfile::tempdir().unwrap();
-        strict(kind, dir.path(), &[("username_encrypted", "TEXT")]);
+        strict(kind, dir.path(), &[(fields::USERNAME_ENCRYPTED, "TEXT")]);
         let message = open_error(kind, dir.path(), &CacheTierConfig::unbounded()).to_string();
         for part in [table(kind), "column username_encrypted ", "STRICT", "BLOB or ANY"] {
             assert!(message.contains(part), "{kind:?}: {part:?} not in {message}");
         }
     }
+}
+
+/// The row codec reads a field at its [`Field::index`](crate::entry_codec::Field::index): every
+/// statement that selects an entry's columns lists them in that order (then the rowid), and
+/// the health-detail statement lists the eight health columns in theirs.
+#[test]
+fn the_statements_select_the_fields_in_the_codecs_order() {
+    use crate::entry_codec::Field;
+    let selected = |sql: &str| -> Vec<String> {
+        let list = sql.split_once("SELECT ").unwrap().1.split_once(" FROM").unwrap().0;
+        list.split(',').map(|c| c.trim().to_owned()).collect()
+    };
+    for (layout, n) in [(Layout::L2, 13), (Layout::L3, 21)] {
+        let fields: Vec<&str> = Field::ALL[..n].iter().map(|f| f.name()).collect();
+        assert_eq!(layout.rowid_column(), n);
+        let s = layout.statements();
+        assert_eq!(selected(s.get), fields, "{layout:?} get");
+        let with_rowid: Vec<&str> = fields.iter().copied().chain(["rowid"]).collect();
+        for sql in [
+            s.candidates_lru,
+            s.candidates_lfu,
+            s.candidates_fifo,
+            s.expired,
+            s.all_rows,
+        ] {
+            assert_eq!(selected(sql), with_rowid, "{layout:?}: {sql}");
+        }
+    }
+    assert_eq!(
+        selected(Layout::L3.statements().health_detail),
+        fields::HEALTH_DETAIL_FIELDS
+    );
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use pw_cache_crypto::KeyRing;
 use pw_cache_model::lax::{self, Count, LaxBool, LooseCount};
-use pw_cache_model::{CacheEntry, HealthStatus, OffsetDateTime};
+use pw_cache_model::{CacheEntry, HealthStatus, OffsetDateTime, fields};
 use serde::Deserialize;
 
 use super::credentials::{Plain, credential, token_member, token_opens};
@@ -16,41 +16,41 @@ use crate::error::TierError;
 /// The members of a line that are integers in the reference's model (`int` fields), read with
 /// `pw_cache_model::lax`'s [`Count`] and [`LooseCount`].
 const INT_MEMBERS: [&str; 8] = [
-    "access_count",
-    "ttl_seconds",
-    "failure_count",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "total_health_checks",
-    "total_health_check_failures",
+    fields::ACCESS_COUNT,
+    fields::TTL_SECONDS,
+    fields::FAILURE_COUNT,
+    fields::CONSECUTIVE_HEALTH_FAILURES,
+    fields::CONSECUTIVE_HEALTH_SUCCESSES,
+    fields::RECOVERY_ATTEMPT,
+    fields::TOTAL_HEALTH_CHECKS,
+    fields::TOTAL_HEALTH_CHECK_FAILURES,
 ];
 
 /// Every member [`LineIn`] reads (others are ignored, as pydantic ignores them).
 pub(super) const ENTRY_MEMBERS: [&str; 23] = [
-    "key",
-    "proxy_url",
-    "source",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "ttl_seconds",
-    "expires_at",
-    "health_status",
-    "failure_count",
-    "evicted_from_l1",
-    "last_health_check",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "next_check_time",
-    "last_health_error",
-    "total_health_checks",
-    "total_health_check_failures",
-    "username_encrypted",
-    "password_encrypted",
-    "username",
-    "password",
+    fields::KEY,
+    fields::PROXY_URL,
+    fields::SOURCE,
+    fields::FETCH_TIME,
+    fields::LAST_ACCESSED,
+    fields::ACCESS_COUNT,
+    fields::TTL_SECONDS,
+    fields::EXPIRES_AT,
+    fields::HEALTH_STATUS,
+    fields::FAILURE_COUNT,
+    fields::EVICTED_FROM_L1,
+    fields::LAST_HEALTH_CHECK,
+    fields::CONSECUTIVE_HEALTH_FAILURES,
+    fields::CONSECUTIVE_HEALTH_SUCCESSES,
+    fields::RECOVERY_ATTEMPT,
+    fields::NEXT_CHECK_TIME,
+    fields::LAST_HEALTH_ERROR,
+    fields::TOTAL_HEALTH_CHECKS,
+    fields::TOTAL_HEALTH_CHECK_FAILURES,
+    fields::USERNAME_ENCRYPTED,
+    fields::PASSWORD_ENCRYPTED,
+    fields::USERNAME,
+    fields::PASSWORD,
 ];
 
 /// The line as read. Required and defaulted fields as the model's JSON form (the reference's
@@ -114,15 +114,15 @@ impl LineIn<'_> {
     /// The counts whose stored value was outside `u64` and read as the nearest one:
     /// `(field, stored, read as)`.
     fn out_of_range(&self) -> impl Iterator<Item = (&'static str, i128, u64)> {
-        let loose = [("access_count", self.access_count)].map(|(f, c)| (f, c.out_of_range, c.value));
+        let loose = [(fields::ACCESS_COUNT, self.access_count)].map(|(f, c)| (f, c.out_of_range, c.value));
         let bounded = [
-            ("ttl_seconds", self.ttl_seconds),
-            ("failure_count", self.failure_count),
-            ("consecutive_health_failures", self.consecutive_health_failures),
-            ("consecutive_health_successes", self.consecutive_health_successes),
-            ("recovery_attempt", self.recovery_attempt),
-            ("total_health_checks", self.total_health_checks),
-            ("total_health_check_failures", self.total_health_check_failures),
+            (fields::TTL_SECONDS, self.ttl_seconds),
+            (fields::FAILURE_COUNT, self.failure_count),
+            (fields::CONSECUTIVE_HEALTH_FAILURES, self.consecutive_health_failures),
+            (fields::CONSECUTIVE_HEALTH_SUCCESSES, self.consecutive_health_successes),
+            (fields::RECOVERY_ATTEMPT, self.recovery_attempt),
+            (fields::TOTAL_HEALTH_CHECKS, self.total_health_checks),
+            (fields::TOTAL_HEALTH_CHECK_FAILURES, self.total_health_check_failures),
         ]
         .map(|(f, c)| (f, c.out_of_range, c.value));
         loose
@@ -164,7 +164,7 @@ impl LineIn<'_> {
                  can hold; read as U+FFFD"
             );
         }
-        let plaintext: Vec<&str> = [("username", &self.username), ("password", &self.password)]
+        let plaintext: Vec<&str> = [(fields::USERNAME, &self.username), (fields::PASSWORD, &self.password)]
             .into_iter()
             .filter_map(|(field, plain)| plain.as_ref().map(|_| field))
             .collect();
@@ -190,8 +190,8 @@ impl LineIn<'_> {
     /// field is false).
     fn plaintext_problem(&self) -> Option<String> {
         [
-            ("username", &self.username_encrypted, &self.username),
-            ("password", &self.password_encrypted, &self.password),
+            (fields::USERNAME, &self.username_encrypted, &self.username),
+            (fields::PASSWORD, &self.password_encrypted, &self.password),
         ]
         .into_iter()
         .find_map(|(field, token, plain)| match plain {
@@ -303,11 +303,13 @@ fn classify_damaged(line: &[u8], err: serde_json::Error) -> Classified<'_> {
     match serde_json::from_slice::<serde_json::Value>(line) {
         Err(_) => Classified::Undecodable,
         Ok(serde_json::Value::Object(map)) => {
-            let Some(serde_json::Value::String(key)) = map.get("key") else {
+            let Some(serde_json::Value::String(key)) = map.get(fields::KEY) else {
                 return Classified::NonEntry;
             };
             let key = key.clone();
-            let expires = map.get("expires_at").and_then(|v| lax::timestamp::deserialize(v).ok());
+            let expires = map
+                .get(fields::EXPIRES_AT)
+                .and_then(|v| lax::timestamp::deserialize(v).ok());
             // The object holds the last of repeated members, as `json.loads` does; serde's
             // derive refuses repeated members, so the entry may still be read from it.
             match LineIn::deserialize(serde_json::Value::Object(map)) {
@@ -391,14 +393,14 @@ pub(crate) fn into_entry(line: LineIn<'_>, ring: &KeyRing) -> Result<CacheEntry,
     let key = line.key.into_owned();
     let username = credential(
         &key,
-        "username",
+        fields::USERNAME,
         line.username_encrypted.as_deref(),
         line.username,
         ring,
     )?;
     let password = credential(
         &key,
-        "password",
+        fields::PASSWORD,
         line.password_encrypted.as_deref(),
         line.password,
         ring,

@@ -2,6 +2,7 @@
 
 use super::*;
 use pw_cache_crypto::FernetKey;
+use pw_cache_model::fields;
 use time::macros::datetime;
 
 fn ring() -> KeyRing {
@@ -152,7 +153,10 @@ fn lone_surrogates_read_as_the_replacement_character() {
     );
     let parsed = entry_of(&line);
     assert_eq!(parsed.source, "\u{fffd}");
-    assert_eq!(parsed.surrogates, ["source", "last_health_error", "(a member name)"]);
+    assert_eq!(
+        parsed.surrogates,
+        [fields::SOURCE, fields::LAST_HEALTH_ERROR, "(a member name)"]
+    );
     let e = decode_line(line.as_bytes(), &ring).unwrap();
     assert_eq!(
         (e.source.as_str(), e.last_health_error.as_deref()),
