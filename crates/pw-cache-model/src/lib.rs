@@ -29,6 +29,7 @@ pub mod fields;
 pub mod key;
 pub mod lax;
 pub mod limits;
+pub mod proxy_url;
 pub mod pyjson;
 pub mod secret;
 pub mod stats;
@@ -42,6 +43,7 @@ pub use config::{
 pub use entry::{CacheEntry, EntryError, proxy_url_has_userinfo};
 pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, L3BackendType, ParseEnumError};
 pub use key::{CACHE_KEY_LEN, generate_cache_key};
+pub use proxy_url::{InvalidProxyUrl, ProxyUrl, validate_proxy_url};
 pub use secret::Secret;
 pub use stats::{CacheStatistics, METRIC_NAMES, TierStatistics};
 /// The date-time type of every timestamp in the model (re-exported from `time`).

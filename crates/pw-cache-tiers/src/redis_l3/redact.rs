@@ -21,7 +21,11 @@ impl Redactor {
             // `user:password` or `:password` (a lone name is a user name, no secret).
             if let Some((_user, password)) = userinfo.split_once(':') {
                 needles.push(password.to_owned());
-                needles.push(percent_decode(password));
+                needles.push(
+                    percent_encoding::percent_decode_str(password)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                );
             }
         }
         needles.retain(|n| !n.is_empty());
@@ -45,23 +49,4 @@ impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Redactor")
     }
-}
-
-/// `%XX` escapes decoded (what the URL parser gives the server as the password).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(byte) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

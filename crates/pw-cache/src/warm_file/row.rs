@@ -4,9 +4,9 @@
 
 use pw_cache_model::Secret;
 use pw_cache_model::limits;
+use pw_cache_model::proxy_url::{CREDENTIAL_MASK, ProxyUrl};
 use pw_cache_tiers::jsonl::hex_decode;
 use serde_json::{Map, Value};
-use url::Url;
 
 use super::{IssueKind, RowLocation, WarmCredential, WarmIssue, WarmItem, WarmRow};
 
@@ -26,10 +26,7 @@ pub(super) const SOURCE: &str = "source";
 pub(super) const KEY: &str = "key";
 
 /// What proxywhirl's export writes in place of a credential: never a credential itself.
-const MASK: &str = "***";
-
-/// The URL schemes a proxy URL may have.
-const PROXY_SCHEMES: [&str; 6] = ["http", "https", "socks4", "socks4a", "socks5", "socks5h"];
+const MASK: &str = CREDENTIAL_MASK;
 
 /// A row's fields made a row, or a skipped row.
 pub(super) fn item(location: RowLocation, raw: RawRow) -> WarmItem {
@@ -189,7 +186,7 @@ fn build_row(location: RowLocation, raw: RawRow) -> Result<WarmRow, String> {
     let Some(proxy_url) = proxy_url.into_text() else {
         return Err(format!("missing `{PROXY_URL}`"));
     };
-    let url = ProxyUrl::parse(&proxy_url)?;
+    let url = ProxyUrl::parse(&proxy_url).map_err(|e| e.to_string())?;
     let username = credential(username, USERNAME_ENCRYPTED, username_encrypted)?;
     let password = credential(password, PASSWORD_ENCRYPTED, password_encrypted)?;
     let (username, password) = if url.username.is_some() || url.password.is_some() {
@@ -199,8 +196,8 @@ fn build_row(location: RowLocation, raw: RawRow) -> Result<WarmRow, String> {
             ));
         }
         (
-            url.username.map(|u| WarmCredential::Plain(Secret::new(u))),
-            url.password.map(|p| WarmCredential::Plain(Secret::new(p))),
+            url.username.map(WarmCredential::Plain),
+            url.password.map(WarmCredential::Plain),
         )
     } else {
         (username, password)
@@ -234,141 +231,4 @@ fn decode_token(name: &str, hex: &str) -> Result<String, String> {
         return Err(refused());
     }
     String::from_utf8(bytes).map_err(|_| refused())
-}
-
-/// The value of one hex digit.
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// `%XX` percent-decoding (an invalid `%` sequence stays as written), then UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%'
-            && let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).copied().and_then(hex_digit),
-                bytes.get(i + 2).copied().and_then(hex_digit),
-            )
-        {
-            out.push((hi << 4) | lo);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// A validated proxy URL, split from its credentials.
-struct ProxyUrl {
-    /// The text to store: as written, without userinfo.
-    stored: String,
-    /// The percent-decoded username of the userinfo, if non-empty and not `"***"`.
-    username: Option<String>,
-    /// The percent-decoded password of the userinfo, if non-empty and not `"***"`.
-    password: Option<String>,
-}
-
-impl ProxyUrl {
-    /// Validates a trimmed, non-empty `proxy_url`. The reason never shows the URL (it may hold
-    /// credentials).
-    fn parse(text: &str) -> Result<Self, String> {
-        let url = Url::parse(text).map_err(|e| format!("`{PROXY_URL}` is not a valid proxy URL: {e}"))?;
-        let scheme = url.scheme();
-        if !PROXY_SCHEMES.contains(&scheme) {
-            return Err(format!(
-                "`{PROXY_URL}` scheme `{scheme}` is not a proxy scheme \
-                 (expected http, https, socks4, socks4a, socks5 or socks5h)"
-            ));
-        }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\') {
-            return Err(format!(
-                "`{PROXY_URL}` contains whitespace, a control character or a backslash"
-            ));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("`{PROXY_URL}` has no host"));
-        }
-        if url.port_or_known_default().is_none() {
-            return Err(format!(
-                "`{PROXY_URL}` has no port (scheme `{scheme}` has no default port)"
-            ));
-        }
-        if !matches!(url.path(), "" | "/") {
-            return Err(format!("`{PROXY_URL}` has a path; expected only scheme://host:port"));
-        }
-        if url.query().is_some() {
-            return Err(format!("`{PROXY_URL}` has a query; expected only scheme://host:port"));
-        }
-        if url.fragment().is_some() {
-            return Err(format!(
-                "`{PROXY_URL}` has a fragment; expected only scheme://host:port"
-            ));
-        }
-
-        // Remove the userinfo from the text as written: the authority runs from "://" to the
-        // first '/', '?' or '#'; the userinfo ends at its last '@' (as the URL standard reads it).
-        let written_scheme = text
-            .get(..scheme.len())
-            .filter(|s| s.eq_ignore_ascii_case(scheme))
-            .zip(text.get(scheme.len()..))
-            .and_then(|(s, rest)| rest.strip_prefix("://").map(|rest| (s, rest)));
-        let Some((written_scheme, rest)) = written_scheme else {
-            return Err(format!("`{PROXY_URL}` must start with `{scheme}://`"));
-        };
-        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        // The url crate skips extra slashes after `http:` and `https:` (`http:///host`), but an
-        // RFC 3986 reader (Python's urllib.parse, so proxywhirl) sees an empty authority there.
-        if authority.is_empty() {
-            return Err(format!(
-                "`{PROXY_URL}` has no host after `{written_scheme}://` (an extra `/`?)"
-            ));
-        }
-        let (had_userinfo, host_port) = match authority.rfind('@') {
-            Some(at) => (true, authority.get(at + 1..).unwrap_or_default()),
-            None => (false, authority),
-        };
-        let stored = format!("{written_scheme}://{host_port}{tail}");
-
-        let url_has_userinfo = !url.username().is_empty() || url.password().is_some();
-        let separated = if had_userinfo {
-            Url::parse(&stored).is_ok_and(|check| {
-                check.username().is_empty()
-                    && check.password().is_none()
-                    && check.host_str() == url.host_str()
-                    && check.port_or_known_default() == url.port_or_known_default()
-            })
-        } else {
-            !url_has_userinfo
-        };
-        if !separated {
-            return Err(format!("`{PROXY_URL}` credentials could not be separated from the URL"));
-        }
-
-        let decode = |part: &str| {
-            percent_decode(part)
-                .ok_or_else(|| format!("`{PROXY_URL}` userinfo is not valid UTF-8 once percent-decoded"))
-        };
-        let keep = |value: String| Some(value).filter(|v| !v.is_empty() && v != MASK);
-        let username = keep(decode(url.username())?);
-        let password = match url.password() {
-            Some(password) => keep(decode(password)?),
-            None => None,
-        };
-        Ok(Self {
-            stored,
-            username,
-            password,
-        })
-    }
 }
