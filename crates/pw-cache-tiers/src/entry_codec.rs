@@ -261,12 +261,7 @@ pub(crate) fn encode_entry<'a, S: FieldSink<'a>>(
     ring: &KeyRing,
     sink: &mut S,
 ) -> Result<(), TierError> {
-    if entry.key.is_empty() {
-        return Err(TierError::InvalidEntry {
-            key: String::new(),
-            reason: "the key is empty".to_owned(),
-        });
-    }
+    TierError::require_key(&entry.key)?;
     sink.accept(entry)?;
     let int = |field: Field, value: u64| {
         i64::try_from(value).map_err(|_| TierError::InvalidEntry {

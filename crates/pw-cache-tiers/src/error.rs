@@ -115,6 +115,18 @@ pub enum TierError {
 }
 
 impl TierError {
+    /// Refuses an empty key ([`TierError::InvalidEntry`]): the check every backend makes
+    /// before it stores an entry.
+    pub(crate) fn require_key(key: &str) -> Result<(), TierError> {
+        if key.is_empty() {
+            return Err(TierError::InvalidEntry {
+                key: String::new(),
+                reason: "the key is empty".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Whether this error says the tier itself is failing (I/O, a database that cannot be
     /// used, a closed tier, an unreachable remote store), as opposed to one bad entry or bad
     /// input. Only these count towards degradation. A SQLite constraint violation is bad input

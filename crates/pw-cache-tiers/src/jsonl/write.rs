@@ -35,12 +35,7 @@ impl JsonlTier {
         entry: &CacheEntry,
         mut only_if: Option<&mut dyn FnMut() -> bool>,
     ) -> Result<bool, TierError> {
-        if entry.key.is_empty() {
-            return Err(TierError::InvalidEntry {
-                key: String::new(),
-                reason: "the key is empty".to_owned(),
-            });
-        }
+        TierError::require_key(&entry.key)?;
         // Held in any shard (a misplaced line too): nothing to do.
         if only_if.is_some() && self.holds(&entry.key)? {
             return Ok(false);

@@ -352,12 +352,7 @@ impl MemoryTier {
     /// evicted entry's flag. Keeping it in the tier costs a hit nothing extra: no second map
     /// of keys to look up and lock.
     pub fn put_flagged(&self, entry: &CacheEntry, flagged: bool) -> Result<(), TierError> {
-        if entry.key.is_empty() {
-            return Err(TierError::InvalidEntry {
-                key: String::new(),
-                reason: "the key is empty".into(),
-            });
-        }
+        TierError::require_key(&entry.key)?;
         let stored = Arc::new(entry.clone());
         let displaced = {
             let mut shard = lock(self.shard_for(&entry.key));
