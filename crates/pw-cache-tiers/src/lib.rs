@@ -45,6 +45,7 @@ mod entry_codec;
 mod error;
 pub mod health_history;
 pub mod jsonl;
+mod locks;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis_l3;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 pub(crate) use crate::sqlite::TOUCH_BATCH;
 
@@ -34,7 +34,7 @@ pub(crate) struct Touch {
 impl Touches {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // A panic elsewhere cannot leave the notes inconsistent: any state of them is valid.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::locks::lock(&self.pending)
     }
 
     /// Notes a hit on `key` at `now`; returns the batch when [`TOUCH_BATCH`] hits are pending.

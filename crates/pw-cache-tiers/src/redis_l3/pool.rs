@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2::{ManageConnection, Pool};
@@ -125,12 +125,7 @@ impl RedisL3Tier {
         key: Option<&str>,
         mut f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
     ) -> Result<T, TierError> {
-        let pool = self
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| self.closed())?;
+        let pool = crate::locks::read(&self.pool).clone().ok_or_else(|| self.closed())?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -226,7 +221,7 @@ impl RedisL3Tier {
     pub(super) fn probe_server(&self) -> Result<(), TierError> {
         // Connections made while the server was away are dead: probe, and serve, with new ones.
         {
-            let mut pool = self.pool.write().unwrap_or_else(PoisonError::into_inner);
+            let mut pool = crate::locks::write(&self.pool);
             if pool.is_none() {
                 return Err(self.closed());
             }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 
 use pw_cache_crypto::KeyRing;
 use pw_cache_model::timestamp::to_unix_seconds;
@@ -110,7 +110,7 @@ impl RedisL3Tier {
             history_cap: options.history_cap,
             redactor,
         };
-        *tier.pool.write().unwrap_or_else(PoisonError::into_inner) = Some(tier.new_pool());
+        *crate::locks::write(&tier.pool) = Some(tier.new_pool());
         tier.run("connect", None, |c| redis::cmd("PING").query::<()>(c))?;
         tier.check_server_version()?;
         // Damaged indexes are found, and rebuilt, by the check every index script starts with.
@@ -335,9 +335,9 @@ impl TierBackend for RedisL3Tier {
 
     /// Writes pending hits and closes the pool.
     fn close(&self) -> Result<(), TierError> {
-        let open = self.pool.read().unwrap_or_else(PoisonError::into_inner).is_some();
+        let open = crate::locks::read(&self.pool).is_some();
         let flushed = if open { self.flush_touches() } else { Ok(()) };
-        drop(self.pool.write().unwrap_or_else(PoisonError::into_inner).take());
+        drop(crate::locks::write(&self.pool).take());
         flushed
     }
 

@@ -37,9 +37,9 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::hooks::Wal;
@@ -194,7 +194,7 @@ impl Checkpointer {
 
     /// Asks the thread for a checkpoint, starting it if needed. Never waits for one.
     fn request(&self) {
-        let mut thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut thread = crate::locks::lock(&self.thread);
         if let Some(worker) = thread.as_ref() {
             match worker.requests.try_send(()) {
                 // Sent, or a request is already waiting: it will see this commit's pages too.
@@ -261,14 +261,14 @@ impl Checkpointer {
     /// Whether the thread is running.
     #[cfg(test)]
     pub(crate) fn running(&self) -> bool {
-        self.thread.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+        crate::locks::lock(&self.thread).is_some()
     }
 
     /// Stops the thread once its current checkpoint, if any, is done (a request still
     /// waiting is dropped). Later requests start it again.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        let worker = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let worker = crate::locks::lock(&self.thread).take();
         if let Some(Worker { requests, handle }) = worker {
             drop(requests);
             if handle.join().is_err() {

@@ -4,7 +4,6 @@
 //! `lstat`). See [`crate::sqlite`], "Connections".
 
 use std::path::{Path, PathBuf};
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -195,10 +194,7 @@ impl Store {
             });
         }
         // Clone the pool (an Arc) and let go of the lock before waiting for a connection.
-        let pool = self
-            .pool
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        let pool = crate::locks::read(&self.pool)
             .clone()
             .ok_or_else(|| TierError::Closed {
                 path: self.path.clone(),
@@ -218,7 +214,7 @@ impl Store {
     /// becoming the spare: the pool is being replaced or closed.
     pub(super) fn drop_spare(&self) {
         let spare = {
-            let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut spare = crate::locks::lock(&self.spare);
             self.generation.fetch_add(1, Ordering::AcqRel);
             spare.take()
         };

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pw_cache_crypto::{KeyRing, private_fs};
 use pw_cache_model::timestamp::{self, to_unix_seconds};
@@ -169,7 +169,7 @@ impl Store {
         // Connections opened while the file could not be written stay read-only (and share
         // that state through the -shm file): probe, and serve afterwards, with new ones.
         {
-            let mut pool = self.pool.write().unwrap_or_else(PoisonError::into_inner);
+            let mut pool = crate::locks::write(&self.pool);
             if pool.is_none() {
                 return Err(TierError::Closed {
                     path: self.path.clone(),
@@ -366,9 +366,9 @@ impl Store {
     /// Writes pending hits and closes every connection (once the operations under way end).
     /// Later operations fail with [`TierError::Closed`]. Closing twice does nothing.
     pub(crate) fn close(&self) -> Result<(), TierError> {
-        let open = self.pool.read().unwrap_or_else(PoisonError::into_inner).is_some();
+        let open = crate::locks::read(&self.pool).is_some();
         let flushed = if open { self.flush_touches() } else { Ok(()) };
-        let pool = self.pool.write().unwrap_or_else(PoisonError::into_inner).take();
+        let pool = crate::locks::write(&self.pool).take();
         drop(pool);
         self.drop_spare();
         self.checkpointer.stop();
