@@ -247,8 +247,8 @@ impl KeyRing {
     /// the same typed errors ([`CryptoError::is_corrupt_token`]).
     ///
     /// The same result as `self.decrypt(&token)` for the token so read, faster: sound bytes
-    /// are decrypted without being decoded twice and copied into a [`Token`] first (1.5 % of a
-    /// SQLite-L2 manager's mixed workload), and only bytes that fail are judged the slow way
+    /// are decrypted without being decoded twice and copied into a [`Token`] first (measured in
+    /// `docs/performance.md`), and only bytes that fail are judged the slow way
     /// (the strict check, then the lenient reading), so that the error names what is wrong
     /// with them.
     pub fn decrypt_bytes(&self, bytes: &[u8]) -> Result<Secret, CryptoError> {

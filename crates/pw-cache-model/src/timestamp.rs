@@ -101,9 +101,10 @@ pub fn truncate_to_micros(dt: OffsetDateTime) -> OffsetDateTime {
 
 /// The current time in UTC, at microsecond precision.
 ///
-/// Called on every cache operation, so the calendar conversion (16 ns of the 56 ns this took
-/// with `OffsetDateTime::now_utc`) is done once per second per thread: the date and time of
-/// the current second are kept, and only the microseconds change within it.
+/// Called on every cache operation, so the calendar conversion (most of what
+/// `OffsetDateTime::now_utc` costs; figures in `docs/performance.md`) is done once per second
+/// per thread: the date and time of the current second are kept, and only the microseconds
+/// change within it.
 pub fn now_utc() -> OffsetDateTime {
     use std::cell::Cell;
     use std::time::{SystemTime, UNIX_EPOCH};
