@@ -49,7 +49,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ use pw_cache_tiers::{
 use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
-use crate::sync::{KeyedSet, relock};
+use crate::sync::{KeyedSet, lock, try_lock, wait_timeout_while, wait_while};
 use crate::ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many, by a background thread
@@ -176,14 +176,14 @@ impl TierSlot {
         if !self.resync_pending.load(Ordering::Acquire) {
             return false;
         }
-        let resync = relock(&self.resync);
+        let resync = lock(&self.resync);
         resync.clear_all || resync.keys.contains_key(key)
     }
 
     /// The tier missed a write or delete of `key`.
     fn note_stale(&self, key: &str) {
         let now = now_utc();
-        let mut resync = relock(&self.resync);
+        let mut resync = lock(&self.resync);
         if resync.clear_all {
             resync.cleared_at = Some(now);
         } else if resync.keys.len() >= MAX_RESYNC_KEYS && !resync.keys.contains_key(key) {
@@ -198,7 +198,7 @@ impl TierSlot {
 
     /// The tier missed a clear.
     fn note_cleared(&self) {
-        let mut resync = relock(&self.resync);
+        let mut resync = lock(&self.resync);
         resync.keys = HashMap::new();
         resync.clear_all = true;
         resync.cleared_at = Some(now_utc());
@@ -208,7 +208,7 @@ impl TierSlot {
     /// The tier now holds the current state of `key`.
     fn note_fresh(&self, key: &str) {
         if self.resync_pending.load(Ordering::Acquire) {
-            relock(&self.resync).keys.remove(key);
+            lock(&self.resync).keys.remove(key);
         }
     }
 }
@@ -276,7 +276,7 @@ impl EvictedUse {
 
     /// Queues `record` (a later record of the same key replaces an earlier one).
     fn queue(&self, record: AccessRecord) {
-        let mut log = relock(&self.log);
+        let mut log = lock(&self.log);
         match log.queued.get(record.key.as_str()) {
             Some(queued) if queued.0.last_accessed > record.last_accessed => {}
             Some(_) => {
@@ -292,7 +292,7 @@ impl EvictedUse {
     /// The use of `key` not yet recorded below, if any (removed from the queue; a copy when it
     /// is being written).
     fn take(&self, key: &str) -> Option<AccessRecord> {
-        let mut log = relock(&self.log);
+        let mut log = lock(&self.log);
         match log.queued.take(key) {
             Some(queued) => {
                 self.note_len(&log);
@@ -308,7 +308,7 @@ impl EvictedUse {
     /// the key's lock, so no lookup of `key` sees the batch in the meantime.
     fn forget(&self, key: &str) {
         let in_flight = {
-            let mut log = relock(&self.log);
+            let mut log = lock(&self.log);
             if log.queued.remove(key) {
                 self.note_len(&log);
             }
@@ -322,13 +322,13 @@ impl EvictedUse {
     /// Returns once no batch is being written (the writer holds no key lock, so a caller
     /// holding some may wait).
     fn wait_for_writer(&self) {
-        drop(relock(&self.writer));
+        drop(lock(&self.writer));
     }
 
     /// Drops everything noted, after the batch being written (if any) has landed.
     fn clear(&self) {
         self.wait_for_writer();
-        let mut log = relock(&self.log);
+        let mut log = lock(&self.log);
         let drained = (std::mem::take(&mut log.queued), std::mem::take(&mut log.in_flight));
         self.note_len(&log);
         drop(log);
@@ -941,7 +941,7 @@ impl CacheManager {
     /// that is up to date, disabled, or L1.
     pub fn missed_keys(&self, tier: CacheTierType) -> usize {
         self.inner.slot(tier).map_or(0, |slot| {
-            let resync = relock(&slot.resync);
+            let resync = lock(&slot.resync);
             resync.keys.len() + usize::from(resync.clear_all)
         })
     }
@@ -1008,7 +1008,7 @@ impl Inner {
     /// Stops following a shared L3's changes (joins the subscriber thread, which never holds
     /// the last reference to `self` afterwards).
     fn stop_remote(&self) {
-        let subscription = relock(&self.remote).take();
+        let subscription = lock(&self.remote).take();
         drop(subscription);
     }
 
@@ -1610,16 +1610,15 @@ impl Inner {
     /// returns at once when one is (that thread carries on with what is queued next time).
     pub(crate) fn record_evicted_use(&self, at_least: usize, wait: bool) -> Vec<String> {
         let _writer = if wait {
-            relock(&self.evicted_use.writer)
+            lock(&self.evicted_use.writer)
         } else {
-            match self.evicted_use.writer.try_lock() {
-                Ok(guard) => guard,
-                Err(std::sync::TryLockError::WouldBlock) => return Vec::new(),
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            match try_lock(&self.evicted_use.writer) {
+                Some(guard) => guard,
+                None => return Vec::new(),
             }
         };
         let in_flight = {
-            let mut log = relock(&self.evicted_use.log);
+            let mut log = lock(&self.evicted_use.log);
             if log.queued.is_empty() || log.queued.len() < at_least {
                 return Vec::new();
             }
@@ -1634,7 +1633,7 @@ impl Inner {
         // In key order: consecutive updates then walk the key index in order.
         batch.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let failures = self.record_uses(&batch);
-        relock(&self.evicted_use.log).in_flight = Arc::default();
+        lock(&self.evicted_use.log).in_flight = Arc::default();
         bump(&self.counters.demotion_writes, batch.len() as u64);
         if !failures.is_empty() {
             tracing::warn!(
@@ -1769,7 +1768,7 @@ impl Inner {
         if self.maintenance.running.swap(true, Ordering::AcqRel) {
             return;
         }
-        if *relock(&self.maintenance.stop) {
+        if *lock(&self.maintenance.stop) {
             self.maintenance.running.store(false, Ordering::Release);
             return;
         }
@@ -1780,7 +1779,7 @@ impl Inner {
             .spawn(move || maintenance_loop(&weak, interval));
         match spawned {
             Ok(handle) => {
-                let previous = relock(&self.maintenance.thread).replace(handle);
+                let previous = lock(&self.maintenance.thread).replace(handle);
                 // A previous thread has ended (it cleared `running` before we could start).
                 if let Some(previous) = previous {
                     let _ = previous.join();
@@ -1794,9 +1793,9 @@ impl Inner {
     }
 
     fn stop_maintenance(&self) {
-        *relock(&self.maintenance.stop) = true;
+        *lock(&self.maintenance.stop) = true;
         self.maintenance.wake.notify_all();
-        let handle = relock(&self.maintenance.thread).take();
+        let handle = lock(&self.maintenance.thread).take();
         if let Some(handle) = handle
             && handle.thread().id() != thread::current().id()
         {
@@ -1821,14 +1820,14 @@ impl Inner {
     fn wake_use_writer(&self) -> bool {
         let signal = &self.use_writer.signal;
         {
-            let mut state = relock(&signal.state);
+            let mut state = lock(&signal.state);
             if state.stop {
                 return false;
             }
             state.pending = true;
         }
         signal.wake.notify_one();
-        let mut thread = relock(&self.use_writer.thread);
+        let mut thread = lock(&self.use_writer.thread);
         if thread.is_some() {
             return true;
         }
@@ -1852,9 +1851,9 @@ impl Inner {
     /// Stops the use writer after the batch it is writing (what is still queued is left to
     /// the caller's flush).
     fn stop_use_writer(&self) {
-        relock(&self.use_writer.signal.state).stop = true;
+        lock(&self.use_writer.signal.state).stop = true;
         self.use_writer.signal.wake.notify_all();
-        let handle = relock(&self.use_writer.thread).take();
+        let handle = lock(&self.use_writer.thread).take();
         if let Some(handle) = handle
             && handle.thread().id() != thread::current().id()
         {
@@ -1864,12 +1863,8 @@ impl Inner {
 
     /// Waits `interval` unless stopped; whether to go on.
     fn maintenance_wait(&self, interval: Duration) -> bool {
-        let stop = relock(&self.maintenance.stop);
-        let (stop, _) = self
-            .maintenance
-            .wake
-            .wait_timeout_while(stop, interval, |stop| !*stop)
-            .unwrap_or_else(PoisonError::into_inner);
+        let stop = lock(&self.maintenance.stop);
+        let stop = wait_timeout_while(&self.maintenance.wake, stop, interval, |stop| !*stop);
         !*stop
     }
 
@@ -1918,7 +1913,7 @@ impl Inner {
             if slot.serving() && !pending {
                 continue;
             }
-            let resync = relock(&slot.resync);
+            let resync = lock(&slot.resync);
             if slot.serving() && !resync.clear_all && resync.keys.is_empty() {
                 continue;
             }
@@ -1941,7 +1936,7 @@ impl Inner {
     /// Replays a clear `slot` missed (what others wrote since is kept); whether none is left.
     fn replay_clear(&self, slot: &TierSlot) -> bool {
         let cleared_at = {
-            let resync = relock(&slot.resync);
+            let resync = lock(&slot.resync);
             if !resync.clear_all {
                 return true;
             }
@@ -1950,7 +1945,7 @@ impl Inner {
         if slot.tier.clear_unchanged_since(cleared_at).is_err() {
             return false;
         }
-        let mut resync = relock(&slot.resync);
+        let mut resync = lock(&slot.resync);
         // A clear missed again meanwhile is replayed next time.
         if resync.cleared_at.is_none_or(|at| at <= cleared_at) {
             resync.clear_all = false;
@@ -1968,7 +1963,7 @@ impl Inner {
         }
         // The backlog as it is now: keys missed later are written to the tier directly once it
         // serves, and those missed while it fails again come next time.
-        let backlog: Vec<(String, OffsetDateTime)> = relock(&slot.resync)
+        let backlog: Vec<(String, OffsetDateTime)> = lock(&slot.resync)
             .keys
             .iter()
             .map(|(key, at)| (key.clone(), *at))
@@ -1976,18 +1971,18 @@ impl Inner {
         for (key, missed_at) in &backlog {
             let _guard = self.locks.lock(key);
             // Still stale, and not missed again since (a put may have refreshed it)?
-            if relock(&slot.resync).keys.get(key) != Some(missed_at) {
+            if lock(&slot.resync).keys.get(key) != Some(missed_at) {
                 continue;
             }
             if slot.tier.delete_if_unchanged_since(key, *missed_at).is_err() {
                 return false;
             }
-            let mut resync = relock(&slot.resync);
+            let mut resync = lock(&slot.resync);
             if resync.keys.get(key) == Some(missed_at) {
                 resync.keys.remove(key);
             }
         }
-        let resync = relock(&slot.resync);
+        let resync = lock(&slot.resync);
         if resync.keys.is_empty() && !resync.clear_all {
             slot.resync_pending.store(false, Ordering::Release);
             true
@@ -1999,7 +1994,7 @@ impl Inner {
     /// Serves `slot` again unless it still has a clear to replay. Lookups keep skipping the
     /// keys it missed ([`TierSlot::stale`]) until the replay is done with them.
     fn reenable(&self, slot: &TierSlot) -> bool {
-        if relock(&slot.resync).clear_all {
+        if lock(&slot.resync).clear_all {
             return false;
         }
         slot.write_failures.store(0, Ordering::Release);
@@ -2026,10 +2021,7 @@ fn same_version(a: &CacheEntry, b: &CacheEntry) -> bool {
 fn use_writer_loop(weak: &Weak<Inner>, signal: &UseWriterSignal) {
     loop {
         {
-            let mut state = relock(&signal.state);
-            while !state.pending && !state.stop {
-                state = signal.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
-            }
+            let mut state = wait_while(&signal.wake, lock(&signal.state), |state| !state.pending && !state.stop);
             if state.stop {
                 return;
             }

@@ -1,12 +1,12 @@
 //! [`TtlManager`]: the background cleaner that removes expired entries from every tier every
 //! `cleanup_interval_seconds`.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::manager::Inner;
-use crate::sync::relock;
+use crate::sync::{lock, wait_timeout_while};
 
 /// What one cleanup removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,21 +74,21 @@ impl TtlManager {
 
     /// Whether the cleaner runs.
     pub fn is_running(&self) -> bool {
-        relock(&self.shared.state).running
+        lock(&self.shared.state).running
     }
 
     /// How many background cleanups have completed since the manager was opened.
     pub fn runs(&self) -> u64 {
-        relock(&self.shared.state).runs
+        lock(&self.shared.state).runs
     }
 
     /// Starts the cleaner (nothing if it runs). Fails only if the OS refuses a thread.
     pub fn start(&self) {
-        let mut thread_slot = relock(&self.thread);
+        let mut thread_slot = lock(&self.thread);
         if thread_slot.is_some() {
             return;
         }
-        relock(&self.shared.state).running = true;
+        lock(&self.shared.state).running = true;
         let shared = Arc::clone(&self.shared);
         let inner = self.inner.clone();
         let interval = self.interval;
@@ -98,7 +98,7 @@ impl TtlManager {
         match spawned {
             Ok(handle) => *thread_slot = Some(handle),
             Err(e) => {
-                relock(&self.shared.state).running = false;
+                lock(&self.shared.state).running = false;
                 tracing::error!(error = %e, "cannot start the TTL cleanup thread");
             }
         }
@@ -106,8 +106,8 @@ impl TtlManager {
 
     /// Stops the cleaner and waits for it (nothing if it does not run).
     pub fn stop(&self) {
-        let handle = relock(&self.thread).take();
-        relock(&self.shared.state).running = false;
+        let handle = lock(&self.thread).take();
+        lock(&self.shared.state).running = false;
         self.shared.wake.notify_all();
         if let Some(handle) = handle {
             let _ = handle.join();
@@ -131,16 +131,13 @@ fn cleanup_loop(shared: &Shared, inner: &Weak<Inner>, interval: Duration) {
         if report.total() > 0 {
             tracing::debug!(removed = ?report.removed, "TTL cleanup removed expired entries");
         }
-        let state = relock(&shared.state);
+        let state = lock(&shared.state);
         if !state.running {
             return;
         }
         let mut state = state;
         state.runs += 1;
-        let (state, _) = shared
-            .wake
-            .wait_timeout_while(state, interval, |s| s.running)
-            .unwrap_or_else(PoisonError::into_inner);
+        let state = wait_timeout_while(&shared.wake, state, interval, |s| s.running);
         if !state.running {
             return;
         }
