@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use pw_cache_model::CacheEntry;
 use pw_cache_tiers::jsonl::hex_encode;
 
+use super::CacheManager;
 use crate::error::ManagerError;
-use crate::manager::CacheManager;
 
 /// How credentials appear in an export.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

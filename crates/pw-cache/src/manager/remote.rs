@@ -25,8 +25,8 @@ use pw_cache_model::{CacheConfig, CacheTierType, REDIS_URL_ENV, Secret};
 use pw_cache_tiers::TierError;
 use pw_cache_tiers::redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscription};
 
+use super::Inner;
 use crate::error::ManagerError;
-use crate::manager::Inner;
 
 /// Opens the Redis L3 the config describes: the URL from the config, else from
 /// [`REDIS_URL_ENV`]. Refuses a key ring whose key this host just generated: other hosts could

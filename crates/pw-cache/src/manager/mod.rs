@@ -67,7 +67,16 @@ use crate::counters::{Counters, StatisticsBreakdown, bump};
 use crate::error::ManagerError;
 use crate::key_locks::KeyLocks;
 use crate::sync::{KeyedSet, lock, try_lock, wait_timeout_while, wait_while};
-use crate::ttl::{CleanupReport, TtlManager};
+
+mod export;
+mod inspect;
+#[cfg(feature = "redis")]
+mod remote;
+mod ttl;
+
+pub use export::{ExportCredentials, ExportOptions, ExportReport};
+pub use inspect::{CacheInspection, RotationReport, TierInspection, UnreadableRemoval};
+pub use ttl::{CleanupReport, TtlManager};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many, by a background thread
 /// (see `docs/architecture.md`).
@@ -626,7 +635,7 @@ impl CacheManagerBuilder {
                 )),
                 #[cfg(feature = "redis")]
                 L3BackendType::Redis => {
-                    redis_l3 = Some(crate::remote::open_l3(&config, &ring)?);
+                    redis_l3 = Some(remote::open_l3(&config, &ring)?);
                     None
                 }
                 #[cfg(not(feature = "redis"))]
@@ -688,7 +697,7 @@ impl CacheManagerBuilder {
             let mut remote: Option<Box<dyn std::any::Any + Send>> = None;
             #[cfg(feature = "redis")]
             if let Some(tier) = redis_l3 {
-                match crate::remote::subscribe(&tier, weak_self.clone()) {
+                match remote::subscribe(&tier, weak_self.clone()) {
                     Ok(subscription) => remote = Some(Box::new(subscription)),
                     Err(e) => remote_failure = Some(e),
                 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::manager::Inner;
+use super::Inner;
 use crate::sync::{lock, wait_timeout_while};
 
 /// What one cleanup removed.

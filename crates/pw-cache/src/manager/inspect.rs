@@ -8,8 +8,8 @@ use std::path::Path;
 use pw_cache_model::{CacheTierType, L2BackendType};
 use pw_cache_tiers::CacheTier;
 
+use super::{CacheManager, TierSlot};
 use crate::error::ManagerError;
-use crate::manager::{CacheManager, TierSlot};
 
 /// What one tier holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
