@@ -58,7 +58,7 @@ impl std::fmt::Debug for TtlManager {
 }
 
 impl TtlManager {
-    pub(crate) fn new(inner: Weak<Inner>, interval: Duration) -> Self {
+    pub(super) fn new(inner: Weak<Inner>, interval: Duration) -> Self {
         Self {
             inner,
             interval,
