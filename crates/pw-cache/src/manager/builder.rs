@@ -18,10 +18,10 @@
 //! when first needed.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 #[cfg(feature = "redis")]
-use std::sync::{Mutex, Weak};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use pw_cache_crypto::{DEFAULT_KEY_FILE_NAME, EnvKeys, FernetKey, KeyOrigin, KeyRing, Trust};
@@ -417,10 +417,9 @@ fn open_l1(
 
 /// The TTL cleaner of `inner`, started when the config enables background cleanup.
 fn start_cleaner(inner: &Arc<Inner>) -> TtlManager {
-    let ttl = TtlManager::new(
-        Arc::downgrade(inner),
-        Duration::from_secs(inner.config.cleanup_interval_seconds()),
-    );
+    // Handed over as a `Weak<dyn ttl::Expire>`: the cleaner knows nothing else of the manager.
+    let cache: Weak<Inner> = Arc::downgrade(inner);
+    let ttl = TtlManager::new(cache, Duration::from_secs(inner.config.cleanup_interval_seconds()));
     if inner.config.enable_background_cleanup() {
         ttl.start();
     }

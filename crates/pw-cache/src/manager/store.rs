@@ -5,7 +5,7 @@ use pw_cache_model::{CacheEntry, CacheTierType};
 use pw_cache_tiers::CacheTier;
 
 use super::degradation::TierSlot;
-use super::ttl::CleanupReport;
+use super::ttl::{CleanupReport, Expire};
 use super::{Inner, Stored};
 use crate::counters::bump;
 use crate::error::ManagerError;
@@ -178,5 +178,11 @@ impl Inner {
         }
         report.failures = failures;
         report
+    }
+}
+
+impl Expire for Inner {
+    fn expire_now(&self) -> CleanupReport {
+        self.cleanup_now()
     }
 }
