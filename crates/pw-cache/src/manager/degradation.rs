@@ -80,6 +80,12 @@ impl TierSlot {
         resync.clear_all || resync.keys.contains_key(key)
     }
 
+    /// Whether lookups of `key` may read this tier: it is serving, and its copy of `key` is
+    /// not stale.
+    pub(super) fn answers_for(&self, key: &str) -> bool {
+        self.serving() && !self.stale(key)
+    }
+
     /// The tier missed a write or delete of `key`.
     pub(super) fn note_stale(&self, key: &str) {
         let now = now_utc();

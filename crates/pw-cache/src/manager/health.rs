@@ -2,10 +2,13 @@
 //! counted once, atomically, in the authoritative tier (the lowest that can take it), and
 //! given to the tiers above.
 
+use std::ops::ControlFlow;
+
 use pw_cache_model::{CacheEntry, CacheTierType, HealthStatus};
 use pw_cache_tiers::{CacheTier, FailureMark};
 
 use super::degradation::TierSlot;
+use super::lookup::{Answer, Read};
 use super::{HealthInvalidation, Inner};
 use crate::counters::bump;
 
@@ -75,22 +78,20 @@ impl Inner {
         {
             return Some((CacheTierType::L1, entry));
         }
-        for slot in self.slots() {
-            if !slot.serving() || slot.stale(key) {
-                continue;
+        self.walk_below(key, Read::Peek, |slot, answer| match answer {
+            Answer::Found(entry) => ControlFlow::Break((slot.kind, entry)),
+            Answer::Absent => ControlFlow::Continue(()),
+            Answer::Unreadable(_) => {
+                // Left in place; the mark goes to a readable copy, if any.
+                bump(&self.counters.tier(slot.kind).unreadable, 1);
+                unreadable_seen.push(slot.kind);
+                ControlFlow::Continue(())
             }
-            match slot.tier.peek(key) {
-                Ok(Some(entry)) => return Some((slot.kind, entry)),
-                Ok(None) => {}
-                Err(e) if e.is_corrupt_entry() => {
-                    // Left in place; the mark goes to a readable copy, if any.
-                    bump(&self.counters.tier(slot.kind).unreadable, 1);
-                    unreadable_seen.push(slot.kind);
-                }
-                Err(e) => self.failed(slot, "get", key, &e),
+            Answer::Failed(e) => {
+                self.failed(slot, "get", key, &e);
+                ControlFlow::Continue(())
             }
-        }
-        None
+        })
     }
 
     /// Marks a failure of `key` in the authoritative tier: the lowest that can take it, L3,

@@ -1,6 +1,11 @@
-//! Lookups: a get, and the promotion of what it finds below L1 to the tiers above.
+//! Lookups: a get, the promotion of what it finds below L1 to the tiers above, and the walk
+//! of the tiers below L1 that every lookup of one key shares ([`Inner::walk_below`]: a get,
+//! a health mark's search for a readable copy, an export's read of each entry).
+
+use std::ops::ControlFlow;
 
 use pw_cache_model::{CacheEntry, CacheTierType};
+use pw_cache_tiers::TierError;
 
 use super::Inner;
 use super::degradation::TierSlot;
@@ -12,7 +17,63 @@ thread_local! {
     pub(super) static PROMOTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// How [`Inner::walk_below`] reads a key in each tier.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Read {
+    /// As a use ([`pw_cache_tiers::CacheTier::get`]): the tier's eviction order sees it.
+    Use,
+    /// Not as a use ([`pw_cache_tiers::CacheTier::peek`]).
+    Peek,
+}
+
+/// What a tier below L1 answered for a key ([`Inner::walk_below`]).
+pub(super) enum Answer {
+    /// A copy that could be read.
+    Found(CacheEntry),
+    /// No copy.
+    Absent,
+    /// A copy that cannot be read (damaged, or a credential no key of the ring opens): left
+    /// where it is, never removed by a lookup (see `docs/reliability.md`).
+    Unreadable(TierError),
+    /// The tier failed.
+    Failed(TierError),
+}
+
+impl Answer {
+    fn of(read: Result<Option<CacheEntry>, TierError>) -> Self {
+        match read {
+            Ok(Some(entry)) => Self::Found(entry),
+            Ok(None) => Self::Absent,
+            Err(e) if e.is_corrupt_entry() => Self::Unreadable(e),
+            Err(e) => Self::Failed(e),
+        }
+    }
+}
+
 impl Inner {
+    /// Walks the disk tiers below L1 that may answer for `key`, top down (L2, then L3): those
+    /// serving whose copy of `key` is not stale ([`TierSlot::answers_for`]). Reads `key` in
+    /// each as `read` says and hands the answer to `visit`, until `visit` breaks: returns what
+    /// it broke with, `None` when it never did. What an answer counts, logs or removes is the
+    /// caller's.
+    pub(super) fn walk_below<B>(
+        &self,
+        key: &str,
+        read: Read,
+        mut visit: impl FnMut(&TierSlot, Answer) -> ControlFlow<B>,
+    ) -> Option<B> {
+        for slot in self.slots().filter(|slot| slot.answers_for(key)) {
+            let answer = Answer::of(match read {
+                Read::Use => slot.tier.get(key),
+                Read::Peek => slot.tier.peek(key),
+            });
+            if let ControlFlow::Break(value) = visit(slot, answer) {
+                return Some(value);
+            }
+        }
+        None
+    }
+
     /// See [`super::CacheManager::get`].
     pub(super) fn get(&self, key: &str) -> Option<CacheEntry> {
         if self.is_closed() {
@@ -47,18 +108,16 @@ impl Inner {
         }
         // Use of this key that L1 saw before evicting it and the tiers below have not recorded.
         let unrecorded = self.evicted_use.take(key);
-        for slot in self.slots() {
-            if !slot.serving() || slot.stale(key) {
-                continue;
-            }
+        // `Some(None)`: found expired (and removed); `None`: no tier holds a readable copy.
+        let found = self.walk_below(key, Read::Use, |slot, answer| {
             let counters = self.counters.tier(slot.kind);
-            match slot.tier.get(key) {
-                Ok(Some(entry)) if entry.is_expired_at(now) => {
+            match answer {
+                Answer::Found(entry) if entry.is_expired_at(now) => {
                     self.delete_readable_locked(key);
                     bump(&counters.evictions_ttl, 1);
-                    return None;
+                    ControlFlow::Break(None)
                 }
-                Ok(Some(mut entry)) => {
+                Answer::Found(mut entry) => {
                     bump(&counters.hits, 1);
                     if let Some(record) = &unrecorded {
                         record.apply_to(&mut entry);
@@ -67,21 +126,29 @@ impl Inner {
                     entry.access_count = entry.access_count.saturating_add(1);
                     entry.last_accessed = now;
                     self.promote_locked(&entry, slot.kind);
-                    return Some(entry);
+                    ControlFlow::Break(Some(entry))
                 }
-                Ok(None) => bump(&counters.misses, 1),
-                Err(e) if e.is_corrupt_entry() => {
+                Answer::Absent => {
+                    bump(&counters.misses, 1);
+                    ControlFlow::Continue(())
+                }
+                Answer::Unreadable(e) => {
                     // Unreadable is not expired: left where it is, counted, and the lookup goes
                     // on below (see `docs/reliability.md`, "Never lose what you cannot read").
                     bump(&counters.misses, 1);
                     bump(&counters.unreadable, 1);
                     tracing::warn!(tier = %slot.kind, key, error = %e, "unreadable entry skipped (left in place)");
+                    ControlFlow::Continue(())
                 }
-                Err(e) => {
+                Answer::Failed(e) => {
                     bump(&counters.misses, 1);
                     self.failed(slot, "get", key, &e);
+                    ControlFlow::Continue(())
                 }
             }
+        });
+        if let Some(found) = found {
+            return found;
         }
         if let Some(record) = unrecorded {
             self.evicted_use.queue(record);
@@ -96,7 +163,7 @@ impl Inner {
         if slot.tier.keeps_health_detail() {
             return;
         }
-        let Some(l3) = self.l3.as_ref().filter(|l3| l3.serving() && !l3.stale(&entry.key)) else {
+        let Some(l3) = self.l3.as_ref().filter(|l3| l3.answers_for(&entry.key)) else {
             return;
         };
         match l3.tier.health_detail(&entry.key) {

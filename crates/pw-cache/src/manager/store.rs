@@ -102,7 +102,7 @@ impl Inner {
         let mut removed = Vec::new();
         let slots: Vec<&TierSlot> = self.slots().collect();
         for slot in slots.into_iter().rev() {
-            if slot.serving() && !slot.stale(key) {
+            if slot.answers_for(key) {
                 match slot.tier.peek(key) {
                     Err(e) if e.is_corrupt_entry() => {
                         bump(&self.counters.tier(slot.kind).unreadable, 1);
