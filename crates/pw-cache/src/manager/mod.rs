@@ -151,17 +151,25 @@ pub enum TierStatus {
 struct Inner {
     config: CacheConfig,
     ring: Arc<KeyRing>,
+    /// The tiers, each `None` when disabled; L2 and L3 with their degradation state.
     l1: Option<MemoryTier>,
     l2: Option<TierSlot>,
     l3: Option<TierSlot>,
     counters: Arc<Counters>,
+    /// Every operation on a key holds that key's lock (see the module docs, "Concurrency").
     locks: KeyLocks,
+    /// The use of evicted entries, waiting to be recorded below (`use_log.rs`); shared with
+    /// L1's eviction sink.
     evicted_use: Arc<EvictedUse>,
+    /// The probe thread of degraded tiers (`degradation.rs`).
     maintenance: Maintenance,
+    /// The thread that records the use of evicted entries (`use_log.rs`).
     use_writer: UseWriter,
     probe_interval: Duration,
+    /// The builder's clock, if any (see [`Inner::now`]).
     clock: Option<Clock>,
     closed: AtomicBool,
+    /// Handed to the threads this state starts, which must not keep it alive.
     weak_self: Weak<Inner>,
     /// The subscription to a shared L3's changes (feature `redis`), dropped (its thread
     /// stopped) by `close` or the manager's drop, on the caller's thread.
