@@ -175,6 +175,7 @@ impl CacheManagerBuilder {
         self.l1_access_order = order;
         self
     }
+
     /// Resolves the keys, opens the enabled tiers and starts the background cleaner when the
     /// config enables it (the steps are listed in the module docs).
     pub fn open(self) -> Result<CacheManager, ManagerError> {

@@ -269,6 +269,7 @@ impl Inner {
         }
     }
 
+    /// Stops the probe thread for good and waits for it (unless this is that thread).
     pub(super) fn stop_maintenance(&self) {
         *lock(&self.maintenance.stop) = true;
         self.maintenance.wake.notify_all();
