@@ -11,7 +11,7 @@
 
 use std::sync::MutexGuard;
 
-use crate::sync::{Sharded, relock};
+use crate::sync::{Sharded, lock};
 
 /// Mutexes keys are striped over.
 pub(crate) const STRIPES: usize = 1024;
@@ -47,7 +47,7 @@ impl KeyLocks {
             h.set(true);
         });
         KeyGuard {
-            _stripe: relock(self.stripes.for_key(key)),
+            _stripe: lock(self.stripes.for_key(key)),
         }
     }
 
@@ -61,7 +61,7 @@ impl KeyLocks {
             h.set(true);
         });
         AllKeysGuard {
-            _stripes: self.stripes.iter().map(relock).collect(),
+            _stripes: self.stripes.iter().map(lock).collect(),
         }
     }
 

@@ -12,26 +12,19 @@ pub use pw_cache_tiers as tiers;
 
 mod counters;
 mod error;
-mod export;
-mod inspect;
 mod key_locks;
 mod manager;
-#[cfg(feature = "redis")]
-mod remote;
 mod sync;
-mod ttl;
 mod warm;
 pub mod warm_file;
 
 pub use counters::StatisticsBreakdown;
 pub use error::ManagerError;
-pub use export::{ExportCredentials, ExportOptions, ExportReport};
-pub use inspect::{CacheInspection, RotationReport, TierInspection, UnreadableRemoval};
 pub use manager::{
-    CacheManager, CacheManagerBuilder, DEFAULT_PROBE_INTERVAL, HealthInvalidation, KEY_CHECK_SAMPLE, KeyCheck, Stored,
-    TierStatus, USE_BATCH, default_key_file,
+    CacheInspection, CacheManager, CacheManagerBuilder, CleanupReport, DEFAULT_PROBE_INTERVAL, ExportCredentials,
+    ExportOptions, ExportReport, HealthInvalidation, KEY_CHECK_SAMPLE, KeyCheck, RotationReport, Stored,
+    TierInspection, TierStatus, TtlManager, USE_BATCH, UnreadableRemoval, default_key_file,
 };
-pub use ttl::{CleanupReport, TtlManager};
 pub use warm::{DEFAULT_WARM_SOURCE, MAX_WARM_ISSUES_KEPT, WarmReport};
 pub use warm_file::{IssueKind, RowLocation, WarmFileError, WarmIssue};
 

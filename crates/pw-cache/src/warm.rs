@@ -95,13 +95,13 @@ impl CacheManager {
                 max: MAX_TTL_SECONDS,
             });
         }
-        if self.inner.is_closed() {
+        if self.is_closed() {
             return Err(ManagerError::Closed);
         }
         let mut reader = WarmReader::open(path.as_ref())?;
         let size = reader.file_len().unwrap_or(0);
         let mut report = WarmReport::default();
-        let fetch_time = self.inner.now();
+        let fetch_time = self.now();
         let mut seen = HashSet::new();
         let mut reported = 0;
         // The reader hands rows and issues over in file order: the issues stay in it.

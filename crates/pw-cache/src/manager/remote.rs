@@ -22,16 +22,16 @@ use std::sync::{Arc, Weak};
 
 use pw_cache_crypto::{KeyOrigin, KeyRing};
 use pw_cache_model::{CacheConfig, CacheTierType, REDIS_URL_ENV, Secret};
-use pw_cache_tiers::TierError;
 use pw_cache_tiers::redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscription};
+use pw_cache_tiers::{CacheTier, TierError};
 
+use super::Inner;
 use crate::error::ManagerError;
-use crate::manager::Inner;
 
 /// Opens the Redis L3 the config describes: the URL from the config, else from
 /// [`REDIS_URL_ENV`]. Refuses a key ring whose key this host just generated: other hosts could
 /// not read the credentials it writes.
-pub(crate) fn open_l3(config: &CacheConfig, ring: &Arc<KeyRing>) -> Result<RedisL3Tier, ManagerError> {
+pub(super) fn open_l3(config: &CacheConfig, ring: &Arc<KeyRing>) -> Result<RedisL3Tier, ManagerError> {
     if let KeyOrigin::KeyFile { path, created: true } = ring.origin() {
         return Err(ManagerError::SharedKeyRequired { key_file: path.clone() });
     }
@@ -70,7 +70,7 @@ fn open_failed(source: TierError) -> ManagerError {
 
 /// Subscribes `manager` (not yet fully built: events arriving before it is are dropped, and
 /// there is nothing to invalidate then) to the changes other hosts make to `tier`.
-pub(crate) fn subscribe(tier: &RedisL3Tier, manager: Weak<Inner>) -> Result<Subscription, ManagerError> {
+pub(super) fn subscribe(tier: &RedisL3Tier, manager: Weak<Inner>) -> Result<Subscription, ManagerError> {
     tier.subscribe(move |event| {
         if let Some(inner) = manager.upgrade() {
             inner.on_remote_event(&event);
@@ -81,13 +81,13 @@ pub(crate) fn subscribe(tier: &RedisL3Tier, manager: Weak<Inner>) -> Result<Subs
 
 impl Inner {
     /// Applies another host's change to this host's L1 and L2 (see the module documentation).
-    pub(crate) fn on_remote_event(&self, event: &RemoteEvent) {
+    fn on_remote_event(&self, event: &RemoteEvent) {
         if self.is_closed() {
             return;
         }
         match event {
             RemoteEvent::Changed { key, kind } => {
-                let _guard = self.lock_key(key);
+                let _guard = self.locks.lock(key);
                 self.drop_l1_copy(key);
                 self.refresh_l2_copy(key, *kind);
             }
@@ -98,6 +98,26 @@ impl Inner {
                 tracing::warn!("the Redis L3's change feed reconnected: L1 emptied (changes may have been missed)");
                 self.clear_local_tiers(false);
             }
+        }
+    }
+
+    /// Drops L1's copy of `key` (another host changed the entry), and its unrecorded use.
+    fn drop_l1_copy(&self, key: &str) {
+        if let Some(l1) = &self.l1 {
+            let _ = l1.delete(key);
+        }
+    }
+
+    /// Empties L1 (and L2 when `with_l2`) without touching L3: another host cleared the shared
+    /// L3, or changes to it may have been missed.
+    fn clear_local_tiers(&self, with_l2: bool) {
+        // No lookup may promote a copy from L2 (or L3's old version) into L1 between the clears.
+        let _all = self.locks.lock_all();
+        if let Some(l1) = &self.l1 {
+            let _ = l1.clear();
+        }
+        if with_l2 && let Some(l2) = &self.l2 {
+            self.clear_slot(l2);
         }
     }
 

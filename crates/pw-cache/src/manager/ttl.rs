@@ -1,12 +1,21 @@
 //! [`TtlManager`]: the background cleaner that removes expired entries from every tier every
 //! `cleanup_interval_seconds`.
+//!
+//! The cleaner reaches the cache only through [`Expire`], one method that the manager's
+//! shared state implements: it knows nothing of the tiers, and holds the cache weakly, so a
+//! dropped manager ends its thread.
 
-use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::manager::Inner;
-use crate::sync::relock;
+use crate::sync::{lock, wait_timeout_while};
+
+/// What the cleaner needs of the cache it cleans.
+pub(super) trait Expire: Send + Sync {
+    /// Removes expired entries from every serving tier now; how many from each.
+    fn expire_now(&self) -> CleanupReport;
+}
 
 /// What one cleanup removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,7 +51,7 @@ struct Shared {
 /// interval. `start` and `stop` are idempotent; the manager stops it when dropped or closed.
 /// Expired entries are also removed lazily: a lookup that finds one removes it.
 pub struct TtlManager {
-    inner: Weak<Inner>,
+    cache: Weak<dyn Expire>,
     interval: Duration,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -58,9 +67,10 @@ impl std::fmt::Debug for TtlManager {
 }
 
 impl TtlManager {
-    pub(crate) fn new(inner: Weak<Inner>, interval: Duration) -> Self {
+    /// A cleaner of `cache` every `interval`, not started.
+    pub(super) fn new(cache: Weak<dyn Expire>, interval: Duration) -> Self {
         Self {
-            inner,
+            cache,
             interval,
             shared: Arc::default(),
             thread: Mutex::new(None),
@@ -74,31 +84,31 @@ impl TtlManager {
 
     /// Whether the cleaner runs.
     pub fn is_running(&self) -> bool {
-        relock(&self.shared.state).running
+        lock(&self.shared.state).running
     }
 
     /// How many background cleanups have completed since the manager was opened.
     pub fn runs(&self) -> u64 {
-        relock(&self.shared.state).runs
+        lock(&self.shared.state).runs
     }
 
     /// Starts the cleaner (nothing if it runs). Fails only if the OS refuses a thread.
     pub fn start(&self) {
-        let mut thread_slot = relock(&self.thread);
+        let mut thread_slot = lock(&self.thread);
         if thread_slot.is_some() {
             return;
         }
-        relock(&self.shared.state).running = true;
+        lock(&self.shared.state).running = true;
         let shared = Arc::clone(&self.shared);
-        let inner = self.inner.clone();
+        let cache = self.cache.clone();
         let interval = self.interval;
         let spawned = thread::Builder::new()
             .name("pw-cache-ttl".into())
-            .spawn(move || cleanup_loop(&shared, &inner, interval));
+            .spawn(move || cleanup_loop(&shared, &cache, interval));
         match spawned {
             Ok(handle) => *thread_slot = Some(handle),
             Err(e) => {
-                relock(&self.shared.state).running = false;
+                lock(&self.shared.state).running = false;
                 tracing::error!(error = %e, "cannot start the TTL cleanup thread");
             }
         }
@@ -106,8 +116,8 @@ impl TtlManager {
 
     /// Stops the cleaner and waits for it (nothing if it does not run).
     pub fn stop(&self) {
-        let handle = relock(&self.thread).take();
-        relock(&self.shared.state).running = false;
+        let handle = lock(&self.thread).take();
+        lock(&self.shared.state).running = false;
         self.shared.wake.notify_all();
         if let Some(handle) = handle {
             let _ = handle.join();
@@ -121,26 +131,25 @@ impl Drop for TtlManager {
     }
 }
 
-fn cleanup_loop(shared: &Shared, inner: &Weak<Inner>, interval: Duration) {
+/// Cleans `cache` at once and then every `interval`, until stopped or the cache is gone.
+/// Holds the cache only while cleaning.
+fn cleanup_loop(shared: &Shared, cache: &Weak<dyn Expire>, interval: Duration) {
     loop {
-        let Some(manager) = inner.upgrade() else {
+        let Some(manager) = cache.upgrade() else {
             return;
         };
-        let report = manager.cleanup_now();
+        let report = manager.expire_now();
         drop(manager);
         if report.total() > 0 {
             tracing::debug!(removed = ?report.removed, "TTL cleanup removed expired entries");
         }
-        let state = relock(&shared.state);
+        let state = lock(&shared.state);
         if !state.running {
             return;
         }
         let mut state = state;
         state.runs += 1;
-        let (state, _) = shared
-            .wake
-            .wait_timeout_while(state, interval, |s| s.running)
-            .unwrap_or_else(PoisonError::into_inner);
+        let state = wait_timeout_while(&shared.wake, state, interval, |s| s.running);
         if !state.running {
             return;
         }

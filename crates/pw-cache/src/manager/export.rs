@@ -4,13 +4,15 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use pw_cache_model::CacheEntry;
 use pw_cache_tiers::jsonl::hex_encode;
 
+use super::CacheManager;
+use super::lookup::{Answer, Read};
 use crate::error::ManagerError;
-use crate::manager::CacheManager;
 
 /// How credentials appear in an export.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -151,25 +153,27 @@ impl CacheManager {
             return Ok(Some(entry));
         }
         let mut last_error = None;
-        for slot in inner.slots() {
-            if !slot.serving() || slot.stale(key) {
-                continue;
+        let found = inner.walk_below(key, Read::Peek, |slot, answer| match answer {
+            Answer::Found(mut entry) => {
+                inner.complete_health_detail(slot, &mut entry);
+                ControlFlow::Break(entry)
             }
-            match slot.tier.peek(key) {
-                Ok(Some(mut entry)) => {
-                    inner.complete_health_detail(slot, &mut entry);
-                    return Ok(Some(entry));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if e.is_corrupt_entry() {
-                        crate::counters::bump(&inner.counters.tier(slot.kind).unreadable, 1);
-                    }
-                    last_error = Some(format!("{}: {e}", slot.kind));
-                }
+            Answer::Absent => ControlFlow::Continue(()),
+            Answer::Unreadable(e) => {
+                crate::counters::bump(&inner.counters.tier(slot.kind).unreadable, 1);
+                last_error = Some(format!("{}: {e}", slot.kind));
+                ControlFlow::Continue(())
             }
+            // Reported in the export's failures; not counted towards the tier's degradation.
+            Answer::Failed(e) => {
+                last_error = Some(format!("{}: {e}", slot.kind));
+                ControlFlow::Continue(())
+            }
+        });
+        match found {
+            Some(entry) => Ok(Some(entry)),
+            None => last_error.map_or(Ok(None), Err),
         }
-        last_error.map_or(Ok(None), Err)
     }
 
     /// The export line of `entry` with its credentials' tokens appended.

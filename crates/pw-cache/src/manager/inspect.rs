@@ -8,8 +8,8 @@ use std::path::Path;
 use pw_cache_model::{CacheTierType, L2BackendType};
 use pw_cache_tiers::CacheTier;
 
+use super::{CacheManager, TierSlot};
 use crate::error::ManagerError;
-use crate::manager::{CacheManager, TierSlot};
 
 /// What one tier holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl CacheManager {
         let mut report = UnreadableRemoval::default();
         // The use of evicted entries is written first: nothing queued names a removed key after.
         inner.record_evicted_use(1, true);
-        let _all = inner.lock_all_keys();
+        let _all = inner.locks.lock_all();
         for slot in inner.slots() {
             if !slot.serving() {
                 report.failed.push((slot.kind, "degraded: skipped".to_owned()));
@@ -183,7 +183,7 @@ impl CacheManager {
         let mut done = 0;
         for (slot, keys) in slots.into_iter().zip(listed) {
             for key in keys {
-                let _guard = inner.lock_key(&key);
+                let _guard = inner.locks.lock(&key);
                 // Atomically where the tier is shared: another host's put, mark or delete in
                 // between is never undone (`CacheTier::rotate_credentials`).
                 match slot.tier.rotate_credentials(&key) {
