@@ -233,8 +233,14 @@ impl CacheManager {
     }
 
     /// A new entry for `proxy_url` from `source`, with the TTL the config gives that source
-    /// (`per_source_ttl`, else `default_ttl_seconds`); key generated from the URL.
+    /// (`per_source_ttl`, else `default_ttl_seconds`); key generated from the URL. A
+    /// `proxy_url` that [`pw_cache_model::validate_proxy_url`] refuses (not a proxy URL, or
+    /// holding credentials) is [`ManagerError::InvalidEntry`].
     pub fn new_entry(&self, proxy_url: &str, source: &str) -> Result<CacheEntry, ManagerError> {
+        pw_cache_model::validate_proxy_url(proxy_url).map_err(|e| ManagerError::InvalidEntry {
+            key: pw_cache_model::generate_cache_key(proxy_url),
+            reason: e.to_string(),
+        })?;
         CacheEntry::new_at(
             proxy_url,
             source,
@@ -261,8 +267,9 @@ impl CacheManager {
     /// stored it, and says which.
     ///
     /// Refused with [`ManagerError::InvalidEntry`], nothing stored: an empty key, and a
-    /// `proxy_url` holding credentials (`scheme://user:pass@host`, see
-    /// [`pw_cache_model::proxy_url_has_userinfo`]), which would reach the disk in plaintext.
+    /// `proxy_url` that is not a proxy URL or holds credentials (`scheme://user:pass@host`,
+    /// which would reach the disk in plaintext): [`pw_cache_model::validate_proxy_url`], the
+    /// validator warm uses too.
     pub fn put(&self, entry: &CacheEntry) -> Result<Stored, ManagerError> {
         let stored = self.inner.put(entry);
         self.inner.hand_off_evicted_use();

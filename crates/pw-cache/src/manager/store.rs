@@ -19,12 +19,10 @@ impl Inner {
                 reason: "the key is empty".to_owned(),
             });
         }
-        if pw_cache_model::proxy_url_has_userinfo(&entry.proxy_url) {
+        if let Err(e) = pw_cache_model::validate_proxy_url(&entry.proxy_url) {
             return Err(ManagerError::InvalidEntry {
                 key: entry.key.clone(),
-                reason: "proxy_url holds credentials (`user:pass@`), which would be stored in \
-                         plaintext; give them as username and password, which are encrypted"
-                    .to_owned(),
+                reason: e.to_string(),
             });
         }
         if self.is_closed() {
