@@ -538,7 +538,7 @@ fn run(test_name: &str, backend: Backend) {
     for t in 0..trials {
         let child_seed = rng.next();
         let spec = format!("{}|{}|{t}|{child_seed}|{}", dir.display(), backend.name(), base_time());
-        let mut child = spawn_self(test_name, CHILD_VAR, spec);
+        let mut child = spawn_self(module_path!(), test_name, CHILD_VAR, spec);
         // One kill in five is timed from the spawn: it may come while the child opens the cache.
         let early = rng.below(5) == 0;
         let delay = if early {

@@ -310,6 +310,7 @@ fn a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory() {
     append_long_line(&shard, br#"{"key": "big", "padding": ""#, b'a', BIG_LINE);
     let started = Instant::now();
     let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
+        module_path!(),
         "a_300_mb_shard_line_is_skipped_counted_and_kept_with_bounded_memory",
         BIG_LINE_CHILD,
         dir.to_string_lossy().into_owned(),
@@ -448,6 +449,7 @@ fn a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory()
             .and_then(|mut f| std::io::Write::write_all(&mut f, tail.as_bytes()))
             .unwrap();
         let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
+            module_path!(),
             "a_200_mb_csv_field_or_jsonl_line_is_skipped_and_counted_with_bounded_memory",
             BIG_FIELD_CHILD,
             format!("{}|{}", root.path().display(), file.display()),
@@ -574,6 +576,7 @@ fn a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory() {
         let size = write_many_rows(&file, ext);
         assert!(size > 400_000_000, "{ext}: {size} bytes");
         let status = pw_cache_tests::child_process::spawn_self_with_memory_limit(
+            module_path!(),
             "a_400_mb_warm_file_of_many_rows_is_read_with_bounded_memory",
             MANY_ROWS_CHILD,
             format!("{}|{}", root.path().display(), file.display()),

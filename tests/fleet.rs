@@ -317,7 +317,12 @@ fn four_processes_share_one_redis_and_lose_nothing() {
     let children: Vec<_> = (0..procs)
         .map(|p| {
             let spec = format!("{};{};{p};{procs}", dir.path().display(), server.url());
-            spawn_self("four_processes_share_one_redis_and_lose_nothing", CHILD_VAR, spec)
+            spawn_self(
+                module_path!(),
+                "four_processes_share_one_redis_and_lose_nothing",
+                CHILD_VAR,
+                spec,
+            )
         })
         .collect();
     for (p, mut child) in children.into_iter().enumerate() {

@@ -115,7 +115,12 @@ fn run(test_name: &str, one_shard: bool) {
     let children: Vec<_> = (0..2)
         .map(|proc| {
             let mode = if one_shard { "one" } else { "spread" };
-            spawn_self(test_name, CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
+            spawn_self(
+                module_path!(),
+                test_name,
+                CHILD_VAR,
+                format!("{}|{proc}|{mode}", dir.path().display()),
+            )
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();

@@ -42,7 +42,14 @@ fn separate_processes_share_one_key_file() {
 
     // Two processes race to create the key file; each encrypts with what it got.
     let children: Vec<_> = (1..=2)
-        .map(|id| spawn_self(TEST_NAME, CHILD_VAR, format!("encrypt|{}|{id}", dir.path().display())))
+        .map(|id| {
+            spawn_self(
+                module_path!(),
+                TEST_NAME,
+                CHILD_VAR,
+                format!("encrypt|{}|{id}", dir.path().display()),
+            )
+        })
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -66,7 +73,12 @@ fn separate_processes_share_one_key_file() {
         dir.path().display(),
         path("token-parent").display()
     );
-    assert!(spawn_self(TEST_NAME, CHILD_VAR, spec).wait().unwrap().success());
+    assert!(
+        spawn_self(module_path!(), TEST_NAME, CHILD_VAR, spec)
+            .wait()
+            .unwrap()
+            .success()
+    );
 
     #[cfg(unix)]
     {

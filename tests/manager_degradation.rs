@@ -131,9 +131,14 @@ fn in_unprivileged_child(test: &str, scenario: impl FnOnce(&Path)) {
         return;
     }
     let root = tempfile::tempdir().unwrap();
-    let status = spawn_self(test, CHILD_VAR, root.path().to_str().unwrap().to_owned())
-        .wait()
-        .unwrap();
+    let status = spawn_self(
+        module_path!(),
+        test,
+        CHILD_VAR,
+        root.path().to_str().unwrap().to_owned(),
+    )
+    .wait()
+    .unwrap();
     make_writable(root.path());
     assert!(
         status.success(),

@@ -566,9 +566,14 @@ fn threads_named(name: &str) -> usize {
 fn the_cleaner_thread_ends_with_the_manager() {
     if std::env::var_os(THREAD_CHILD).is_none() {
         // Alone in a process, so that no other test's cleaner is counted.
-        let status = spawn_self("the_cleaner_thread_ends_with_the_manager", THREAD_CHILD, "1".into())
-            .wait()
-            .unwrap();
+        let status = spawn_self(
+            module_path!(),
+            "the_cleaner_thread_ends_with_the_manager",
+            THREAD_CHILD,
+            "1".into(),
+        )
+        .wait()
+        .unwrap();
         assert!(
             status.success(),
             "the child process failed: {status} (its output is above)"

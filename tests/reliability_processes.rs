@@ -582,7 +582,7 @@ fn run(test_name: &str, backend: Backend, procs: usize) {
                 backend.name(),
                 base_time()
             );
-            spawn_self(test_name, CHILD_VAR, spec)
+            spawn_self(module_path!(), test_name, CHILD_VAR, spec)
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();
@@ -1047,7 +1047,12 @@ fn processes_creating_the_cache_at_once_all_open_it() {
         let children: Vec<_> = (0..PROCESSES)
             .map(|_| {
                 let dir = dir.path().display().to_string();
-                spawn_self("processes_creating_the_cache_at_once_all_open_it", OPEN_VAR, dir)
+                spawn_self(
+                    module_path!(),
+                    "processes_creating_the_cache_at_once_all_open_it",
+                    OPEN_VAR,
+                    dir,
+                )
             })
             .collect();
         std::fs::write(dir.path().join("go"), "").unwrap();

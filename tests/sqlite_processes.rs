@@ -112,7 +112,12 @@ fn run(test_name: &str, bounded: bool) {
     let children: Vec<_> = (0..2)
         .map(|proc| {
             let mode = if bounded { "bounded" } else { "unbounded" };
-            spawn_self(test_name, CHILD_VAR, format!("{}|{proc}|{mode}", dir.path().display()))
+            spawn_self(
+                module_path!(),
+                test_name,
+                CHILD_VAR,
+                format!("{}|{proc}|{mode}", dir.path().display()),
+            )
         })
         .collect();
     std::fs::write(dir.path().join("go"), "").unwrap();
