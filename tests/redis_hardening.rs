@@ -749,38 +749,3 @@ fn open_finds_a_lost_index_and_the_rebuild_keeps_the_insertion_order() {
     expected.retain(|k| k != "k007");
     assert_eq!(sorted(tier.keys().unwrap()), expected);
 }
-
-// --- cost of a get -------------------------------------------------------------------------
-
-/// How long a get of an entry with credentials takes (loopback): run by hand, e.g.
-/// `cargo test --release -p pw-cache-tests --test redis_hardening get_cost -- --ignored
-/// --nocapture`.
-#[test]
-#[ignore = "a measurement, not a check"]
-fn get_cost() {
-    let _serial = serial();
-    let server = RedisServer::start();
-    let tier = open_tier(&server, "cost", &CacheTierConfig::unbounded(), &test_ring());
-    let e = with_password(entry(1), "a-password");
-    tier.put(&e).unwrap();
-    for _ in 0..1000 {
-        tier.get(&e.key).unwrap().unwrap();
-    }
-    let mut each: Vec<f64> = (0..15)
-        .map(|_| {
-            let n = 3000;
-            let start = Instant::now();
-            for _ in 0..n {
-                tier.get(&e.key).unwrap().unwrap();
-            }
-            start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
-        })
-        .collect();
-    each.sort_by(f64::total_cmp);
-    eprintln!(
-        "get: min {:.1} µs, median {:.1} µs, max {:.1} µs (15 rounds of 3,000)",
-        each[0],
-        each[each.len() / 2],
-        each[each.len() - 1]
-    );
-}
