@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use pw_cache::model::timestamp::{format_isoformat, parse_isoformat};
 use pw_cache::tiers::jsonl::{decode_line, encode_line};
 
-#[path = "../fuzz/src/lib.rs"]
+// Relative to this file's directory, `tests/damaged/`.
+#[path = "../../fuzz/src/lib.rs"]
 mod checks;
 
 /// The committed corpus of a fuzz target.

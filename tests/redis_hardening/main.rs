@@ -11,6 +11,9 @@
 //!
 //! The tests of this file run one at a time ([`serial`]): one measures the process's peak
 //! memory.
+//!
+//! This binary has no other module, for the same reason: no other test may run beside them
+//! (some of them also bound the time of single operations).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

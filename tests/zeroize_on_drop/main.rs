@@ -22,6 +22,9 @@
 //!
 //! One `#[test]` function runs the steps in order: the switch is process-wide, and the harness
 //! would run several tests on threads of one process.
+//!
+//! This binary has no other module: its global allocator is the whole process's, and so is the
+//! scan's switch.
 #![allow(
     unsafe_code,
     reason = "a `GlobalAlloc` implementation is unsafe by definition; it only forwards to `System` \

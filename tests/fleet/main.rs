@@ -16,6 +16,10 @@
 //!   old password back.
 //!
 //! Every server is started by the test on a free 127.0.0.1 port (`pw_cache_tests::redis_server`).
+//!
+//! This binary has no other module: its timing bounds (how soon other hosts follow a change, how
+//! long an operation takes while Redis is down) are measured with only its own tests in the
+//! process, as before.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -26,6 +26,10 @@
 //!
 //! `tests/secrets.rs` covers `Debug`/serde/errors of a single entry and config; this file
 //! covers everything else.
+//!
+//! This binary has no other module: the subscriber it installs is global to the process, so any
+//! other test here would log into the scanned capture, and would run with TRACE logging on because
+//! of it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
