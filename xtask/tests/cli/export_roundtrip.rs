@@ -3,9 +3,7 @@
 //! masked export holds no credential; the export of the fixtures counts what the manifest says
 //! and changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

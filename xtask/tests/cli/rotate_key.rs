@@ -4,9 +4,7 @@
 //! without the previous key, `stats` shows exactly those entries as corrupt, and a rotation
 //! without it names them and exits 1.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

@@ -2,9 +2,7 @@
 //! readable by group or others) is printed on stderr, not only logged; a cache directory owned
 //! by another user is refused with one error line naming it, its owner and its mode.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -3,9 +3,7 @@
 //! nothing in `--to`; the source's bytes never change; entries that cannot be read are counted,
 //! named with their reason, and make the exit code 1.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

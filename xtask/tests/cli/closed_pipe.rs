@@ -1,9 +1,7 @@
 //! A reader that goes away before the summary is written (`cargo xtask stats | head -0`) is no
 //! panic: the command still exits with its own code.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

@@ -1,9 +1,7 @@
 //! Every subcommand answers `--help` with its documentation and the options the issue spells;
 //! usage errors exit 2 with clap's message.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::{Keys, xtask};
 

@@ -5,9 +5,7 @@
 //! something else (an L2 directory that is a file, an L3 database that is a directory or not a
 //! database, a key file that is a directory) is found before anything is created.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,7 @@
 //! no corrupt entry with both keys; without a key, exactly the entries holding a credential under
 //! it are corrupt (the manifest's `encrypted_with`). Looking changes nothing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::{Keys, TestCache, expires_at, has_credentials, health_counts, store_entries, xtask};
 use pw_cache::OffsetDateTime;

@@ -6,9 +6,7 @@
 //! size limit, unsupported extension, missing, a directory, unreadable) fails before the cache is opened: nothing is
 //! created in a new cache's place, and an existing cache's files are left byte for byte.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

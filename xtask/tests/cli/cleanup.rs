@@ -1,9 +1,7 @@
 //! `cargo xtask cleanup` removes the expired entries of the fixtures (the manifest's
 //! `expires_at` before now) from every tier, reports how many, and leaves the live ones.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use common::{Keys, TestCache, expires_at, store_entries, xtask};
 use pw_cache::OffsetDateTime;

@@ -3,9 +3,7 @@
 //! masked, `rotate-key` re-encrypts it under the current key, `cleanup` runs on it; and the
 //! usage errors say what is missing. A redis-server of the test's own on 127.0.0.1.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::Path;

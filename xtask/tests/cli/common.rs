@@ -5,8 +5,6 @@
 //! Every run is checked for what must never happen whatever the command: a panic, or a key or
 //! a fixture credential in the output.
 
-#![allow(dead_code, reason = "each test file uses part of the helpers")]
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
