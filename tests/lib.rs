@@ -873,9 +873,9 @@ pub mod redis_server {
     }
 }
 
-/// The entries the L3 tests store (`tests/l3_behaviour.rs`, `tests/redis_tier.rs`,
-/// `tests/redis_tls.rs`): numbered, fetched a second apart from [`l3_entries::T0`], expiring a
-/// century later.
+/// The entries the L3 tests store (`tests/tiers/l3_behaviour.rs`, `tests/tiers/redis_tier.rs`,
+/// `tests/tiers/redis_tls.rs`): numbered, fetched a second apart from [`l3_entries::T0`], expiring
+/// a century later.
 pub mod l3_entries {
     use pw_cache::{CacheEntry, OffsetDateTime};
     use time::macros::datetime;

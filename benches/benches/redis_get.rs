@@ -4,8 +4,8 @@
 //! `appendonly yes`, `appendfsync always`, no snapshots, as the tests' servers).
 //!
 //! After 1,000 gets of warm-up, 15 rounds of 3,000 gets each; prints the time per get of the
-//! fastest, the median and the slowest round. It was the ignored test `get_cost` of
-//! `tests/redis_hardening.rs` (a measurement, not a check).
+//! fastest, the median and the slowest round. It was the ignored test `get_cost` of the
+//! `redis_hardening` test binary (a measurement, not a check).
 //!
 //! Run: `cargo bench -p pw-cache-benches --bench redis_get` (needs `redis-server`; in release,
 //! as every bench). Run without `--bench` (`cargo test --benches`), it does one short round,

@@ -15,7 +15,7 @@
 //!   tier and wrapping the same typed error), keeps the tier serving, takes new writes, and a
 //!   second run still serves every intact entry.
 //!
-//! `tests/jsonl_damaged.rs` already covers a hand-made JSONL directory (blank, garbage and
+//! `tests/damaged/jsonl_damaged.rs` already covers a hand-made JSONL directory (blank, garbage and
 //! non-entry lines, a duplicate, a cut last line, CRLF, a misplaced key, an invalid entry, an
 //! unknown-key token, the two temporary-file names) and how later writes treat the damage. This
 //! file adds the damage on proxywhirl's own files, the manager's view of all of it, the SQLite
@@ -485,7 +485,8 @@ fn run(case: &Case) {
         let clock = clock.clone();
         no_panic(&format!("{context}: opening the manager"), || {
             // A ring that opens none of the sampled credentials is refused at open (checked in
-            // `tests/unreadable_kept.rs`); opened anyway here, to see what it does with them.
+            // `tests/damaged/unreadable_kept.rs`); opened anyway here, to see what it does with
+            // them.
             CacheManager::builder(case.store.manager_config(base.path()))
                 .key_ring(Arc::clone(&ring))
                 .key_check(KeyCheck::Skip)

@@ -555,7 +555,7 @@ fn unreadable_entries_are_left_out_and_named() {
             m.close().unwrap();
         }
         // Another key: the three entries with a credential cannot be read (refused at open
-        // unless asked: see tests/unreadable_kept.rs).
+        // unless asked: see tests/damaged/unreadable_kept.rs).
         let config = config(dir.path(), backend, 100).build().unwrap();
         let m = open_checked(config, &test_ring(), Some(&clock), KeyCheck::Skip);
         let stats = m.get_statistics();

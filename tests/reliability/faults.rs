@@ -10,8 +10,8 @@
 //!   (2) real: the tier's directory is on a tiny tmpfs filled up by a file, which is then
 //!   removed. Mounting needs root (`CAP_SYS_ADMIN`); where `mount` fails, the real variant says
 //!   so and passes, and the injected variant, which always runs, covers the behaviour.
-//! - **A read-only directory** is covered by `tests/manager_degradation.rs` (real permissions,
-//!   in a child process without the file capabilities), not repeated here.
+//! - **A read-only directory** is covered by `tests/reliability/manager_degradation.rs` (real
+//!   permissions, in a child process without the file capabilities), not repeated here.
 //!
 //! In every case the manager keeps serving every entry it acknowledged from the other tiers,
 //! flags the failing tier degraded (`tier_status`, the statistics' `lN_degraded`), keeps it

@@ -24,7 +24,7 @@
 //!
 //! `PW_CACHE_RELIABILITY_SCALE=N` multiplies the workload's entries (30 by default).
 //!
-//! `tests/secrets.rs` covers `Debug`/serde/errors of a single entry and config; this file
+//! `tests/security/secrets.rs` covers `Debug`/serde/errors of a single entry and config; this file
 //! covers everything else.
 //!
 //! This binary has no other module: the subscriber it installs is global to the process, so any

@@ -1,7 +1,7 @@
 //! The behaviour every L3 backend must have, written once over a factory and run on each:
 //! `SqliteL3Tier` (a temporary database) and `RedisL3Tier` (a `redis-server` of the test's own
 //! on 127.0.0.1). Every entry here expires in 2120, so Redis's own expiry never interferes; what
-//! only Redis does is in `tests/redis_tier.rs`.
+//! only Redis does is in `tests/tiers/redis_tier.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;

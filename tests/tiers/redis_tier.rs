@@ -2,7 +2,7 @@
 //! credentials only as tokens, Redis's own expiry, the history cap, change events between tier
 //! instances (and their resynchronisation after a restart), bounded failures with the server
 //! gone, durability of what it acknowledged, and a URL password that never shows. The
-//! behaviour it shares with the SQLite L3 is in `tests/l3_behaviour.rs`.
+//! behaviour it shares with the SQLite L3 is in `tests/tiers/l3_behaviour.rs`.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
