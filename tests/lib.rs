@@ -270,17 +270,59 @@ pub fn assert_tier_matches_manifest(tier: &dyn pw_cache::CacheTier, store: &str)
 pub mod child_process {
     use std::path::Path;
     use std::process::{Child, Command, Stdio};
+    use std::sync::{Mutex, PoisonError};
     use std::time::{Duration, Instant};
 
     /// How long a child waits for a sibling or a signal before failing.
     pub const PATIENCE: Duration = Duration::from_secs(120);
 
-    /// Starts this test binary again, running only `test_name`, with `env_var` set to `spec`:
-    /// the test sees the variable and plays the child.
-    pub fn spawn_self(test_name: &str, env_var: &str, spec: String) -> Child {
-        Command::new(std::env::current_exe().expect("test binary path"))
+    /// The name the test harness gives the test function `name` of the module `module` (the
+    /// caller's `module_path!()`): the module path without the crate's name, then `name`. It is
+    /// what `--exact` matches, wherever the test's file sits in its binary.
+    pub fn test_path(module: &str, name: &str) -> String {
+        match module.split_once("::") {
+            Some((_crate, path)) => format!("{path}::{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// Panics unless `test` is the name of exactly one test of this binary: a child told to
+    /// run a name that matches no test runs nothing and exits 0, so its parent would go on as
+    /// if it had played its part. Checked once per name (`--list --exact`).
+    fn assert_is_one_test(exe: &Path, test: &str) {
+        static CHECKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut checked = CHECKED.lock().unwrap_or_else(PoisonError::into_inner);
+        if checked.iter().any(|name| name == test) {
+            return;
+        }
+        let out = Command::new(exe)
+            .args(["--list", "--exact", test])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("list the tests of this binary");
+        let listed = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.strip_suffix(": test") == Some(test))
+            .count();
+        assert_eq!(
+            listed,
+            1,
+            "`{test}` is not the name of one test of {}: a child running it would run nothing",
+            exe.display()
+        );
+        checked.push(test.to_owned());
+    }
+
+    /// Starts this test binary again, running only the test `test_name` of the module `module`
+    /// (pass `module_path!()`), with `env_var` set to `spec`: the test sees the variable and
+    /// plays the child.
+    pub fn spawn_self(module: &str, test_name: &str, env_var: &str, spec: String) -> Child {
+        let exe = std::env::current_exe().expect("test binary path");
+        let test = test_path(module, test_name);
+        assert_is_one_test(&exe, &test);
+        Command::new(exe)
             // --nocapture: a failing child's panic message reaches the parent's stderr.
-            .args(["--exact", test_name, "--test-threads=1", "--quiet", "--nocapture"])
+            .args(["--exact", &test, "--test-threads=1", "--quiet", "--nocapture"])
             .env(env_var, spec)
             .stdout(Stdio::null())
             .spawn()
@@ -290,13 +332,21 @@ pub mod child_process {
     /// [`spawn_self`] under a limit of `limit_bytes` of address space (`ulimit -v`): an
     /// allocation past it fails, and Rust aborts the child, so a child that ends well never
     /// needed more.
-    pub fn spawn_self_with_memory_limit(test_name: &str, env_var: &str, spec: String, limit_bytes: u64) -> Child {
+    pub fn spawn_self_with_memory_limit(
+        module: &str,
+        test_name: &str,
+        env_var: &str,
+        spec: String,
+        limit_bytes: u64,
+    ) -> Child {
         let exe = std::env::current_exe().expect("test binary path");
+        let test = test_path(module, test_name);
+        assert_is_one_test(&exe, &test);
         Command::new("sh")
             .arg("-c")
             .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", limit_bytes / 1024))
             .arg(exe)
-            .args(["--exact", test_name, "--test-threads=1", "--quiet", "--nocapture"])
+            .args(["--exact", &test, "--test-threads=1", "--quiet", "--nocapture"])
             .env(env_var, spec)
             .stdout(Stdio::null())
             .spawn()
@@ -823,9 +873,9 @@ pub mod redis_server {
     }
 }
 
-/// The entries the L3 tests store (`tests/l3_behaviour.rs`, `tests/redis_tier.rs`,
-/// `tests/redis_tls.rs`): numbered, fetched a second apart from [`l3_entries::T0`], expiring a
-/// century later.
+/// The entries the L3 tests store (`tests/tiers/l3_behaviour.rs`, `tests/tiers/redis_tier.rs`,
+/// `tests/tiers/redis_tls.rs`): numbered, fetched a second apart from [`l3_entries::T0`], expiring
+/// a century later.
 pub mod l3_entries {
     use pw_cache::{CacheEntry, OffsetDateTime};
     use time::macros::datetime;

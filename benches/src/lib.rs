@@ -8,7 +8,7 @@
 //! - [`raw`]: raw rusqlite on the SQLite tiers' schema and pragmas, the floor under them (the
 //!   replay's `floor` configuration and the `sqlite_tiers` bench).
 //! - `benches/`: divan benches of the L1 tier against moka and quick_cache, and of the SQLite
-//!   tiers against raw rusqlite.
+//!   tiers against raw rusqlite; `redis_get`, the cost of one get from the Redis L3 tier.
 //!
 //! See `docs/performance.md` for the figures and how to reproduce them.
 

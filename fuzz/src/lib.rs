@@ -5,8 +5,8 @@
 //! `cargo test`) when the library panicked or broke one of its documented promises.
 //!
 //! This file is the whole logic of the targets: `fuzz_targets/*.rs` only call it, and
-//! `tests/fuzz_regressions.rs` includes it (`#[path]`) to replay the committed corpora and the
-//! crash regressions in CI without cargo-fuzz. It therefore uses nothing but `pw-cache`,
+//! `tests/damaged/fuzz_regressions.rs` includes it (`#[path]`) to replay the committed corpora and
+//! the crash regressions in CI without cargo-fuzz. It therefore uses nothing but `pw-cache`,
 //! `base64`, `serde_json` and `std` (all dependencies of both crates).
 
 use std::path::Path;
