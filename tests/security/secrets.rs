@@ -98,6 +98,45 @@ fn a_proxy_url_holding_credentials_is_refused() {
     }
 }
 
+/// `new_entry` and `put` validate `proxy_url` with the one validator warm uses: a text that is
+/// not a proxy URL is refused as warm refuses it, with the same reason, and nothing is stored.
+#[test]
+fn new_entry_put_and_warm_refuse_the_same_urls() {
+    use pw_cache::ManagerError;
+    use pw_cache_tests::managers;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = managers::config(dir.path(), pw_cache::L2BackendType::Sqlite, 10)
+        .build()
+        .unwrap();
+    let manager = managers::open(config, &managers::test_ring(), None);
+    for (url, why) in [
+        ("not a url", "is not a valid proxy URL"),
+        ("ftp://10.0.0.1:21", "is not a proxy scheme"),
+        ("http://10.0.0.1:8080/path", "has a path"),
+    ] {
+        let err = manager.new_entry(url, "user").unwrap_err();
+        assert!(
+            matches!(&err, ManagerError::InvalidEntry { reason, .. } if reason.contains(why)),
+            "{url}: {err}"
+        );
+        let entry = CacheEntry::new(url, "user", 60).unwrap();
+        let err = manager.put(&entry).unwrap_err();
+        assert!(
+            matches!(&err, ManagerError::InvalidEntry { reason, .. } if reason.contains(why)),
+            "{url}: {err}"
+        );
+        assert!(manager.get(&entry.key).is_none());
+        let file = dir.path().join("warm.csv");
+        std::fs::write(&file, format!("proxy_url\n\"{url}\"\n")).unwrap();
+        let report = manager.warm_from_file(&file, None).unwrap();
+        assert_eq!(report.loaded, 0, "{url}");
+        assert!(report.issues[0].reason.contains(why), "{url}: {report:?}");
+    }
+    manager.new_entry("socks5://10.0.0.1:1080", "user").unwrap();
+    manager.close().unwrap();
+}
+
 /// Every file under `root`.
 fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();

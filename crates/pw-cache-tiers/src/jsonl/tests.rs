@@ -1,7 +1,7 @@
 //! Unit tests of the JSONL tier: the mechanics (append, compaction, rewrites, change
 //! detection, eviction, expiry). Compatibility with proxywhirl's files, damaged input and
-//! several processes are in the integration suite (`tests/compat_jsonl.rs`,
-//! `tests/jsonl_damaged.rs`, `tests/jsonl_processes.rs`).
+//! several processes are in the integration suite (`tests/compat/compat_jsonl.rs`,
+//! `tests/damaged/jsonl_damaged.rs`, `tests/reliability/jsonl_processes.rs`).
 
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! The mechanics both SQLite tiers share, run on each: eviction policies and the bound, hit
 //! recording, expiry, row decoding, damaged and unusable databases, closing. Compatibility
 //! with proxywhirl's files, JSONL migration, health history and several processes are in
-//! the integration suite (`tests/compat_sqlite_l2.rs`, `tests/compat_sqlite_l3.rs`,
-//! `tests/migrate_jsonl.rs`, `tests/health_history.rs`, `tests/sqlite_processes.rs`).
+//! the integration suite (`tests/compat/compat_sqlite_l2.rs`, `tests/compat/compat_sqlite_l3.rs`,
+//! `tests/tiers/migrate_jsonl.rs`, `tests/tiers/health_history.rs`, `tests/reliability/sqlite_processes.rs`).
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
