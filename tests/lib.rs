@@ -885,11 +885,12 @@ pub mod l3_entries {
     /// 100 years: entries fetched in 2020 expire in 2120.
     pub const TTL: u64 = 36_500 * 86_400;
 
-    /// Entry `k{i:03}` (`http://10.0.0.{i}:8080`), fetched and last used `i` seconds after
-    /// [`T0`], no credentials.
+    /// Entry `k{i:03}` (`http://10.0.0.{i}:8080` for `i` below 256; above, `i`'s bytes make the
+    /// last three parts of the address), fetched and last used `i` seconds after [`T0`], no
+    /// credentials.
     pub fn entry(i: i64) -> CacheEntry {
         CacheEntry::new_at(
-            format!("http://10.0.0.{i}:8080"),
+            format!("http://10.{}.{}.{}:8080", (i >> 16) & 255, (i >> 8) & 255, i & 255),
             "fetched",
             TTL,
             T0 + time::Duration::seconds(i),
