@@ -187,18 +187,20 @@ pub(super) static MARK_FAILURE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Scrip
 
 /// `script` with `BUDGET` ([`HASH_BUDGET_BYTES`]) and `entry_fields()` (the fields of an entry
 /// hash, and the longest value of each: [`FIELD_LIMITS`]; tables built only when called)
-/// defined first, after its flags line: what `lua/read_hash.lua` needs. The limits so come from
+/// defined first, after its flags line: what `lua/read_hash.lua` needs. They are
+/// `lua/entry_fields.lua` with its `@NAME@` placeholders filled in, so the limits come from
 /// `pw_cache_model::limits`, never from a copy of them.
 pub(super) fn with_entry_fields(script: &str) -> String {
+    const TEMPLATE: &str = include_str!("lua/entry_fields.lua");
     let (flags, body) = script.split_once('\n').unwrap_or((script, ""));
     let names: Vec<String> = FIELD_LIMITS.iter().map(|(field, _)| format!("'{field}'")).collect();
     let limits: Vec<String> = FIELD_LIMITS
         .iter()
         .map(|(field, limit)| format!("['{field}'] = {limit}"))
         .collect();
-    format!(
-        "{flags}\nlocal BUDGET = {HASH_BUDGET_BYTES}\nlocal function entry_fields() return {{{}}}, {{{}}} end\n{body}",
-        names.join(", "),
-        limits.join(", ")
-    )
+    let preamble = TEMPLATE
+        .replace("@HASH_BUDGET_BYTES@", &HASH_BUDGET_BYTES.to_string())
+        .replace("@FIELD_NAMES@", &names.join(", "))
+        .replace("@FIELD_LIMITS@", &limits.join(", "));
+    format!("{flags}\n{preamble}{body}")
 }
