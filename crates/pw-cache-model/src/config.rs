@@ -177,7 +177,7 @@ impl CacheConfig {
     pub fn l2_backend(&self) -> L2BackendType {
         self.checked.l2_backend
     }
-    /// L3 (SQLite) tier.
+    /// L3 (SQLite or Redis) tier.
     pub fn l3_config(&self) -> &CacheTierConfig {
         &self.checked.l3_config
     }
@@ -344,7 +344,7 @@ impl CacheConfigBuilder {
         l2_config: CacheTierConfig,
         /// Which backend holds L2.
         l2_backend: L2BackendType,
-        /// L3 (SQLite) tier.
+        /// L3 (SQLite or Redis) tier.
         l3_config: CacheTierConfig,
         /// Default TTL in seconds (60 ..= [`MAX_TTL_SECONDS`]).
         default_ttl_seconds: u64,

@@ -73,7 +73,7 @@ pub struct CacheStatistics {
     pub l1_stats: TierStatistics,
     /// L2 (disk).
     pub l2_stats: TierStatistics,
-    /// L3 (SQLite).
+    /// L3 (SQLite or Redis).
     pub l3_stats: TierStatistics,
     /// Entries copied up to a faster tier after a hit below.
     pub promotions: u64,

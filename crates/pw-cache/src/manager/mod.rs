@@ -113,7 +113,7 @@ pub struct Stored {
     pub l1: bool,
     /// L2 (disk) stored it.
     pub l2: bool,
-    /// L3 (SQLite) stored it.
+    /// L3 (SQLite or Redis) stored it.
     pub l3: bool,
 }
 
@@ -177,7 +177,7 @@ struct Inner {
     subscription: std::sync::Mutex<Option<pw_cache_tiers::redis_l3::Subscription>>,
 }
 
-/// A three-level proxy cache: L1 memory, L2 disk (JSONL shards or SQLite), L3 SQLite.
+/// A three-level proxy cache: L1 memory, L2 disk (JSONL shards or SQLite), L3 SQLite or Redis.
 ///
 /// Built from a [`CacheConfig`] with [`CacheManager::open`] (or [`CacheManager::builder`] for
 /// keys, custom tiers and the probe interval). Any number of threads may share it (`&self`
