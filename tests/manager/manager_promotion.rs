@@ -395,3 +395,49 @@ fn flush_writes_use_without_closing() {
     // Still open and serving.
     assert_eq!(m.get(&e.key).unwrap().access_count, 2);
 }
+
+/// `CacheManager::tier` gives each level on its own: a put into L1 alone is not in L2 or L3,
+/// an entry put into L3 alone is then found (and promoted) by the manager's get, and a
+/// disabled level has no handle.
+#[test]
+fn each_tier_can_be_used_on_its_own_through_its_handle() {
+    use pw_cache::{CacheTier, CacheTierType};
+    use pw_cache_tests::managers;
+
+    for backend in managers::BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let config = managers::config(dir.path(), backend, 10).build().unwrap();
+        let manager = managers::open(config, &managers::test_ring(), None);
+        let l1 = manager.tier(CacheTierType::L1).unwrap();
+        let l2 = manager.tier(CacheTierType::L2).unwrap();
+        let l3 = manager.tier(CacheTierType::L3).unwrap();
+        assert_eq!(
+            (l1.tier_type(), l2.tier_type(), l3.tier_type()),
+            (CacheTierType::L1, CacheTierType::L2, CacheTierType::L3)
+        );
+        let only_l1 = manager.new_entry("http://10.31.0.1:8080", "direct").unwrap();
+        l1.put(&only_l1).unwrap();
+        assert!(l1.contains(&only_l1.key).unwrap());
+        assert!(!l2.contains(&only_l1.key).unwrap() && !l3.contains(&only_l1.key).unwrap());
+
+        let only_l3 = manager.new_entry("http://10.31.0.2:8080", "direct").unwrap();
+        l3.put(&only_l3).unwrap();
+        assert!(!l1.contains(&only_l3.key).unwrap());
+        assert_eq!(manager.get(&only_l3.key).unwrap().proxy_url, only_l3.proxy_url);
+        assert!(
+            l1.contains(&only_l3.key).unwrap() && l2.contains(&only_l3.key).unwrap(),
+            "promoted"
+        );
+        assert_eq!(l3.health().consecutive_failures(), 0);
+        manager.close().unwrap();
+
+        let config = managers::config(dir.path(), backend, 10)
+            .l3_config(pw_cache::CacheTierConfig::disabled())
+            .build()
+            .unwrap();
+        let manager = managers::open(config, &managers::test_ring(), None);
+        assert!(manager.tier(CacheTierType::L3).is_none());
+        assert!(manager.tier(CacheTierType::L2).is_some());
+        manager.close().unwrap();
+    }
+}

@@ -222,6 +222,21 @@ impl CacheManager {
         &self.inner.config
     }
 
+    /// The tier at `level`, for direct use, or `None` when that level is disabled.
+    ///
+    /// A direct operation on a tier is only that tier's: no lookup in the others, no promotion,
+    /// no write-through, no key lock, no statistics, and a failure is counted only in the
+    /// tier's own [`CacheTier::health`]. It is for tools, tests and compatibility layers that
+    /// need one level on its own (proxywhirl's `manager.l1_tier.get(key)`, say); everything
+    /// else goes through the manager's own methods, which keep the tiers consistent.
+    pub fn tier(&self, level: CacheTierType) -> Option<&dyn CacheTier> {
+        match level {
+            CacheTierType::L1 => self.inner.l1.as_ref().map(|t| t as &dyn CacheTier),
+            CacheTierType::L2 => self.inner.l2.as_ref().map(|slot| slot.tier.as_ref()),
+            CacheTierType::L3 => self.inner.l3.as_ref().map(|slot| slot.tier.as_ref()),
+        }
+    }
+
     /// The key ring credentials are encrypted with (its origin says where the key came from).
     pub fn key_ring(&self) -> &Arc<KeyRing> {
         &self.inner.ring
