@@ -401,7 +401,7 @@ fn flush_writes_use_without_closing() {
 /// disabled level has no handle.
 #[test]
 fn each_tier_can_be_used_on_its_own_through_its_handle() {
-    use pw_cache::{CacheTier, CacheTierType};
+    use pw_cache::CacheTierType;
     use pw_cache_tests::managers;
 
     for backend in managers::BACKENDS {
