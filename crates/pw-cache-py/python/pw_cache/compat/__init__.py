@@ -94,8 +94,7 @@ def install() -> None:
         already = sorted(
             name
             for name in ALIASES
-            if name in sys.modules
-            and getattr(sys.modules[name], "__name__", None) != ALIASES[name]
+            if name in sys.modules and getattr(sys.modules[name], "__name__", None) != ALIASES[name]
         )
         if already:
             raise RuntimeError(

@@ -108,9 +108,7 @@ class CacheEntry(BaseModel):
     consecutive_health_failures: int = Field(default=0, ge=0)
     consecutive_health_successes: int = Field(default=0, ge=0)
     recovery_attempt: int = Field(default=0, ge=0)
-    next_check_time: datetime | None = Field(
-        None, description="Next planned health check"
-    )
+    next_check_time: datetime | None = Field(None, description="Next planned health check")
     last_health_error: str | None = Field(None, description="Last health check's error")
     total_health_checks: int = Field(default=0, ge=0)
     total_health_check_failures: int = Field(default=0, ge=0)
@@ -170,39 +168,23 @@ class CacheConfig(BaseModel):
         default_factory=lambda: CacheTierConfig(max_entries=5000),
         description="L2 (disk: JSONL shards or SQLite, see l2_backend)",
     )
-    l2_backend: L2BackendType = Field(
-        default=L2BackendType.JSONL, description="L2 storage"
-    )
+    l2_backend: L2BackendType = Field(default=L2BackendType.JSONL, description="L2 storage")
     l3_config: CacheTierConfig = Field(
         default_factory=lambda: CacheTierConfig(max_entries=None),
         description="L3 (SQLite)",
     )
-    default_ttl_seconds: int = Field(
-        default=3600, ge=60, description="Default TTL, seconds"
-    )
+    default_ttl_seconds: int = Field(default=3600, ge=60, description="Default TTL, seconds")
     ttl_cleanup_interval: int = Field(default=60, ge=10, description="Cleanup interval")
-    enable_background_cleanup: bool = Field(
-        default=False, description="Run the TTL cleaner"
-    )
-    cleanup_interval_seconds: int = Field(
-        default=60, ge=5, description="Cleaner interval"
-    )
-    per_source_ttl: dict[str, int] = Field(
-        default_factory=dict, description="TTL per source"
-    )
+    enable_background_cleanup: bool = Field(default=False, description="Run the TTL cleaner")
+    cleanup_interval_seconds: int = Field(default=60, ge=5, description="Cleaner interval")
+    per_source_ttl: dict[str, int] = Field(default_factory=dict, description="TTL per source")
     l2_cache_dir: str = Field(default=".cache/proxies", description="L2 directory")
-    l3_database_path: str = Field(
-        default=".cache/db/proxywhirl.db", description="L3 database"
-    )
+    l3_database_path: str = Field(default=".cache/db/proxywhirl.db", description="L3 database")
     encryption_key: SecretStr | None = Field(
         None, description="Fernet key (else PROXYWHIRL_CACHE_ENCRYPTION_KEY)"
     )
-    health_check_invalidation: bool = Field(
-        default=True, description="Evict failing proxies"
-    )
-    failure_threshold: int = Field(
-        default=3, ge=1, description="Failures before eviction"
-    )
+    health_check_invalidation: bool = Field(default=True, description="Evict failing proxies")
+    failure_threshold: int = Field(default=3, ge=1, description="Failures before eviction")
     enable_statistics: bool = Field(default=True, description="Keep statistics")
     statistics_interval: int = Field(default=5, ge=1, description="Statistics interval")
 
@@ -266,11 +248,7 @@ class CacheStatistics(BaseModel):
     @property
     def total_size(self) -> int:
         """Entries held by the three tiers together."""
-        return (
-            self.l1_stats.current_size
-            + self.l2_stats.current_size
-            + self.l3_stats.current_size
-        )
+        return self.l1_stats.current_size + self.l2_stats.current_size + self.l3_stats.current_size
 
     def to_metrics_dict(self) -> dict[str, float]:
         """A flat ``{"cache.…": value}`` mapping for monitoring."""
