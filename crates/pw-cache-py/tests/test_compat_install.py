@@ -34,9 +34,7 @@ PYTHON_DIR = _python_dir()
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(PYTHON_DIR), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_DIR), *filter(None, [env.get("PYTHONPATH")])])
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -47,9 +45,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_install_aliases_every_cache_module_and_loads_no_proxywhirl_cache_code() -> (
-    None
-):
+def test_install_aliases_every_cache_module_and_loads_no_proxywhirl_cache_code() -> None:
     result = run_python(
         """
         import sys
