@@ -16,7 +16,6 @@ use pw_cache::{
 };
 
 use crate::config;
-use crate::convert::json_to_py;
 use crate::entry::{Entry, credential};
 use crate::errors::{self, Kind};
 
@@ -204,9 +203,7 @@ impl Cache {
     /// total_evictions), promotions, demotions, `l*_degraded`, overall_hit_rate, total_size.
     fn statistics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let manager = self.live()?;
-        let stats = manager.get_statistics();
-        let value = serde_json::to_value(stats).map_err(|e| errors::error(Kind::Error, e.to_string()))?;
-        json_to_py(py, &value)
+        ordered_json(py, &manager.get_statistics())
     }
 
     /// Removes the expired entries of every tier now; how many were removed.
@@ -272,9 +269,7 @@ impl Cache {
     /// The configuration as a dict (proxywhirl's `CacheConfig` fields; secrets as `"***"`).
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value =
-            serde_json::to_value(self.manager.config()).map_err(|e| errors::error(Kind::Error, e.to_string()))?;
-        json_to_py(py, &value)
+        ordered_json(py, self.manager.config())
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
@@ -298,6 +293,13 @@ impl Cache {
             if self.closed.load(Ordering::Acquire) { "True" } else { "False" },
         )
     }
+}
+
+/// A serializable value as Python objects, its fields in their serialization order (the
+/// reference's `model_dump()` order): written as JSON and read back with Python's `json`.
+fn ordered_json<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    let text = pw_cache::model::pyjson::to_string(value).map_err(|e| errors::error(Kind::Error, e.to_string()))?;
+    py.import("json")?.call_method1("loads", (text,))
 }
 
 type ExportSummary = (u64, u64, u64, Vec<(String, String)>);

@@ -71,7 +71,7 @@ impl PySecret {
 
     fn __hash__(&self) -> u64 {
         // Equal secrets must hash alike; the hash must not reveal the value: one bucket.
-        0x5ec7_e7
+        0x005e_c7e7
     }
 }
 
