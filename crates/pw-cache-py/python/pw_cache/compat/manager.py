@@ -40,6 +40,7 @@ from pw_cache.compat.tiers import (
     CacheTier,
     DiskCacheTier,
     JsonlCacheTier,
+    MemoryCacheTier,
     SQLiteCacheTier,
     TierType,
 )
@@ -118,27 +119,6 @@ class _L1View:
     get = put = delete = clear = keys = cleanup_expired = _unsupported
 
 
-class _DisabledTier:
-    """A tier the config turned off."""
-
-    def __init__(self, config: CacheTierConfig, tier_type: TierType) -> None:
-        self.config = config
-        self.tier_type = tier_type
-        self.enabled = False
-
-    def size(self) -> int:
-        return 0
-
-    def keys(self) -> list[str]:
-        return []
-
-    def __contains__(self, key: str) -> bool:
-        return False
-
-    def get(self, key: str) -> None:
-        return None
-
-
 class CacheManager:
     """proxywhirl's three-tier cache manager, running on ``pw_cache.Cache``."""
 
@@ -173,13 +153,14 @@ class CacheManager:
             return self._key_file.read_bytes().strip()
         return None
 
-    def _disk_view(self, level: int) -> CacheTier | _DisabledTier:
+    def _disk_view(self, level: int) -> CacheTier:
         """A tier object on the same files as the engine's L2 or L3."""
         config = self.config
         tier_config = config.l2_config if level == 2 else config.l3_config
         tier_type = TierType.L2_FILE if level == 2 else TierType.L3_SQLITE
         if not tier_config.enabled:
-            return _DisabledTier(tier_config, tier_type)
+            # As in proxywhirl: a disabled disk tier is a (disabled) memory tier.
+            return MemoryCacheTier(tier_config, tier_type)
         if level == 3:
             return SQLiteCacheTier(
                 tier_config, tier_type, Path(config.l3_database_path), self.encryptor
@@ -254,8 +235,16 @@ class CacheManager:
         return CacheStatistics.model_validate(self._native_statistics())
 
     def get_statistics(self) -> CacheStatistics:
-        """A snapshot of the statistics (sizes, hit rates, degradation flags)."""
-        return self.statistics
+        """A snapshot of the statistics (sizes, hit rates, degradation flags).
+
+        A tier whose ``enabled`` was set to ``False`` on its tier object is reported degraded
+        (the engine itself keeps using it: it cannot switch a tier off at run time).
+        """
+        stats = self.statistics
+        stats.l1_degraded = stats.l1_degraded or not self.l1_tier.enabled
+        stats.l2_degraded = stats.l2_degraded or not self.l2_tier.enabled
+        stats.l3_degraded = stats.l3_degraded or not self.l3_tier.enabled
+        return stats
 
     # Life cycle.
 

@@ -238,6 +238,28 @@ class DiskCacheTier(CacheTier):
             )
         )
 
+    def migrate_from_jsonl(self, jsonl_dir: Path | None = None) -> int:
+        """Copies the live entries of JSONL shards (``jsonl_dir``, else ``cache_dir``) here.
+
+        The shards are read by pw-cache's JSONL tier (damaged lines skipped); returns how many
+        entries were stored.
+        """
+        source = JsonlCacheTier(
+            self.config.model_copy(update={"max_entries": None}),
+            TierType.L2_FILE,
+            Path(jsonl_dir) if jsonl_dir is not None else self.cache_dir,
+            self.encryptor,
+        )
+        migrated = 0
+        try:
+            for key in source.keys():
+                entry = source.get(key)
+                if entry is not None and self.put(key, entry):
+                    migrated += 1
+        finally:
+            source.close()
+        return migrated
+
 
 class SQLiteCacheTier(CacheTier):
     """L3: the SQLite database at ``db_path`` (``cache_entries`` and ``health_history``)."""
