@@ -53,9 +53,7 @@ def read_expected(path: Path) -> dict[str, str]:
     return expected
 
 
-def run_tests(
-    python: str, directory: Path, extra: list[str]
-) -> tuple[dict[str, str], str]:
+def run_tests(python: str, directory: Path, extra: list[str]) -> tuple[dict[str, str], str]:
     command = [
         python,
         "-m",
@@ -76,9 +74,7 @@ def run_tests(
         "tests/unit",
     ]
     print("$ (cd", directory, "&&", " ".join(command) + ")", flush=True)
-    done = subprocess.run(
-        command, cwd=directory, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
     outcomes: dict[str, str] = {}
     for line in done.stdout.splitlines():
         match = OUTCOME_LINE.match(line)
@@ -92,19 +88,11 @@ def run_tests(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--python", default=sys.executable, help="interpreter to run pytest"
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="exit 1 if an A test fails"
-    )
-    parser.add_argument(
-        "--failures", default="failing-A.txt", help="where to list failing A"
-    )
+    parser.add_argument("--python", default=sys.executable, help="interpreter to run pytest")
+    parser.add_argument("--strict", action="store_true", help="exit 1 if an A test fails")
+    parser.add_argument("--failures", default="failing-A.txt", help="where to list failing A")
     parser.add_argument("--log", default=None, help="write pytest's whole output here")
-    parser.add_argument(
-        "pytest_args", nargs="*", help="more pytest arguments (after --)"
-    )
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args()
 
     directory = upstream_dir()
@@ -132,7 +120,7 @@ def main() -> int:
     unknown = sorted(set(outcomes) - set(expected))
 
     categories = sorted({category for _, category in table})
-    files = sorted({file for file, _ in table} - {"total"}) + ["total"]
+    files = [*sorted({file for file, _ in table} - {"total"}), "total"]
     header = f"{'file':36}" + "".join(f"{c + ' passed/total':>18}" for c in categories)
     print(header)
     print("-" * len(header))
@@ -146,14 +134,13 @@ def main() -> int:
             else:
                 cells.append(f"{'-':>18}")
         print(f"{file:36}" + "".join(cells))
+    warm_b = [node for node, category in expected.items() if category == "B" and "warm" in node]
+    warm_passed = sum(outcomes.get(node) == "PASSED" for node in warm_b)
+    print(f"\nB warm tests (proxywhirl's return shape): {warm_passed}/{len(warm_b)} passed")
     if unknown:
-        print(
-            f"\n{len(unknown)} test(s) not in expected.tsv: " + ", ".join(unknown[:5])
-        )
+        print(f"\n{len(unknown)} test(s) not in expected.tsv: " + ", ".join(unknown[:5]))
 
-    Path(args.failures).write_text(
-        "".join(line + "\n" for line in failing_a), encoding="utf-8"
-    )
+    Path(args.failures).write_text("".join(line + "\n" for line in failing_a), encoding="utf-8")
     print(f"\n{len(failing_a)} A test(s) not passing, listed in {args.failures}")
     if failing_a and args.strict:
         return 1
