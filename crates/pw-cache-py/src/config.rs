@@ -75,6 +75,13 @@ pub fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
 
 /// Reads proxywhirl's `CacheConfig.model_dump_json()` (or any JSON config document).
 pub fn from_json(json: &str) -> PyResult<CacheConfig> {
+    // serde would read a struct from an array too (`[]` as every default): refuse it.
+    if !json.trim_start().starts_with('{') {
+        return Err(errors::error(
+            Kind::Config,
+            "invalid config at `.`: a config document is a JSON object",
+        ));
+    }
     CacheConfig::from_json_str(json).map_err(errors::config)
 }
 
