@@ -7,9 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import pw_cache
+import pytest
 from pw_cache import _native
 
 KEY = _native.generate_key()
@@ -259,13 +258,13 @@ def test_export_and_warm_round_trip(tmp_path: Path, backend: str) -> None:
     assert "pw1" not in export.read_text()
     # The masked export warms without credentials; the encrypted one with them (same key).
     with open_cache(tmp_path / "b", backend) as cache:
-        report = cache.warm(export)
-        assert (report["loaded"], report["skipped"], report["failed"]) == (20, 0, 0)
+        warmed = cache.warm(export)
+        assert (warmed["loaded"], warmed["skipped"], warmed["failed"]) == (20, 0, 0)
         got = cache.get(pw_cache.generate_cache_key("http://10.1.0.3:8080"))
         assert got is not None and got.password is None and got.source == "src"
     with open_cache(tmp_path / "c", backend) as cache:
-        report = cache.warm(tmp_path / "encrypted.jsonl", ttl=120)
-        assert report["loaded"] == 20
+        warmed = cache.warm(tmp_path / "encrypted.jsonl", ttl=120)
+        assert warmed["loaded"] == 20
         got = cache.get(pw_cache.generate_cache_key("http://10.1.0.3:8080"))
         assert got is not None and got.password is not None
         assert got.password.get_secret_value() == "pw3"

@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import pw_cache
+import pytest
 from pw_cache import _native
 
 KEY = _native.generate_key()
+# Untyped handles, for calls made with wrong types on purpose.
+Entry: Any = pw_cache.Entry
+Secret: Any = pw_cache.Secret
+native: Any = _native
 HUGE = "a" * (10 * 1024 * 1024)
 SURROGATE = "\ud800"
 
@@ -58,13 +62,13 @@ def test_wrong_types_and_none(cache: pw_cache.Cache) -> None:
         lambda: c.warm(42),
         lambda: c.export(None),
         lambda: c.warm("x.json", ttl="1"),
-        lambda: pw_cache.Entry(None),
-        lambda: pw_cache.Entry("http://1.2.3.4:1", "s", fetch_time="yesterday"),
-        lambda: pw_cache.Entry("http://1.2.3.4:1", "s", username=b"bytes"),
-        lambda: pw_cache.Secret(None),
-        lambda: _native.decrypt([KEY], "a str, not bytes"),
-        lambda: _native.encrypt(KEY, "keys must be a list"),
-        lambda: _native.encrypt([KEY], None),
+        lambda: Entry(None),
+        lambda: Entry("http://1.2.3.4:1", "s", fetch_time="yesterday"),
+        lambda: Entry("http://1.2.3.4:1", "s", username=b"bytes"),
+        lambda: Secret(None),
+        lambda: native.decrypt([KEY], "a str, not bytes"),
+        lambda: native.encrypt(KEY, "keys must be a list"),
+        lambda: native.encrypt([KEY], None),
     ):
         assert isinstance(outcome(call), TypeError)
 
@@ -150,7 +154,7 @@ def test_bad_options() -> None:
         {"key_file": 5},
         {"enable_statistics": float("nan")},
     ):
-        error = outcome(lambda options=options: pw_cache.Cache(**options))
+        error = outcome(partial(pw_cache.Cache, **options))
         assert isinstance(error, pw_cache.ConfigError), (options, error)
         assert isinstance(error, ValueError)
         name = next(iter(options)).split("_max")[0]
@@ -159,7 +163,8 @@ def test_bad_options() -> None:
 
 def test_bad_config_json() -> None:
     for doc in ("", "[]", " [1]", "null", "42", '{"l2_backend": "nope"}', "{" * 100_000, HUGE):
-        assert isinstance(outcome(lambda doc=doc: pw_cache.Cache.from_config_json(doc)), pw_cache.ConfigError)
+        error = outcome(partial(pw_cache.Cache.from_config_json, doc))
+        assert isinstance(error, pw_cache.ConfigError)
 
 
 def test_bad_key_is_not_echoed(tmp_path: Path) -> None:
@@ -203,4 +208,3 @@ def test_closed_cache(tmp_path: Path) -> None:
     error = outcome(lambda: cache.get("k"))
     assert isinstance(error, pw_cache.ClosedError)
     assert cache.config["l2_backend"] == "jsonl"  # the config stays readable
-    del cache  # dropping a closed cache does nothing more

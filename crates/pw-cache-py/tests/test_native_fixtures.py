@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import pw_cache
+import pytest
 
 FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "proxywhirl-0.3.3"
 MANIFEST: dict[str, Any] = json.loads((FIXTURES / "manifest.json").read_text())
@@ -116,7 +115,7 @@ def test_export_matches_the_references_lines(tmp_path: Path) -> None:
     assert set(ours) == set(reference)
     for key, line in ours.items():
         assert list(line) == list(reference[key])
-        for field in PLAIN_FIELDS + ["username", "password"]:
+        for field in [*PLAIN_FIELDS, "username", "password"]:
             assert line[field] == reference[key][field], (key, field)
 
 

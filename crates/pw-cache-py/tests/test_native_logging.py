@@ -7,9 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-import pytest
-
 import pw_cache
+import pytest
 from pw_cache import _native
 
 
@@ -53,7 +52,7 @@ def test_a_failing_handler_does_not_break_the_cache(tmp_path: Path) -> None:
         def emit(self, record: logging.LogRecord) -> None:
             raise RuntimeError("handler failure")
 
-        def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
+        def handleError(self, record: logging.LogRecord) -> None:
             raise RuntimeError("handleError failure")
 
     logger = logging.getLogger("pw_cache")

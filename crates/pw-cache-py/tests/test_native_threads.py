@@ -86,7 +86,9 @@ def test_closing_while_threads_work_raises_closed_not_a_crash(tmp_path: Path) ->
 def test_the_gil_is_released_during_disk_work(tmp_path: Path) -> None:
     """A pure-Python thread keeps counting while another thread warms a large file: it could
     not if the warm held the GIL."""
-    rows = [{"proxy_url": f"http://10.{i // 62500}.{i // 250 % 250}.{i % 250}:80"} for i in range(20000)]
+    rows = [
+        {"proxy_url": f"http://10.{i // 62500}.{i // 250 % 250}.{i % 250}:80"} for i in range(20000)
+    ]
     warm = tmp_path / "warm.jsonl"
     warm.write_text("\n".join(json.dumps(r) for r in rows))
     with open_cache(tmp_path) as cache:
@@ -125,7 +127,10 @@ def test_four_threads_do_more_disk_work_than_one(tmp_path: Path) -> None:
     def rate(threads: int, path: Path) -> float:
         with open_cache(path, l1_max_entries=10) as cache:
             entries = [
-                [cache.new_entry(f"http://10.{t}.{i // 250}.{i % 250}:80", "s") for i in range(ops // threads)]
+                [
+                    cache.new_entry(f"http://10.{t}.{i // 250}.{i % 250}:80", "s")
+                    for i in range(ops // threads)
+                ]
                 for t in range(threads)
             ]
             barrier = threading.Barrier(threads + 1)
@@ -147,5 +152,7 @@ def test_four_threads_do_more_disk_work_than_one(tmp_path: Path) -> None:
 
     one = rate(1, tmp_path / "one")
     four = rate(4, tmp_path / "four")
-    print(f"\nthreads: 1 thread {one:.0f} ops/s, 4 threads {four:.0f} ops/s, ratio {four / one:.2f}x")
+    print(
+        f"\nthreads: 1 thread {one:.0f} ops/s, 4 threads {four:.0f} ops/s, ratio {four / one:.2f}x"
+    )
     assert four > 0.5 * one
