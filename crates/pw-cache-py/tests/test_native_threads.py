@@ -119,29 +119,28 @@ def test_the_gil_is_released_during_disk_work(tmp_path: Path) -> None:
 
 
 def test_four_threads_do_more_disk_work_than_one(tmp_path: Path) -> None:
-    """Disk-bound puts (SQLite L2 and L3, each a transaction) from 1 thread and from 4, in the
-    same run. With the GIL released they overlap: the ratio is printed; on a 2-core machine it
-    is asserted only to be no collapse (the speed-up depends on the machine's cores and disk)."""
-    ops = 600
+    """Disk-bound gets (L1 off: every get reads the SQLite L2) from 1 thread and from 4, in the
+    same run. With the GIL released they overlap: 4 threads do more per second (measured on
+    2 cores: about 1.3x). The ratio is printed; asserted is only that it does not collapse,
+    as the speed-up depends on the machine's cores and load (that the GIL is released is
+    asserted by the test above)."""
+    ops, distinct = 4000, 400
 
     def rate(threads: int, path: Path) -> float:
-        with open_cache(path, l1_max_entries=10) as cache:
-            entries = [
-                [
-                    cache.new_entry(f"http://10.{t}.{i // 250}.{i % 250}:80", "s")
-                    for i in range(ops // threads)
-                ]
-                for t in range(threads)
-            ]
+        with open_cache(path, l1_enabled=False) as cache:
+            keys = []
+            for i in range(distinct):
+                entry = cache.new_entry(f"http://10.0.{i // 250}.{i % 250}:80", "s", password="p")
+                cache.put(entry)
+                keys.append(entry.key)
             barrier = threading.Barrier(threads + 1)
 
-            def work(batch: list[pw_cache.Entry]) -> None:
+            def work() -> None:
                 barrier.wait()
-                for entry in batch:
-                    cache.put(entry)
-                    cache.get(entry.key)
+                for i in range(ops // threads):
+                    assert cache.get(keys[i % distinct]) is not None
 
-            workers = [threading.Thread(target=work, args=(b,)) for b in entries]
+            workers = [threading.Thread(target=work) for _ in range(threads)]
             for w in workers:
                 w.start()
             barrier.wait()
@@ -152,7 +151,6 @@ def test_four_threads_do_more_disk_work_than_one(tmp_path: Path) -> None:
 
     one = rate(1, tmp_path / "one")
     four = rate(4, tmp_path / "four")
-    print(
-        f"\nthreads: 1 thread {one:.0f} ops/s, 4 threads {four:.0f} ops/s, ratio {four / one:.2f}x"
-    )
-    assert four > 0.5 * one
+    ratio = four / one
+    print(f"\nthreads: 1 thread {one:.0f} gets/s, 4 threads {four:.0f} gets/s, ratio {ratio:.2f}x")
+    assert ratio > 0.7
