@@ -28,7 +28,7 @@ pub struct Cache {
     closed: AtomicBool,
 }
 
-fn open(py: Python<'_>, config: pw_cache::CacheConfig, key_file: Option<String>) -> PyResult<Cache> {
+fn open(py: Python<'_>, config: pw_cache::CacheConfig, key_file: Option<PathBuf>) -> PyResult<Cache> {
     let manager = py
         .detach(move || {
             let mut builder = CacheManager::builder(config);
@@ -113,16 +113,20 @@ impl Cache {
     #[pyo3(signature = (**options))]
     fn py_new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let options = config::options(options)?;
-        open(py, options.config, options.key_file)
+        open(py, options.config, options.key_file.map(PathBuf::from))
     }
 
     /// Opens a cache from a JSON config document: proxywhirl's `CacheConfig.model_dump_json()`
     /// (with the real `encryption_key`, not a masked one), or the same fields.
     #[classmethod]
     #[pyo3(signature = (json, *, key_file = None))]
-    fn from_config_json(_cls: &Bound<'_, PyType>, py: Python<'_>, json: &str, key_file: Option<PathBuf>) -> PyResult<Self> {
+    fn from_config_json(
+        _cls: &Bound<'_, PyType>,
+        py: Python<'_>,
+        json: &str,
+        key_file: Option<PathBuf>,
+    ) -> PyResult<Self> {
         let config = config::from_json(json)?;
-        let key_file = key_file.map(|p| p.to_string_lossy().into_owned());
         open(py, config, key_file)
     }
 
@@ -290,7 +294,11 @@ impl Cache {
             config.l2_backend().to_string(),
             config.l2_cache_dir().display().to_string(),
             config.l3_backend().to_string(),
-            if self.closed.load(Ordering::Acquire) { "True" } else { "False" },
+            if self.closed.load(Ordering::Acquire) {
+                "True"
+            } else {
+                "False"
+            },
         )
     }
 }

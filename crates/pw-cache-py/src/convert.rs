@@ -70,7 +70,9 @@ fn to_json(value: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Value
         if let Ok(s) = path.cast::<PyString>() {
             return Ok(Value::String(s.to_str()?.to_owned()));
         }
-        return Err(PyTypeError::new_err(format!("{what}: a path must be a str path, not bytes")));
+        return Err(PyTypeError::new_err(format!(
+            "{what}: a path must be a str path, not bytes"
+        )));
     }
     let type_name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
     Err(PyTypeError::new_err(format!("{what}: unsupported type {type_name}")))

@@ -14,7 +14,10 @@ use crate::errors::{self, Kind};
 fn ring(keys: Vec<String>) -> PyResult<KeyRing> {
     let mut keys = keys.into_iter().map(Secret::new);
     let Some(current) = keys.next() else {
-        return Err(errors::error(Kind::EncryptionKey, "no key given: the list of keys is empty"));
+        return Err(errors::error(
+            Kind::EncryptionKey,
+            "no key given: the list of keys is empty",
+        ));
     };
     let previous: Vec<Secret> = keys.collect();
     KeyRing::from_secrets(&current, &previous).map_err(errors::crypto)

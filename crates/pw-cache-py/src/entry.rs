@@ -64,9 +64,7 @@ impl PySecret {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other
-            .cast::<PySecret>()
-            .is_ok_and(|o| o.get().secret == self.secret)
+        other.cast::<PySecret>().is_ok_and(|o| o.get().secret == self.secret)
     }
 
     fn __hash__(&self) -> u64 {
@@ -92,7 +90,9 @@ pub fn credential(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Opti
             return Ok(Some(Secret::new(s.to_str()?)));
         }
     }
-    Err(PyTypeError::new_err(format!("{what} must be None, a str or a pw_cache.Secret")))
+    Err(PyTypeError::new_err(format!(
+        "{what} must be None, a str or a pw_cache.Secret"
+    )))
 }
 
 /// `pw_cache.Entry`: one cached proxy, the 21 fields of proxywhirl's `CacheEntry` as read-only
@@ -357,8 +357,16 @@ impl Entry {
             self.entry.source,
             self.entry.ttl_seconds,
             self.entry.health_status.to_string(),
-            if self.entry.username.is_some() { "Secret('**********')" } else { "None" },
-            if self.entry.password.is_some() { "Secret('**********')" } else { "None" },
+            if self.entry.username.is_some() {
+                "Secret('**********')"
+            } else {
+                "None"
+            },
+            if self.entry.password.is_some() {
+                "Secret('**********')"
+            } else {
+                "None"
+            },
         )
     }
 

@@ -73,7 +73,10 @@ impl Visit for Message {
 
 fn forward(py: Python<'_>, level: u8, text: &str) -> PyResult<()> {
     let logger = LOGGER.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py.import("logging")?.call_method1("getLogger", (LOGGER_NAME,))?.unbind())
+        Ok(py
+            .import("logging")?
+            .call_method1("getLogger", (LOGGER_NAME,))?
+            .unbind())
     })?;
     let logger = logger.bind(py);
     if logger.call_method1("isEnabledFor", (level,))?.is_truthy()? {
