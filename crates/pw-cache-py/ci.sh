@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The Python package's checks: builds and installs it (release, through pip and maturin) into
+# a virtual environment of its own, then ruff, mypy --strict and pytest.
+#
+# Needs CPython >= 3.10 with venv (python3, or $PYTHON) and PyPI. The venv is kept between
+# runs in $PW_CACHE_PY_VENV (default: <cargo target dir>/venv-py), the package reinstalled.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+python="${PYTHON:-python3}"
+venv="${PW_CACHE_PY_VENV:-${CARGO_TARGET_DIR:-$root/target}/venv-py}"
+
+step() { printf '\n--> pw-cache-py: %s\n' "$*"; }
+
+step "venv $venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --upgrade pip
+
+step "pip install ./crates/pw-cache-py[test] (builds the release wheel)"
+start=$(date +%s)
+"$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$here"
+"$venv/bin/python" -m pip install --quiet "$here[test]"
+echo "built and installed in $(( $(date +%s) - start )) s"
+
+cd "$here"
+step "ruff check"
+"$venv/bin/ruff" check python tests
+step "ruff format --check"
+"$venv/bin/ruff" format --check python tests
+step "mypy --strict (the native API and its tests)"
+"$venv/bin/mypy" --strict python/pw_cache/__init__.py python/pw_cache/_errors.py \
+    python/pw_cache/_native.pyi tests/test_native_*.py
+step "pytest"
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests

@@ -1,0 +1,277 @@
+"""proxywhirl 0.3.3's ``CacheManager`` and ``TTLManager`` on pw-cache's engine.
+
+``CacheManager(config)`` opens one ``pw_cache.Cache`` from ``config`` and keeps proxywhirl's
+method names, arguments and return values: ``put -> bool``, ``get -> CacheEntry | None``,
+``delete -> bool``, ``clear -> int``, ``invalidate_by_health -> None``,
+``warm_from_file -> {"loaded", "skipped", "failed"}`` (a file that cannot be used at all is
+``{"loaded": 0, "skipped": 0, "failed": 1}``, as in the reference),
+``export_to_file -> {"exported", "failed"}``, ``get_statistics -> CacheStatistics``.
+
+The engine's behaviour is pw-cache's (``docs/migrating-from-proxywhirl.md``). ``l2_tier`` and
+``l3_tier`` are tier objects opened on the same files (see :mod:`pw_cache.compat.tiers`);
+``l1_tier`` offers ``enabled``, ``config`` and ``size()`` only: L1 lives inside the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from pw_cache.compat._convert import (
+    config_json,
+    default_key_file,
+    from_native,
+    native_module,
+    to_native,
+)
+from pw_cache.compat.crypto import CURRENT_KEY_VAR, CredentialEncryptor
+from pw_cache.compat.models import (
+    CacheConfig,
+    CacheEntry,
+    CacheStatistics,
+    CacheTierConfig,
+    L2BackendType,
+)
+from pw_cache.compat.tiers import (
+    CacheTier,
+    DiskCacheTier,
+    JsonlCacheTier,
+    MemoryCacheTier,
+    SQLiteCacheTier,
+    TierType,
+)
+
+__all__ = ["CacheManager", "TTLManager"]
+
+logger = logging.getLogger(__name__)
+
+_WARM_FAILED = {"loaded": 0, "skipped": 0, "failed": 1}
+
+
+class TTLManager:
+    """Background removal of expired entries every ``cleanup_interval`` seconds.
+
+    ``start``/``stop`` are idempotent; ``enabled`` says whether the thread runs. Each pass is
+    the engine's cleanup of every tier.
+    """
+
+    def __init__(self, cache_manager: CacheManager, cleanup_interval: int = 60) -> None:
+        self.cache_manager = cache_manager
+        self.cleanup_interval = cleanup_interval
+        self.enabled = False
+        self.cleanup_thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+
+    def start(self) -> None:
+        """Starts the cleanup thread (nothing if it runs)."""
+        if self.enabled:
+            return
+        self.enabled = True
+        self._stop_event.clear()
+        self.cleanup_thread = threading.Thread(
+            target=self._loop, name="pw-cache-compat-ttl", daemon=True
+        )
+        self.cleanup_thread.start()
+
+    def stop(self) -> None:
+        """Stops the cleanup thread (nothing if it is stopped)."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        self._stop_event.set()
+        if self.cleanup_thread is not None:
+            self.cleanup_thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while self.enabled and not self._stop_event.is_set():
+            try:
+                self._cleanup_expired_entries()
+            except Exception as error:
+                logger.error("TTL cleanup failed: %s", error)
+            self._stop_event.wait(self.cleanup_interval)
+
+    def _cleanup_expired_entries(self) -> int:
+        """One pass now; how many expired entries were removed."""
+        return self.cache_manager._cleanup_expired_entries()
+
+
+class _L1View:
+    """What the engine shows of its L1: whether it serves, its config and its size."""
+
+    def __init__(self, manager: CacheManager, config: CacheTierConfig) -> None:
+        self._manager = manager
+        self.config = config
+        self.tier_type = TierType.L1_MEMORY
+        self.enabled = config.enabled
+
+    def size(self) -> int:
+        return int(self._manager._native_statistics()["l1_stats"]["current_size"])
+
+    def _unsupported(self, *args: object) -> Any:
+        raise NotImplementedError(
+            "pw_cache.compat: L1 lives inside the engine; use the CacheManager's methods"
+        )
+
+    get = put = delete = clear = keys = cleanup_expired = _unsupported
+
+
+class CacheManager:
+    """proxywhirl's three-tier cache manager, running on ``pw_cache.Cache``."""
+
+    def __init__(self, config: CacheConfig) -> None:
+        self.config = config
+        self._lock = threading.RLock()
+        configured = config.encryption_key.get_secret_value() if config.encryption_key else None
+        # With no key configured and none in the environment, proxywhirl made a throw-away key;
+        # the engine keeps one in a key file instead, so that a restart reads its credentials.
+        self._key_file: Path | None = None
+        if configured is None and not os.environ.get(CURRENT_KEY_VAR):
+            self._key_file = default_key_file(config)
+        self._engine: Any = self._open_engine(config_json(config))
+        self.encryptor = CredentialEncryptor(
+            key=configured.encode("utf-8") if configured else self._engine_key()
+        )
+        self.l1_tier: Any = _L1View(self, config.l1_config)
+        self.l2_tier: Any = self._disk_view(2)
+        self.l3_tier: Any = self._disk_view(3)
+        self.ttl_manager = TTLManager(self, cleanup_interval=config.cleanup_interval_seconds)
+        if config.enable_background_cleanup:
+            self.ttl_manager.start()
+
+    def _open_engine(self, document: str) -> Any:
+        cache = native_module().Cache
+        if self._key_file is None:
+            return cache.from_config_json(document)
+        return cache.from_config_json(document, key_file=str(self._key_file))
+
+    def _engine_key(self) -> bytes | None:
+        if self._key_file is not None and self._key_file.is_file():
+            return self._key_file.read_bytes().strip()
+        return None
+
+    def _disk_view(self, level: int) -> CacheTier:
+        """A tier object on the same files as the engine's L2 or L3."""
+        config = self.config
+        tier_config = config.l2_config if level == 2 else config.l3_config
+        tier_type = TierType.L2_FILE if level == 2 else TierType.L3_SQLITE
+        if not tier_config.enabled:
+            # As in proxywhirl: a disabled disk tier is a (disabled) memory tier.
+            return MemoryCacheTier(tier_config, tier_type)
+        if level == 3:
+            return SQLiteCacheTier(
+                tier_config, tier_type, Path(config.l3_database_path), self.encryptor
+            )
+        if config.l2_backend == L2BackendType.JSONL:
+            return JsonlCacheTier(tier_config, tier_type, Path(config.l2_cache_dir), self.encryptor)
+        return DiskCacheTier(tier_config, tier_type, Path(config.l2_cache_dir), self.encryptor)
+
+    # The cache's operations.
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The live entry under ``key`` (L1, then L2, then L3), or ``None``."""
+        native = self._engine.get(key)
+        return None if native is None else from_native(native)
+
+    def put(self, key: str, entry: CacheEntry) -> bool:
+        """Stores ``entry`` under ``key`` in every enabled tier; whether any stored it.
+
+        pw-cache stores an entry under its own key: a different ``key`` is written into the
+        stored copy's ``key`` field.
+        """
+        try:
+            return bool(self._engine.put(to_native(entry, key)))
+        except Exception as error:
+            logger.warning("Cache put of %s failed: %s", key, error)
+            return False
+
+    def delete(self, key: str) -> bool:
+        """Removes ``key`` from every tier; whether any held it."""
+        return bool(self._engine.delete(key))
+
+    def clear(self) -> int:
+        """Removes every entry; entries removed, summed over the tiers."""
+        return int(self._engine.clear())
+
+    def invalidate_by_health(self, key: str) -> None:
+        """Records a failed health check; at ``failure_threshold`` the entry is removed."""
+        self._engine.invalidate_by_health(key)
+
+    def export_to_file(self, filepath: str) -> dict[str, int]:
+        """Writes the live entries to ``filepath`` as JSONL (credentials ``"***"``)."""
+        report = self._engine.export_report(str(filepath))
+        return {"exported": int(report["exported"]), "failed": int(report["failed"])}
+
+    def warm_from_file(self, file_path: str, ttl_override: int | None = None) -> dict[str, int]:
+        """Loads the proxies of a ``.json``, ``.jsonl`` or ``.csv`` file.
+
+        ``{"loaded", "skipped", "failed"}``; a file that is missing, not JSON, not an array or
+        of another format gives ``{"loaded": 0, "skipped": 0, "failed": 1}``.
+        """
+        errors = native_module_errors()
+        try:
+            report = self._engine.warm(str(file_path), ttl_override)
+        except errors as error:
+            logger.warning("Cache warming from %s failed: %s", file_path, error)
+            return dict(_WARM_FAILED)
+        return {name: int(report[name]) for name in ("loaded", "skipped", "failed")}
+
+    @staticmethod
+    def generate_cache_key(proxy_url: str) -> str:
+        """The cache key of a proxy URL: 16 hex digits of its SHA-256."""
+        return hashlib.sha256(proxy_url.encode("utf-8")).hexdigest()[:16]
+
+    # Statistics.
+
+    def _native_statistics(self) -> dict[str, Any]:
+        return dict(self._engine.statistics())
+
+    @property
+    def statistics(self) -> CacheStatistics:
+        """The engine's statistics now."""
+        return CacheStatistics.model_validate(self._native_statistics())
+
+    def get_statistics(self) -> CacheStatistics:
+        """A snapshot of the statistics (sizes, hit rates, degradation flags).
+
+        A tier whose ``enabled`` was set to ``False`` on its tier object is reported degraded
+        (the engine itself keeps using it: it cannot switch a tier off at run time).
+        """
+        stats = self.statistics
+        stats.l1_degraded = stats.l1_degraded or not self.l1_tier.enabled
+        stats.l2_degraded = stats.l2_degraded or not self.l2_tier.enabled
+        stats.l3_degraded = stats.l3_degraded or not self.l3_tier.enabled
+        return stats
+
+    # Life cycle.
+
+    def _cleanup_expired_entries(self) -> int:
+        return int(self._engine.cleanup())
+
+    def flush(self) -> None:
+        """Writes L1's access data down to L2/L3."""
+        self._engine.flush()
+
+    def close(self) -> None:
+        """Stops the cleaner and closes the engine and the tier objects."""
+        self.ttl_manager.stop()
+        for tier in (self.l2_tier, self.l3_tier):
+            if isinstance(tier, CacheTier):
+                tier.close()
+        self._engine.close()
+
+    def __del__(self) -> None:
+        ttl_manager = getattr(self, "ttl_manager", None)
+        if ttl_manager is not None:
+            ttl_manager.stop()
+
+
+def native_module_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a warm of an unusable file raises (``pw_cache.Error`` and OS errors)."""
+    import pw_cache
+
+    base = getattr(pw_cache, "Error", Exception)
+    return (base, OSError, ValueError)
