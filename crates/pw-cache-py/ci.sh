@@ -22,6 +22,10 @@ start=$(date +%s)
 "$venv/bin/python" -m pip install --quiet "$here[test]"
 echo "built and installed in $(( $(date +%s) - start )) s"
 
+step "proxywhirl 0.3.3 and its tests' dependencies (the compat layer is tested against it)"
+"$venv/bin/python" -m pip install --quiet proxywhirl==0.3.3 pytest-asyncio pytest-timeout pytest-mock \
+    hypothesis respx polyfactory faker syrupy
+
 cd "$here"
 step "ruff check"
 "$venv/bin/ruff" check python tests
@@ -32,3 +36,11 @@ step "mypy --strict (the native API and its tests)"
     python/pw_cache/_native.pyi tests/test_native_*.py
 step "pytest"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
+
+upstream="${PW_UPSTREAM:-$root/../shared/upstream/proxywhirl-0.3.3}"
+if [ -d "$upstream" ]; then
+    step "proxywhirl 0.3.3's own cache tests through pw_cache.compat ($upstream)"
+    PW_UPSTREAM="$upstream" "$venv/bin/python" tests/upstream/run.py
+else
+    step "proxywhirl 0.3.3's own cache tests: $upstream is not there, skipped"
+fi

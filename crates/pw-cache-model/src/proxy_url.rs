@@ -55,6 +55,15 @@ impl ProxyUrl {
     }
 
     fn parse_text(text: &str) -> Result<Self, String> {
+        // The stored URL is at most MAX_PROXY_URL_BYTES; its credentials, percent-encoded, at
+        // most three times MAX_CREDENTIAL_BYTES each.
+        let longest = crate::limits::MAX_PROXY_URL_BYTES + 2 * 3 * crate::limits::MAX_CREDENTIAL_BYTES + 2;
+        if text.len() > longest {
+            return Err(format!(
+                "`{PROXY_URL}` is {} bytes long, more than the limit of {longest} bytes",
+                text.len()
+            ));
+        }
         let url = Url::parse(text).map_err(|e| format!("`{PROXY_URL}` is not a valid proxy URL: {e}"))?;
         let scheme = url.scheme();
         if !PROXY_SCHEMES.contains(&scheme) {
@@ -170,6 +179,13 @@ impl fmt::Debug for ProxyUrl {
 /// [`InvalidProxyUrl`] naming the rule the URL breaks (never showing the URL).
 pub fn validate_proxy_url(proxy_url: &str) -> Result<(), InvalidProxyUrl> {
     let parsed = ProxyUrl::parse(proxy_url)?;
+    if proxy_url.len() > crate::limits::MAX_PROXY_URL_BYTES {
+        return Err(InvalidProxyUrl(format!(
+            "`{PROXY_URL}` is {} bytes long, more than the limit of {} bytes",
+            proxy_url.len(),
+            crate::limits::MAX_PROXY_URL_BYTES
+        )));
+    }
     if parsed.stored != proxy_url || parsed.username.is_some() || parsed.password.is_some() {
         return Err(InvalidProxyUrl(format!(
             "`{PROXY_URL}` carries credentials (`scheme://user:pass@host`): they would be stored in \
@@ -203,6 +219,7 @@ mod tests {
             ("http:///10.0.0.1:8080", "has no host"),
             ("http://10.0.0.1:8080 ", "whitespace"),
             ("http://user:s3cret@10.0.0.1:8080", "carries credentials"),
+            (&*format!("http://{}:80", "a".repeat(10 << 20)), "more than the limit"),
         ] {
             let err = validate_proxy_url(bad).unwrap_err().to_string();
             assert!(err.contains(why) && err.starts_with("`proxy_url`"), "{bad}: {err}");
