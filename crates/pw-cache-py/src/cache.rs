@@ -18,6 +18,7 @@ use pw_cache::{
 use crate::config;
 use crate::entry::{Entry, credential};
 use crate::errors::{self, Kind};
+use crate::tier::Tier;
 
 /// `pw_cache.Cache(**options)`: a three-level proxy cache (L1 memory, L2 JSONL or SQLite, L3
 /// SQLite or Redis) reading and writing proxywhirl 0.3.3's files. Thread-safe; a context
@@ -46,7 +47,7 @@ fn open(py: Python<'_>, config: pw_cache::CacheConfig, key_file: Option<PathBuf>
 
 impl Cache {
     /// The manager, unless this cache was closed (`pw_cache.ClosedError`).
-    fn live(&self) -> PyResult<&CacheManager> {
+    pub(crate) fn live(&self) -> PyResult<&CacheManager> {
         if self.closed.load(Ordering::Acquire) {
             return Err(errors::manager(ManagerError::Closed));
         }
@@ -262,6 +263,13 @@ impl Cache {
         }
         let manager = &self.manager;
         py.detach(|| manager.close()).map_err(errors::manager)
+    }
+
+    /// One level (`"l1"`, `"l2"` or `"l3"`) for direct use, or `None` when it is disabled: its
+    /// operations touch that tier only (no promotion, no write-through, no statistics).
+    fn tier(slf: Bound<'_, Self>, level: &str) -> PyResult<Option<Tier>> {
+        let level = crate::tier::parse_level(level)?;
+        Tier::open(slf, level)
     }
 
     /// Whether `close` was called.

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use pw_cache::{ConfigError, CryptoError, ManagerError};
+use pw_cache::{ConfigError, CryptoError, ManagerError, TierError};
 
 /// The exception classes of `pw_cache._errors`, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +109,17 @@ pub fn crypto(e: CryptoError) -> PyErr {
         Kind::Decryption
     } else {
         Kind::EncryptionKey
+    };
+    error(kind, e.to_string())
+}
+
+/// A [`TierError`] of a direct tier operation (`pw_cache.Tier`): `InvalidEntryError` for an
+/// entry the tier refuses, `ClosedError` for a closed tier, `TierError` otherwise.
+pub fn tier(e: TierError) -> PyErr {
+    let kind = match e {
+        TierError::InvalidEntry { .. } => Kind::InvalidEntry,
+        TierError::Closed { .. } => Kind::Closed,
+        _ => Kind::Tier,
     };
     error(kind, e.to_string())
 }

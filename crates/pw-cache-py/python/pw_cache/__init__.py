@@ -6,6 +6,8 @@ re-exports its API:
 - :class:`Cache` -- the cache (L1 memory, L2 JSONL or SQLite, L3 SQLite or Redis), opened
   with keyword options mirroring proxywhirl's ``CacheConfig``, or with
   :meth:`Cache.from_config_json`. Thread-safe; a context manager.
+- :class:`Tier` -- one level of a cache used on its own (:meth:`Cache.tier`), for tests and
+  tools: no promotion, no write-through, no statistics.
 - :class:`Entry` -- one cached proxy (the 21 fields of proxywhirl's ``CacheEntry``, read-only).
 - :class:`Secret` -- a credential; ``str``/``repr`` show ``**********``, never the value.
 - :func:`generate_cache_key` -- the key proxywhirl derives from a proxy URL.
@@ -34,7 +36,7 @@ from pw_cache._errors import (
     WarmError,
     WrongKeyError,
 )
-from pw_cache._native import Cache, Entry, Secret, __version__, generate_cache_key
+from pw_cache._native import Cache, Entry, Secret, Tier, __version__, generate_cache_key
 
 __all__ = [
     "Cache",
@@ -48,6 +50,7 @@ __all__ = [
     "InvalidEntryError",
     "NotStoredError",
     "Secret",
+    "Tier",
     "TierError",
     "WarmError",
     "WrongKeyError",

@@ -7,9 +7,11 @@ method names, arguments and return values: ``put -> bool``, ``get -> CacheEntry 
 ``{"loaded": 0, "skipped": 0, "failed": 1}``, as in the reference),
 ``export_to_file -> {"exported", "failed"}``, ``get_statistics -> CacheStatistics``.
 
-The engine's behaviour is pw-cache's (``docs/migrating-from-proxywhirl.md``). ``l2_tier`` and
-``l3_tier`` are tier objects opened on the same files (see :mod:`pw_cache.compat.tiers`);
-``l1_tier`` offers ``enabled``, ``config`` and ``size()`` only: L1 lives inside the engine.
+The engine's behaviour is pw-cache's (``docs/migrating-from-proxywhirl.md``). ``l1_tier``,
+``l2_tier`` and ``l3_tier`` are proxywhirl's tier classes bound to one level of the engine
+(``pw_cache.Cache.tier``): ``manager.l1_tier.get(key)`` looks in L1 only, ``put`` stores in that
+level only, as in the reference. A disabled level is, as in the reference, a disabled
+``MemoryCacheTier`` of its own.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from pw_cache.compat.models import (
     CacheConfig,
     CacheEntry,
     CacheStatistics,
-    CacheTierConfig,
     L2BackendType,
 )
 from pw_cache.compat.tiers import (
@@ -43,6 +44,7 @@ from pw_cache.compat.tiers import (
     MemoryCacheTier,
     SQLiteCacheTier,
     TierType,
+    bound_tier,
 )
 
 __all__ = ["CacheManager", "TTLManager"]
@@ -99,26 +101,6 @@ class TTLManager:
         return self.cache_manager._cleanup_expired_entries()
 
 
-class _L1View:
-    """What the engine shows of its L1: whether it serves, its config and its size."""
-
-    def __init__(self, manager: CacheManager, config: CacheTierConfig) -> None:
-        self._manager = manager
-        self.config = config
-        self.tier_type = TierType.L1_MEMORY
-        self.enabled = config.enabled
-
-    def size(self) -> int:
-        return int(self._manager._native_statistics()["l1_stats"]["current_size"])
-
-    def _unsupported(self, *args: object) -> Any:
-        raise NotImplementedError(
-            "pw_cache.compat: L1 lives inside the engine; use the CacheManager's methods"
-        )
-
-    get = put = delete = clear = keys = cleanup_expired = _unsupported
-
-
 class CacheManager:
     """proxywhirl's three-tier cache manager, running on ``pw_cache.Cache``."""
 
@@ -135,9 +117,9 @@ class CacheManager:
         self.encryptor = CredentialEncryptor(
             key=configured.encode("utf-8") if configured else self._engine_key()
         )
-        self.l1_tier: Any = _L1View(self, config.l1_config)
-        self.l2_tier: Any = self._disk_view(2)
-        self.l3_tier: Any = self._disk_view(3)
+        self.l1_tier: Any = self._tier_view(1)
+        self.l2_tier: Any = self._tier_view(2)
+        self.l3_tier: Any = self._tier_view(3)
         self.ttl_manager = TTLManager(self, cleanup_interval=config.cleanup_interval_seconds)
         if config.enable_background_cleanup:
             self.ttl_manager.start()
@@ -153,21 +135,48 @@ class CacheManager:
             return self._key_file.read_bytes().strip()
         return None
 
-    def _disk_view(self, level: int) -> CacheTier:
-        """A tier object on the same files as the engine's L2 or L3."""
+    def _tier_view(self, level: int) -> CacheTier:
+        """Level ``level`` of the engine as proxywhirl's tier object for it."""
         config = self.config
-        tier_config = config.l2_config if level == 2 else config.l3_config
-        tier_type = TierType.L2_FILE if level == 2 else TierType.L3_SQLITE
-        if not tier_config.enabled:
-            # As in proxywhirl: a disabled disk tier is a (disabled) memory tier.
-            return MemoryCacheTier(tier_config, tier_type)
+        tier_config = (config.l1_config, config.l2_config, config.l3_config)[level - 1]
+        tier_type = (TierType.L1_MEMORY, TierType.L2_FILE, TierType.L3_SQLITE)[level - 1]
+        handle = self._engine.tier(f"l{level}") if tier_config.enabled else None
+        if handle is None:
+            # As in proxywhirl: a disabled tier is a (disabled) memory tier.
+            tier = MemoryCacheTier(tier_config, tier_type)
+            tier.enabled = False
+            return tier
+        if level == 1:
+            return bound_tier(MemoryCacheTier, handle, tier_config, tier_type, _on_evict=None)
         if level == 3:
-            return SQLiteCacheTier(
-                tier_config, tier_type, Path(config.l3_database_path), self.encryptor
+            return bound_tier(
+                SQLiteCacheTier,
+                handle,
+                tier_config,
+                tier_type,
+                db_path=Path(config.l3_database_path),
+                encryptor=self.encryptor,
             )
+        cache_dir = Path(config.l2_cache_dir)
         if config.l2_backend == L2BackendType.JSONL:
-            return JsonlCacheTier(tier_config, tier_type, Path(config.l2_cache_dir), self.encryptor)
-        return DiskCacheTier(tier_config, tier_type, Path(config.l2_cache_dir), self.encryptor)
+            return bound_tier(
+                JsonlCacheTier,
+                handle,
+                tier_config,
+                tier_type,
+                cache_dir=cache_dir,
+                encryptor=self.encryptor,
+                num_shards=16,
+            )
+        return bound_tier(
+            DiskCacheTier,
+            handle,
+            tier_config,
+            tier_type,
+            cache_dir=cache_dir,
+            db_path=cache_dir / "l2_cache.db",
+            encryptor=self.encryptor,
+        )
 
     # The cache's operations.
 
@@ -258,7 +267,7 @@ class CacheManager:
     def close(self) -> None:
         """Stops the cleaner and closes the engine and the tier objects."""
         self.ttl_manager.stop()
-        for tier in (self.l2_tier, self.l3_tier):
+        for tier in (self.l1_tier, self.l2_tier, self.l3_tier):
             if isinstance(tier, CacheTier):
                 tier.close()
         self._engine.close()

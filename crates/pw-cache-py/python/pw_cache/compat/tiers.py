@@ -5,9 +5,13 @@ L1, ``JsonlCacheTier`` a JSONL L2, ``DiskCacheTier`` a SQLite L2 (``l2_cache.db`
 ``SQLiteCacheTier`` an L3. They read and write the reference's files, so a tier object and a
 ``CacheManager`` (or proxywhirl itself) can use the same directory at once.
 
+The tiers of a ``CacheManager`` (``manager.l1_tier`` ...) are instead bound to one level of the
+manager's own engine (a ``pw_cache.Tier`` handle, :func:`bound_tier`): their operations touch
+that level only, with no promotion, write-through or statistics, as in the reference.
+
 What differs from the reference: a put stores the entry under the key given (the entry's own
-``key`` field is rewritten to it; the reference kept two keys for one entry); ``keys()`` reads
-an export of the tier (the engine has no key listing); the private attributes (``_cache``,
+``key`` field is rewritten to it; the reference kept two keys for one entry); ``keys()`` of a
+stand-alone tier object reads an export of the tier; the private attributes (``_cache``,
 ``_index``, ``_read_shard`` ...) do not exist.
 """
 
@@ -31,6 +35,7 @@ __all__ = [
     "MemoryCacheTier",
     "SQLiteCacheTier",
     "TierType",
+    "bound_tier",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,8 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
         self.failure_count = 0
         self.failure_threshold = 3
         self._engine: Any = None
+        #: A ``pw_cache.Tier`` handle when bound to one level of a manager's engine.
+        self._tier: Any = None
 
     def _open(self, cache_config: CacheConfig, key_file: Path | None = None) -> None:
         native = native_module()
@@ -80,7 +87,7 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def get(self, key: str) -> CacheEntry | None:
         """The live entry under ``key``, or ``None``."""
         try:
-            native = self._engine.get(key)
+            native = self._engine.get(key) if self._tier is None else self._tier.get(key)
         except Exception as error:
             self._failed("get", error)
             return None
@@ -89,7 +96,11 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def put(self, key: str, entry: CacheEntry) -> bool:
         """Stores ``entry`` under ``key``; whether it was stored."""
         try:
-            stored = bool(self._engine.put(to_native(entry, key)))
+            if self._tier is not None:
+                self._tier.put(to_native(entry, key))
+                stored = True
+            else:
+                stored = bool(self._engine.put(to_native(entry, key)))
         except Exception as error:
             self._failed("put", error)
             return False
@@ -98,7 +109,8 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def delete(self, key: str) -> bool:
         """Removes ``key``; whether it was there."""
         try:
-            return bool(self._engine.delete(key))
+            target = self._engine if self._tier is None else self._tier
+            return bool(target.delete(key))
         except Exception as error:
             self._failed("delete", error)
             return False
@@ -106,7 +118,8 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def clear(self) -> int:
         """Removes every entry; how many there were."""
         try:
-            return int(self._engine.clear())
+            target = self._engine if self._tier is None else self._tier
+            return int(target.clear())
         except Exception as error:
             self._failed("clear", error)
             return 0
@@ -114,14 +127,19 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def size(self) -> int:
         """How many entries the tier holds."""
         try:
+            if self._tier is not None:
+                return int(self._tier.size())
             return int(self._engine.statistics()[self._stats_name]["current_size"])
         except Exception as error:
             self._failed("size", error)
             return 0
 
     def keys(self) -> list[str]:
-        """The keys of the live entries (read from an export of the tier)."""
+        """The keys the tier holds (of a stand-alone tier object: its live entries, read from
+        an export of the tier)."""
         try:
+            if self._tier is not None:
+                return [str(key) for key in self._tier.keys()]
             with tempfile.TemporaryDirectory(prefix="pw-cache-keys-") as directory:
                 path = Path(directory) / "export.jsonl"
                 self._engine.export(str(path))
@@ -136,12 +154,28 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
     def cleanup_expired(self) -> int:
         """Removes the expired entries; how many."""
         try:
+            if self._tier is not None:
+                return self._cleanup_bound()
             return int(self._engine.cleanup())
         except Exception as error:
             self._failed("cleanup_expired", error)
             return 0
 
+    def _cleanup_bound(self) -> int:
+        removed = 0
+        for key in self._tier.keys():
+            native = self._tier.get(key)
+            if native is not None and native.is_expired and self._tier.delete(key):
+                removed += 1
+        return removed
+
     def __contains__(self, key: str) -> bool:
+        if self._tier is not None:
+            try:
+                return bool(self._tier.contains(key))
+            except Exception as error:
+                self._failed("contains", error)
+                return False
         return key in self.keys()
 
     def handle_failure(self, error: Exception) -> None:
@@ -156,7 +190,8 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
         self.enabled = True
 
     def close(self) -> None:
-        """Closes the tier's engine (flushing what it batches)."""
+        """Closes the tier's engine (flushing what it batches); a bound tier's engine is its
+        manager's, closed by the manager."""
         if self._engine is not None:
             self._engine.close()
 
@@ -287,3 +322,21 @@ class SQLiteCacheTier(CacheTier):
                 encryption_key=self.encryptor.key.decode("ascii"),
             )
         )
+
+
+def bound_tier(
+    cls: type[CacheTier],
+    handle: Any,
+    config: CacheTierConfig,
+    tier_type: TierType,
+    **attributes: Any,
+) -> CacheTier:
+    """A ``cls`` tier object on ``handle`` (a ``pw_cache.Tier``: one level of a manager's
+    engine) rather than on an engine of its own; ``attributes`` are set on it (``cache_dir``,
+    ``db_path``, ``encryptor`` ...)."""
+    tier = cls.__new__(cls)
+    CacheTier.__init__(tier, config, tier_type)
+    tier._tier = handle
+    for name, value in attributes.items():
+        setattr(tier, name, value)
+    return tier
