@@ -5,29 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pw_cache
 import pytest
+from _support import KEY, backend, open_cache
 from pw_cache import _native
 
-KEY = _native.generate_key()
-
-
-def open_cache(tmp_path: Path, backend: str, **extra: Any) -> pw_cache.Cache:
-    options: dict[str, Any] = {
-        "l2_cache_dir": tmp_path / "l2",
-        "l2_backend": backend,
-        "l3_database_path": tmp_path / "db" / "l3.db",
-        "encryption_key": KEY,
-    }
-    options.update(extra)
-    return pw_cache.Cache(**options)
-
-
-@pytest.fixture(params=["jsonl", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+__all__ = ["backend"]  # the fixture, used by name
 
 
 def test_put_get_delete_clear(tmp_path: Path, backend: str) -> None:

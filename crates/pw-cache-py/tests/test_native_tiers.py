@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pw_cache
 import pytest
-from pw_cache import _native
+from _support import backend, open_cache
 
-KEY = _native.generate_key()
-
-
-def open_cache(tmp_path: Path, backend: str = "sqlite", **extra: Any) -> pw_cache.Cache:
-    options: dict[str, Any] = {
-        "l2_cache_dir": tmp_path / "l2",
-        "l2_backend": backend,
-        "l3_database_path": tmp_path / "db" / "l3.db",
-        "encryption_key": KEY,
-    }
-    options.update(extra)
-    return pw_cache.Cache(**options)
-
-
-@pytest.fixture(params=["jsonl", "sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+__all__ = ["backend"]  # the fixture, used by name
 
 
 def tiers(cache: pw_cache.Cache) -> tuple[pw_cache.Tier, pw_cache.Tier, pw_cache.Tier]:

@@ -72,6 +72,19 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
         #: A ``pw_cache.Tier`` handle when bound to one level of a manager's engine.
         self._tier: Any = None
 
+    def _open_l2(self, config: CacheTierConfig, backend: L2BackendType) -> None:
+        """Opens the engine on this tier's ``cache_dir`` as an L2 of ``backend`` alone."""
+        self._open(
+            CacheConfig(
+                l1_config=_OFF,
+                l2_config=config.model_copy(update={"enabled": True}),
+                l3_config=_OFF,
+                l2_backend=backend,
+                l2_cache_dir=str(self.cache_dir),
+                encryption_key=self.encryptor.key.decode("ascii"),
+            )
+        )
+
     def _open(self, cache_config: CacheConfig, key_file: Path | None = None) -> None:
         native = native_module()
         document = config_json(cache_config)
@@ -231,17 +244,7 @@ class JsonlCacheTier(CacheTier):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.encryptor = encryptor or CredentialEncryptor()
         self.num_shards = num_shards
-        disk = config.model_copy(update={"enabled": True})
-        self._open(
-            CacheConfig(
-                l1_config=_OFF,
-                l2_config=disk,
-                l3_config=_OFF,
-                l2_backend=L2BackendType.JSONL,
-                l2_cache_dir=str(self.cache_dir),
-                encryption_key=self.encryptor.key.decode("ascii"),
-            )
-        )
+        self._open_l2(config, L2BackendType.JSONL)
 
 
 class DiskCacheTier(CacheTier):
@@ -261,17 +264,7 @@ class DiskCacheTier(CacheTier):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.encryptor = encryptor or CredentialEncryptor()
         self.db_path = self.cache_dir / "l2_cache.db"
-        disk = config.model_copy(update={"enabled": True})
-        self._open(
-            CacheConfig(
-                l1_config=_OFF,
-                l2_config=disk,
-                l3_config=_OFF,
-                l2_backend=L2BackendType.SQLITE,
-                l2_cache_dir=str(self.cache_dir),
-                encryption_key=self.encryptor.key.decode("ascii"),
-            )
-        )
+        self._open_l2(config, L2BackendType.SQLITE)
 
     def migrate_from_jsonl(self, jsonl_dir: Path | None = None) -> int:
         """Copies the live entries of JSONL shards (``jsonl_dir``, else ``cache_dir``) here.
