@@ -115,6 +115,19 @@ pub enum TierError {
 }
 
 impl TierError {
+    /// `key` for an error message: whole when within `MAX_KEY_BYTES`, else its first bytes (an
+    /// over-long key is not repeated in full).
+    pub(crate) fn shown_key(key: &str) -> String {
+        if key.len() <= pw_cache_model::limits::MAX_KEY_BYTES {
+            return key.to_owned();
+        }
+        let mut end = 64;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &key[..end])
+    }
+
     /// Refuses an empty key ([`TierError::InvalidEntry`]): the check every backend makes
     /// before it stores an entry.
     pub(crate) fn require_key(key: &str) -> Result<(), TierError> {

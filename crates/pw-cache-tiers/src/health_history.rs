@@ -39,7 +39,7 @@ impl HealthCheck {
     /// [`pw_cache_model::limits`]) ([`TierError::InvalidEntry`]).
     pub(crate) fn validate(&self) -> Result<(), TierError> {
         self.check_lengths().map_err(|reason| TierError::InvalidEntry {
-            key: truncated_key(&self.proxy_key),
+            key: TierError::shown_key(&self.proxy_key),
             reason,
         })?;
         match self.response_time_ms {
@@ -75,20 +75,6 @@ impl HealthCheck {
         }
         Ok(())
     }
-}
-
-/// `key` for an error message: whole when within `MAX_KEY_BYTES`, else its first bytes and its
-/// length (an over-long key is not repeated in full).
-fn truncated_key(key: &str) -> String {
-    let limit = pw_cache_model::limits::MAX_KEY_BYTES;
-    if key.len() <= limit {
-        return key.to_owned();
-    }
-    let mut end = 64;
-    while !key.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &key[..end], key.len())
 }
 
 /// A recorded health check with its id (ids grow with each record).

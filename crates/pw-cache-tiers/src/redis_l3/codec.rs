@@ -84,18 +84,6 @@ pub(super) const HASH_BUDGET_BYTES: usize = {
 // At most this much of one hash is ever transferred: keep it small.
 const _: () = assert!(HASH_BUDGET_BYTES < 64 * 1024);
 
-/// `key` for an error: as it is, or its start when it is longer than a key may be.
-fn shown_key(key: &str) -> String {
-    if key.len() <= limits::MAX_KEY_BYTES {
-        return key.to_owned();
-    }
-    let mut end = 64;
-    while !key.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &key[..end])
-}
-
 /// The fields of `entry`'s hash (all but `created_at` and `updated_at`), credentials encrypted
 /// with the ring's current key ([`encode_entry`] into [`HashArgs`]). An entry with a field longer
 /// than its limit (`pw_cache_model::limits`) is refused: [`TierError::InvalidEntry`], naming the
@@ -131,7 +119,7 @@ impl<'a> FieldSink<'a> for HashArgs {
     fn accept(&mut self, entry: &CacheEntry) -> Result<(), TierError> {
         match limits::first_oversized(entry) {
             Some(over) => Err(TierError::InvalidEntry {
-                key: shown_key(&entry.key),
+                key: TierError::shown_key(&entry.key),
                 reason: over.to_string(),
             }),
             None => Ok(()),
@@ -202,7 +190,10 @@ impl<'a> Fields<'a> {
         } else {
             Err(self.corrupt(
                 fields::KEY,
-                format_args!("holds {:?}, not the key it is stored under", shown_key(&stored)),
+                format_args!(
+                    "holds {:?}, not the key it is stored under",
+                    TierError::shown_key(&stored)
+                ),
             ))
         }
     }
