@@ -47,6 +47,11 @@ pub const MAX_CREDENTIAL_BYTES: usize = 4096;
 /// Longest stored credential token (the Fernet token's text): that of the longest credential.
 pub const MAX_CREDENTIAL_TOKEN_BYTES: usize = fernet_token_len(MAX_CREDENTIAL_BYTES);
 
+/// Longest proxy URL as given with credentials in it (`scheme://user:pass@host:port`, as a warm
+/// file may carry them): the stored URL's limit, and each credential percent-encoded (3 bytes
+/// per byte at most) with its `:` and `@`.
+pub const MAX_PROXY_URL_WITH_CREDENTIALS_BYTES: usize = MAX_PROXY_URL_BYTES + 2 * 3 * MAX_CREDENTIAL_BYTES + 2;
+
 /// A bound on the length of the JSON line of any entry within the field limits (each text
 /// field escaped at six bytes per byte, tokens in place of credentials, and 2 KB for the rest).
 pub const MAX_ENTRY_LINE_BYTES: usize = 6

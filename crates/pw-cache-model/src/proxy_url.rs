@@ -55,9 +55,7 @@ impl ProxyUrl {
     }
 
     fn parse_text(text: &str) -> Result<Self, String> {
-        // The stored URL is at most MAX_PROXY_URL_BYTES; its credentials, percent-encoded, at
-        // most three times MAX_CREDENTIAL_BYTES each.
-        let longest = crate::limits::MAX_PROXY_URL_BYTES + 2 * 3 * crate::limits::MAX_CREDENTIAL_BYTES + 2;
+        let longest = crate::limits::MAX_PROXY_URL_WITH_CREDENTIALS_BYTES;
         if text.len() > longest {
             return Err(format!(
                 "`{PROXY_URL}` is {} bytes long, more than the limit of {longest} bytes",

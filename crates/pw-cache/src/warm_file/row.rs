@@ -48,7 +48,7 @@ pub(super) fn issue(location: RowLocation, kind: IssueKind, reason: String) -> W
 /// byte, with room for whitespace).
 fn field_limit(name: &str) -> usize {
     match name {
-        PROXY_URL => limits::MAX_PROXY_URL_BYTES + 2 * 3 * limits::MAX_CREDENTIAL_BYTES + 2,
+        PROXY_URL => limits::MAX_PROXY_URL_WITH_CREDENTIALS_BYTES,
         USERNAME | PASSWORD => limits::MAX_CREDENTIAL_BYTES,
         USERNAME_ENCRYPTED | PASSWORD_ENCRYPTED => 4 * limits::MAX_CREDENTIAL_TOKEN_BYTES,
         SOURCE => limits::MAX_SOURCE_BYTES,
