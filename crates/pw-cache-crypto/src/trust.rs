@@ -277,10 +277,9 @@ fn check_parents(path: &Path, trust: Trust) -> Result<(), TrustError> {
 /// Fails unless the parent (or link) `parent` of `path`, described by `meta`, is owned by this
 /// user or root.
 fn parent_owner(path: &Path, parent: &Path, meta: &Metadata) -> Result<(), TrustError> {
-    let (uid, current_uid) = (uid_of(meta), current_uid());
-    if uid == current_uid || uid == 0 {
+    let Some(uid) = foreign_owner(meta) else {
         return Ok(());
-    }
+    };
     Err(TrustError::ParentNotOwned {
         path: path.to_path_buf(),
         parent: parent.to_path_buf(),
@@ -304,17 +303,22 @@ pub fn create_trusted_dir_all(path: &Path, trust: Trust) -> Result<(), TrustErro
 
 /// Fails unless `meta` (of `path`) is owned by this user or root.
 pub(crate) fn check_owner(what: &'static str, path: &Path, meta: &Metadata) -> Result<(), TrustError> {
-    let (uid, current_uid) = (uid_of(meta), current_uid());
-    if uid == current_uid || uid == 0 {
+    let Some(uid) = foreign_owner(meta) else {
         return Ok(());
-    }
+    };
     Err(TrustError::NotOwned {
         what,
         path: path.to_path_buf(),
         owner: Owner::of(uid),
-        current_uid,
+        current_uid: current_uid(),
         mode: mode_of(meta),
     })
+}
+
+/// The owner of `meta` when it is neither this user nor root (the one owner rule of every check).
+fn foreign_owner(meta: &Metadata) -> Option<u32> {
+    let uid = uid_of(meta);
+    (uid != current_uid() && uid != 0).then_some(uid)
 }
 
 /// The permission bits of `meta` (0 where there are none).
