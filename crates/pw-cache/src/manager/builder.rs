@@ -78,6 +78,7 @@ pub struct CacheManagerBuilder {
     l3: Option<Box<dyn CacheTier>>,
     probe_interval: Duration,
     l1_access_order: AccessOrder,
+    l1_shards: usize,
     key_check: KeyCheck,
     trust: Trust,
 }
@@ -97,6 +98,7 @@ impl CacheManagerBuilder {
             l3: None,
             probe_interval: DEFAULT_PROBE_INTERVAL,
             l1_access_order: AccessOrder::default(),
+            l1_shards: 0,
             key_check: KeyCheck::default(),
         }
     }
@@ -176,6 +178,18 @@ impl CacheManagerBuilder {
         self
     }
 
+    /// How many shards L1 is split into (default 0: [`MemoryTier::default_shard_count`], one
+    /// shard below 128 entries and up to 16 above, each shard holding its part of
+    /// `max_entries` and evicting its own victim, as moka and quick_cache do). `1` gives an L1
+    /// whose `max_entries` is exact, as proxywhirl's is: it evicts only when the whole tier is
+    /// full, and then the policy's victim among all its entries, at the cost of one lock for
+    /// every thread's puts (hits are noted per thread either way). See
+    /// [`pw_cache_tiers::memory`], "Shards and the policy".
+    pub fn l1_shards(mut self, shards: usize) -> Self {
+        self.l1_shards = shards;
+        self
+    }
+
     /// Resolves the keys, opens the enabled tiers and starts the background cleaner when the
     /// config enables it (the steps are listed in the module docs).
     pub fn open(self) -> Result<CacheManager, ManagerError> {
@@ -194,7 +208,8 @@ impl CacheManagerBuilder {
         // L2 and a local L3 only: a Redis L3 is not in its slot yet (it goes there when
         // subscribed to, below), so with a Redis L3 and no L2, L1's evictions queue no use.
         let has_lower = tiers.l2.is_some() || tiers.l3.is_some();
-        let l1 = open_l1(&config, self.l1_access_order, &counters, &evicted_use, has_lower);
+        let l1_shape = (self.l1_access_order, self.l1_shards);
+        let l1 = open_l1(&config, l1_shape, &counters, &evicted_use, has_lower);
         #[cfg(feature = "redis")]
         let mut subscribe_failure = None;
         let inner = Arc::new_cyclic(|weak_self| {
@@ -207,6 +222,7 @@ impl CacheManagerBuilder {
                 config,
                 ring,
                 l1,
+                l1_off: AtomicBool::new(false),
                 l2: tiers.l2.take(),
                 l3: tiers.l3.take(),
                 counters,
@@ -390,7 +406,7 @@ fn check_key_ring(ring: &KeyRing, tiers: &DiskTiers, check: KeyCheck) -> Result<
 /// the use of a dirty entry.
 fn open_l1(
     config: &CacheConfig,
-    order: AccessOrder,
+    (order, shards): (AccessOrder, usize),
     counters: &Arc<Counters>,
     evicted_use: &Arc<EvictedUse>,
     has_lower: bool,
@@ -398,7 +414,12 @@ fn open_l1(
     config.l1_config().enabled.then(|| {
         let counters = Arc::clone(counters);
         let evicted_use = Arc::clone(evicted_use);
-        let tier = MemoryTier::new(config.l1_config()).with_access_order(order);
+        let l1_config = config.l1_config();
+        let shards = match shards {
+            0 => MemoryTier::default_shard_count(l1_config.max_entries),
+            n => n,
+        };
+        let tier = MemoryTier::with_shards(l1_config, shards).with_access_order(order);
         tier.with_locked_eviction_sink(move |entry, used| {
             let l1 = counters.tier(CacheTierType::L1);
             bump(&l1.evictions_lru, 1);

@@ -44,6 +44,9 @@ pub(super) struct TierSlot {
     /// to the builder, and not a Redis L3.
     pub(super) configured: bool,
     degraded: AtomicBool,
+    /// Switched off by the application ([`super::CacheManager::set_tier_enabled`]): skipped as
+    /// a degraded tier is, but not probed back into service.
+    pub(super) switched_off: AtomicBool,
     /// Consecutive failed writes (puts, deletes, clears). Reads succeeding in between do not
     /// reset it, so a tier that can be read but not written (a read-only directory) degrades.
     write_failures: AtomicU32,
@@ -60,15 +63,21 @@ impl TierSlot {
             kind,
             configured,
             degraded: AtomicBool::new(false),
+            switched_off: AtomicBool::new(false),
             write_failures: AtomicU32::new(0),
             resync: Mutex::new(Resync::default()),
             resync_pending: AtomicBool::new(false),
         }
     }
 
-    /// Whether the tier is used (not degraded).
+    /// Whether the tier is used (not degraded, not switched off).
     pub(super) fn serving(&self) -> bool {
-        !self.degraded.load(Ordering::Acquire)
+        !self.degraded.load(Ordering::Acquire) && !self.switched_off.load(Ordering::Acquire)
+    }
+
+    /// Whether the tier missed writes, deletes or a clear not replayed yet.
+    pub(super) fn resync_pending(&self) -> bool {
+        self.resync_pending.load(Ordering::Acquire)
     }
 
     /// Whether this tier's copy of `key` may be stale (it missed a write or delete of it).
@@ -294,9 +303,18 @@ impl Inner {
     /// replayed first): writes go to it from then on, and lookups keep skipping the keys it
     /// missed until the replay has removed its copies of them, so a host that keeps writing
     /// gets the tier back within a probe interval, however many keys it misses meanwhile.
-    fn maintain(&self) -> bool {
+    ///
+    /// A tier switched off is left alone, except at close (`closing`): it is healthy, and what
+    /// it missed is replayed then, so that the next process does not read stale copies.
+    fn maintain(&self, closing: bool) -> bool {
         let mut left = false;
         for slot in self.slots() {
+            if slot.switched_off.load(Ordering::Acquire) {
+                if closing && !self.replay(slot) {
+                    left = true;
+                }
+                continue;
+            }
             if !slot.serving() {
                 match slot.tier.probe() {
                     Ok(()) => {
@@ -326,15 +344,17 @@ impl Inner {
     /// memory only, so a tier that recovers only after this process ends may serve stale or
     /// deleted entries (see `docs/migrating-from-proxywhirl.md`, "Degradation").
     pub(super) fn last_resync(&self) -> Vec<String> {
-        self.maintain();
+        self.maintain(true);
         let mut left = Vec::new();
         for slot in self.slots() {
+            // A tier switched off but not degraded had what it missed replayed above.
+            let up = !slot.degraded.load(Ordering::Acquire);
             let pending = slot.resync_pending.load(Ordering::Acquire);
-            if slot.serving() && !pending {
+            if up && !pending {
                 continue;
             }
             let resync = lock(&slot.resync);
-            if slot.serving() && !resync.clear_all && resync.keys.is_empty() {
+            if up && !resync.clear_all && resync.keys.is_empty() {
                 continue;
             }
             let what = if resync.clear_all {
@@ -435,7 +455,7 @@ fn maintenance_loop(weak: &Weak<Inner>, interval: Duration) {
             inner.maintenance.running.store(false, Ordering::Release);
             return;
         }
-        if !inner.maintain() {
+        if !inner.maintain(false) {
             inner.maintenance.running.store(false, Ordering::Release);
             // Something may have degraded between the last check and now.
             let again = inner

@@ -73,7 +73,7 @@ impl Inner {
         key: &str,
         unreadable_seen: &mut Vec<CacheTierType>,
     ) -> Option<(CacheTierType, CacheEntry)> {
-        if let Some(l1) = &self.l1
+        if let Some(l1) = self.l1()
             && let Ok(Some(entry)) = l1.peek(key)
         {
             return Some((CacheTierType::L1, entry));
@@ -115,7 +115,7 @@ impl Inner {
             }
         }
         // L1 counts only for an entry it holds: absent there too, nothing took the mark.
-        match self.l1.as_ref()?.mark_failure(key, evict_at) {
+        match self.l1()?.mark_failure(key, evict_at) {
             Ok(FailureMark::Absent) | Err(_) => None,
             Ok(mark) => Some((CacheTierType::L1, mark)),
         }
@@ -135,7 +135,7 @@ impl Inner {
             }
         }
         if authority != CacheTierType::L1
-            && let Some(l1) = &self.l1
+            && let Some(l1) = self.l1()
         {
             l1.update(key, |e| {
                 e.failure_count = failure_count;

@@ -81,7 +81,7 @@ impl Inner {
         }
         let _guard = self.locks.lock(key);
         let now = self.now();
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             let counters = self.counters.tier(CacheTierType::L1);
             // Flagged (a use the tiers below have not seen) under L1's shard lock, where an
             // eviction of the key looks.
@@ -177,7 +177,7 @@ impl Inner {
 
     /// Copies `entry`, found in `found_in`, to the tiers above it.
     fn promote_locked(&self, entry: &CacheEntry, found_in: CacheTierType) {
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             // L1 is about to hold a use the tiers below have not seen: stored flagged, so that
             // an eviction right after the put finds it.
             PROMOTING.set(true);

@@ -62,6 +62,7 @@
 //! - `use_log.rs`: the use of evicted entries, queued and written by its own thread, and flush;
 //! - `degradation.rs`: a disk tier's slot, its degradation, the probe thread and the replay of
 //!   what a tier missed;
+//! - `switch.rs`: switching a tier off and on at run time ([`CacheManager::set_tier_enabled`]);
 //! - `ttl.rs`: the background TTL cleaner ([`TtlManager`]), which reaches the cache through
 //!   one trait;
 //! - `remote.rs` (feature `redis`): a shared Redis L3 and its change feed;
@@ -90,6 +91,7 @@ mod lookup;
 #[cfg(feature = "redis")]
 mod remote;
 mod store;
+mod switch;
 mod ttl;
 mod use_log;
 
@@ -153,6 +155,8 @@ struct Inner {
     ring: Arc<KeyRing>,
     /// The tiers, each `None` when disabled; L2 and L3 with their degradation state.
     l1: Option<MemoryTier>,
+    /// L1 is switched off ([`CacheManager::set_tier_enabled`]): the operations skip it.
+    l1_off: AtomicBool,
     l2: Option<TierSlot>,
     l3: Option<TierSlot>,
     counters: Arc<Counters>,
@@ -479,6 +483,11 @@ impl Inner {
         }
     }
 
+    /// L1, unless it is disabled or switched off.
+    fn l1(&self) -> Option<&MemoryTier> {
+        self.l1.as_ref().filter(|_| !self.l1_off.load(Ordering::Acquire))
+    }
+
     /// The disk tiers that are enabled, L2 first.
     fn slots(&self) -> impl Iterator<Item = &TierSlot> {
         self.l2.iter().chain(self.l3.iter())
@@ -490,7 +499,7 @@ impl Inner {
         if let Some(l1) = &self.l1 {
             stats.l1_stats.current_size = l1.size().unwrap_or(0) as u64;
         }
-        stats.l1_degraded = self.l1.is_none();
+        stats.l1_degraded = self.l1().is_none();
         stats.l2_degraded = self.l2.as_ref().is_none_or(|s| !s.serving());
         stats.l3_degraded = self.l3.as_ref().is_none_or(|s| !s.serving());
         for slot in self.slots() {

@@ -38,7 +38,7 @@ impl Inner {
         self.evicted_use.forget(key);
         let mut stored = Stored::default();
         let mut failures = Vec::new();
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             match l1.put(entry) {
                 Ok(()) => stored.l1 = true,
                 Err(e) => failures.push(format!("L1: {e}")),
@@ -65,7 +65,7 @@ impl Inner {
     /// Clears L1's flag of `key`: its L1 copy holds no use the tiers below lack (see the
     /// module docs' "Access data and demotion").
     pub(super) fn unflag_l1(&self, key: &str) {
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             l1.unflag(key);
         }
     }
@@ -83,7 +83,7 @@ impl Inner {
         for slot in slots.into_iter().rev() {
             deleted |= self.delete_from(slot, key);
         }
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             deleted |= l1.delete(key).unwrap_or(false);
         }
         deleted
@@ -118,7 +118,7 @@ impl Inner {
                 removed.push(slot.kind);
             }
         }
-        if let Some(l1) = &self.l1
+        if let Some(l1) = self.l1()
             && l1.delete(key).unwrap_or(false)
         {
             removed.push(CacheTierType::L1);
@@ -134,7 +134,7 @@ impl Inner {
         // No lookup may promote a lower tier's copy into L1 between the clears.
         let _all = self.locks.lock_all();
         let mut total = 0;
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             total += l1.clear().unwrap_or(0);
         }
         self.evicted_use.clear();
@@ -158,7 +158,7 @@ impl Inner {
             bump(&counters.cleaner_ttl, removed as u64);
             report.removed[crate::counters::index(tier)] = removed;
         };
-        if let Some(l1) = &self.l1 {
+        if let Some(l1) = self.l1() {
             record(CacheTierType::L1, l1.cleanup_expired(now).unwrap_or(0));
         }
         for slot in self.slots() {

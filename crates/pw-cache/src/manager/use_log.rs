@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{self, JoinHandle};
 
 use pw_cache_model::AccessRecord;
-use pw_cache_tiers::CacheTier;
+use pw_cache_tiers::{CacheTier, MemoryTier};
 
 use super::Inner;
 use crate::counters::bump;
@@ -299,8 +299,29 @@ impl Inner {
     /// L2/L3, and flushes the tiers ([`super::CacheManager::flush`]).
     pub(super) fn flush(&self) -> Result<(), ManagerError> {
         let mut failures = Vec::new();
-        if let Some(l1) = &self.l1 {
-            // The use of entries still in L1, as one batch.
+        if let Some(l1) = self.l1() {
+            failures.extend(self.flush_l1(l1));
+        }
+        failures.extend(self.record_evicted_use(1, true));
+        for slot in self.slots() {
+            if slot.serving()
+                && let Err(e) = slot.tier.flush()
+            {
+                failures.push(format!("{}: {e}", slot.kind));
+                self.failed(slot, "flush", "", &e);
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ManagerError::Incomplete { op: "flush", failures })
+        }
+    }
+
+    /// Records the use of the dirty entries in `l1` below, as one batch; the tiers that missed it.
+    pub(super) fn flush_l1(&self, l1: &MemoryTier) -> Vec<String> {
+        let mut failures = Vec::new();
+        {
             let mut batch = Vec::new();
             for key in l1.flagged_keys() {
                 let _guard = self.locks.lock(&key);
@@ -321,20 +342,7 @@ impl Inner {
             }
             bump(&self.counters.demotion_writes, batch.len() as u64);
         }
-        failures.extend(self.record_evicted_use(1, true));
-        for slot in self.slots() {
-            if slot.serving()
-                && let Err(e) = slot.tier.flush()
-            {
-                failures.push(format!("{}: {e}", slot.kind));
-                self.failed(slot, "flush", "", &e);
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(ManagerError::Incomplete { op: "flush", failures })
-        }
+        failures
     }
 }
 
