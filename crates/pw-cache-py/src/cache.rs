@@ -17,6 +17,7 @@ use pw_cache::{
 
 use crate::config;
 use crate::entry::{Entry, credential};
+use crate::entry_model::EntryModel;
 use crate::errors::{self, Kind};
 use crate::tier::Tier;
 
@@ -29,10 +30,10 @@ pub struct Cache {
     closed: AtomicBool,
 }
 
-fn open(py: Python<'_>, config: pw_cache::CacheConfig, key_file: Option<PathBuf>) -> PyResult<Cache> {
+fn open(py: Python<'_>, config: pw_cache::CacheConfig, key_file: Option<PathBuf>, l1_shards: usize) -> PyResult<Cache> {
     let manager = py
         .detach(move || {
-            let mut builder = CacheManager::builder(config);
+            let mut builder = CacheManager::builder(config).l1_shards(l1_shards);
             if let Some(path) = key_file {
                 builder = builder.key_file(path);
             }
@@ -109,32 +110,51 @@ impl Cache {
     /// (`l2_cache_dir`, `l2_backend`, `l3_database_path`, `default_ttl_seconds`,
     /// `per_source_ttl`, `encryption_key`, `l3_backend`, `redis_url` ...), tier settings flat
     /// (`l1_max_entries`, `l2_eviction_policy`, `l3_enabled` ...) or nested (`l1_config={...}`),
-    /// and `key_file`. Raises `ConfigError` naming a bad option.
+    /// `key_file`, and `l1_shards` (default 0: L1 split into shards, each evicting on its own;
+    /// 1: `l1_max_entries` exact, as proxywhirl's L1). Raises `ConfigError` naming a bad
+    /// option.
     #[new]
     #[pyo3(signature = (**options))]
     fn py_new(py: Python<'_>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
         let options = config::options(options)?;
-        open(py, options.config, options.key_file.map(PathBuf::from))
+        open(
+            py,
+            options.config,
+            options.key_file.map(PathBuf::from),
+            options.l1_shards,
+        )
     }
 
     /// Opens a cache from a JSON config document: proxywhirl's `CacheConfig.model_dump_json()`
-    /// (with the real `encryption_key`, not a masked one), or the same fields.
+    /// (with the real `encryption_key`, not a masked one), or the same fields. `key_file` and
+    /// `l1_shards` as for `Cache(...)`.
     #[classmethod]
-    #[pyo3(signature = (json, *, key_file = None))]
+    #[pyo3(signature = (json, *, key_file = None, l1_shards = 0))]
     fn from_config_json(
         _cls: &Bound<'_, PyType>,
         py: Python<'_>,
         json: &str,
         key_file: Option<PathBuf>,
+        l1_shards: usize,
     ) -> PyResult<Self> {
         let config = config::from_json(json)?;
-        open(py, config, key_file)
+        open(py, config, key_file, l1_shards)
     }
 
-    /// The entry under `key`, or `None` (absent or expired). A hit counts as an access.
-    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
+    /// The entry under `key`, or `None` (absent or expired). A hit counts as an access. With
+    /// `into=EntryModel(...)`, the entry comes as an instance of that model.
+    #[pyo3(signature = (key, *, into = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        into: Option<&Bound<'py, EntryModel>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let manager = self.live()?;
-        Ok(py.detach(|| manager.get(key)).map(Entry::new))
+        let found = py.detach(|| manager.get(key));
+        found
+            .map(|entry| crate::entry_model::to_python(py, entry, into))
+            .transpose()
     }
 
     /// Stores `entry` in every tier. Returns `True`; raises `InvalidEntryError` for an entry
@@ -270,6 +290,23 @@ impl Cache {
     fn tier(slf: Bound<'_, Self>, level: &str) -> PyResult<Option<Tier>> {
         let level = crate::tier::parse_level(level)?;
         Tier::open(slf, level)
+    }
+
+    /// Switches the level `"l1"`, `"l2"` or `"l3"` on (`True`) or off (`False`) while the
+    /// cache runs: a level switched off is skipped by every operation (L1 is emptied, its use
+    /// recorded below; L2/L3 note what they miss, and never serve a copy they missed a write
+    /// of once back on). Returns whether the level is configured.
+    fn set_tier_enabled(&self, py: Python<'_>, level: &str, enabled: bool) -> PyResult<bool> {
+        let level = crate::tier::parse_level(level)?;
+        let manager = self.live()?;
+        py.detach(|| manager.set_tier_enabled(level, enabled))
+            .map_err(errors::manager)
+    }
+
+    /// Whether the level is configured and switched on.
+    fn tier_enabled(&self, level: &str) -> PyResult<bool> {
+        let level = crate::tier::parse_level(level)?;
+        Ok(self.live()?.tier_enabled(level))
     }
 
     /// Whether `close` was called.

@@ -3,7 +3,8 @@
 //! The options are the fields of proxywhirl's `CacheConfig` (the JSON form
 //! [`CacheConfig::from_json_str`] reads, so every bound and the error naming the field are the
 //! engine's), plus flat spellings of the tier settings (`l1_max_entries`,
-//! `l2_eviction_policy`, `l3_enabled` ...) and `key_file`, which is not part of the config.
+//! `l2_eviction_policy`, `l3_enabled` ...), and two that are not part of the config: `key_file`
+//! and `l1_shards` (see [`pw_cache::CacheManagerBuilder::l1_shards`]).
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -25,6 +26,8 @@ pub struct Options {
     pub config: CacheConfig,
     /// The key file to use instead of the default one, if given.
     pub key_file: Option<String>,
+    /// L1's shard count (0: the default; 1: `l1_max_entries` exact, as proxywhirl's L1).
+    pub l1_shards: usize,
 }
 
 /// Reads the options; an unknown option or a bad value is `pw_cache.ConfigError` naming it.
@@ -32,6 +35,7 @@ pub fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
     let mut doc = Map::new();
     let mut flat: Vec<(String, &'static str, Value)> = Vec::new();
     let mut key_file = None;
+    let mut l1_shards = 0;
     if let Some(kwargs) = kwargs {
         for (name, value) in kwargs.iter() {
             let name: String = name.extract()?;
@@ -45,6 +49,12 @@ pub fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
                         _ => Err(errors::error(Kind::Config, "option `key_file` must be a path")),
                     })
                     .transpose()?;
+                continue;
+            }
+            if name == "l1_shards" {
+                l1_shards = value
+                    .extract::<usize>()
+                    .map_err(|_| errors::error(Kind::Config, "option `l1_shards` must be an int >= 0"))?;
                 continue;
             }
             let json = if name == "encryption_key" || name == "redis_url" {
@@ -70,7 +80,11 @@ pub fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Options> {
         tier_doc.insert(field.to_owned(), value);
     }
     let config = CacheConfig::from_json_str(&Value::Object(doc).to_string()).map_err(errors::config)?;
-    Ok(Options { config, key_file })
+    Ok(Options {
+        config,
+        key_file,
+        l1_shards,
+    })
 }
 
 /// Reads proxywhirl's `CacheConfig.model_dump_json()` (or any JSON config document).

@@ -2,12 +2,14 @@
 //! statistics) and timestamps (`datetime`).
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{IntoPyDict, PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use serde_json::Value;
 
 use pw_cache::OffsetDateTime;
-use pw_cache::model::timestamp::{format_isoformat, parse_isoformat};
+use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
 
 /// How deep a Python value given as a config option may nest.
 const MAX_DEPTH: usize = 16;
@@ -110,22 +112,92 @@ pub fn json_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, Py
     })
 }
 
-/// A timestamp as a timezone-aware `datetime.datetime` (its own UTC offset kept).
-pub fn datetime_to_py<'py>(py: Python<'py>, dt: OffsetDateTime) -> PyResult<Bound<'py, PyAny>> {
-    let datetime = py.import("datetime")?.getattr("datetime")?;
-    datetime.call_method1("fromisoformat", (format_isoformat(dt),))
+/// `datetime.datetime`, looked up once.
+fn datetime_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    static DATETIME: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    DATETIME.import(py, "datetime", "datetime")
 }
 
-/// A `datetime.datetime` as a timestamp: an aware one at its instant (microseconds), a naive
-/// one read as UTC. `what` names the argument in the error of anything else.
+/// A timestamp as a timezone-aware `datetime.datetime` (its own UTC offset kept; `tzinfo` is
+/// `datetime.timezone.utc` for UTC, as `datetime.fromisoformat` gives). Sub-microsecond digits
+/// are truncated. Built by calling the `datetime` type with its parts (the limited API has no
+/// faster constructor); the type and `timezone.utc` are looked up once.
+pub fn datetime_to_py<'py>(py: Python<'py>, dt: OffsetDateTime) -> PyResult<Bound<'py, PyAny>> {
+    let tz = timezone_to_py(py, dt.offset().whole_seconds())?;
+    datetime_type(py)?.call1((
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.microsecond(),
+        tz,
+    ))
+}
+
+/// `datetime.timezone.utc` for a zero offset, else `datetime.timezone(timedelta(seconds=…))`.
+fn timezone_to_py(py: Python<'_>, offset_seconds: i32) -> PyResult<Bound<'_, PyAny>> {
+    static UTC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    static TIMEZONE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    if offset_seconds == 0 {
+        return UTC
+            .get_or_try_init(py, || {
+                py.import("datetime")?
+                    .getattr("timezone")?
+                    .getattr("utc")
+                    .map(Bound::unbind)
+            })
+            .map(|utc| utc.bind(py).clone());
+    }
+    let delta = TIMEDELTA
+        .import(py, "datetime", "timedelta")?
+        .call((), Some(&[("seconds", offset_seconds)].into_py_dict(py)?))?;
+    TIMEZONE.import(py, "datetime", "timezone")?.call1((delta,))
+}
+
+/// A `datetime.datetime` as a timestamp: an aware one at its instant (microseconds, its own
+/// offset kept), a naive one read as UTC. `what` names the argument in the error of anything
+/// else. Read from the datetime's parts (`year` … `microsecond`, `utcoffset()`), so a subclass
+/// or a `zoneinfo` time zone gives the offset it has at that moment.
 pub fn py_to_datetime(value: &Bound<'_, PyAny>, what: &str) -> PyResult<OffsetDateTime> {
-    let datetime = value.py().import("datetime")?.getattr("datetime")?;
-    if !value.is_instance(&datetime)? {
+    let py = value.py();
+    if !value.is_instance(datetime_type(py)?)? {
         let type_name = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         return Err(PyTypeError::new_err(format!(
             "{what} must be a datetime.datetime, not {type_name}"
         )));
     }
-    let text: String = value.call_method0("isoformat")?.extract()?;
-    parse_isoformat(&text).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+    let part = |name: &Bound<'_, PyString>| -> PyResult<i32> { value.getattr(name)?.extract() };
+    let bad = |e: &dyn std::fmt::Display| PyValueError::new_err(format!("{what}: {e}"));
+    let month = u8::try_from(part(intern!(py, "month"))?).map_err(|e| bad(&e))?;
+    let date = Date::from_calendar_date(
+        part(intern!(py, "year"))?,
+        Month::try_from(month).map_err(|e| bad(&e))?,
+        u8::try_from(part(intern!(py, "day"))?).map_err(|e| bad(&e))?,
+    )
+    .map_err(|e| bad(&e))?;
+    let clock = |name: &Bound<'_, PyString>| -> PyResult<u8> { u8::try_from(part(name)?).map_err(|e| bad(&e)) };
+    let time = Time::from_hms_micro(
+        clock(intern!(py, "hour"))?,
+        clock(intern!(py, "minute"))?,
+        clock(intern!(py, "second"))?,
+        u32::try_from(part(intern!(py, "microsecond"))?).map_err(|e| bad(&e))?,
+    )
+    .map_err(|e| bad(&e))?;
+    let offset = value.call_method0(intern!(py, "utcoffset"))?;
+    let offset_seconds = if offset.is_none() {
+        0
+    } else {
+        let days: i32 = offset.getattr(intern!(py, "days"))?.extract()?;
+        let seconds: i32 = offset.getattr(intern!(py, "seconds"))?.extract()?;
+        let micros: i32 = offset.getattr(intern!(py, "microseconds"))?.extract()?;
+        if micros != 0 {
+            return Err(bad(&"a UTC offset with microseconds is not supported"));
+        }
+        days * 86_400 + seconds
+    };
+    let offset = UtcOffset::from_whole_seconds(offset_seconds).map_err(|e| bad(&e))?;
+    Ok(PrimitiveDateTime::new(date, time).assume_offset(offset))
 }

@@ -1,7 +1,7 @@
 //! `pw_cache._native`: the Python extension module of pw-cache.
 //!
 //! The Python package `pw_cache` (in `python/pw_cache/`) re-exports what is defined here:
-//! [`cache::Cache`], [`tier::Tier`], [`entry::Entry`], [`entry::PySecret`] (`pw_cache.Secret`) and the crypto
+//! [`cache::Cache`], [`tier::Tier`], [`entry::Entry`], [`entry::PySecret`] (`pw_cache.Secret`), [`entry_model::EntryModel`] and the crypto
 //! helpers of [`crypto`]. The exception classes are defined in Python (`pw_cache/_errors.py`,
 //! so that e.g. `ConfigError` can derive from both `pw_cache.Error` and `ValueError`), and
 //! raised from here through [`errors`]. The engine's `tracing` events reach Python's `logging`
@@ -15,6 +15,7 @@ pub mod config;
 pub mod convert;
 pub mod crypto;
 pub mod entry;
+pub mod entry_model;
 pub mod errors;
 pub mod logging;
 pub mod tier;
@@ -28,6 +29,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tier::Tier>()?;
     m.add_class::<entry::Entry>()?;
     m.add_class::<entry::PySecret>()?;
+    m.add_class::<entry_model::EntryModel>()?;
     m.add_function(wrap_pyfunction!(crypto::generate_key, m)?)?;
     m.add_function(wrap_pyfunction!(crypto::encrypt, m)?)?;
     m.add_function(wrap_pyfunction!(crypto::decrypt, m)?)?;

@@ -14,6 +14,7 @@ use pw_cache::{CacheTier, CacheTierType};
 
 use crate::cache::Cache;
 use crate::entry::Entry;
+use crate::entry_model::EntryModel;
 use crate::errors;
 
 /// `Cache.tier(level)`: one level (`"l1"`, `"l2"` or `"l3"`) of a cache, used on its own.
@@ -61,11 +62,20 @@ impl Tier {
 
 #[pymethods]
 impl Tier {
-    /// The entry under `key` as this tier stores it (expired or not), or `None`.
-    fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<Entry>> {
+    /// The entry under `key` as this tier stores it (expired or not), or `None`. With
+    /// `into=EntryModel(...)`, the entry comes as an instance of that model.
+    #[pyo3(signature = (key, *, into = None))]
+    fn get<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        into: Option<&Bound<'py, EntryModel>>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let tier = self.tier()?;
         let found = py.detach(|| tier.get(key)).map_err(errors::tier)?;
-        Ok(found.map(Entry::new))
+        found
+            .map(|entry| crate::entry_model::to_python(py, entry, into))
+            .transpose()
     }
 
     /// Stores `entry` under `entry.key` in this tier only, replacing what was there.

@@ -10,6 +10,8 @@ re-exports its API:
   tools: no promotion, no write-through, no statistics.
 - :class:`Entry` -- one cached proxy (the 21 fields of proxywhirl's ``CacheEntry``, read-only).
 - :class:`Secret` -- a credential; ``str``/``repr`` show ``**********``, never the value.
+- :class:`EntryModel` -- entries as instances of a pydantic model of the same 21 fields
+  (``cache.get(key, into=EntryModel(Model, SecretStr, HealthStatus))``), built in Rust.
 - :func:`generate_cache_key` -- the key proxywhirl derives from a proxy URL.
 - the exceptions, all subclasses of :class:`Error`.
 
@@ -36,7 +38,15 @@ from pw_cache._errors import (
     WarmError,
     WrongKeyError,
 )
-from pw_cache._native import Cache, Entry, Secret, Tier, __version__, generate_cache_key
+from pw_cache._native import (
+    Cache,
+    Entry,
+    EntryModel,
+    Secret,
+    Tier,
+    __version__,
+    generate_cache_key,
+)
 
 __all__ = [
     "Cache",
@@ -45,6 +55,7 @@ __all__ = [
     "DecryptionError",
     "EncryptionKeyError",
     "Entry",
+    "EntryModel",
     "Error",
     "ExportError",
     "InvalidEntryError",
