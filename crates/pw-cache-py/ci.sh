@@ -28,12 +28,11 @@ step "proxywhirl 0.3.3 and its tests' dependencies (the compat layer is tested a
 
 cd "$here"
 step "ruff check"
-"$venv/bin/ruff" check python tests
+"$venv/bin/ruff" check python tests bench
 step "ruff format --check"
-"$venv/bin/ruff" format --check python tests
-step "mypy --strict (the native API and its tests)"
-"$venv/bin/mypy" --strict python/pw_cache/__init__.py python/pw_cache/_errors.py \
-    python/pw_cache/_native.pyi tests/test_native_*.py
+"$venv/bin/ruff" format --check python tests bench
+step "mypy --strict (the package, its stubs and the native API's tests)"
+"$venv/bin/mypy" --strict python/pw_cache tests/test_native_*.py
 step "pytest"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from pw_cache.compat.models import (
@@ -17,7 +17,7 @@ from pydantic import SecretStr, ValidationError
 
 
 def entry(**fields: object) -> CacheEntry:
-    now = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    now = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
     values: dict[str, object] = {
         "key": "k",
         "proxy_url": "http://1.2.3.4:8080",
@@ -46,7 +46,7 @@ def test_python_dump_keeps_secrets() -> None:
 
 
 def test_expiry_and_health() -> None:
-    past = datetime.now(UTC) - timedelta(seconds=1)
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
     assert entry(expires_at=past).is_expired
     assert not entry(expires_at=past + timedelta(hours=1)).is_expired
     assert entry(health_status="healthy").is_healthy

@@ -9,8 +9,7 @@ They run with the command of that directory's README, plus ``-p pw_cache.compat.
 so that ``proxywhirl.cache`` is pw-cache. The results are compared with ``expected.tsv``
 (A: public behaviour a faithful implementation passes; B: behaviour pw-cache changes on
 purpose; C: Python internals; D: other) and printed as a table per file and category. The
-failing A tests are written to ``--failures`` (default ``failing-A.txt`` in the current
-directory). Exit status: 0, unless ``--strict`` and an A test did not pass (1); 2 when the
+failing A tests are printed, and written to ``--failures FILE`` when given. Exit status: 0, unless ``--strict`` and an A test did not pass (1); 2 when the
 run itself broke (no results at all).
 
 The Python used (``--python``, default this one) needs proxywhirl 0.3.3, pw_cache and the
@@ -90,7 +89,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter to run pytest")
     parser.add_argument("--strict", action="store_true", help="exit 1 if an A test fails")
-    parser.add_argument("--failures", default="failing-A.txt", help="where to list failing A")
+    parser.add_argument("--failures", default=None, help="also list failing A tests in this file")
     parser.add_argument("--log", default=None, help="write pytest's whole output here")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args()
@@ -140,8 +139,11 @@ def main() -> int:
     if unknown:
         print(f"\n{len(unknown)} test(s) not in expected.tsv: " + ", ".join(unknown[:5]))
 
-    Path(args.failures).write_text("".join(line + "\n" for line in failing_a), encoding="utf-8")
-    print(f"\n{len(failing_a)} A test(s) not passing, listed in {args.failures}")
+    print(f"\n{len(failing_a)} A test(s) not passing")
+    for line in failing_a:
+        print(f"  {line}")
+    if args.failures:
+        Path(args.failures).write_text("".join(line + "\n" for line in failing_a), encoding="utf-8")
     if failing_a and args.strict:
         return 1
     return 0

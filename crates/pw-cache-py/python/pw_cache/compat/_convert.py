@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from pw_cache.compat.models import CacheConfig, CacheEntry, CacheTierConfig
+from pw_cache.compat import _log
+from pw_cache.compat.models import CacheConfig, CacheEntry, CacheTierConfig, HealthStatus
 
 KEY_FILE_NAME = "pw-cache.key"
-
-_ENTRY_FIELDS = (
-    "key",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "expires_at",
-    "failure_count",
-    "evicted_from_l1",
-    "last_health_check",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "next_check_time",
-    "last_health_error",
-    "total_health_checks",
-    "total_health_check_failures",
-)
 
 
 def native_module() -> Any:
@@ -38,38 +22,74 @@ def native_module() -> Any:
     return _native
 
 
-def _secret_value(value: SecretStr | None) -> str | None:
-    # proxywhirl stores an empty credential as NULL and reads it back as None.
-    if value is None:
-        return None
-    plain = value.get_secret_value()
-    return plain or None
+_ENTRY_MODEL: Any = None
+
+
+def entry_model() -> Any:
+    """The ``pw_cache.EntryModel`` that turns engine entries into :class:`CacheEntry` and back.
+
+    It constructs instances as pydantic's ``model_construct`` does (the engine's values are
+    already valid), which costs a fraction of validating them. Made once, and checked once: if a
+    sample built that way differs in any way from the validated one (a pydantic release that
+    changes how models are stored), the validating mode is used instead.
+    """
+    global _ENTRY_MODEL
+    if _ENTRY_MODEL is None:
+        native = native_module()
+        fast = native.EntryModel(CacheEntry, SecretStr, HealthStatus)
+        if _builds_as_validated(fast):
+            _ENTRY_MODEL = fast
+        else:
+            _log.warning("pw_cache.compat: constructed entries differ; validating them instead")
+            _ENTRY_MODEL = native.EntryModel(CacheEntry, SecretStr, HealthStatus, validate=True)
+    return _ENTRY_MODEL
+
+
+def _builds_as_validated(model: Any) -> bool:
+    """Whether ``model`` builds a sample entry exactly as ``CacheEntry.model_validate`` does."""
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    sample = native_module().Entry(
+        "http://198.51.100.7:3128",
+        "fetched",
+        ttl_seconds=600,
+        username="user",
+        password="secret",
+        fetch_time=at,
+        access_count=2,
+        health_status="degraded",
+        failure_count=1,
+        last_health_check=at,
+        next_check_time=at,
+        last_health_error="timeout",
+        total_health_checks=3,
+    )
+    fields = {name: getattr(sample, name) for name in CacheEntry.model_fields}
+    for name in ("username", "password"):
+        fields[name] = SecretStr(fields[name].get_secret_value())
+    expected = CacheEntry.model_validate(fields)
+    built = model(sample)
+    return bool(
+        type(built) is CacheEntry
+        and built == expected
+        and built.model_fields_set == expected.model_fields_set
+        and built.model_dump() == expected.model_dump()
+        and built.model_dump_json() == expected.model_dump_json()
+        and built.model_copy(update={"access_count": 3}).access_count == 3
+    )
 
 
 def to_native(entry: CacheEntry, key: str | None = None) -> Any:
-    """A ``pw_cache.Entry`` with every field of ``entry`` (stored under ``key`` if given)."""
-    fields: dict[str, Any] = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-    if key is not None:
-        fields["key"] = key
-    status = entry.health_status
-    fields["health_status"] = getattr(status, "value", status)
-    return native_module().Entry(
-        entry.proxy_url,
-        entry.source,
-        ttl_seconds=entry.ttl_seconds,
-        username=_secret_value(entry.username),
-        password=_secret_value(entry.password),
-        **fields,
-    )
+    """A ``pw_cache.Entry`` with every field of ``entry`` (stored under ``key`` if given).
+
+    An empty credential is none, as proxywhirl stores it as NULL and reads it back as None.
+    """
+    return entry_model().to_entry(entry, key)
 
 
 def from_native(native: Any) -> CacheEntry:
     """The :class:`CacheEntry` of a ``pw_cache.Entry``."""
-    data = dict(native.to_dict())
-    for name in ("username", "password"):
-        secret = data.get(name)
-        data[name] = None if secret is None else SecretStr(secret.get_secret_value())
-    return CacheEntry.model_validate(data)
+    entry: CacheEntry = entry_model()(native)
+    return entry
 
 
 def config_json(config: CacheConfig, **override: Any) -> str:

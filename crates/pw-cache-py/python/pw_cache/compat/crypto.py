@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -32,7 +33,7 @@ _KEY_HELP = (
 )
 
 
-def _native():  # type: ignore[no-untyped-def]
+def _native() -> Any:
     from pw_cache import _native as native
 
     return native
@@ -40,7 +41,7 @@ def _native():  # type: ignore[no-untyped-def]
 
 def generate_key() -> bytes:
     """A new random Fernet key (44 url-safe base64 characters), from pw-cache's engine."""
-    return _native().generate_key().encode("ascii")
+    return str(_native().generate_key()).encode("ascii")
 
 
 def _as_key_bytes(key: bytes | str) -> bytes:
@@ -83,7 +84,7 @@ class KeyRingCipher:
 
     def decrypt(self, token: bytes | str) -> bytes:
         """The plaintext of a token made with any of the keys."""
-        return _native().decrypt(self._keys, _as_key_bytes(token)).encode("utf-8")
+        return str(_native().decrypt(self._keys, _as_key_bytes(token))).encode("utf-8")
 
     def rotate(self, token: bytes | str) -> bytes:
         """The token re-encrypted under the current key."""

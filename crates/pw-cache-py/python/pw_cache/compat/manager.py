@@ -10,25 +10,25 @@ method names, arguments and return values: ``put -> bool``, ``get -> CacheEntry 
 The engine's behaviour is pw-cache's (``docs/migrating-from-proxywhirl.md``). ``l1_tier``,
 ``l2_tier`` and ``l3_tier`` are proxywhirl's tier classes bound to one level of the engine
 (``pw_cache.Cache.tier``): ``manager.l1_tier.get(key)`` looks in L1 only, ``put`` stores in that
-level only, as in the reference. A disabled level is, as in the reference, a disabled
-``MemoryCacheTier`` of its own.
+level only, and ``manager.l2_tier.enabled = False`` switches L2 off in the engine
+(``Cache.set_tier_enabled``), as in the reference. A disabled level is, as in the reference, a
+disabled ``MemoryCacheTier`` of its own.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
+from pw_cache.compat import _log
 from pw_cache.compat._convert import (
     config_json,
     default_key_file,
-    from_native,
+    entry_model,
     native_module,
-    to_native,
 )
 from pw_cache.compat.crypto import CURRENT_KEY_VAR, CredentialEncryptor
 from pw_cache.compat.models import (
@@ -48,8 +48,6 @@ from pw_cache.compat.tiers import (
 )
 
 __all__ = ["CacheManager", "TTLManager"]
-
-logger = logging.getLogger(__name__)
 
 _WARM_FAILED = {"loaded": 0, "skipped": 0, "failed": 1}
 
@@ -73,6 +71,7 @@ class TTLManager:
         if self.enabled:
             return
         self.enabled = True
+        _log.info("TTL background cleanup started (interval: {}s)", self.cleanup_interval)
         self._stop_event.clear()
         self.cleanup_thread = threading.Thread(
             target=self._loop, name="pw-cache-compat-ttl", daemon=True
@@ -87,13 +86,14 @@ class TTLManager:
         self._stop_event.set()
         if self.cleanup_thread is not None:
             self.cleanup_thread.join(timeout=5)
+        _log.info("TTL background cleanup stopped")
 
     def _loop(self) -> None:
         while self.enabled and not self._stop_event.is_set():
             try:
                 self._cleanup_expired_entries()
             except Exception as error:
-                logger.error("TTL cleanup failed: %s", error)
+                _log.error("TTL cleanup error: {}", error)
             self._stop_event.wait(self.cleanup_interval)
 
     def _cleanup_expired_entries(self) -> int:
@@ -114,6 +114,7 @@ class CacheManager:
         if configured is None and not os.environ.get(CURRENT_KEY_VAR):
             self._key_file = default_key_file(config)
         self._engine: Any = self._open_engine(config_json(config))
+        self._entry_model: Any = entry_model()
         self.encryptor = CredentialEncryptor(
             key=configured.encode("utf-8") if configured else self._engine_key()
         )
@@ -125,10 +126,11 @@ class CacheManager:
             self.ttl_manager.start()
 
     def _open_engine(self, document: str) -> Any:
+        # One L1 shard: ``max_entries`` exact, as proxywhirl's L1.
         cache = native_module().Cache
         if self._key_file is None:
-            return cache.from_config_json(document)
-        return cache.from_config_json(document, key_file=str(self._key_file))
+            return cache.from_config_json(document, l1_shards=1)
+        return cache.from_config_json(document, key_file=str(self._key_file), l1_shards=1)
 
     def _engine_key(self) -> bytes | None:
         if self._key_file is not None and self._key_file.is_file():
@@ -147,10 +149,13 @@ class CacheManager:
             tier.enabled = False
             return tier
         if level == 1:
-            return bound_tier(MemoryCacheTier, handle, tier_config, tier_type, _on_evict=None)
+            return bound_tier(
+                MemoryCacheTier, self._engine, handle, tier_config, tier_type, _on_evict=None
+            )
         if level == 3:
             return bound_tier(
                 SQLiteCacheTier,
+                self._engine,
                 handle,
                 tier_config,
                 tier_type,
@@ -161,6 +166,7 @@ class CacheManager:
         if config.l2_backend == L2BackendType.JSONL:
             return bound_tier(
                 JsonlCacheTier,
+                self._engine,
                 handle,
                 tier_config,
                 tier_type,
@@ -170,6 +176,7 @@ class CacheManager:
             )
         return bound_tier(
             DiskCacheTier,
+            self._engine,
             handle,
             tier_config,
             tier_type,
@@ -182,8 +189,12 @@ class CacheManager:
 
     def get(self, key: str) -> CacheEntry | None:
         """The live entry under ``key`` (L1, then L2, then L3), or ``None``."""
-        native = self._engine.get(key)
-        return None if native is None else from_native(native)
+        entry: CacheEntry | None = self._engine.get(key, into=self._entry_model)
+        if entry is None:
+            _log.debug("Cache miss (all tiers): {}", key)
+        else:
+            _log.debug("Cache hit: {}", key)
+        return entry
 
     def put(self, key: str, entry: CacheEntry) -> bool:
         """Stores ``entry`` under ``key`` in every enabled tier; whether any stored it.
@@ -191,19 +202,29 @@ class CacheManager:
         pw-cache stores an entry under its own key: a different ``key`` is written into the
         stored copy's ``key`` field.
         """
+        _log.debug(
+            "Cache put: key={}, url={}, source={}{}",
+            key,
+            _log.shown_url(entry.proxy_url),
+            entry.source,
+            ", credentials=***" if entry.username or entry.password else "",
+        )
         try:
-            return bool(self._engine.put(to_native(entry, key)))
+            return bool(self._engine.put(self._entry_model.to_entry(entry, key)))
         except Exception as error:
-            logger.warning("Cache put of %s failed: %s", key, error)
+            _log.warning("Cache put of {} failed: {}", key, error)
             return False
 
     def delete(self, key: str) -> bool:
         """Removes ``key`` from every tier; whether any held it."""
+        _log.debug("Cache delete: {}", key)
         return bool(self._engine.delete(key))
 
     def clear(self) -> int:
         """Removes every entry; entries removed, summed over the tiers."""
-        return int(self._engine.clear())
+        total = int(self._engine.clear())
+        _log.info("Cache cleared: {} entries", total)
+        return total
 
     def invalidate_by_health(self, key: str) -> None:
         """Records a failed health check; at ``failure_threshold`` the entry is removed."""
@@ -212,7 +233,9 @@ class CacheManager:
     def export_to_file(self, filepath: str) -> dict[str, int]:
         """Writes the live entries to ``filepath`` as JSONL (credentials ``"***"``)."""
         report = self._engine.export_report(str(filepath))
-        return {"exported": int(report["exported"]), "failed": int(report["failed"])}
+        exported, failed = int(report["exported"]), int(report["failed"])
+        _log.info("Exported {} entries to {} ({} failed)", exported, filepath, failed)
+        return {"exported": exported, "failed": failed}
 
     def warm_from_file(self, file_path: str, ttl_override: int | None = None) -> dict[str, int]:
         """Loads the proxies of a ``.json``, ``.jsonl`` or ``.csv`` file.
@@ -224,9 +247,17 @@ class CacheManager:
         try:
             report = self._engine.warm(str(file_path), ttl_override)
         except errors as error:
-            logger.warning("Cache warming from %s failed: %s", file_path, error)
+            _log.warning("Cache warming from {} failed: {}", file_path, error)
             return dict(_WARM_FAILED)
-        return {name: int(report[name]) for name in ("loaded", "skipped", "failed")}
+        counts = {name: int(report[name]) for name in ("loaded", "skipped", "failed")}
+        _log.info(
+            "Cache warming: loaded {}, skipped {}, failed {} from {}",
+            counts["loaded"],
+            counts["skipped"],
+            counts["failed"],
+            file_path,
+        )
+        return counts
 
     @staticmethod
     def generate_cache_key(proxy_url: str) -> str:
@@ -244,16 +275,9 @@ class CacheManager:
         return CacheStatistics.model_validate(self._native_statistics())
 
     def get_statistics(self) -> CacheStatistics:
-        """A snapshot of the statistics (sizes, hit rates, degradation flags).
-
-        A tier whose ``enabled`` was set to ``False`` on its tier object is reported degraded
-        (the engine itself keeps using it: it cannot switch a tier off at run time).
-        """
-        stats = self.statistics
-        stats.l1_degraded = stats.l1_degraded or not self.l1_tier.enabled
-        stats.l2_degraded = stats.l2_degraded or not self.l2_tier.enabled
-        stats.l3_degraded = stats.l3_degraded or not self.l3_tier.enabled
-        return stats
+        """A snapshot of the statistics (sizes, hit rates, degradation flags: a level that
+        is disabled, switched off through its tier's ``enabled``, or failing is degraded)."""
+        return self.statistics
 
     # Life cycle.
 

@@ -9,7 +9,7 @@ with :meth:`datetime.isoformat`, as the reference's ``json_encoders`` did.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -131,12 +131,12 @@ class CacheEntry(BaseModel):
     @property
     def is_expired(self) -> bool:
         """Whether the entry's TTL has run out (``now >= expires_at``)."""
-        return datetime.now(UTC) >= self.expires_at
+        return datetime.now(timezone.utc) >= self.expires_at
 
     @property
     def is_healthy(self) -> bool:
         """Whether the proxy's health status is ``healthy``."""
-        return self.health_status == HealthStatus.HEALTHY
+        return bool(self.health_status == HealthStatus.HEALTHY)
 
 
 class CacheTierConfig(BaseModel):

@@ -17,14 +17,16 @@ stand-alone tier object reads an export of the tier; the private attributes (``_
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from abc import ABC
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from pw_cache.compat._convert import config_json, from_native, native_module, to_native
+from pydantic import SecretStr
+
+from pw_cache.compat import _log
+from pw_cache.compat._convert import config_json, entry_model, native_module, to_native
 from pw_cache.compat.crypto import CredentialEncryptor
 from pw_cache.compat.models import CacheConfig, CacheEntry, CacheTierConfig, L2BackendType
 
@@ -38,8 +40,6 @@ __all__ = [
     "bound_tier",
 ]
 
-logger = logging.getLogger(__name__)
-
 _OFF = CacheTierConfig(enabled=False)
 
 
@@ -51,21 +51,28 @@ class TierType(str, Enum):
     L3_SQLITE = "l3_sqlite"
 
 
-class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit)
+class CacheTier(ABC):
     """A tier: an engine with that tier only, plus proxywhirl's failure bookkeeping.
 
     ``failure_count``/``enabled`` follow proxywhirl: three failures (``handle_failure``)
     disable the tier, ``reset_failures`` enables it again. Operations that fail in the engine
     count as failures and return the reference's neutral value (``None``, ``False``, ``0``).
+    A manager's tier (``manager.l2_tier``) passes ``enabled`` to the manager's engine, which
+    then skips (or uses again) that level, as proxywhirl's manager does.
     """
 
     #: Which of the engine's statistics blocks is this tier's.
     _stats_name = "l1_stats"
+    #: The disk tiers' directory and encryptor (set by their constructors).
+    cache_dir: Path
+    encryptor: CredentialEncryptor
 
     def __init__(self, config: CacheTierConfig, tier_type: TierType) -> None:
         self.config = config
         self.tier_type = tier_type
-        self.enabled = config.enabled
+        #: The manager's engine when this is one of its levels (``enabled`` switches it there).
+        self._manager_engine: Any = None
+        self._enabled = config.enabled
         self.failure_count = 0
         self.failure_threshold = 3
         self._engine: Any = None
@@ -81,7 +88,7 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
                 l3_config=_OFF,
                 l2_backend=backend,
                 l2_cache_dir=str(self.cache_dir),
-                encryption_key=self.encryptor.key.decode("ascii"),
+                encryption_key=SecretStr(self.encryptor.key.decode("ascii")),
             )
         )
 
@@ -89,22 +96,25 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
         native = native_module()
         document = config_json(cache_config)
         if key_file is None:
-            self._engine = native.Cache.from_config_json(document)
+            self._engine = native.Cache.from_config_json(document, l1_shards=1)
         else:
-            self._engine = native.Cache.from_config_json(document, key_file=str(key_file))
+            self._engine = native.Cache.from_config_json(
+                document, key_file=str(key_file), l1_shards=1
+            )
 
     def _failed(self, what: str, error: Exception) -> None:
-        logger.warning("%s %s failed: %s", self.tier_type.value, what, error)
+        _log.warning("{} {} failed: {}", self.tier_type.value, what, error)
         self.handle_failure(error)
 
     def get(self, key: str) -> CacheEntry | None:
         """The live entry under ``key``, or ``None``."""
         try:
-            native = self._engine.get(key) if self._tier is None else self._tier.get(key)
+            target = self._engine if self._tier is None else self._tier
+            entry: CacheEntry | None = target.get(key, into=entry_model())
         except Exception as error:
             self._failed("get", error)
             return None
-        return None if native is None else from_native(native)
+        return entry
 
     def put(self, key: str, entry: CacheEntry) -> bool:
         """Stores ``entry`` under ``key``; whether it was stored."""
@@ -191,16 +201,29 @@ class CacheTier(ABC):  # noqa: B024 (proxywhirl's base class, abstract in spirit
                 return False
         return key in self.keys()
 
+    @property
+    def enabled(self) -> bool:
+        """Whether the tier is used; setting it switches a manager's level off or on."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        self._enabled = bool(value)
+        engine = self._manager_engine
+        if engine is not None and self._tier is not None:
+            engine.set_tier_enabled(self._tier.level, self._enabled)
+
     def handle_failure(self, error: Exception) -> None:
         """Counts a failure; the third in a row disables the tier."""
         self.failure_count += 1
         if self.failure_count >= self.failure_threshold:
-            self.enabled = False
+            # Bookkeeping only: the engine degrades a failing level itself and probes it back.
+            self._enabled = False
 
     def reset_failures(self) -> None:
         """Forgets the failures and enables the tier again."""
         self.failure_count = 0
-        self.enabled = True
+        self._enabled = True
 
     def close(self) -> None:
         """Closes the tier's engine (flushing what it batches); a bound tier's engine is its
@@ -312,24 +335,26 @@ class SQLiteCacheTier(CacheTier):
                 l2_config=_OFF,
                 l3_config=disk,
                 l3_database_path=str(self.db_path),
-                encryption_key=self.encryptor.key.decode("ascii"),
+                encryption_key=SecretStr(self.encryptor.key.decode("ascii")),
             )
         )
 
 
 def bound_tier(
     cls: type[CacheTier],
+    engine: Any,
     handle: Any,
     config: CacheTierConfig,
     tier_type: TierType,
     **attributes: Any,
 ) -> CacheTier:
-    """A ``cls`` tier object on ``handle`` (a ``pw_cache.Tier``: one level of a manager's
-    engine) rather than on an engine of its own; ``attributes`` are set on it (``cache_dir``,
-    ``db_path``, ``encryptor`` ...)."""
+    """A ``cls`` tier object on ``handle`` (a ``pw_cache.Tier``: one level of the manager's
+    ``engine``) rather than on an engine of its own; ``attributes`` are set on it
+    (``cache_dir``, ``db_path``, ``encryptor`` ...)."""
     tier = cls.__new__(cls)
     CacheTier.__init__(tier, config, tier_type)
     tier._tier = handle
+    tier._manager_engine = engine
     for name, value in attributes.items():
         setattr(tier, name, value)
     return tier
