@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pw_cache_benches::compare;
+use pw_cache_cli::{Fatal, Outcome};
 
 use crate::cli::BenchArgs;
-use crate::commands::{Fatal, Outcome};
 
 /// The workspace root (xtask's parent directory).
 fn workspace_root() -> PathBuf {

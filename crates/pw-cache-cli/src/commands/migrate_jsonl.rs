@@ -9,15 +9,21 @@ use std::sync::Arc;
 use pw_cache::tiers::sqlite_l2::DB_FILE_NAME;
 use pw_cache::{CacheTierConfig, DEFAULT_KEY_FILE_NAME, EnvKeys, KeyRing, MigrationReport, SqliteL2Tier};
 
-use super::{CmdResult, Fatal, Outcome, describe_keys, has_shards, print_key_warnings, require_dir, require_key};
+use serde_json::{Value, json};
+
+use super::{
+    CmdResult, Fatal, Outcome, describe_keys, has_shards, keys_json, print_key_warnings, require_dir, require_key,
+    say_json,
+};
 use crate::cli::MigrateArgs;
 use crate::progress::Progress;
 
 /// How many failures are listed.
 const FAILURES_SHOWN: usize = 20;
 
-/// Runs `migrate-jsonl`.
-pub(crate) fn run(args: &MigrateArgs, out: &mut String) -> CmdResult {
+/// Runs `migrate-jsonl`: the summary (or with `--json` the report) in `out`. Exit 1 when an
+/// entry or line could not be migrated.
+pub fn run(args: &MigrateArgs, out: &mut String) -> CmdResult {
     require_dir(&args.from, "the JSONL directory", "--from")?;
     if !has_shards(&args.from) {
         eprintln!(
@@ -51,7 +57,11 @@ pub(crate) fn run(args: &MigrateArgs, out: &mut String) -> CmdResult {
     };
     drop(progress);
 
-    print_report(args, &ring, &report, out);
+    if args.json {
+        say_json(out, &as_json(args, &ring, &report))?;
+    } else {
+        print_report(args, &ring, &report, out);
+    }
     Ok(Outcome::partial_if(report.failed > 0))
 }
 
@@ -86,6 +96,33 @@ fn dry_run(args: &MigrateArgs, ring: &Arc<KeyRing>) -> Result<MigrationReport, F
         .map_err(|e| Fatal::context("migration failed", e))?;
     drop(tier);
     Ok(report)
+}
+
+/// The `--json` report (docs/cli.md): damaged lines (reported per directory) apart from the
+/// entries that could not be migrated (per key).
+fn as_json(args: &MigrateArgs, ring: &KeyRing, report: &MigrationReport) -> Value {
+    let from = args.from.display().to_string();
+    let (damage, keys): (Vec<_>, Vec<_>) = report.failures.iter().partition(|(what, _)| *what == from);
+    let damaged: Vec<Value> = damage.iter().map(|(_, why)| json!(why)).collect();
+    let failures: Vec<Value> = keys
+        .iter()
+        .map(|(key, why)| {
+            let why = why.strip_prefix(&format!("entry {key:?}: ")).unwrap_or(why);
+            json!({"key": key, "reason": why})
+        })
+        .collect();
+    json!({
+        "from": from,
+        "to": args.to.join(DB_FILE_NAME).display().to_string(),
+        "dry_run": args.dry_run,
+        "keys": keys_json(ring),
+        "migrated": report.migrated,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "superseded": report.superseded,
+        "damaged_lines": damaged,
+        "failures": failures,
+    })
 }
 
 fn print_report(args: &MigrateArgs, ring: &KeyRing, report: &MigrationReport, out: &mut String) {

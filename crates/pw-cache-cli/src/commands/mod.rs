@@ -1,11 +1,14 @@
-//! The commands, one module each, and what they share: how a command ends, opening a cache from
-//! the command line's options (checking first that an existing cache exists), describing keys.
+//! The commands, one module each (each a `run` function filling the summary and returning how it
+//! ended), and what they share: how a command ends, opening a cache from the command line's
+//! options (checking first that an existing cache exists), describing keys and caches, in words
+//! and in JSON.
 //!
 //! Nothing here prints a key, a token or a credential: keys are described by where they come
-//! from, and the library's errors name sources and paths only.
+//! from, credentials are `***`, and the library's errors name sources and paths only.
 
 /// Appends a line to a command's summary (`say!(out)`: an empty line). The summary is printed
-/// on stdout when the command ends (see `main`), so that a closed pipe is not a panic.
+/// on stdout when the command ends (see `crate::run_command`), so that a closed pipe is not a
+/// panic.
 macro_rules! say {
     ($out:expr) => {
         $out.push('\n')
@@ -16,14 +19,16 @@ macro_rules! say {
     }};
 }
 
-pub(crate) mod bench;
-pub(crate) mod cleanup;
-pub(crate) mod export;
-pub(crate) mod migrate_jsonl;
-pub(crate) mod rotate_key;
-pub(crate) mod show_config;
-pub(crate) mod stats;
-pub(crate) mod warm;
+pub mod cleanup;
+pub mod completions;
+pub mod export;
+pub mod get;
+pub mod inspect;
+pub mod migrate_jsonl;
+pub mod rotate_key;
+pub mod show_config;
+pub mod stats;
+pub mod warm;
 
 use std::fmt::Display;
 use std::fs;
@@ -36,11 +41,13 @@ use pw_cache::{
     KeyRing, L2BackendType, L3BackendType, TierStatus,
 };
 
+use serde_json::{Value, json};
+
 use crate::cli::{CacheArgs, L3Backend};
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Everything was done: exit 0.
     Done,
     /// Something was skipped or failed, and reported: exit 1.
@@ -49,24 +56,25 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     /// [`Outcome::Partial`] when `partial`, else [`Outcome::Done`].
-    pub(crate) fn partial_if(partial: bool) -> Self {
+    pub fn partial_if(partial: bool) -> Self {
         if partial { Self::Partial } else { Self::Done }
     }
 
     /// The worse of the two.
-    pub(crate) fn and(self, other: Self) -> Self {
+    #[must_use]
+    pub fn and(self, other: Self) -> Self {
         Self::partial_if(self == Self::Partial || other == Self::Partial)
     }
 }
 
 /// A command that could not run (bad usage or unusable input): exit 2 with this message, which
 /// names the path or the key's source.
-#[derive(Debug)]
-pub(crate) struct Fatal(pub(crate) String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal(pub String);
 
 impl Fatal {
     /// `context: error`.
-    pub(crate) fn context(context: impl Display, error: impl Display) -> Self {
+    pub fn context(context: impl Display, error: impl Display) -> Self {
         Self(format!("{context}: {error}"))
     }
 }
@@ -78,8 +86,16 @@ impl From<pw_cache::ManagerError> for Fatal {
     }
 }
 
-/// What a command ends with.
-pub(crate) type CmdResult = Result<Outcome, Fatal>;
+impl Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Fatal {}
+
+/// What a command ends with: how it ended, or why it could not run.
+pub type CmdResult = Result<Outcome, Fatal>;
 
 /// Whether a command needs the cache to exist already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +212,7 @@ fn check_backend(config: &CacheConfig) -> Result<(), Fatal> {
     match config.l2_backend() {
         L2BackendType::Sqlite if shards && !db => Err(Fatal(format!(
             "{} holds JSONL shard files but no {DB_FILE_NAME}: use --l2-backend jsonl, or migrate it with \
-             `cargo xtask migrate-jsonl`",
+             `pw-cache migrate-jsonl`",
             dir.display()
         ))),
         L2BackendType::Jsonl if db && !shards => Err(Fatal(format!(
@@ -411,6 +427,91 @@ pub(crate) fn close(manager: CacheManager) -> Outcome {
     }
 }
 
+/// Where the ring's keys come from, as JSON (never the keys): `{"origin": "environment",
+/// "key_file": null, "previous": 1}`; `origin` is `config`, `environment`, `key_file` or
+/// `explicit`, `key_file` the file when the current key comes from one.
+pub(crate) fn keys_json(ring: &KeyRing) -> Value {
+    let (origin, key_file) = match ring.origin() {
+        KeyOrigin::Environment => ("environment", None),
+        KeyOrigin::Config => ("config", None),
+        KeyOrigin::KeyFile { path, .. } => ("key_file", Some(path.display().to_string())),
+        KeyOrigin::Explicit => ("explicit", None),
+    };
+    json!({
+        "origin": origin,
+        "key_file": key_file,
+        "previous": ring.len().saturating_sub(1),
+    })
+}
+
+/// Whether resolving the keys created the key file now (`warm` into a cache without a key).
+pub(crate) fn key_file_created(ring: &KeyRing) -> bool {
+    matches!(ring.origin(), KeyOrigin::KeyFile { created: true, .. })
+}
+
+/// The cache `config` describes, as JSON: `l2_backend`, `l2_dir`, `l3_backend`, `l3_db` (null
+/// for a disabled tier; `l3_db` null for a Redis L3).
+pub(crate) fn cache_json(config: &CacheConfig) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "l2_backend".to_owned(),
+        json!(config.l2_config().enabled.then(|| config.l2_backend().to_string())),
+    );
+    out.insert(
+        "l2_dir".to_owned(),
+        json!(
+            config
+                .l2_config()
+                .enabled
+                .then(|| config.l2_cache_dir().display().to_string())
+        ),
+    );
+    out.insert(
+        "l3_db".to_owned(),
+        json!(
+            (config.l3_config().enabled && config.l3_backend() == L3BackendType::Sqlite)
+                .then(|| config.l3_database_path().display().to_string())
+        ),
+    );
+    out.insert("l3_backend".to_owned(), json!(config.l3_backend().as_str()));
+    out
+}
+
+/// A report's JSON object: the cache's fields ([`cache_json`]), `keys` ([`keys_json`]), then
+/// `fields` (an object).
+pub(crate) fn report_json(manager: &CacheManager, fields: Value) -> Value {
+    let mut out = cache_json(manager.config());
+    out.insert("keys".to_owned(), keys_json(manager.key_ring()));
+    if let Value::Object(fields) = fields {
+        out.extend(fields);
+    }
+    Value::Object(out)
+}
+
+/// Appends `value` to the summary as one JSON document (indented).
+pub(crate) fn say_json(out: &mut String, value: &Value) -> Result<(), Fatal> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Fatal::context("cannot print the report", e))?;
+    say!(out, "{text}");
+    Ok(())
+}
+
+/// `proxy_url` with the user information of its authority (`user:pass@`), if any, replaced by
+/// `***@`: the library refuses to store such a URL, but a file written by something else may
+/// hold one, and nothing printed may show a credential.
+pub(crate) fn mask_userinfo(proxy_url: &str) -> String {
+    if !pw_cache::model::proxy_url_has_userinfo(proxy_url) {
+        return proxy_url.to_owned();
+    }
+    let Some((scheme, rest)) = proxy_url.split_once("://") else {
+        return proxy_url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => proxy_url.to_owned(),
+    }
+}
+
 /// `12.3 KiB` for a byte count.
 pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -437,6 +538,13 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+    }
+
+    #[test]
+    fn user_information_is_masked() {
+        assert_eq!(mask_userinfo("http://1.2.3.4:80"), "http://1.2.3.4:80");
+        assert_eq!(mask_userinfo("http://u:p@1.2.3.4:80/x@y"), "http://***@1.2.3.4:80/x@y");
+        assert_eq!(mask_userinfo("socks5://a:b@c@h:1"), "socks5://***@h:1");
     }
 
     #[test]

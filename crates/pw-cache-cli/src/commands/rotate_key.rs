@@ -2,17 +2,22 @@
 
 use std::collections::BTreeSet;
 
-use pw_cache::{CacheTierType, ENV_PREVIOUS_KEYS, KeyCheck, KeyOrigin};
+use pw_cache::{CacheTierType, ENV_PREVIOUS_KEYS, KeyCheck, KeyOrigin, RotationReport};
+use serde_json::{Value, json};
 
-use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, key_file_of, open_cache_checked};
+use super::{
+    Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, key_file_of, open_cache_checked,
+    report_json, say_json,
+};
 use crate::cli::RotateKeyArgs;
 use crate::progress::Progress;
 
 /// How many failures are listed.
 const FAILURES_SHOWN: usize = 20;
 
-/// Runs `rotate-key`.
-pub(crate) fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
+/// Runs `rotate-key`: the summary (or with `--json` the report) in `out`. Exit 1 when an entry
+/// could not be rewritten.
+pub fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let check = if args.new_key {
         KeyCheck::NewKey
@@ -26,6 +31,18 @@ pub(crate) fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
         .map_err(Fatal::from)?;
     drop(progress);
 
+    let tiers: BTreeSet<CacheTierType> = report
+        .rewritten
+        .keys()
+        .chain(report.without_credentials.keys())
+        .chain(report.failed.iter().map(|(tier, _, _)| tier))
+        .copied()
+        .collect();
+    let outcome = Outcome::partial_if(!report.failed.is_empty());
+    if args.json {
+        say_json(out, &report_json(&manager, as_json(&report, &tiers)))?;
+        return Ok(outcome.and(close(manager)));
+    }
     let ring = manager.key_ring();
     say!(out, "cache   {}", describe_cache(manager.config()));
     say!(out, "keys    {}", describe_keys(ring));
@@ -38,13 +55,6 @@ pub(crate) fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
         "without credentials",
         "failed"
     );
-    let tiers: BTreeSet<CacheTierType> = report
-        .rewritten
-        .keys()
-        .chain(report.without_credentials.keys())
-        .chain(report.failed.iter().map(|(tier, _, _)| tier))
-        .copied()
-        .collect();
     for tier in &tiers {
         let failed = report.failed.iter().filter(|(t, _, _)| t == tier).count();
         say!(
@@ -99,5 +109,36 @@ pub(crate) fn run(args: &RotateKeyArgs, out: &mut String) -> CmdResult {
             "keep the previous keys: these entries are still under them, or unreadable"
         );
     }
-    Ok(Outcome::partial_if(!report.failed.is_empty()).and(close(manager)))
+    Ok(outcome.and(close(manager)))
+}
+
+/// The `--json` report's own fields (docs/cli.md).
+fn as_json(report: &RotationReport, tiers: &BTreeSet<CacheTierType>) -> Value {
+    let mut per_tier = serde_json::Map::new();
+    for tier in tiers {
+        per_tier.insert(
+            tier.to_string(),
+            json!({
+                "rewritten": report.rewritten.get(tier).copied().unwrap_or(0),
+                "without_credentials": report.without_credentials.get(tier).copied().unwrap_or(0),
+                "failed": report.failed.iter().filter(|(t, _, _)| t == tier).count(),
+            }),
+        );
+    }
+    let failures: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(tier, key, reason)| {
+            json!({
+                "tier": tier.to_string(),
+                "key": (!key.is_empty()).then_some(key),
+                "reason": reason,
+            })
+        })
+        .collect();
+    json!({
+        "tiers": per_tier,
+        "failures": failures,
+        "previous_keys_can_be_dropped": report.failed.is_empty(),
+    })
 }

@@ -3,18 +3,22 @@
 
 use std::collections::BTreeSet;
 
-use pw_cache::{CacheInspection, CacheManager, HealthStatus, KeyOrigin, TierInspection};
+use pw_cache::{CacheInspection, CacheManager, HealthStatus, TierInspection};
 use serde_json::{Value, json};
 
-use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, human_bytes, open_cache};
+use super::{
+    Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, human_bytes, open_cache, report_json,
+    say_json,
+};
 use crate::cli::StatsArgs;
 use crate::progress::Progress;
 
 /// How many corrupt keys the table lists per tier (`--json` lists them all).
 const CORRUPT_KEYS_SHOWN: usize = 10;
 
-/// Runs `stats`.
-pub(crate) fn run(args: &StatsArgs, out: &mut String) -> CmdResult {
+/// Runs `stats`: the table (or with `--json` the JSON object) in `out`. Exit 1 when some
+/// entries cannot be read.
+pub fn run(args: &StatsArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start("opening the cache");
     let manager = open_cache(&args.cache, Access::Existing)?;
     progress.phase("reading every entry");
@@ -23,9 +27,7 @@ pub(crate) fn run(args: &StatsArgs, out: &mut String) -> CmdResult {
         .map_err(Fatal::from)?;
     drop(progress);
     if args.json {
-        let text = serde_json::to_string_pretty(&as_json(&manager, &inspection))
-            .map_err(|e| Fatal::context("cannot print the statistics", e))?;
-        say!(out, "{text}");
+        say_json(out, &as_json(&manager, &inspection))?;
     } else {
         print_table(&manager, &inspection, out);
     }
@@ -123,14 +125,6 @@ fn print_corrupt(tier: &str, t: &TierInspection, out: &mut String) {
 
 /// The `--json` object (its fields are documented in docs/cli.md).
 fn as_json(manager: &CacheManager, inspection: &CacheInspection) -> Value {
-    let config = manager.config();
-    let ring = manager.key_ring();
-    let (origin, key_file) = match ring.origin() {
-        KeyOrigin::Environment => ("environment", None),
-        KeyOrigin::Config => ("config", None),
-        KeyOrigin::KeyFile { path, .. } => ("key_file", Some(path.display().to_string())),
-        KeyOrigin::Explicit => ("explicit", None),
-    };
     let mut tiers = serde_json::Map::new();
     for (tier, t) in &inspection.tiers {
         tiers.insert(
@@ -147,23 +141,16 @@ fn as_json(manager: &CacheManager, inspection: &CacheInspection) -> Value {
         );
     }
     let sum = |f: fn(&TierInspection) -> u64| inspection.tiers.values().map(f).sum::<u64>();
-    json!({
-        "l2_backend": config.l2_config().enabled.then(|| config.l2_backend().to_string()),
-        "l2_dir": config.l2_config().enabled.then(|| config.l2_cache_dir().display().to_string()),
-        "l3_db": (config.l3_config().enabled && config.l3_backend() == pw_cache::L3BackendType::Sqlite)
-            .then(|| config.l3_database_path().display().to_string()),
-        "l3_backend": config.l3_backend().as_str(),
-        "keys": {
-            "origin": origin,
-            "key_file": key_file,
-            "previous": ring.len().saturating_sub(1),
-        },
-        "tiers": tiers,
-        "totals": {
-            "entries": sum(|t| t.entries),
-            "expired": sum(|t| t.expired),
-            "corrupt": sum(|t| t.corrupt),
-            "bytes_on_disk": sum(|t| t.bytes_on_disk.unwrap_or(0)),
-        },
-    })
+    report_json(
+        manager,
+        json!({
+            "tiers": tiers,
+            "totals": {
+                "entries": sum(|t| t.entries),
+                "expired": sum(|t| t.expired),
+                "corrupt": sum(|t| t.corrupt),
+                "bytes_on_disk": sum(|t| t.bytes_on_disk.unwrap_or(0)),
+            },
+        }),
+    )
 }

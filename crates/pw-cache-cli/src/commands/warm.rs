@@ -3,14 +3,20 @@
 use std::fs;
 use std::path::Path;
 
+use pw_cache::WarmReport;
 use pw_cache::warm_file::check_warm_file;
+use serde_json::{Value, json};
 
-use super::{Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, open_cache};
+use super::{
+    Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, key_file_created, open_cache, report_json,
+    say_json,
+};
 use crate::cli::WarmArgs;
 use crate::progress::Progress;
 
-/// Runs `warm`.
-pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
+/// Runs `warm`: the summary (or with `--json` the report) in `out`. Exit 1 when a row was
+/// skipped or failed.
+pub fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
     let progress = Progress::start(format!("checking {}", args.file.display()));
     check_file(&args.file)?;
     progress.phase("opening the cache");
@@ -22,6 +28,11 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
         .map_err(Fatal::from)?;
     drop(progress);
 
+    let outcome = Outcome::partial_if(report.skipped + report.failed > 0);
+    if args.json {
+        say_json(out, &report_json(&manager, as_json(args, &manager, &report)))?;
+        return Ok(outcome.and(close(manager)));
+    }
     say!(out, "warm    {}", args.file.display());
     say!(out, "cache   {}", describe_cache(manager.config()));
     say!(out, "keys    {}", describe_keys(manager.key_ring()));
@@ -64,8 +75,34 @@ pub(crate) fn run(args: &WarmArgs, out: &mut String) -> CmdResult {
             );
         }
     }
-    let outcome = Outcome::partial_if(report.skipped + report.failed > 0);
     Ok(outcome.and(close(manager)))
+}
+
+/// The `--json` report's own fields (docs/cli.md): every issue the report kept, not only
+/// `--max-issues` of them.
+fn as_json(args: &WarmArgs, manager: &pw_cache::CacheManager, report: &WarmReport) -> Value {
+    let issues: Vec<Value> = report
+        .issues
+        .iter()
+        .map(|issue| {
+            json!({
+                "location": issue.location.to_string(),
+                "kind": issue.kind.to_string(),
+                "reason": issue.reason,
+            })
+        })
+        .collect();
+    json!({
+        "file": args.file.display().to_string(),
+        "key_file_created": key_file_created(manager.key_ring()),
+        "ttl": args.ttl,
+        "loaded": report.loaded,
+        "replaced": report.replaced,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "issues": issues,
+        "issues_omitted": report.issues_omitted,
+    })
 }
 
 /// Fails when the warm file cannot be used at all (what would make the library's warm fail
