@@ -10,7 +10,7 @@ use crate::common;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use common::{ENV_CURRENT, ENV_PREVIOUS, Keys, TestCache, cache_args, tree, xtask, xtask_with_env};
+use common::{ENV_CURRENT, ENV_PREVIOUS, Keys, TestCache, cache_args, pw_cache, pw_cache_with_env, tree};
 
 /// The commands that read an existing cache, with what else each needs.
 fn reading_commands(dir: &Path) -> Vec<(&'static str, Vec<OsString>)> {
@@ -28,7 +28,7 @@ fn run(command: &str, cache: &[OsString], extra: &[OsString], keys: Keys) -> com
     let mut args = vec![OsString::from(command)];
     args.extend(cache.iter().cloned());
     args.extend(extra.iter().cloned());
-    xtask(&args, keys)
+    pw_cache(&args, keys)
 }
 
 fn assert_names(message: &str, path: &Path, what: &str) {
@@ -107,7 +107,7 @@ fn a_malformed_key_is_exit_2_naming_the_variable_not_the_key() {
     all.push(warm);
     for args in &all {
         for (variable, keys) in [(ENV_CURRENT, Keys::Unset), (ENV_PREVIOUS, Keys::CurrentOnly)] {
-            let r = xtask_with_env(args, keys, &[(variable, bad)]);
+            let r = pw_cache_with_env(args, keys, &[(variable, bad)]);
             let message = r.one_line_error();
             assert!(
                 message.contains(&format!("environment variable {variable}")),
@@ -155,7 +155,11 @@ fn the_wrong_backend_is_exit_2_with_a_hint() {
     let file = pw_cache_tests::proxywhirl_fixtures().join("warm/warm_input.jsonl");
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache_args(&jsonl.l2, "sqlite", &jsonl.l3));
-    assert!(xtask(&args, Keys::Both).one_line_error().contains("--l2-backend jsonl"));
+    assert!(
+        pw_cache(&args, Keys::Both)
+            .one_line_error()
+            .contains("--l2-backend jsonl")
+    );
     assert!(!jsonl.l2.join("l2_cache.db").exists(), "no database created");
 }
 
@@ -195,7 +199,7 @@ fn other_unusable_paths_are_exit_2_naming_them() {
     // A warm file that is a directory.
     let mut args = vec![OsString::from("warm"), "--file".into(), dir.path().into()];
     args.extend(TestCache::empty("jsonl").args());
-    let r = xtask(&args, Keys::Both);
+    let r = pw_cache(&args, Keys::Both);
     assert_names(r.one_line_error(), dir.path(), "not a file");
 }
 
@@ -218,7 +222,7 @@ fn an_l2_directory_that_is_a_file_is_named_as_such_and_nothing_is_created() {
         // With a key in the environment and without (where the key file would be looked for, and
         // made, in the L2 directory): the directory is the problem, not the key.
         for keys in [Keys::Both, Keys::Unset] {
-            let r = xtask(warm_args(&cache_args(&l2, backend, &l3)), keys);
+            let r = pw_cache(warm_args(&cache_args(&l2, backend, &l3)), keys);
             let message = r.one_line_error();
             assert_eq!(
                 message,
@@ -228,7 +232,7 @@ fn an_l2_directory_that_is_a_file_is_named_as_such_and_nothing_is_created() {
             assert!(!message.contains("key"), "{message}");
             // A directory to be made under it.
             let under = l2.join("cache");
-            let r = xtask(warm_args(&cache_args(&under, backend, &l3)), keys);
+            let r = pw_cache(warm_args(&cache_args(&under, backend, &l3)), keys);
             assert_names(r.one_line_error(), &l2, "is not a directory (--l2-dir)");
             assert_eq!(
                 tree(dir.path()),
@@ -296,7 +300,7 @@ fn a_warm_into_paths_taken_by_something_else_creates_nothing() {
     ];
     for (cache, named, what) in cases {
         for keys in [Keys::Both, Keys::Unset] {
-            let r = xtask(warm_args(&cache), keys);
+            let r = pw_cache(warm_args(&cache), keys);
             let message = r.one_line_error();
             assert_names(message, &named, what);
             assert_eq!(tree(dir.path()), before, "{message}: nothing created or changed");

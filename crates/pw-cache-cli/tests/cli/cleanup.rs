@@ -1,9 +1,9 @@
-//! `cargo xtask cleanup` removes the expired entries of the fixtures (the manifest's
+//! `pw-cache cleanup` removes the expired entries of the fixtures (the manifest's
 //! `expires_at` before now) from every tier, reports how many, and leaves the live ones.
 
 use crate::common;
 
-use common::{Keys, TestCache, expires_at, store_entries, xtask};
+use common::{Keys, TestCache, expires_at, pw_cache, store_entries};
 use pw_cache::OffsetDateTime;
 
 #[test]
@@ -15,7 +15,7 @@ fn cleanup_removes_the_expired_entries_and_reports_counts() {
         let (l2, l3) = (expired(cache.l2_store()), expired("sqlite_l3"));
         assert_eq!((l2, l3), (40, 40), "the fixtures' 2024-2025 entries");
 
-        let run = xtask(cache.command("cleanup", &[]), Keys::Both).expect_code(0);
+        let run = pw_cache(cache.command("cleanup", &[]), Keys::Both).expect_code(0);
         assert_eq!(
             (run.count("l2"), run.count("l3"), run.count("total")),
             (l2, l3, l2 + l3),
@@ -23,7 +23,7 @@ fn cleanup_removes_the_expired_entries_and_reports_counts() {
             run.stdout
         );
 
-        let stats = xtask(cache.command("stats", &["--json"]), Keys::Both)
+        let stats = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
             .expect_code(0)
             .json();
         for (tier, removed) in [("l2", l2), ("l3", l3)] {
@@ -41,7 +41,7 @@ fn cleanup_removes_the_expired_entries_and_reports_counts() {
             assert!(left.contains_key(&("l3".to_owned(), key.clone())), "{backend} {key}");
         }
 
-        let again = xtask(cache.command("cleanup", &[]), Keys::Both).expect_code(0);
+        let again = pw_cache(cache.command("cleanup", &[]), Keys::Both).expect_code(0);
         assert_eq!(again.count("total"), 0, "{backend}: nothing left to remove");
     }
 }
@@ -68,7 +68,7 @@ fn unreadable_entries_stay_until_the_operator_removes_them() {
         // Entries written under a key the ring will lack, beside the fixtures' readable ones.
         common::warm_under_previous_key(&cache);
         let corrupt = |code: i32| {
-            let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+            let stats = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
                 .expect_code(code)
                 .json();
             (
@@ -81,7 +81,7 @@ fn unreadable_entries_stay_until_the_operator_removes_them() {
         assert!(l2 > 0 && l3 > 0, "{backend}: {l2} {l3}");
 
         // A cleanup removes expired entries only, and says what it left.
-        let run = xtask(cache.command("cleanup", &[]), Keys::CurrentOnly).expect_code(0);
+        let run = pw_cache(cache.command("cleanup", &[]), Keys::CurrentOnly).expect_code(0);
         assert!(
             run.stdout
                 .contains(&format!("l2: {l2} unreadable entries left in place")),
@@ -96,7 +96,7 @@ fn unreadable_entries_stay_until_the_operator_removes_them() {
         );
 
         // The operator's removal: says what and why, removes exactly those.
-        let run = xtask(cache.command("cleanup", &["--remove-unreadable"]), Keys::CurrentOnly).expect_code(0);
+        let run = pw_cache(cache.command("cleanup", &["--remove-unreadable"]), Keys::CurrentOnly).expect_code(0);
         assert!(
             run.stdout.contains("removing the entries these keys cannot read"),
             "{backend}: {}",

@@ -1,4 +1,4 @@
-//! A reader that goes away before the summary is written (`cargo xtask stats | head -0`) is no
+//! A reader that goes away before the summary is written (`pw-cache stats | head -0`) is no
 //! panic: the command still exits with its own code.
 
 use crate::common;
@@ -13,7 +13,7 @@ use pw_cache_tests::fixture_keys;
 fn a_closed_stdout_is_not_a_panic() {
     let cache = TestCache::fixtures("jsonl");
     let (current, previous) = fixture_keys();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let mut child = Command::new(common::binary())
         .args(cache.command("stats", &[]))
         .env(ENV_CURRENT, current)
         .env(ENV_PREVIOUS, previous)

@@ -1,6 +1,10 @@
-//! What the xtask integration tests share: running the binary as a process with the fixtures'
-//! keys in its environment (never in the test's), copies of the fixture caches, reading the
-//! summaries back, and the manifest's expectations.
+//! What the `pw-cache` integration tests share: running the binary as a process with the
+//! fixtures' keys in its environment (never in the test's), copies of the fixture caches,
+//! reading the summaries back, and the manifest's expectations.
+//!
+//! The binary is the one named by the environment variable `PW_CACHE_BIN` when it is set (the
+//! installed command: `test.sh` installs it with `cargo install` and points this at it), else
+//! the one cargo built for these tests (see [`binary`]).
 //!
 //! Every run is checked for what must never happen whatever the command: a panic, or a key or
 //! a fixture credential in the output.
@@ -36,9 +40,23 @@ pub(crate) enum Keys {
     Unset,
 }
 
+/// The environment variable naming the `pw-cache` binary to test (the installed one).
+pub(crate) const PW_CACHE_BIN: &str = "PW_CACHE_BIN";
+
+/// The `pw-cache` binary the tests run: `$PW_CACHE_BIN` when it is set and not empty, else the
+/// one cargo built for this test binary.
+pub(crate) fn binary() -> PathBuf {
+    match std::env::var_os(PW_CACHE_BIN) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_pw-cache")),
+    }
+}
+
 /// What a run of the binary gave.
 #[derive(Debug)]
 pub(crate) struct Run {
+    /// The binary that ran.
+    pub(crate) program: PathBuf,
     /// The exit code.
     pub(crate) code: i32,
     /// Standard output.
@@ -94,23 +112,24 @@ pub(crate) fn count_in(text: &str, label: &str) -> u64 {
     found[0]
 }
 
-/// Runs `cargo xtask <args>` (the built binary) with `keys` in its environment.
-pub(crate) fn xtask<I, S>(args: I, keys: Keys) -> Run
+/// Runs `pw-cache <args>` (the [`binary`]) with `keys` in its environment.
+pub(crate) fn pw_cache<I, S>(args: I, keys: Keys) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    xtask_with_env(args, keys, &[])
+    pw_cache_with_env(args, keys, &[])
 }
 
-/// [`xtask`] with more environment variables for the child.
-pub(crate) fn xtask_with_env<I, S>(args: I, keys: Keys, env: &[(&str, &str)]) -> Run
+/// [`pw_cache`] with more environment variables for the child.
+pub(crate) fn pw_cache_with_env<I, S>(args: I, keys: Keys, env: &[(&str, &str)]) -> Run
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let (current, previous) = fixture_keys();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    let program = binary();
+    let mut cmd = Command::new(&program);
     cmd.args(args).env_remove(ENV_CURRENT).env_remove(ENV_PREVIOUS);
     match keys {
         Keys::Both => cmd.env(ENV_CURRENT, &current).env(ENV_PREVIOUS, &previous),
@@ -122,8 +141,11 @@ where
     for (name, value) in env {
         cmd.env(name, value);
     }
-    let out = cmd.output().expect("run the xtask binary");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("run the pw-cache binary {}: {e}", program.display()));
     let run = Run {
+        program,
         code: out.status.code().expect("exited, not killed"),
         stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
         stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
@@ -323,7 +345,7 @@ pub(crate) fn tree(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
 /// Runs `f` on a thread of its own that has dropped the capabilities that let root ignore file
 /// permissions (`CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`, `CAP_FOWNER`), from its effective set
 /// and from its bounding and inheritable sets (ambient cleared): the processes it starts (the
-/// xtask binary) cannot have them either. Capabilities are per thread, so the rest of the test
+/// pw-cache binary) cannot have them either. Capabilities are per thread, so the rest of the test
 /// binary keeps them. A capability that is not held is fine: permissions already bind.
 pub(crate) fn without_file_capabilities<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     use caps::{CapSet, Capability};
@@ -422,5 +444,5 @@ pub(crate) fn warm_under_previous_key(cache: &TestCache) {
     let mut args = vec![OsString::from("warm"), "--file".into()];
     args.push(proxywhirl_fixtures().join("warm").join("warm_input.jsonl").into());
     args.extend(cache.args());
-    xtask(&args, Keys::Swapped).expect_code(1);
+    pw_cache(&args, Keys::Swapped).expect_code(1);
 }

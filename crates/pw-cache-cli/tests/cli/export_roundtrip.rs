@@ -1,4 +1,4 @@
-//! `cargo xtask export`: a warmed cache exported with `--encrypted-credentials` and warmed into
+//! `pw-cache export`: a warmed cache exported with `--encrypted-credentials` and warmed into
 //! a new cache gives equal entries, credentials included (and never in clear in the file); the
 //! masked export holds no credential; the export of the fixtures counts what the manifest says
 //! and changes nothing.
@@ -8,14 +8,14 @@ use crate::common;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::{Keys, TestCache, both_keys, xtask, xtask_with_env};
+use common::{Keys, TestCache, both_keys, pw_cache, pw_cache_with_env};
 use pw_cache::FernetKey;
 use pw_cache_tests::proxywhirl_fixtures;
 
 fn warm(cache: &TestCache, file: &Path, keys: Keys) -> common::Run {
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache.args());
-    xtask(&args, keys)
+    pw_cache(&args, keys)
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn an_encrypted_export_warms_into_equal_entries() {
     );
 
     let out = a.dir.path().join("export.jsonl");
-    let run = xtask(
+    let run = pw_cache(
         a.command("export", &["--out", out.to_str().unwrap(), "--encrypted-credentials"]),
         Keys::Both,
     )
@@ -98,7 +98,7 @@ fn an_encrypted_export_warms_into_equal_entries() {
     let stranger = FernetKey::generate().to_base64();
     let mut args = vec![OsString::from("warm"), "--file".into(), out.clone().into()];
     args.extend(c.args());
-    let run = xtask_with_env(&args, Keys::Unset, &[(common::ENV_CURRENT, stranger.expose_secret())]).expect_code(1);
+    let run = pw_cache_with_env(&args, Keys::Unset, &[(common::ENV_CURRENT, stranger.expose_secret())]).expect_code(1);
     assert_eq!(run.count("failed"), with_credentials as u64, "{}", run.stdout);
     assert!(
         run.stdout.contains("cannot be decrypted with the configured keys"),
@@ -113,7 +113,7 @@ fn the_masked_export_of_the_fixtures_matches_the_manifest_and_changes_nothing() 
     let cache = TestCache::fixtures("jsonl");
     let before = common::snapshot(&cache.l2);
     let out = cache.dir.path().join("masked.jsonl");
-    let run = xtask(cache.command("export", &["--out", out.to_str().unwrap()]), Keys::Both).expect_code(0);
+    let run = pw_cache(cache.command("export", &["--out", out.to_str().unwrap()]), Keys::Both).expect_code(0);
     // proxywhirl exported the 160 live entries (and deleted the 40 expired ones; we count them).
     let want = pw_cache_tests::manifest()["export"]["result"]["exported"]
         .as_u64()
@@ -127,7 +127,7 @@ fn the_masked_export_of_the_fixtures_matches_the_manifest_and_changes_nothing() 
     assert!(!text.contains("_encrypted"), "no token in a masked export");
     assert!(text.contains("\"password\": \"***\""));
     assert_eq!(common::snapshot(&cache.l2), before, "exporting changes nothing");
-    let stats = xtask(cache.command("stats", &["--json"]), Keys::Both)
+    let stats = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
         .expect_code(0)
         .json();
     assert_eq!(stats["tiers"]["l3"]["entries"], 200);

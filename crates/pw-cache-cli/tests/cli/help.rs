@@ -3,14 +3,14 @@
 
 use crate::common;
 
-use common::{Keys, xtask};
+use common::{Keys, pw_cache};
 
 #[test]
 fn every_subcommand_documents_its_options() {
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 10] = [
         (
             "migrate-jsonl",
-            &["--from <DIR>", "--to <DIR>", "--dry-run", "--key-file <FILE>"],
+            &["--from <DIR>", "--to <DIR>", "--dry-run", "--key-file <FILE>", "--json"],
         ),
         (
             "warm",
@@ -20,6 +20,7 @@ fn every_subcommand_documents_its_options() {
                 "--l2-backend <BACKEND>",
                 "--l3-db <PATH>",
                 "--ttl <SECS>",
+                "--json",
             ],
         ),
         (
@@ -30,6 +31,7 @@ fn every_subcommand_documents_its_options() {
                 "--l3-db <PATH>",
                 "--out <FILE>",
                 "--encrypted-credentials",
+                "--json",
             ],
         ),
         (
@@ -38,16 +40,53 @@ fn every_subcommand_documents_its_options() {
         ),
         (
             "rotate-key",
-            &["--l2-dir <DIR>", "--l2-backend <BACKEND>", "--l3-db <PATH>"],
+            &[
+                "--l2-dir <DIR>",
+                "--l2-backend <BACKEND>",
+                "--l3-db <PATH>",
+                "--new-key",
+                "--json",
+            ],
         ),
         (
             "cleanup",
-            &["--l2-dir <DIR>", "--l2-backend <BACKEND>", "--l3-db <PATH>"],
+            &[
+                "--l2-dir <DIR>",
+                "--l2-backend <BACKEND>",
+                "--l3-db <PATH>",
+                "--remove-unreadable",
+                "--json",
+            ],
         ),
-        ("show-config", &["--file <FILE>"]),
+        ("show-config", &["--file <FILE>", "--json"]),
+        (
+            "get",
+            &[
+                "[KEY]",
+                "--url <URL>",
+                "--l2-dir <DIR>",
+                "--l2-backend <BACKEND>",
+                "--json",
+            ],
+        ),
+        (
+            "inspect",
+            &[
+                "--l2-dir <DIR>",
+                "--l2-backend <BACKEND>",
+                "--expired",
+                "--unreadable",
+                "--limit <N>",
+                "--json",
+            ],
+        ),
+        (
+            "completions",
+            &["<SHELL>", "bash", "zsh", "fish", "elvish", "powershell"],
+        ),
     ];
     for (command, options) in cases {
-        let run = xtask([command, "--help"], Keys::Unset).expect_code(0);
+        let run = pw_cache([command, "--help"], Keys::Unset).expect_code(0);
         for option in options {
             assert!(
                 run.stdout.contains(option),
@@ -55,6 +94,11 @@ fn every_subcommand_documents_its_options() {
                 run.stdout
             );
         }
+        assert!(
+            run.stdout.contains(&format!("Usage: pw-cache {command}")),
+            "{command}: {}",
+            run.stdout
+        );
         if command.ends_with("-key") || command == "stats" || command == "warm" {
             assert!(
                 run.stdout.contains("jsonl") && run.stdout.contains("sqlite"),
@@ -63,7 +107,7 @@ fn every_subcommand_documents_its_options() {
             );
         }
     }
-    let top = xtask(["--help"], Keys::Unset).expect_code(0);
+    let top = pw_cache(["--help"], Keys::Unset).expect_code(0);
     for command in [
         "migrate-jsonl",
         "warm",
@@ -72,10 +116,18 @@ fn every_subcommand_documents_its_options() {
         "rotate-key",
         "cleanup",
         "show-config",
+        "get",
+        "inspect",
+        "completions",
     ] {
         assert!(top.stdout.contains(command), "{command}:\n{}", top.stdout);
     }
     assert!(top.stdout.contains("Exit codes") && top.stdout.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY"));
+    assert!(top.stdout.contains("--version"), "{}", top.stdout);
+    assert!(
+        !top.stdout.contains("bench"),
+        "bench is `cargo xtask`'s, not pw-cache's"
+    );
 }
 
 #[test]
@@ -86,6 +138,27 @@ fn usage_errors_exit_2() {
         &["stats", "--l2-dir", "x"][..],
         &["stats", "--l2-dir", "x", "--l2-backend", "redis", "--l3-db", "y"][..],
         &["migrate-jsonl", "--from", "x"][..],
+        &["get", "--l2-dir", "x", "--l2-backend", "jsonl", "--l3-db", "y"][..],
+        &[
+            "get",
+            "k",
+            "--url",
+            "http://1.2.3.4:80",
+            "--l2-dir",
+            "x",
+            "--l2-backend",
+            "jsonl",
+        ][..],
+        &[
+            "inspect",
+            "--expired",
+            "--unreadable",
+            "--l2-dir",
+            "x",
+            "--l2-backend",
+            "jsonl",
+        ][..],
+        &["completions"][..],
         &[
             "warm",
             "--file",
@@ -100,7 +173,7 @@ fn usage_errors_exit_2() {
             "0",
         ][..],
     ] {
-        let run = xtask(args, Keys::Unset);
+        let run = pw_cache(args, Keys::Unset);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
     }

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Keys, TestCache, xtask};
+use common::{Keys, TestCache, pw_cache};
 use pw_cache::DEFAULT_KEY_FILE_NAME;
 use pw_cache_tests::fixture_keys;
 
@@ -17,11 +17,11 @@ fn exposed_key_file_is_warned_about_on_stderr() {
     let (current, previous) = fixture_keys();
     std::fs::write(&key_file, format!("{current}\n{previous}\n")).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run = xtask(cache.command("stats", &[]), Keys::Unset).expect_code(0);
+    let run = pw_cache(cache.command("stats", &[]), Keys::Unset).expect_code(0);
     assert!(!run.stderr.contains("warning: key file"), "{}", run.stderr);
 
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let run = xtask(cache.command("stats", &[]), Keys::Unset).expect_code(0);
+    let run = pw_cache(cache.command("stats", &[]), Keys::Unset).expect_code(0);
     let warning = run
         .stderr
         .lines()
@@ -37,7 +37,7 @@ fn exposed_key_file_is_warned_about_on_stderr() {
 fn cache_directory_of_another_user_is_refused() {
     let cache = TestCache::fixtures("sqlite");
     std::os::unix::fs::chown(&cache.l2, Some(12345), None).unwrap();
-    let run = xtask(cache.command("stats", &[]), Keys::Both);
+    let run = pw_cache(cache.command("stats", &[]), Keys::Both);
     let error = run.one_line_error();
     assert!(
         error.contains(&cache.l2.display().to_string()) && error.contains("uid 12345") && error.contains("mode 7"),
@@ -69,7 +69,7 @@ fn planted_directory_of_links_is_refused_by_every_command() {
             let mut args = common::args(command, &cache);
             args.extend(extra);
             for keys in [Keys::Unset, Keys::Both] {
-                let run = xtask(&args, keys);
+                let run = pw_cache(&args, keys);
                 let error = run.one_line_error();
                 assert!(
                     error.contains(&planted.l2.display().to_string()) && error.contains(&format!("uid {OTHER_UID}")),

@@ -1,4 +1,4 @@
-//! `cargo xtask migrate-jsonl`: the fixtures' `jsonl_l2/` migrates into an `l2_cache.db` holding
+//! `pw-cache migrate-jsonl`: the fixtures' `jsonl_l2/` migrates into an `l2_cache.db` holding
 //! exactly the manifest's entries; a second run changes no row; a dry run creates and changes
 //! nothing in `--to`; the source's bytes never change; entries that cannot be read are counted,
 //! named with their reason, and make the exit code 1.
@@ -8,7 +8,7 @@ use crate::common;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::{Keys, Run, has_credentials, snapshot, store_entries, xtask};
+use common::{Keys, Run, has_credentials, pw_cache, snapshot, store_entries};
 use pw_cache::{CacheTierConfig, SqliteL2Tier};
 use pw_cache_tests::{assert_tier_matches_manifest, fixture_ring, proxywhirl_fixtures};
 use rusqlite::Connection;
@@ -30,7 +30,7 @@ fn migrate(src: &Path, dst: &Path, extra: &[&str], keys: Keys) -> Run {
         dst.into(),
     ];
     args.extend(extra.iter().map(OsString::from));
-    xtask(args, keys)
+    pw_cache(args, keys)
 }
 
 /// Every row of `l2_cache`, every column, in key order.
@@ -184,7 +184,7 @@ fn a_dry_run_under_umask_000_keeps_its_scratch_copy_private() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg("umask 000 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_xtask"))
+        .arg(common::binary())
         .args(["migrate-jsonl", "--from"])
         .arg(&src)
         .arg("--to")

@@ -8,7 +8,7 @@ use crate::common;
 use std::ffi::OsString;
 use std::path::Path;
 
-use common::{Keys, args, xtask_with_env};
+use common::{Keys, args, pw_cache_with_env};
 use pw_cache_tests::redis_server::RedisServer;
 
 const ROWS: usize = 5;
@@ -23,7 +23,7 @@ fn redis_args(l2: &Path) -> Vec<OsString> {
         "--l3-backend",
         "redis",
         "--redis-namespace",
-        "xtask-test",
+        "pw-cache-cli-test",
     ]
     .iter()
     .map(OsString::from)
@@ -56,11 +56,11 @@ fn the_cache_commands_work_on_a_redis_l3() {
     std::fs::write(&warm, rows).unwrap();
     let mut warm_args = command("warm", &host_a, &[]);
     warm_args.extend([OsString::from("--file"), warm.clone().into()]);
-    xtask_with_env(warm_args, Keys::Both, &env).expect_code(0);
+    pw_cache_with_env(warm_args, Keys::Both, &env).expect_code(0);
 
     // Another host (its own, empty L2 directory) sees the entries in the shared L3.
     std::fs::create_dir_all(&host_b).unwrap();
-    let stats = xtask_with_env(command("stats", &host_b, &["--json"]), Keys::Both, &env)
+    let stats = pw_cache_with_env(command("stats", &host_b, &["--json"]), Keys::Both, &env)
         .expect_code(0)
         .json();
     assert_eq!(stats["l3_backend"], "redis");
@@ -76,21 +76,21 @@ fn the_cache_commands_work_on_a_redis_l3() {
     let out = dir.path().join("export.jsonl");
     let mut export_args = command("export", &host_b, &[]);
     export_args.extend([OsString::from("--out"), out.clone().into()]);
-    xtask_with_env(export_args, Keys::Both, &env).expect_code(0);
+    pw_cache_with_env(export_args, Keys::Both, &env).expect_code(0);
     let exported = std::fs::read_to_string(&out).unwrap();
     assert_eq!(exported.lines().count(), ROWS, "{exported}");
     assert!(!exported.contains("fleet-pass-"), "an export holds a password");
 
     // Rotate to the current key, then the current key alone opens every credential.
-    xtask_with_env(command("rotate-key", &host_b, &[]), Keys::Both, &env).expect_code(0);
-    let stats = xtask_with_env(command("stats", &host_b, &["--json"]), Keys::CurrentOnly, &env)
+    pw_cache_with_env(command("rotate-key", &host_b, &[]), Keys::Both, &env).expect_code(0);
+    let stats = pw_cache_with_env(command("stats", &host_b, &["--json"]), Keys::CurrentOnly, &env)
         .expect_code(0)
         .json();
     assert_eq!(stats["tiers"]["l3"]["corrupt"], 0, "{stats}");
     assert_eq!(stats["tiers"]["l3"]["entries"], ROWS as u64, "{stats}");
 
     // Cleanup runs on Redis (nothing is expired: TTLs are the default hour).
-    let run = xtask_with_env(command("cleanup", &host_b, &[]), Keys::Both, &env).expect_code(0);
+    let run = pw_cache_with_env(command("cleanup", &host_b, &[]), Keys::Both, &env).expect_code(0);
     assert_eq!(run.count("l3"), 0, "{}", run.stdout);
 }
 
@@ -98,7 +98,7 @@ fn the_cache_commands_work_on_a_redis_l3() {
 fn usage_errors_name_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     // SQLite L3 (the default) without --l3-db.
-    let run = xtask_with_env(
+    let run = pw_cache_with_env(
         args(
             "stats",
             &["--l2-dir", dir.path().to_str().unwrap(), "--l2-backend", "jsonl"].map(OsString::from),
@@ -112,7 +112,7 @@ fn usage_errors_name_what_is_missing() {
     // Redis L3 without a URL anywhere.
     let warm = dir.path().join("x.jsonl");
     std::fs::write(&warm, "{\"proxy_url\": \"http://10.0.0.1:80\"}\n").unwrap();
-    let run = xtask_with_env(
+    let run = pw_cache_with_env(
         command("warm", &dir.path().join("l2"), &["--file", warm.to_str().unwrap()]),
         Keys::Both,
         &[],

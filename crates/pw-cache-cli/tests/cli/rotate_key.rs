@@ -1,4 +1,4 @@
-//! `cargo xtask rotate-key`: the entries whose credentials were written with the previous key
+//! `pw-cache rotate-key`: the entries whose credentials were written with the previous key
 //! are re-encrypted under the current one, so that afterwards the current key alone reads
 //! everything (`stats` shows 0 corrupt) and the previous key alone opens no credential. Before,
 //! without the previous key, `stats` shows exactly those entries as corrupt, and a rotation
@@ -9,7 +9,7 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 
-use common::{Keys, TestCache, both_keys, has_credentials, store_entries, xtask};
+use common::{Keys, TestCache, both_keys, has_credentials, pw_cache, store_entries};
 use pw_cache_tests::proxywhirl_fixtures;
 use serde_json::json;
 
@@ -33,7 +33,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
             let mut args = vec![OsString::from("warm"), "--file".into()];
             args.push(proxywhirl_fixtures().join("warm").join(input).into());
             args.extend(cache.args());
-            xtask(&args, Keys::Swapped).expect_code(1);
+            pw_cache(&args, Keys::Swapped).expect_code(1);
         }
         let fixture_keys: BTreeSet<String> = store_entries(store)
             .iter()
@@ -64,7 +64,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         let with_credentials = store_entries(store).iter().filter(|e| has_credentials(e)).count() as u64 + k;
 
         // Before: without the previous key, exactly those are unreadable (reported: exit 1).
-        let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+        let stats = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
             .expect_code(1)
             .json();
         for tier in ["l2", "l3"] {
@@ -77,7 +77,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         }
 
         // A rotation without the previous key cannot rewrite them: named, exit 1.
-        let run = xtask(cache.command("rotate-key", &[]), Keys::CurrentOnly).expect_code(1);
+        let run = pw_cache(cache.command("rotate-key", &[]), Keys::CurrentOnly).expect_code(1);
         for tier in ["l2", "l3"] {
             assert_eq!(
                 row(&run.stdout, tier),
@@ -93,7 +93,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         assert!(run.stdout.contains("keep the previous keys"), "{}", run.stdout);
 
         // With both keys: every credential rewritten.
-        let run = xtask(cache.command("rotate-key", &[]), Keys::Both).expect_code(0);
+        let run = pw_cache(cache.command("rotate-key", &[]), Keys::Both).expect_code(0);
         for tier in ["l2", "l3"] {
             assert_eq!(
                 row(&run.stdout, tier),
@@ -104,7 +104,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         assert!(run.stdout.contains("can be dropped"), "{}", run.stdout);
 
         // After: the current key alone reads everything...
-        let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+        let stats = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
             .expect_code(0)
             .json();
         for tier in ["l2", "l3"] {
@@ -126,7 +126,7 @@ fn rotation_moves_the_previous_keys_credentials_to_the_current_key() {
         }
         // ... and nothing is left under the previous key: alone, it opens no credential, so
         // it is refused as the wrong key.
-        let refused = xtask(cache.command("stats", &["--json"]), Keys::PreviousOnly).expect_code(2);
+        let refused = pw_cache(cache.command("stats", &["--json"]), Keys::PreviousOnly).expect_code(2);
         assert!(
             refused.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY") && refused.stderr.contains("opens any"),
             "{backend}: {}",
@@ -146,12 +146,12 @@ fn a_new_key_must_be_said_to_be_new() {
     args.push(proxywhirl_fixtures().join("warm").join("warm_input.jsonl").into());
     args.extend(cache.args());
     // No key: the key file is made, and the credentials written under it.
-    xtask(&args, Keys::Unset).expect_code(1);
+    pw_cache(&args, Keys::Unset).expect_code(1);
     let key_file = cache.l2.join("pw-cache.key");
     assert!(key_file.is_file());
     let new_key = pw_cache::FernetKey::generate().to_base64();
     let env = [("PROXYWHIRL_CACHE_ENCRYPTION_KEY", new_key.expose_secret())];
-    let refused = common::xtask_with_env(cache.command("rotate-key", &[]), Keys::Unset, &env).expect_code(2);
+    let refused = common::pw_cache_with_env(cache.command("rotate-key", &[]), Keys::Unset, &env).expect_code(2);
     assert!(
         refused.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY")
             && refused.stderr.contains("--new-key")
@@ -163,11 +163,11 @@ fn a_new_key_must_be_said_to_be_new() {
         !refused.stderr.contains(new_key.expose_secret()),
         "the key is never shown"
     );
-    let run = common::xtask_with_env(cache.command("rotate-key", &["--new-key"]), Keys::Unset, &env).expect_code(0);
+    let run = common::pw_cache_with_env(cache.command("rotate-key", &["--new-key"]), Keys::Unset, &env).expect_code(0);
     assert!(run.stdout.contains("can be dropped"), "{}", run.stdout);
     // Afterwards the new key alone (no key file) reads everything.
     std::fs::remove_file(&key_file).unwrap();
-    let stats = common::xtask_with_env(cache.command("stats", &["--json"]), Keys::Unset, &env)
+    let stats = common::pw_cache_with_env(cache.command("stats", &["--json"]), Keys::Unset, &env)
         .expect_code(0)
         .json();
     assert_eq!(stats["tiers"]["l2"]["corrupt"], 0);

@@ -1,11 +1,11 @@
-//! `cargo xtask stats` on copies of the fixtures counts what the manifest says: 200 entries in
+//! `pw-cache stats` on copies of the fixtures counts what the manifest says: 200 entries in
 //! each tier, the expired ones (the manifest's `expires_at` against now), the health statuses,
 //! no corrupt entry with both keys; without a key, exactly the entries holding a credential under
 //! it are corrupt (the manifest's `encrypted_with`). Looking changes nothing.
 
 use crate::common;
 
-use common::{Keys, TestCache, expires_at, has_credentials, health_counts, store_entries, xtask};
+use common::{Keys, TestCache, expires_at, has_credentials, health_counts, pw_cache, store_entries};
 use pw_cache::OffsetDateTime;
 use serde_json::{Value, json};
 
@@ -30,7 +30,7 @@ fn stats_on_the_fixtures_prints_the_manifests_counts() {
     for backend in ["jsonl", "sqlite"] {
         let cache = TestCache::fixtures(backend);
         let before = OffsetDateTime::now_utc();
-        let stats = xtask(cache.command("stats", &["--json"]), Keys::Both)
+        let stats = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
             .expect_code(0)
             .json();
         let after = OffsetDateTime::now_utc();
@@ -63,7 +63,7 @@ fn stats_on_the_fixtures_prints_the_manifests_counts() {
         );
 
         // The table says the same.
-        let run = xtask(cache.command("stats", &[]), Keys::Both).expect_code(0);
+        let run = pw_cache(cache.command("stats", &[]), Keys::Both).expect_code(0);
         let row = |tier: &str| -> Vec<String> {
             let line = run
                 .stdout
@@ -89,7 +89,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
     // The fixtures' previous-key entries hold no credential; their current-key ones 100.
     assert_eq!(credentials_under("jsonl_l2", "previous").len(), 0);
     assert_eq!(credentials_under("jsonl_l2", "current").len(), 100);
-    let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+    let stats = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
         .expect_code(0)
         .json();
     for tier in ["l2", "l3"] {
@@ -97,7 +97,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
     }
     // The previous key alone opens none of the stored credentials: the wrong key, refused
     // (exit 2) with a message naming where it came from, before anything is read.
-    let run = xtask(cache.command("stats", &[]), Keys::PreviousOnly).expect_code(2);
+    let run = pw_cache(cache.command("stats", &[]), Keys::PreviousOnly).expect_code(2);
     assert!(
         run.stderr.contains("PROXYWHIRL_CACHE_ENCRYPTION_KEY") && run.stderr.contains("does not open"),
         "{}",
@@ -109,7 +109,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
     // Entries written under a key the ring lacks, beside readable ones: exit 1, a line per
     // tier saying how many and the likely cause, and what `expired` counts.
     common::warm_under_previous_key(&cache);
-    let run = xtask(cache.command("stats", &[]), Keys::CurrentOnly).expect_code(1);
+    let run = pw_cache(cache.command("stats", &[]), Keys::CurrentOnly).expect_code(1);
     for tier in ["l2", "l3"] {
         assert!(
             run.stdout
@@ -131,7 +131,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
         "{}",
         run.stdout
     );
-    let stats = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+    let stats = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
         .expect_code(1)
         .json();
     let corrupt = stats["tiers"]["l2"]["corrupt"].as_u64().unwrap();
@@ -141,7 +141,7 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
         stats["tiers"]["l2"]["entries"].as_u64().unwrap(),
         stats["tiers"]["l3"]["entries"].as_u64().unwrap()
     );
-    let again = xtask(cache.command("stats", &["--json"]), Keys::CurrentOnly)
+    let again = pw_cache(cache.command("stats", &["--json"]), Keys::CurrentOnly)
         .expect_code(1)
         .json();
     assert_eq!(again["tiers"]["l2"]["corrupt"], corrupt, "looking removes nothing");
@@ -151,10 +151,10 @@ fn without_a_key_the_entries_with_credentials_under_it_are_corrupt() {
 fn looking_changes_nothing() {
     let cache = TestCache::fixtures("jsonl");
     let before = common::snapshot(&cache.l2);
-    let first: Value = xtask(cache.command("stats", &["--json"]), Keys::Both)
+    let first: Value = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
         .expect_code(0)
         .json();
-    let second: Value = xtask(cache.command("stats", &["--json"]), Keys::Both)
+    let second: Value = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
         .expect_code(0)
         .json();
     assert_eq!(common::snapshot(&cache.l2), before, "the shard files are only read");

@@ -1,4 +1,4 @@
-//! `cargo xtask warm`: every warm input of the fixtures gives the result the pw-cache column of
+//! `pw-cache warm`: every warm input of the fixtures gives the result the pw-cache column of
 //! `docs/warm.md`'s table documents (loaded / skipped / failed, exit 1 when a row was skipped or
 //! failed; exit 2 with a one-line message naming the file for a file-level error), into both L2
 //! backends; and a warm with no key configured creates the key file and says so. A file that
@@ -11,11 +11,11 @@ use crate::common;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use common::{Keys, TestCache, set_mode, tree, without_file_capabilities, xtask};
+use common::{Keys, TestCache, pw_cache, set_mode, tree, without_file_capabilities};
 use pw_cache_tests::{manifest, proxywhirl_fixtures};
 
 /// The document holding the table.
-const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/warm.md");
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/warm.md");
 
 /// What pw-cache does with a case, as the table says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +77,7 @@ fn every_fixture_warm_file_gives_the_documented_counts() {
             if ttl != "none" {
                 args.extend(["--ttl".into(), OsString::from(ttl)]);
             }
-            let run = xtask(&args, Keys::Both);
+            let run = pw_cache(&args, Keys::Both);
             let case = format!("{backend} {input} ttl {ttl}");
             match outcome {
                 Outcome::Counts(loaded, skipped, failed) => {
@@ -137,11 +137,11 @@ fn warmed_entries_are_in_both_tiers() {
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache.args());
     args.extend(["--ttl".into(), "600".into()]);
-    let run = xtask(&args, Keys::Both).expect_code(1);
+    let run = pw_cache(&args, Keys::Both).expect_code(1);
     assert!(run.stdout.contains("600 s"), "{}", run.stdout);
     let distinct = run.count("loaded") - 1; // row 7 replaces row 1's key
     assert!(run.stdout.contains("1 replaced"), "{}", run.stdout);
-    let stats = xtask(cache.command("stats", &["--json"]), Keys::Both)
+    let stats = pw_cache(cache.command("stats", &["--json"]), Keys::Both)
         .expect_code(0)
         .json();
     for tier in ["l2", "l3"] {
@@ -159,7 +159,7 @@ fn a_warm_without_a_key_creates_the_key_file_and_says_so() {
     let file = proxywhirl_fixtures().join("warm/warm_input.jsonl");
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache.args());
-    let run = xtask(&args, Keys::Unset).expect_code(1);
+    let run = pw_cache(&args, Keys::Unset).expect_code(1);
     let key_file = cache.l2.join("pw-cache.key");
     assert!(key_file.exists());
     assert!(
@@ -171,7 +171,7 @@ fn a_warm_without_a_key_creates_the_key_file_and_says_so() {
     // The key never shows; the next command finds the file and reads everything.
     let key = std::fs::read_to_string(&key_file).unwrap();
     assert!(!run.stdout.contains(key.trim()));
-    let stats = xtask(cache.command("stats", &["--json"]), Keys::Unset)
+    let stats = pw_cache(cache.command("stats", &["--json"]), Keys::Unset)
         .expect_code(0)
         .json();
     assert_eq!(stats["keys"]["origin"], "key_file");
@@ -192,7 +192,7 @@ fn the_config_file_gives_the_ttls_and_bounds() {
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache.args());
     args.extend(["--config".into(), config.clone().into()]);
-    xtask(&args, Keys::Both).expect_code(1);
+    pw_cache(&args, Keys::Both).expect_code(1);
     let entries = cache.entries(&common::both_keys());
     let l3: Vec<_> = entries.iter().filter(|((tier, _), _)| tier == "l3").collect();
     assert_eq!(l3.len(), 6, "L3 is unbounded");
@@ -217,7 +217,7 @@ fn assert_refused_and_nothing_created(file: &Path, hint: &str) {
                 let before = tree(cache.dir.path());
                 let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
                 args.extend(cache.args());
-                let run = xtask(&args, keys);
+                let run = pw_cache(&args, keys);
                 let message = run.one_line_error();
                 assert!(message.contains(&file.display().to_string()), "{case}: {message}");
                 assert!(message.contains(hint), "{case}: {message}");
@@ -321,7 +321,7 @@ fn an_unreadable_file_creates_and_changes_nothing() {
         let cache = TestCache::empty("jsonl");
         let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
         args.extend(cache.args());
-        let run = xtask(&args, Keys::Both).expect_code(1);
+        let run = pw_cache(&args, Keys::Both).expect_code(1);
         assert!(run.count("loaded") > 0, "{}", run.stdout);
     }
 }
@@ -336,6 +336,6 @@ fn a_jsonl_file_has_no_header_its_bad_lines_are_counted() {
     let cache = TestCache::empty("sqlite");
     let mut args = vec![OsString::from("warm"), "--file".into(), file.into()];
     args.extend(cache.args());
-    let run = xtask(&args, Keys::Both).expect_code(1);
+    let run = pw_cache(&args, Keys::Both).expect_code(1);
     assert_eq!((run.count("loaded"), run.count("failed")), (1, 1), "{}", run.stdout);
 }
