@@ -1,8 +1,6 @@
-//! # pw-cache-crypto
+#![doc = include_str!("../README.md")]
 //!
-//! The layer that owns every key and every token of pw-cache. Credentials of cached proxies
-//! are encrypted at rest (L2, L3) as [Fernet](https://github.com/fernet/spec) tokens,
-//! interchangeable both ways with proxywhirl 0.3.3 (Python `cryptography`'s `MultiFernet`).
+//! ## Contents
 //!
 //! - [`FernetKey`]: one validated key, zeroized on drop.
 //! - [`KeyRing`]: the current key and any number of previous ones; [`KeyRing::encrypt`],
@@ -10,12 +8,13 @@
 //!   current key, keeping the token's timestamp, as `MultiFernet.rotate`).
 //! - [`KeyRing::resolve`]: the ring of a cache from the configured key, else the environment
 //!   ([`ENV_CURRENT_KEY`], [`ENV_PREVIOUS_KEYS`]), else a key file created 0600 next to the
-//!   cache ([`key_file`]) — so, unlike the reference, a cache with no configured key can read
-//!   after a restart what it wrote before.
+//!   cache ([`key_file`]).
 //! - [`trust`]: the checks on the directories and the key file a cache uses (owner, mode,
 //!   file type, size): [`Trust`] relaxes the mode check of directories, never the owner check.
 //! - [`Token`]: a stored token, shape-checked; [`CryptoError`]: typed failures that never hold
 //!   key material or plaintext.
+//! - [`Secret`]: the model layer's secret text (re-exported from `pw-cache-model`), which
+//!   [`KeyRing::encrypt`] takes and [`KeyRing::decrypt`] returns.
 //!
 //! ## Non-goals
 //! This crate does not decide what is encrypted (the tiers encrypt usernames and passwords;
@@ -37,7 +36,12 @@ pub mod trust;
 pub use error::{CryptoError, KeySource, TokenProblem};
 pub use key::FernetKey;
 pub use key_file::{DEFAULT_KEY_FILE_NAME, MAX_KEY_FILE_BYTES};
-pub use ring::{KeyOrigin, KeyRing, MAX_CLOCK_SKEW_SECONDS};
+pub use ring::{KeyOrigin, KeyRing, MAX_CLOCK_SKEW_SECONDS, SampleCheck};
 pub use sources::{ENV_CURRENT_KEY, ENV_PREVIOUS_KEYS, EnvKeys};
 pub use token::Token;
 pub use trust::{Trust, TrustError};
+
+/// The secret text this crate encrypts and decrypts, from the model layer: re-exported so that a
+/// crate depending on `pw-cache-crypto` alone can call every function here.
+#[doc(no_inline)]
+pub use pw_cache_model::Secret;

@@ -248,9 +248,11 @@ impl KeyRing {
     ///
     /// The same result as `self.decrypt(&token)` for the token so read, faster: sound bytes
     /// are decrypted without being decoded twice and copied into a [`Token`] first (measured in
-    /// `docs/performance.md`), and only bytes that fail are judged the slow way
+    /// [`pw_cache::docs::performance`]), and only bytes that fail are judged the slow way
     /// (the strict check, then the lenient reading), so that the error names what is wrong
     /// with them.
+    ///
+    /// [`pw_cache::docs::performance`]: https://docs.rs/pw-cache/latest/pw_cache/docs/performance/index.html
     pub fn decrypt_bytes(&self, bytes: &[u8]) -> Result<Secret, CryptoError> {
         if let Some((text, timestamp)) = Token::peek(bytes)
             && let Ok((_, plaintext)) = self.open_text(text, timestamp)

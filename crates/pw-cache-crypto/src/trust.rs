@@ -12,7 +12,9 @@
 //! then others cannot rename what is not theirs), and a symbolic link met on the way must be
 //! owned by this user or root. A parent that another user can change lets that user move the
 //! cache directory away and put their own in its place between two opens. See
-//! `docs/security.md`, "Threat model: who may write the cache directory".
+//! [`pw_cache::docs::security`], "Threat model: who may write the cache directory".
+//!
+//! [`pw_cache::docs::security`]: https://docs.rs/pw-cache/latest/pw_cache/docs/security/index.html
 
 use std::fmt;
 use std::fs::{self, Metadata};

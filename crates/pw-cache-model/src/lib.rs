@@ -1,7 +1,6 @@
-//! # pw-cache-model
+#![doc = include_str!("../README.md")]
 //!
-//! The lowest layer of pw-cache: the types every other crate shares, and nothing that does
-//! I/O. It is what proxywhirl 0.3.3's `proxywhirl.cache.models` is, as Rust.
+//! ## Contents
 //!
 //! - [`CacheEntry`]: one cached proxy, its 21 fields in the reference's order; its JSON form
 //!   is the reference's export line, byte for byte ([`pyjson`]).
@@ -47,5 +46,10 @@ pub use proxy_url::{InvalidProxyUrl, ProxyUrl, validate_proxy_url};
 pub use secret::Secret;
 pub use stats::{CacheStatistics, METRIC_NAMES, TierStatistics};
 /// The date-time type of every timestamp in the model (re-exported from `time`).
+#[doc(no_inline)]
 pub use time::OffsetDateTime;
+/// The UTC offset a parsed timestamp had ([`TimestampAdjustment::kept_offset`]; re-exported
+/// from `time`).
+#[doc(no_inline)]
+pub use time::UtcOffset;
 pub use timestamp::{TimestampAdjustment, TimestampError};

@@ -102,9 +102,11 @@ pub fn truncate_to_micros(dt: OffsetDateTime) -> OffsetDateTime {
 /// The current time in UTC, at microsecond precision.
 ///
 /// Called on every cache operation, so the calendar conversion (most of what
-/// `OffsetDateTime::now_utc` costs; figures in `docs/performance.md`) is done once per second
+/// `OffsetDateTime::now_utc` costs; figures in [`pw_cache::docs::performance`]) is done once per second
 /// per thread: the date and time of the current second are kept, and only the microseconds
 /// change within it.
+///
+/// [`pw_cache::docs::performance`]: https://docs.rs/pw-cache/latest/pw_cache/docs/performance/index.html
 pub fn now_utc() -> OffsetDateTime {
     use std::cell::Cell;
     use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,7 +1,7 @@
 //! Health history: the record of each health check of a proxy, kept by an L3 tier next to the
 //! proxy's entry ([`HealthHistory`]). Both L3 backends keep it: SQLite in its `health_history`
 //! table ([`crate::SqliteL3Tier`]), Redis in a capped list per entry (`RedisL3Tier`, feature
-//! `redis`). `docs/formats.md` specifies both.
+//! `redis`). [`pw_cache::docs::formats`] specifies both.
 //!
 //! The contract, the same for every backend:
 //! - history belongs to an entry: recording a check for a key no entry has is refused
@@ -9,6 +9,8 @@
 //!   entry (delete, clear, expiry, eviction) removes its history; updating it does not;
 //! - records are listed newest first (by check time, then id), at most a given number;
 //! - pruning removes the checks older than a time, of every proxy.
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
 
 use pw_cache_model::{HealthStatus, OffsetDateTime};
 

@@ -1,20 +1,10 @@
-//! # pw-cache-tiers
+#![doc = include_str!("../README.md")]
 //!
-//! The storage backends of pw-cache, each behind one tier contract ([`CacheTier`]), each in its
-//! own module, each the one owner of its on-disk format:
-//! - L1 memory: bounded, with real LRU, LFU and FIFO policies;
-//! - L2 JSONL: proxywhirl's 16 sharded `shard_NN.jsonl` files, cross-process locked;
-//! - L2 SQLite: proxywhirl's `l2_cache.db` (`l2_cache` table);
-//! - L3 SQLite: proxywhirl's `cache_entries` and `health_history`;
-//! - L3 Redis (cargo feature `redis`, off by default): the same entries and health history in
-//!   a Redis shared by several hosts, with change events for their upper tiers.
-//!
-//! ## Status
-//! All four backends are here: the tier contract, typed errors, degradation, the memory tier,
-//! the JSONL tier and the two SQLite tiers (pooled connections, WAL, eviction policies, schema
-//! version, JSONL migration, health history); with the `redis` feature, the Redis L3 tier
-//! (`redis_l3`: pooled connections with timeouts, Lua scripts, change events). Health history
-//! is one trait for both L3 backends ([`HealthHistory`]). Formats: `docs/formats.md`.
+//! ## Formats
+//! Each backend's module says how it uses its format; the formats themselves (every file,
+//! table, column and Redis key, precisely enough to write a reader or a writer) are specified in
+//! the guide [`pw_cache::docs::formats`] of the crate `pw-cache`. Health history is one trait
+//! for both L3 backends ([`HealthHistory`]).
 //!
 //! ## Backends
 //! A backend implements [`TierBackend`]: the operations of [`CacheTier`] with plain results.
@@ -22,7 +12,7 @@
 //! outcome in the tier's [`TierHealth`] (the memory tier, which never fails, implements
 //! [`CacheTier`] itself). The SQLite rows and the Redis hashes are read and written by one
 //! entry codec (`entry_codec.rs`: each backend gives typed access to its values, the codec
-//! names each field once, by `pw_cache_model::fields`).
+//! names each field once, by [`pw_cache_model::fields`]).
 //!
 //! ## Unreadable entries
 //! An entry a tier cannot read back — a damaged record, a value outside its field, a credential
@@ -37,8 +27,11 @@
 //! ## Non-goals
 //! A tier never moves entries between levels (promotion, demotion) and keeps no hit/miss
 //! statistics: the manager in `pw-cache` does both.
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
 mod entry_codec;
@@ -68,3 +61,31 @@ pub use redis_l3::{ChangeKind, RedisL3Options, RedisL3Tier, RemoteEvent, Subscri
 pub use sqlite_l2::{MigrationReport, SqliteL2Tier};
 pub use sqlite_l3::{HealthCheck, HealthRecord, L3OpenReport, SqliteL3Tier};
 pub use tier::{CacheTier, FAILURE_THRESHOLD, FailureMark, Rotated, TierHealth};
+
+// The layers below, for a crate that depends on `pw-cache-tiers` alone: every type this crate's
+// API takes or returns is nameable from here.
+
+/// The model layer ([`pw_cache_model`]): entries, configuration, statistics, timestamps.
+pub use pw_cache_model as model;
+
+/// The crypto layer ([`pw_cache_crypto`]): the key ring every disk tier takes, and the trust
+/// checks of its directories.
+pub use pw_cache_crypto as crypto;
+
+#[doc(no_inline)]
+pub use pw_cache_model::{
+    AccessRecord, CacheEntry, CacheTierConfig, CacheTierType, EntryError, EvictionPolicy, HealthDetail, HealthStatus,
+    OffsetDateTime, Secret,
+};
+
+#[doc(no_inline)]
+pub use pw_cache_crypto::{CryptoError, FernetKey, KeyRing, Trust, TrustError};
+
+/// The SQLite binding of the SQLite tiers: [`TierError::Sqlite`] holds its error, and the
+/// functions of [`checkpoint`] take its connections.
+#[doc(no_inline)]
+pub use rusqlite;
+
+/// The connection pool of the SQLite tiers: [`TierError::Pool`] holds its error.
+#[doc(no_inline)]
+pub use r2d2;

@@ -1,6 +1,6 @@
 //! L2: the JSONL tier, on-disk compatible both ways with proxywhirl 0.3.3's `JsonlCacheTier`.
 //!
-//! The format (specified in `docs/formats.md`): 16 files `shard_00.jsonl` ..
+//! The format (specified in [`pw_cache::docs::formats`]): 16 files `shard_00.jsonl` ..
 //! `shard_15.jsonl`; key `k` lives in shard `int(md5(k), 16) % 16` ([`shard_of`]); one JSON
 //! object per line, written exactly as Python's `json.dumps` ([`encode_line`]); credentials as
 //! lowercase hex of their Fernet tokens; the last line of a key wins.
@@ -90,6 +90,8 @@
 //! # Platform
 //!
 //! Unix: positioned reads, inode identity and `flock`.
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
 
 mod cleanup;
 mod damage;
@@ -367,11 +369,11 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// The tier's operations; [`CacheTier`] comes with them, their outcomes recorded in the tier's
-/// health (`crate::backend`). JSONL has no credential rotation, health detail or replay of
-/// its own ([`CacheTier`]'s defaults: the entry read and put back; read whole; delete and
-/// clear, a shard line keeping no write time), and keeps nothing in memory for later (no
-/// flush; closing has nothing to release).
+/// The tier's operations; [`CacheTier`](crate::CacheTier) comes with them, their outcomes
+/// recorded in the tier's health (`crate::backend`). JSONL has no credential rotation, health
+/// detail or replay of its own ([`CacheTier`](crate::CacheTier)'s defaults: the entry read and
+/// put back; read whole; delete and clear, a shard line keeping no write time), and keeps
+/// nothing in memory for later (no flush; closing has nothing to release).
 impl crate::backend::TierBackend for JsonlTier {
     fn tier_type(&self) -> CacheTierType {
         CacheTierType::L2

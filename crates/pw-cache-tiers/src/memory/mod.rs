@@ -5,7 +5,7 @@
 //! The tier is split into `N` *shards*; a key's shard is chosen by a hash of the key (a
 //! [`RandomState`] of its own, independent of the maps' hashers). Keys are hashed with
 //! foldhash, randomly seeded per hasher (std's SipHash measured slower, both in the replay's
-//! mixed phase and in this tier's get rate: `docs/performance.md`; a key is normally a SHA-256
+//! mixed phase and in this tier's get rate: [`pw_cache::docs::performance`]; a key is normally a SHA-256
 //! digest already, and an attacker who cannot see the seed cannot aim keys at one bucket). Each shard is one
 //! [`Mutex`] around:
 //! - an index, `HashMap<String, slot>`, from key to a slot of
@@ -49,7 +49,7 @@
 //! another core would then have to fetch back. The slots' links are kept apart from their
 //! entries, so a hit reads no line that applying accesses writes. How two threads' hits scaled
 //! against one thread's at each step (relinking at once, one shared array of noted accesses,
-//! lanes with the links apart): see `docs/performance.md`.
+//! lanes with the links apart): see [`pw_cache::docs::performance`].
 //!
 //! # Access order
 //!
@@ -68,7 +68,7 @@
 //! line both cores write, so with the lock's own line two lines pass between the cores
 //! whenever consecutive hits of a shard come from different threads, against one without it:
 //! two threads' hits scale less with it than without it in the same quiet runs (figures in
-//! `docs/performance.md`, "L1 against moka"). No
+//! [`pw_cache::docs::performance`], "L1 against moka"). No
 //! concurrent cache keeps that order either (moka and quick_cache keep approximate ones), so
 //! it is the opt-in: for a caller that must see threads' hits evict in the exact order they
 //! happened.
@@ -108,6 +108,8 @@
 //!
 //! The tier ignores [`CacheTierConfig::enabled`]: whether to use a disabled tier is the
 //! manager's decision.
+//!
+//! [`pw_cache::docs::performance`]: https://docs.rs/pw-cache/latest/pw_cache/docs/performance/index.html
 
 mod lanes;
 mod lfu;

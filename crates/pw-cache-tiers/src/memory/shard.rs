@@ -199,7 +199,9 @@ impl Shard {
     /// anything that depends on the lists or changes which slots are used (a put, a removal):
     /// so every eviction is exactly the policy's, while a hit writes one slot of its lane
     /// instead of relinking the slot, its neighbours and the list ends, lines that another core
-    /// then has to fetch back (measurements: `docs/performance.md`).
+    /// then has to fetch back (measurements: [`pw_cache::docs::performance`]).
+    ///
+    /// [`pw_cache::docs::performance`]: https://docs.rs/pw-cache/latest/pw_cache/docs/performance/index.html
     fn record_access(&mut self, slot: usize) {
         if self.policy == EvictionPolicy::Fifo {
             return;

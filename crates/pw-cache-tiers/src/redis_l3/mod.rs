@@ -6,7 +6,7 @@
 //!
 //! Every key lives under the namespace `ns` (default [`DEFAULT_NAMESPACE`]) and carries the
 //! hash tag `{ns}`, so that every key of a namespace is in one Redis Cluster slot and one Lua
-//! script can touch them all (specified in `docs/formats.md`, "Redis L3"):
+//! script can touch them all (specified in [`pw_cache::docs::formats`], "Redis L3"):
 //! - `pwc:{ns}:e:<key>`: a HASH per entry whose fields are the L3 column names
 //!   (`key` … `updated_at`, the 8 health fields, `evicted_from_l1`), values as the SQLite L3
 //!   stores them (times as Unix seconds written in Rust's shortest round-trip form, credentials
@@ -60,7 +60,7 @@
 //!
 //! # Memory (`maxmemory`)
 //!
-//! With `maxmemory` and `maxmemory-policy noeviction` (the setting `docs/fleet.md` requires),
+//! With `maxmemory` and `maxmemory-policy noeviction` (the setting [`pw_cache::docs::fleet`] requires),
 //! a full server refuses the writes that grow memory. Redis decides this for a script once,
 //! before it runs, from its flags: a script without flags would be checked at its first write
 //! only, and let through entirely once that write (a `DEL` or `ZREM`, which free memory) has
@@ -139,6 +139,9 @@
 //! async API. No `compact`: a replaced value (a token under a retired key) stays in the
 //! server's append-only file until Redis rewrites it (`auto-aof-rewrite-*`, `BGREWRITEAOF`),
 //! which is the server operator's to run.
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
+//! [`pw_cache::docs::fleet`]: https://docs.rs/pw-cache/latest/pw_cache/docs/fleet/index.html
 
 #[cfg(doc)]
 use crate::{CacheTier, TierError, TierHealth};

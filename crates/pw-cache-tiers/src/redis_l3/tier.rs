@@ -288,8 +288,10 @@ impl TierBackend for RedisL3Tier {
     }
 
     /// A read (checked readable), then one script that increments, decides and publishes, and
-    /// refuses when the entry changed since the read, then reads again (`docs/formats.md`,
+    /// refuses when the entry changed since the read, then reads again ([`pw_cache::docs::formats`],
     /// "Health marks").
+    ///
+    /// [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
     fn mark_failure(&self, key: &str, evict_at: Option<u64>) -> Result<FailureMark, TierError> {
         self.mark_entry_failed(key, evict_at)
     }

@@ -26,13 +26,15 @@
 //!
 //! The log starting over (a commit that leaves fewer than [`CHECKPOINT_FRAMES`] pages) begins
 //! the next cycle. What this design gains on a disk, and costs where a checkpoint waits for no
-//! disk (tmpfs), is measured in `docs/performance.md`, "Background checkpoints".
+//! disk (tmpfs), is measured in [`pw_cache::docs::performance`], "Background checkpoints".
 //!
 //! Durability does not change: a commit is in the log when it returns, whoever copies it into
 //! the database file later, and a checkpoint is the same operation on either thread.
 //! `PASSIVE` never waits for readers or writers: it copies what it can. The thread starts at
 //! the first request and is stopped (and joined) by the tier's close. Other programs writing
 //! the same file (proxywhirl) keep SQLite's automatic checkpoint on their connections.
+//!
+//! [`pw_cache::docs::performance`]: https://docs.rs/pw-cache/latest/pw_cache/docs/performance/index.html
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //!
 //! The file is `l2_cache.db` ([`DB_FILE_NAME`]) in the L2 directory, one table `l2_cache` with
 //! proxywhirl's 13 columns and its two indexes (`idx_l2_expires_at`, `idx_l2_source`), created
-//! with proxywhirl's own statements (specified in `docs/formats.md`). The table has no column
+//! with proxywhirl's own statements (specified in [`pw_cache::docs::formats`]). The table has no column
 //! for the health-monitoring fields: an entry stored here reads back with them at their
 //! defaults, as in proxywhirl.
 //!
@@ -14,6 +14,8 @@
 //!
 //! [`SqliteL2Tier::migrate_from_jsonl`] imports a JSONL tier's directory, as proxywhirl's
 //! `DiskCacheTier.migrate_from_jsonl`, in one transaction.
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! 0.3.3's `SQLiteCacheTier`.
 //!
 //! One database file (proxywhirl's default `.cache/db/proxywhirl.db`) with proxywhirl's two
-//! tables, created with its own statements (specified in `docs/formats.md`):
+//! tables, created with its own statements (specified in [`pw_cache::docs::formats`]):
 //! - `cache_entries`: the 23 columns (the entry's fields, `created_at`, `updated_at`) and the
 //!   indexes `idx_expires_at`, `idx_source`, `idx_health_status`, `idx_last_accessed`;
 //! - `health_history`: one row per health check, `proxy_key` referencing
@@ -26,6 +26,8 @@
 //! [`crate::sqlite`], "Column types").
 //! Pool, pragmas, timestamps, credentials, eviction and hit recording are shared with L2: see
 //! [`crate::sqlite`].
+//!
+//! [`pw_cache::docs::formats`]: https://docs.rs/pw-cache/latest/pw_cache/docs/formats/index.html
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

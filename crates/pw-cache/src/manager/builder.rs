@@ -59,7 +59,9 @@ pub enum KeyCheck {
     NewKey,
     /// No check: open whatever the sample says. Entries no key opens are then unreadable, and
     /// left in place (never removed by lookups, expiry, eviction, health marks, export or
-    /// close; see `docs/reliability.md`).
+    /// close; see [`docs::reliability`]).
+    ///
+    /// [`docs::reliability`]: crate::docs::reliability
     Skip,
 }
 
@@ -107,7 +109,9 @@ impl CacheManagerBuilder {
     /// directory, the key file's directory, the L3 database's directory (default
     /// [`Trust::Strict`]: owned by this user or root, not writable by group or others). Every
     /// policy refuses a directory or a key file owned by another user; see
-    /// [`pw_cache_crypto::trust`] and `docs/security.md`.
+    /// [`pw_cache_crypto::trust`] and [`docs::security`].
+    ///
+    /// [`docs::security`]: crate::docs::security
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
         self

@@ -342,7 +342,9 @@ impl Inner {
     /// At close: one last probe and replay of every tier that missed writes; what is still
     /// missing afterwards, logged as an error and returned. The list of missed keys lives in
     /// memory only, so a tier that recovers only after this process ends may serve stale or
-    /// deleted entries (see `docs/migrating-from-proxywhirl.md`, "Degradation").
+    /// deleted entries (see [`docs::migrating_from_proxywhirl`], "Degradation").
+    ///
+    /// [`docs::migrating_from_proxywhirl`]: crate::docs::migrating_from_proxywhirl
     pub(super) fn last_resync(&self) -> Vec<String> {
         self.maintain(true);
         let mut left = Vec::new();

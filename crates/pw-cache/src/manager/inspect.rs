@@ -72,11 +72,13 @@ impl CacheManager {
     /// The operator's explicit removal of every entry no serving disk tier can read: damaged
     /// records, values outside their fields that cannot be read as the nearest legal value,
     /// credential tokens no key of the ring opens (and, in a JSONL tier, lines that are not
-    /// entries). Nothing else removes such data (see `docs/reliability.md`, "Never lose what you
+    /// entries). Nothing else removes such data (see [`docs::reliability`], "Never lose what you
     /// cannot read"). Counted in each tier's `evictions_corruption`.
     ///
     /// Check first that the key ring is the right one: with a wrong key every credentialed
     /// entry is unreadable. [`CacheManager::inspect`] lists what this would remove.
+    ///
+    /// [`docs::reliability`]: crate::docs::reliability
     pub fn remove_unreadable(&self) -> UnreadableRemoval {
         let inner = &self.inner;
         let mut report = UnreadableRemoval::default();

@@ -33,7 +33,9 @@ pub(super) enum Answer {
     /// No copy.
     Absent,
     /// A copy that cannot be read (damaged, or a credential no key of the ring opens): left
-    /// where it is, never removed by a lookup (see `docs/reliability.md`).
+    /// where it is, never removed by a lookup (see [`docs::reliability`]).
+    ///
+    /// [`docs::reliability`]: crate::docs::reliability
     Unreadable(TierError),
     /// The tier failed.
     Failed(TierError),

@@ -185,12 +185,15 @@ struct Inner {
 ///
 /// Built from a [`CacheConfig`] with [`CacheManager::open`] (or [`CacheManager::builder`] for
 /// keys, custom tiers and the probe interval). Any number of threads may share it (`&self`
-/// everywhere; wrap it in an `Arc`). See `docs/architecture.md` for the concurrency, demotion
-/// and degradation design, and `docs/migrating-from-proxywhirl.md` for every
+/// everywhere; wrap it in an `Arc`). See [`docs::architecture`] for the concurrency, demotion
+/// and degradation design, and [`docs::migrating_from_proxywhirl`] for every
 /// difference from proxywhirl 0.3.3's `CacheManager`.
 ///
 /// Dropping the manager stops its background threads and flushes L1's access data to the
 /// disk tiers (errors are logged); [`CacheManager::close`] does the same and reports errors.
+///
+/// [`docs::architecture`]: crate::docs::architecture
+/// [`docs::migrating_from_proxywhirl`]: crate::docs::migrating_from_proxywhirl
 pub struct CacheManager {
     inner: Arc<Inner>,
     ttl: TtlManager,
@@ -333,10 +336,12 @@ impl CacheManager {
     /// decides the threshold on the count it produced; the tiers above take that count (or
     /// drop a copy that disagrees). So failures reported by several managers sharing an L3 all
     /// count, exactly one of them evicts, and no mark writes a cached copy over a newer version
-    /// (`docs/fleet.md`). `NotFound` when no tier holds a readable live copy, or when the
+    /// ([`docs::fleet`]). `NotFound` when no tier holds a readable live copy, or when the
     /// lowest tier no longer holds the key (deleted elsewhere, or evicted by its bound): the
     /// copies above are then dropped too. An expired entry is `NotFound` and removed (a TTL
     /// eviction). Unreadable copies are left as they are; the mark goes to the tier above.
+    ///
+    /// [`docs::fleet`]: crate::docs::fleet
     pub fn invalidate_by_health(&self, key: &str) -> HealthInvalidation {
         let outcome = self.inner.invalidate_by_health(key);
         self.inner.hand_off_evicted_use();

@@ -13,10 +13,12 @@
 //!   missed): empties L1. L2 is kept: it may hold entries this host stored while Redis was
 //!   unreachable, which L3 does not have; its copies of entries changed meanwhile stay until
 //!   they are written again or expire. A fleet that needs strict coherence runs without a
-//!   local L2 (see `docs/fleet.md`).
+//!   local L2 (see [`docs::fleet`]).
 //!
 //! The change is applied under the key's lock, so it never interleaves with this host's own
 //! lookup or put of the same key.
+//!
+//! [`docs::fleet`]: crate::docs::fleet
 
 use std::sync::{Arc, Weak};
 

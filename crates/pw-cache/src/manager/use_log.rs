@@ -19,7 +19,9 @@ use crate::error::ManagerError;
 use crate::sync::{KeyedSet, lock, try_lock, wait_while};
 
 /// Evicted entries' use is recorded in L2/L3 in batches of this many, by a background thread
-/// (see `docs/architecture.md`).
+/// (see [`docs::architecture`]).
+///
+/// [`docs::architecture`]: crate::docs::architecture
 pub const USE_BATCH: usize = 8192;
 
 /// Full batches of evicted entries' use that may wait for the writer thread; beyond, the
