@@ -62,12 +62,28 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    ExitCode::from(run_code(args))
+}
+
+/// [`run`], with the exit code as a number (for a caller that is not `main`: the Python
+/// package's `pw-cache` console script).
+pub fn run_code<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     match Cli::try_parse_from(args) {
-        Ok(cli) => run_command(&cli.command),
+        Ok(cli) => {
+            let mut out = String::new();
+            let result = execute(&cli.command, &mut out);
+            print_summary(&out);
+            report(&result);
+            exit_code(&result)
+        }
         Err(e) => {
             // Help and version go to stdout; a reader that went away is not an error.
             let _ = e.print();
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+            u8::try_from(e.exit_code()).unwrap_or(2)
         }
     }
 }
@@ -109,10 +125,15 @@ pub fn exit_code(result: &CmdResult) -> u8 {
 /// Ends a command: a [`Fatal`] error is printed on stderr as one line, `error: …` (a message
 /// with a newline, an error chain, is folded); the exit code of `result` ([`exit_code`]).
 pub fn finish(result: CmdResult) -> ExitCode {
-    if let Err(Fatal(message)) = &result {
+    report(&result);
+    ExitCode::from(exit_code(&result))
+}
+
+/// Prints a [`Fatal`] error on stderr as one line, `error: …`.
+fn report(result: &CmdResult) {
+    if let Err(Fatal(message)) = result {
         eprintln!("error: {}", message.replace('\n', " "));
     }
-    ExitCode::from(exit_code(&result))
 }
 
 /// Writes a summary on stdout. A reader that went away (`| head`) is not an error: the work is

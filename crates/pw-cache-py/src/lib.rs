@@ -2,7 +2,7 @@
 //!
 //! The Python package `pw_cache` (in `python/pw_cache/`) re-exports what is defined here:
 //! [`cache::Cache`], [`tier::Tier`], [`entry::Entry`], [`entry::PySecret`] (`pw_cache.Secret`), [`entry_model::EntryModel`] and the crypto
-//! helpers of [`crypto`]. The exception classes are defined in Python (`pw_cache/_errors.py`,
+//! helpers of [`crypto`], and the `pw-cache` command ([`cli`]). The exception classes are defined in Python (`pw_cache/_errors.py`,
 //! so that e.g. `ConfigError` can derive from both `pw_cache.Error` and `ValueError`), and
 //! raised from here through [`errors`]. The engine's `tracing` events reach Python's `logging`
 //! through [`logging`]. See `docs/python.md`.
@@ -11,6 +11,7 @@
 use pyo3::prelude::*;
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod crypto;
@@ -35,6 +36,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(crypto::decrypt, m)?)?;
     m.add_function(wrap_pyfunction!(crypto::rotate, m)?)?;
     m.add_function(wrap_pyfunction!(cache::generate_cache_key, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
