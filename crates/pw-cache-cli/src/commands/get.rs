@@ -2,6 +2,7 @@
 //! ([`pw_cache::CacheTier::peek`]: no access counted, no promotion, nothing removed): every field,
 //! credentials as `***`, and which tiers hold it.
 
+use pw_cache::model::fields::ENTRY_FIELDS;
 use pw_cache::{CacheEntry, CacheManager, CacheTier, CacheTierType};
 use serde_json::{Map, Value, json};
 
@@ -11,31 +12,6 @@ use super::{
 };
 use crate::cli::GetArgs;
 use crate::progress::Progress;
-
-/// The 21 fields of an entry, in the reference's order (the order of its JSON form).
-const ENTRY_FIELDS: [&str; 21] = [
-    "key",
-    "proxy_url",
-    "username",
-    "password",
-    "source",
-    "fetch_time",
-    "last_accessed",
-    "access_count",
-    "ttl_seconds",
-    "expires_at",
-    "health_status",
-    "failure_count",
-    "evicted_from_l1",
-    "last_health_check",
-    "consecutive_health_failures",
-    "consecutive_health_successes",
-    "recovery_attempt",
-    "next_check_time",
-    "last_health_error",
-    "total_health_checks",
-    "total_health_check_failures",
-];
 
 /// What one tier holds under a key.
 #[derive(Debug)]
