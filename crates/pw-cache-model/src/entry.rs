@@ -1,11 +1,14 @@
 //! [`CacheEntry`]: one cached proxy with its metadata, and its JSON form (the reference's
 //! `CacheEntry.model_dump(mode="json")`, the export line).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::enums::HealthStatus;
 use crate::key::generate_cache_key;
+use crate::proxy_url::CREDENTIAL_MASK;
 use crate::secret::{Secret, masked_option};
 use crate::timestamp::{self, isoformat, isoformat_option};
 
@@ -105,10 +108,28 @@ pub struct CacheEntry {
 /// because the URL is written to disk in plaintext; the credentials belong in
 /// [`CacheEntry::username`] and [`CacheEntry::password`], which are encrypted.
 pub fn proxy_url_has_userinfo(proxy_url: &str) -> bool {
-    proxy_url.split_once("://").is_some_and(|(_, rest)| {
-        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-        authority.contains('@')
-    })
+    split_authority(proxy_url).is_some_and(|(_, authority, _)| authority.contains('@'))
+}
+
+/// `proxy_url` for display: the user information of its authority, if any, replaced by `***`
+/// (`http://u:p@host:80` → `http://***@host:80`; the userinfo ends at the authority's last `@`).
+/// A URL without userinfo comes back as it is.
+pub fn mask_proxy_url_userinfo(proxy_url: &str) -> Cow<'_, str> {
+    match split_authority(proxy_url) {
+        Some((scheme, authority, tail)) => match authority.rfind('@') {
+            Some(at) => Cow::Owned(format!("{scheme}://{CREDENTIAL_MASK}@{}{tail}", &authority[at + 1..])),
+            None => Cow::Borrowed(proxy_url),
+        },
+        None => Cow::Borrowed(proxy_url),
+    }
+}
+
+/// `scheme`, authority and the rest of `scheme://authority…`: the authority runs from `://` to
+/// the first `/`, `?` or `#`.
+fn split_authority(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    Some((scheme, authority, tail))
 }
 
 impl CacheEntry {
@@ -240,6 +261,16 @@ mod tests {
         ] {
             assert!(!proxy_url_has_userinfo(url), "{url}");
         }
+    }
+
+    #[test]
+    fn user_information_is_masked() {
+        assert_eq!(mask_proxy_url_userinfo("http://1.2.3.4:80"), "http://1.2.3.4:80");
+        assert_eq!(
+            mask_proxy_url_userinfo("http://u:p@1.2.3.4:80/x@y"),
+            "http://***@1.2.3.4:80/x@y"
+        );
+        assert_eq!(mask_proxy_url_userinfo("socks5://a:b@c@h:1"), "socks5://***@h:1");
     }
 
     use super::*;

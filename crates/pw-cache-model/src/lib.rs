@@ -39,7 +39,7 @@ pub use config::{
     CacheConfig, CacheConfigBuilder, CacheTierConfig, ConfigError, DEFAULT_REDIS_NAMESPACE, MAX_TTL_SECONDS,
     REDIS_URL_ENV,
 };
-pub use entry::{CacheEntry, EntryError, proxy_url_has_userinfo};
+pub use entry::{CacheEntry, EntryError, mask_proxy_url_userinfo, proxy_url_has_userinfo};
 pub use enums::{CacheTierType, EvictionPolicy, HealthStatus, L2BackendType, L3BackendType, ParseEnumError};
 pub use key::{CACHE_KEY_LEN, generate_cache_key};
 pub use proxy_url::{InvalidProxyUrl, ProxyUrl, validate_proxy_url};

@@ -3,12 +3,12 @@
 //! credentials as `***`, and which tiers hold it.
 
 use pw_cache::model::fields::ENTRY_FIELDS;
+use pw_cache::model::mask_proxy_url_userinfo;
 use pw_cache::{CacheEntry, CacheManager, CacheTier, CacheTierType};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, mask_userinfo, open_cache, report_json,
-    say_json,
+    Access, CmdResult, Fatal, Outcome, close, describe_cache, describe_keys, open_cache, report_json, say_json,
 };
 use crate::cli::GetArgs;
 use crate::progress::Progress;
@@ -48,7 +48,9 @@ pub(crate) fn peek(tier: &dyn CacheTier, key: &str) -> Held {
 pub(crate) fn entry_json(entry: &CacheEntry) -> Value {
     let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
     if let Some(url) = value.get_mut("proxy_url") {
-        *url = json!(mask_userinfo(&entry.proxy_url));
+        // The library refuses to store a URL with credentials, but a file written by something
+        // else may hold one, and nothing printed may show a credential.
+        *url = json!(mask_proxy_url_userinfo(&entry.proxy_url));
     }
     value
 }
@@ -82,7 +84,7 @@ pub fn run(args: &GetArgs, out: &mut String) -> CmdResult {
     let found = held.iter().any(|(_, h)| !matches!(h, Held::Absent));
     let unreadable = held.iter().any(|(_, h)| matches!(h, Held::Unreadable(_)));
     let outcome = Outcome::partial_if(!found || unreadable);
-    let url = args.url.as_deref().map(mask_userinfo);
+    let url = args.url.as_deref().map(|url| mask_proxy_url_userinfo(url).into_owned());
     if args.json {
         say_json(out, &report_json(&manager, as_json(&key, url.as_deref(), &held)))?;
     } else {

@@ -495,23 +495,6 @@ pub(crate) fn say_json(out: &mut String, value: &Value) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// `proxy_url` with the user information of its authority (`user:pass@`), if any, replaced by
-/// `***@`: the library refuses to store such a URL, but a file written by something else may
-/// hold one, and nothing printed may show a credential.
-pub(crate) fn mask_userinfo(proxy_url: &str) -> String {
-    if !pw_cache::model::proxy_url_has_userinfo(proxy_url) {
-        return proxy_url.to_owned();
-    }
-    let Some((scheme, rest)) = proxy_url.split_once("://") else {
-        return proxy_url.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => proxy_url.to_owned(),
-    }
-}
-
 /// `12.3 KiB` for a byte count.
 pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -538,13 +521,6 @@ mod tests {
         assert_eq!(human_bytes(1023), "1023 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
-    }
-
-    #[test]
-    fn user_information_is_masked() {
-        assert_eq!(mask_userinfo("http://1.2.3.4:80"), "http://1.2.3.4:80");
-        assert_eq!(mask_userinfo("http://u:p@1.2.3.4:80/x@y"), "http://***@1.2.3.4:80/x@y");
-        assert_eq!(mask_userinfo("socks5://a:b@c@h:1"), "socks5://***@h:1");
     }
 
     #[test]
