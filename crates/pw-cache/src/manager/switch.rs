@@ -58,11 +58,7 @@ impl CacheManager {
             }
             return Ok(true);
         }
-        let slot = match level {
-            CacheTierType::L2 => inner.l2.as_ref(),
-            _ => inner.l3.as_ref(),
-        };
-        let Some(slot) = slot else {
+        let Some(slot) = inner.slot(level) else {
             return Ok(false);
         };
         let was_off = slot.switched_off.swap(!enabled, Ordering::AcqRel);
@@ -80,13 +76,8 @@ impl CacheManager {
         let inner = &self.inner;
         match level {
             CacheTierType::L1 => inner.l1.is_some() && !inner.l1_off.load(Ordering::Acquire),
-            CacheTierType::L2 => inner
-                .l2
-                .as_ref()
-                .is_some_and(|s| !s.switched_off.load(Ordering::Acquire)),
-            CacheTierType::L3 => inner
-                .l3
-                .as_ref()
+            _ => inner
+                .slot(level)
                 .is_some_and(|s| !s.switched_off.load(Ordering::Acquire)),
         }
     }
