@@ -115,7 +115,9 @@ impl Entry {
     }
 }
 
-fn opt_datetime(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<OffsetDateTime>> {
+/// An optional timestamp argument: `None` (or absent) is none, a `datetime` its instant in
+/// microseconds.
+pub(crate) fn opt_datetime(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<OffsetDateTime>> {
     match value.filter(|v| !v.is_none()) {
         None => Ok(None),
         Some(v) => py_to_datetime(v, what).map(|d| Some(truncate_to_micros(d))),

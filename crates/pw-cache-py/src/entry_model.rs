@@ -19,11 +19,10 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyInt, PySet, PyString, PyType};
 
 use pw_cache::model::fields;
-use pw_cache::model::timestamp::truncate_to_micros;
 use pw_cache::{CacheEntry, HealthStatus, OffsetDateTime, Secret};
 
-use crate::convert::{datetime_to_py, py_to_datetime};
-use crate::entry::{Entry, credential};
+use crate::convert::datetime_to_py;
+use crate::entry::{Entry, credential, opt_datetime};
 use crate::errors::{self, Kind};
 
 /// `EntryModel(model, secret, health, *, validate=False)`: builds `model` instances from the
@@ -206,9 +205,7 @@ impl<'py> Fields<'_, 'py> {
     }
 
     fn time(&self, name: Name<'_, 'py>) -> PyResult<Option<OffsetDateTime>> {
-        self.optional(name)?
-            .map(|v| py_to_datetime(&v, &name_of(name)).map(truncate_to_micros))
-            .transpose()
+        opt_datetime(Some(&self.get(name)?), &name_of(name))
     }
 
     /// A credential; an empty one is none (proxywhirl stores it as NULL and reads back None).

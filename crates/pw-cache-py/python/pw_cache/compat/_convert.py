@@ -86,12 +86,6 @@ def to_native(entry: CacheEntry, key: str | None = None) -> Any:
     return entry_model().to_entry(entry, key)
 
 
-def from_native(native: Any) -> CacheEntry:
-    """The :class:`CacheEntry` of a ``pw_cache.Entry``."""
-    entry: CacheEntry = entry_model()(native)
-    return entry
-
-
 def config_json(config: CacheConfig, **override: Any) -> str:
     """``config`` as the JSON document ``pw_cache.Cache.from_config_json`` takes.
 
